@@ -1,0 +1,60 @@
+"""The agent's errors, in one small hierarchy.
+
+AgentError                  anything this package raises on purpose
+├── UserError               bad configuration: the message names the flag or env var to fix
+├── ProviderError           the LLM could not be reached or answered garbage at the transport level
+│   └── ProviderUnavailable retries ran out (connection refused, timeouts, 429, 5xx, CLI exit != 0)
+├── InvalidSuggestion       a proposal failed validation; carries per-field errors for the reask
+├── ReaskBudgetExhausted    the model kept answering invalid proposals (`--on-invalid stop`)
+└── StudyError              the study storage is inconsistent with this run (other space, other task)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AgentError",
+    "InvalidSuggestion",
+    "ProviderError",
+    "ProviderUnavailable",
+    "ReaskBudgetExhausted",
+    "StudyError",
+    "UserError",
+]
+
+
+class AgentError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class UserError(AgentError):
+    """Bad configuration or input; the message says which flag or env var to change."""
+
+
+class ProviderError(AgentError):
+    """The provider failed at the transport level (not a bad answer: that is a reask)."""
+
+
+class ProviderUnavailable(ProviderError):
+    """Transport retries ran out."""
+
+
+class InvalidSuggestion(AgentError):
+    """A proposal that failed validation.
+
+    ``errors`` is a list of ``{"loc": [...], "msg": str, "input": ...}`` dicts in pydantic's shape, so the
+    reask can show the model exactly which field is wrong.
+    """
+
+    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.errors: list[dict[str, Any]] = errors or []
+
+
+class ReaskBudgetExhausted(AgentError):
+    """The model gave no valid proposal within ``--max-retries`` reasks and ``--on-invalid stop`` is set."""
+
+
+class StudyError(AgentError):
+    """The stored study does not match this run."""

@@ -1,0 +1,165 @@
+"""Typed, serialisable conversation memory, and its two renderings into chat messages.
+
+Memory is data: the system and task prompts, then one :class:`Round` per trial holding what was said while
+proposing it (the model's answers, reasks, ``read_history`` returns). The evaluation result that closes a
+round is not stored here: it lives in the trial itself and is rendered from the :class:`TrialRecord`, so a
+resumed study rebuilds exactly the same conversation from its storage.
+
+Two renderings, as in the paper:
+
+- ``chat``: the whole multi-turn conversation (system, task, answer, result, answer, result, ...).
+- ``compressed``: one user message rebuilt each round listing every past configuration with its result (as
+  the reference CIFAR code does), followed only by the current round's exchanges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from agent.providers.base import ChatMessage, Usage
+from agent.records import TrialRecord
+
+__all__ = [
+    "AnswerPart",
+    "HistoryMode",
+    "Memory",
+    "Part",
+    "ReaskPart",
+    "Round",
+    "ToolReturnPart",
+    "UserPart",
+    "dump_parts",
+    "load_parts",
+]
+
+HistoryMode = Literal["chat", "compressed"]
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class UserPart(_Part):
+    """A prompt the agent sent (e.g. "the budget allows 3 more evaluations; propose the next one")."""
+
+    kind: Literal["user"] = "user"
+    content: str
+
+
+class AnswerPart(_Part):
+    """The model's raw answer, kept verbatim (truncated only when enormous)."""
+
+    kind: Literal["answer"] = "answer"
+    content: str
+    usage: Usage | None = None
+
+
+class ReaskPart(_Part):
+    """The validation errors sent back with the request to fix them."""
+
+    kind: Literal["reask"] = "reask"
+    content: str
+    errors: list[dict[str, Any]] = []
+
+
+class ToolReturnPart(_Part):
+    """What a non-evaluating tool (``read_history``) returned."""
+
+    kind: Literal["tool_return"] = "tool_return"
+    tool: str
+    content: str
+
+
+Part = Annotated[UserPart | AnswerPart | ReaskPart | ToolReturnPart, Field(discriminator="kind")]
+_PARTS = TypeAdapter(list[Part])
+
+
+def dump_parts(parts: Sequence[Part]) -> list[dict[str, Any]]:
+    dumped: list[dict[str, Any]] = _PARTS.dump_python(list(parts), mode="json")
+    return dumped
+
+
+def load_parts(data: Any) -> list[Part]:
+    return _PARTS.validate_python(data or [])
+
+
+class Round(BaseModel):
+    """What was said while proposing one trial."""
+
+    model_config = ConfigDict(frozen=True)
+
+    trial: int
+    parts: tuple[Part, ...]
+
+
+# The renderers need two prompt texts they cannot know: how a finished trial is reported to the model,
+# and the header of the compressed history. The loop passes them in, rendered from prompts/.
+FeedbackRenderer = Callable[[TrialRecord], str]
+HistoryRenderer = Callable[[Sequence[TrialRecord]], str]
+
+
+class Memory(BaseModel):
+    """The conversation of one study."""
+
+    system: str
+    task: str
+    rounds: list[Round] = []
+
+    def messages(
+        self,
+        mode: HistoryMode,
+        records: Mapping[int, TrialRecord],
+        current: Sequence[Part],
+        *,
+        feedback: FeedbackRenderer,
+        history: HistoryRenderer,
+    ) -> list[ChatMessage]:
+        """Render the prompt for the next model call. Builds a new list; never mutates the memory."""
+        if mode == "chat":
+            return self._chat(records, current, feedback)
+        return self._compressed(records, current, history)
+
+    def _chat(
+        self, records: Mapping[int, TrialRecord], current: Sequence[Part], feedback: FeedbackRenderer
+    ) -> list[ChatMessage]:
+        out = [ChatMessage(role="system", content=self.system), ChatMessage(role="user", content=self.task)]
+        for rnd in self.rounds:
+            out.extend(_part_message(p) for p in rnd.parts)
+            record = records.get(rnd.trial)
+            if record is not None and record.finished:
+                out.append(ChatMessage(role="user", content=feedback(record)))
+        # Trials proposed by no conversation (adopted after a crash, or made by another worker) are news too.
+        spoken = {r.trial for r in self.rounds}
+        news = [r for n, r in sorted(records.items()) if n not in spoken and r.finished]
+        out.extend(ChatMessage(role="user", content=feedback(r)) for r in news)
+        out.extend(_part_message(p) for p in current)
+        return _merge_consecutive(out)
+
+    def _compressed(
+        self, records: Mapping[int, TrialRecord], current: Sequence[Part], history: HistoryRenderer
+    ) -> list[ChatMessage]:
+        finished = [r for _, r in sorted(records.items()) if r.finished]
+        user = self.task if not finished else f"{self.task}\n\n{history(finished)}"
+        out = [ChatMessage(role="system", content=self.system), ChatMessage(role="user", content=user)]
+        out.extend(_part_message(p) for p in current)
+        return _merge_consecutive(out)
+
+
+def _part_message(part: Part) -> ChatMessage:
+    if isinstance(part, AnswerPart):
+        return ChatMessage(role="assistant", content=part.content)
+    return ChatMessage(role="user", content=part.content)
+
+
+def _merge_consecutive(messages: list[ChatMessage]) -> list[ChatMessage]:
+    """Join consecutive messages of one role: chat templates expect user and assistant to alternate."""
+    merged: list[ChatMessage] = []
+    for m in messages:
+        if merged and merged[-1].role == m.role and m.role != "system":
+            merged[-1] = ChatMessage(role=m.role, content=f"{merged[-1].content}\n\n{m.content}")
+        else:
+            merged.append(m)
+    return merged

@@ -1,0 +1,74 @@
+"""A provider that plays back scripted answers: the test double for the agent loop (no model, no network)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .base import ChatMessage, Completion, Provider, Usage
+
+__all__ = ["ScriptedCall", "ScriptedProvider"]
+
+Answer = str | Callable[[Sequence[ChatMessage]], str]
+
+
+@dataclass(frozen=True)
+class ScriptedCall:
+    """What the loop sent on one call."""
+
+    messages: list[ChatMessage]
+    json_schema: dict[str, Any] | None
+    temperature: float
+    max_tokens: int
+    seed: int | None
+
+
+class ScriptedProvider(Provider):
+    """Answers each call with the next scripted answer (a string, or a function of the messages).
+
+    Every call is recorded in :attr:`calls`. Running out of answers raises ``AssertionError`` naming how
+    many were scripted, so a test that asks more often than it planned fails loudly.
+    """
+
+    name = "scripted"
+
+    def __init__(self, answers: Iterable[Answer], model: str = "scripted") -> None:
+        self._answers = list(answers)
+        self.model = model
+        self.calls: list[ScriptedCall] = []
+        self.closed = False
+
+    async def complete(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        json_schema: dict[str, Any] | None = None,
+        temperature: float = 0.7,
+        max_tokens: int = 512,
+        seed: int | None = None,
+    ) -> Completion:
+        index = len(self.calls)
+        self.calls.append(ScriptedCall(list(messages), json_schema, temperature, max_tokens, seed))
+        if index >= len(self._answers):
+            raise AssertionError(f"ScriptedProvider: call {index + 1} but only {len(self._answers)} answers scripted")
+        answer = self._answers[index]
+        text = answer(messages) if callable(answer) else answer
+        prompt_chars = sum(len(m.content) for m in messages)
+        usage = Usage(
+            provider=self.name,
+            model=self.model,
+            prompt_tokens=prompt_chars // 4,
+            completion_tokens=len(text) // 4,
+            latency_s=0.0,
+        )
+        return Completion(text=text, usage=usage)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+    @staticmethod
+    def call(tool: str, **arguments: Any) -> str:
+        """Spell a well-formed answer: ``ScriptedProvider.call("evaluate_toy", x1=1.0, x2=2.0)``."""
+        return json.dumps({"tool": tool, "arguments": arguments})

@@ -1,0 +1,294 @@
+"""Search spaces: float and int (linear or log) and categorical parameters.
+
+A :class:`SearchSpace` samples seeded configurations, validates proposed ones with precise per-field errors,
+gives the JSON schema of a configuration (sent to providers that constrain decoding), converts to Optuna
+distributions, and loads from a JSON or YAML file::
+
+    {"learning_rate": {"type": "float", "low": 1e-4, "high": 0.1, "log": true},
+     "optimizer": {"type": "categorical", "choices": ["adam", "sgd"]}}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import optuna.distributions as od
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from agent.errors import InvalidSuggestion, UserError
+
+__all__ = ["CategoricalParam", "Choice", "FloatParam", "IntParam", "Param", "SearchSpace"]
+
+Choice = str | int | float | bool
+
+
+class _ParamBase(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: str = ""
+
+
+class FloatParam(_ParamBase):
+    type: Literal["float"] = "float"
+    low: float
+    high: float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> FloatParam:
+        _check_range(self.low, self.high, self.log)
+        return self
+
+
+class IntParam(_ParamBase):
+    type: Literal["int"] = "int"
+    low: int
+    high: int
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> IntParam:
+        _check_range(self.low, self.high, self.log)
+        return self
+
+
+class CategoricalParam(_ParamBase):
+    type: Literal["categorical"] = "categorical"
+    choices: tuple[Choice, ...]
+
+    @model_validator(mode="after")
+    def _check(self) -> CategoricalParam:
+        if not self.choices:
+            raise ValueError("a categorical parameter needs at least one choice")
+        if len({json.dumps(c) for c in self.choices}) != len(self.choices):
+            raise ValueError(f"choices must be distinct, got {list(self.choices)}")
+        return self
+
+
+Param = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
+
+
+def _check_range(low: float, high: float, log: bool) -> None:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError("low and high must be finite")
+    if low > high:
+        raise ValueError(f"low ({low}) must not exceed high ({high})")
+    if log and low <= 0:
+        raise ValueError(f"a log-scaled parameter needs low > 0, got {low}")
+
+
+def _same_choice(a: Any, b: Choice) -> bool:
+    """Categorical membership without Python's 1 == True == 1.0 conflation across kinds."""
+    if isinstance(b, bool) or isinstance(a, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(b, int | float) and isinstance(a, int | float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=0.0) if isinstance(b, float) else a == b
+    return type(a) is type(b) and a == b
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+class SearchSpace(BaseModel):
+    """An ordered mapping of parameter name to parameter definition."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    params: dict[str, Param]
+
+    @model_validator(mode="after")
+    def _check(self) -> SearchSpace:
+        if not self.params:
+            raise ValueError("a search space needs at least one parameter")
+        return self
+
+    # ---- construction -------------------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SearchSpace:
+        """Build from ``{name: {"type": ..., ...}}`` (or ``{"params": {...}}``)."""
+        body = data.get("params", data) if isinstance(data, Mapping) else data
+        try:
+            return cls.model_validate({"params": body})
+        except ValidationError as exc:
+            raise UserError(f"invalid search space: {_format_errors(exc.errors())}") from exc
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> SearchSpace:
+        """Load a JSON or YAML file (the reference's ``--search_space FILE``)."""
+        p = Path(path)
+        try:
+            text = p.read_text()
+        except OSError as exc:
+            raise UserError(f"--search_space: cannot read {p}: {exc.strerror}") from exc
+        try:
+            data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+        except (json.JSONDecodeError, yaml.YAMLError) as exc:
+            raise UserError(f"--search_space: {p} is not valid {p.suffix.lstrip('.') or 'YAML'}: {exc}") from exc
+        if not isinstance(data, Mapping):
+            raise UserError(f"--search_space: {p} must hold a mapping of parameter names to definitions")
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_optuna(cls, distributions: Mapping[str, od.BaseDistribution]) -> SearchSpace:
+        params: dict[str, FloatParam | IntParam | CategoricalParam] = {}
+        for name, dist in distributions.items():
+            if isinstance(dist, od.FloatDistribution):
+                params[name] = FloatParam(low=dist.low, high=dist.high, log=dist.log)
+            elif isinstance(dist, od.IntDistribution):
+                params[name] = IntParam(low=dist.low, high=dist.high, log=dist.log)
+            elif isinstance(dist, od.CategoricalDistribution):
+                choices = tuple(c for c in dist.choices if c is not None)
+                params[name] = CategoricalParam(choices=choices)
+            else:
+                raise UserError(f"unsupported Optuna distribution for {name!r}: {dist!r}")
+        return cls(params=params)
+
+    def to_optuna(self) -> dict[str, od.BaseDistribution]:
+        out: dict[str, od.BaseDistribution] = {}
+        for name, p in self.params.items():
+            if isinstance(p, FloatParam):
+                out[name] = od.FloatDistribution(p.low, p.high, log=p.log)
+            elif isinstance(p, IntParam):
+                out[name] = od.IntDistribution(p.low, p.high, log=p.log)
+            else:
+                out[name] = od.CategoricalDistribution(p.choices)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: p.model_dump(exclude_defaults=True) | {"type": p.type} for name, p in self.params.items()}
+
+    # ---- sampling -----------------------------------------------------------------------------------
+
+    def sample(self, rng: random.Random) -> dict[str, Choice]:
+        """One configuration drawn uniformly (log-uniformly for log parameters)."""
+        config: dict[str, Choice] = {}
+        for name, p in self.params.items():
+            if isinstance(p, FloatParam):
+                if p.log:
+                    config[name] = math.exp(rng.uniform(math.log(p.low), math.log(p.high)))
+                else:
+                    config[name] = rng.uniform(p.low, p.high)
+            elif isinstance(p, IntParam):
+                if p.log:
+                    v = round(math.exp(rng.uniform(math.log(p.low), math.log(p.high))))
+                    config[name] = min(max(v, p.low), p.high)
+                else:
+                    config[name] = rng.randint(p.low, p.high)
+            else:
+                config[name] = rng.choice(p.choices)
+        return config
+
+    # ---- validation ---------------------------------------------------------------------------------
+
+    def validate_config(self, config: Any) -> dict[str, Choice]:
+        """Return the canonical configuration or raise :class:`InvalidSuggestion` listing every bad field.
+
+        Numbers must be JSON numbers (not strings), finite and in range; an int parameter accepts a float
+        with no fractional part (``64.0``); categorical values must be one of the choices (numeric choices
+        compare with a 1e-9 relative tolerance and come back as the choice itself).
+        """
+        if not isinstance(config, Mapping):
+            raise InvalidSuggestion(
+                "the configuration must be a JSON object",
+                [_err((), f"expected an object with keys {list(self.params)}", config)],
+            )
+        errors: list[dict[str, Any]] = []
+        out: dict[str, Choice] = {}
+        for name in config:
+            if name not in self.params:
+                errors.append(_err((name,), f"unknown parameter; valid parameters: {list(self.params)}", None))
+        for name, p in self.params.items():
+            if name not in config:
+                errors.append(_err((name,), f"missing; {self.describe_param(name)}", None))
+                continue
+            value = config[name]
+            problem, canonical = _check_value(p, value)
+            if problem:
+                errors.append(_err((name,), problem, value))
+            else:
+                out[name] = canonical
+        if errors:
+            raise InvalidSuggestion(f"invalid configuration: {_format_errors(errors)}", errors)
+        return out
+
+    def describe_param(self, name: str) -> str:
+        p = self.params[name]
+        if isinstance(p, CategoricalParam):
+            return "one of " + ", ".join(json.dumps(c) for c in p.choices)
+        kind = "a number" if isinstance(p, FloatParam) else "an integer"
+        scale = ", log scale" if p.log else ""
+        return f"{kind} in [{p.low:g}, {p.high:g}]{scale}"
+
+    def json_schema(self) -> dict[str, Any]:
+        """The JSON schema of one configuration (every key required, nothing else allowed)."""
+        props: dict[str, Any] = {}
+        for name, p in self.params.items():
+            if isinstance(p, CategoricalParam):
+                prop: dict[str, Any] = {"enum": list(p.choices)}
+            else:
+                prop = {
+                    "type": "number" if isinstance(p, FloatParam) else "integer",
+                    "minimum": p.low,
+                    "maximum": p.high,
+                }
+            if p.description:
+                prop["description"] = p.description
+            props[name] = prop
+        return {
+            "type": "object",
+            "properties": props,
+            "required": list(self.params),
+            "additionalProperties": False,
+        }
+
+    def key(self, config: Mapping[str, Any]) -> str:
+        """A canonical string for a configuration, to detect repeated proposals."""
+        parts = {}
+        for name, p in self.params.items():
+            v = config.get(name)
+            parts[name] = float(f"{v:.6g}") if isinstance(p, FloatParam) and _is_number(v) else v
+        return json.dumps(parts, sort_keys=True)
+
+
+def _check_value(p: FloatParam | IntParam | CategoricalParam, value: Any) -> tuple[str | None, Choice]:
+    if isinstance(p, CategoricalParam):
+        for choice in p.choices:
+            if _same_choice(value, choice):
+                return None, choice
+        return f"not one of the choices {[c for c in p.choices]}", value
+    if not _is_number(value):
+        kind = "number" if isinstance(p, FloatParam) else "integer"
+        return f"must be a JSON {kind}, got {type(value).__name__} {value!r:.60}", value
+    if not math.isfinite(value):
+        return "must be finite (NaN and Infinity are not allowed)", value
+    if isinstance(p, IntParam):
+        if isinstance(value, float):
+            if not value.is_integer():
+                return f"must be an integer, got {value}", value
+            value = int(value)
+    else:
+        value = float(value)
+    if not p.low <= value <= p.high:
+        return f"out of range: must be in [{p.low:g}, {p.high:g}], got {value:g}", value
+    return None, value
+
+
+def _err(loc: tuple[Any, ...], msg: str, value: Any) -> dict[str, Any]:
+    shown = value if value is None or isinstance(value, int | float | bool) else repr(value)[:80]
+    return {"loc": list(loc), "msg": msg, "input": shown}
+
+
+def _format_errors(errors: list[Any]) -> str:
+    parts = []
+    for e in errors:
+        loc = ".".join(str(x) for x in e.get("loc", ())) or "(root)"
+        parts.append(f"{loc}: {e.get('msg')}")
+    return "; ".join(parts)

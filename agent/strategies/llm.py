@@ -1,0 +1,42 @@
+"""``llm``: the agent proposes every configuration (the paper's loop)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import optuna
+
+from agent.loop import Agent
+from agent.memory import Round
+
+from .base import Proposal, ProposeContext, Strategy, resumed_seed
+
+__all__ = ["LLMStrategy"]
+
+
+class LLMStrategy(Strategy):
+    """Each round the model reads the conversation and calls the evaluation tool.
+
+    The study's sampler is a random sampler: it draws the fallback configuration when the model's answers
+    stay invalid after every reask (``--on-invalid random``).
+    """
+
+    name = "llm"
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    def sampler(self, seed: int, n_existing: int) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.RandomSampler(seed=resumed_seed(seed, n_existing))
+
+    def restore(self, rounds: Sequence[Round]) -> None:
+        self.agent.restore(rounds)
+
+    async def propose(self, ctx: ProposeContext) -> Proposal:
+        return await self.agent.propose(ctx.records)
+
+    def trial_started(self, number: int, proposal: Proposal) -> None:
+        self.agent.add_round(number, proposal.parts)
+
+    async def aclose(self) -> None:
+        await self.agent.provider.aclose()

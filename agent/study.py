@@ -1,0 +1,354 @@
+"""Study storage: an Optuna study (SQLite by default) plus per-trial JSON files and an events log.
+
+Everything a run learns lands in the Optuna storage first: parameters, value, state, the model's raw answer,
+the round's conversation, reasks and usage (as trial user attributes). The JSON file per trial under
+``save_dir/trials/`` and ``save_dir/events.jsonl`` are written after it, for people and scripts.
+
+Resuming: finished trials (complete, pruned, failed) count toward the budget; a trial left RUNNING by a
+process that died is *adopted* (re-evaluated with the same parameters and finished under the same number),
+so a crash never loses nor duplicates a trial.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import uuid
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import optuna
+import optuna.storages.journal
+import structlog
+from optuna.trial import FrozenTrial, TrialState
+
+from evaluators.base import EvalResult
+
+from .errors import StudyError, UserError
+from .memory import Round, load_parts
+from .records import ProposalSource, TrialRecord
+from .space import Choice, SearchSpace
+
+__all__ = ["StudyStore", "default_storage_url", "open_storage"]
+
+_STATE = {
+    TrialState.COMPLETE: "complete",
+    TrialState.FAIL: "fail",
+    TrialState.PRUNED: "pruned",
+    TrialState.RUNNING: "running",
+}
+_FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+_MAX_ATTR_CHARS = 20_000
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def default_storage_url(save_dir: Path) -> str:
+    return f"sqlite:///{save_dir.resolve() / 'study.db'}"
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """An Optuna storage for ``url``; SQLite waits on locks instead of failing when workers share it."""
+    try:
+        if url.startswith("sqlite:///"):
+            path = Path(url.removeprefix("sqlite:///"))
+            if not path.parent.is_dir():
+                raise UserError(f"--storage {url}: the folder {path.parent} does not exist; create it first")
+            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+        if url.endswith(".log") or url.startswith("journal:"):
+            file = url.removeprefix("journal:")
+            backend = optuna.storages.journal.JournalFileBackend(file)
+            return optuna.storages.JournalStorage(backend)
+        return optuna.storages.RDBStorage(url)
+    except UserError:
+        raise
+    except Exception as exc:  # SQLAlchemy raises many kinds; all mean the same to a user
+        raise UserError(f"--storage {url}: cannot open the study storage: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class _Worker:
+    host: str
+    pid: int
+    token: str
+
+    @classmethod
+    def me(cls) -> _Worker:
+        return cls(socket.gethostname(), os.getpid(), uuid.uuid4().hex)
+
+    def as_attr(self) -> dict[str, Any]:
+        return {"host": self.host, "pid": self.pid, "token": self.token}
+
+    def owns_stale(self, attr: Any) -> bool:
+        """Is a RUNNING trial with owner ``attr`` abandoned (its process is gone)?"""
+        if not isinstance(attr, Mapping) or attr.get("host") != self.host:
+            return not isinstance(attr, Mapping)  # no owner recorded: nobody will finish it
+        if attr.get("token") == self.token:
+            return False
+        pid = attr.get("pid")
+        return pid == self.pid or not _pid_alive(int(pid) if isinstance(pid, int) else -1)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (killed child not yet reaped by its parent) is gone for our purposes.
+    with contextlib.suppress(OSError):
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][:1] != "Z"
+    return True
+
+
+class StudyStore:
+    """One study: its Optuna storage, its folder, its events log."""
+
+    def __init__(self, study: optuna.Study, save_dir: Path, space: SearchSpace, events_file: TextIO) -> None:
+        self.study = study
+        self.save_dir = save_dir
+        self.space = space
+        self._distributions = space.to_optuna()
+        self._worker = _Worker.me()
+        self._live: dict[int, optuna.trial.Trial] = {}
+        self._events_file = events_file
+        self.events = structlog.wrap_logger(
+            structlog.WriteLogger(events_file),
+            processors=[
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.processors.JSONRenderer(default=str),
+            ],
+            context_class=dict,
+        )
+
+    # ---- opening ------------------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        save_dir: Path,
+        study_name: str,
+        space: SearchSpace,
+        meta: Mapping[str, Any],
+        storage: str | None = None,
+        sampler: optuna.samplers.BaseSampler | None = None,
+    ) -> StudyStore:
+        """Create the study or load it to resume; refuse one made for another task or search space."""
+        save_dir = Path(save_dir)
+        try:
+            (save_dir / "trials").mkdir(parents=True, exist_ok=True)
+            events_file = open(save_dir / "events.jsonl", "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            raise UserError(f"--save_dir {save_dir}: cannot write there ({exc.strerror}); choose another") from exc
+        url = storage or default_storage_url(save_dir)
+        study = optuna.create_study(
+            storage=open_storage(url),
+            study_name=study_name,
+            direction="minimize",
+            sampler=sampler,
+            load_if_exists=True,
+        )
+        stored_space = study.user_attrs.get("space")
+        current_space = space.to_dict()
+        if stored_space is None:
+            study.set_user_attr("space", current_space)
+            for key, value in meta.items():
+                study.set_user_attr(key, value)
+        else:
+            if _canon(stored_space) != _canon(current_space):
+                raise StudyError(
+                    f"study {study_name!r} in {url} was created with another search space; "
+                    "use a new --save_dir (or --study-name) for a new space"
+                )
+            for key in ("task",):
+                if key in meta and study.user_attrs.get(key) not in (None, meta[key]):
+                    raise StudyError(
+                        f"study {study_name!r} in {url} belongs to task {study.user_attrs.get(key)!r}, "
+                        f"not {meta[key]!r}; use a new --save_dir (or --study-name)"
+                    )
+        return cls(study, save_dir, space, events_file)
+
+    def close(self) -> None:
+        self._events_file.close()
+
+    # ---- reading ------------------------------------------------------------------------------------
+
+    def _trials(self) -> list[FrozenTrial]:
+        return self.study.get_trials(deepcopy=False)
+
+    def records(self) -> list[TrialRecord]:
+        return [_record(t) for t in self._trials() if t.state in _STATE]
+
+    def finished_count(self) -> int:
+        return sum(1 for t in self._trials() if t.state in _FINISHED)
+
+    def live_running_count(self) -> int:
+        """RUNNING trials whose owner is alive (another worker's, or ours)."""
+        return sum(
+            1
+            for t in self._trials()
+            if t.state == TrialState.RUNNING and not self._worker.owns_stale(t.user_attrs.get("worker"))
+        )
+
+    def stale_trials(self) -> list[FrozenTrial]:
+        return [
+            t
+            for t in self._trials()
+            if t.state == TrialState.RUNNING and self._worker.owns_stale(t.user_attrs.get("worker"))
+        ]
+
+    def rounds(self) -> list[Round]:
+        """The stored conversation, one round per trial that has one."""
+        out = []
+        for t in self._trials():
+            parts = t.user_attrs.get("conversation")
+            if parts:
+                out.append(Round(trial=t.number, parts=tuple(load_parts(parts))))
+        return out
+
+    def best(self) -> TrialRecord | None:
+        done = [r for r in self.records() if r.state == "complete" and r.value is not None]
+        return min(done, key=lambda r: (r.value, r.number)) if done else None
+
+    # ---- writing ------------------------------------------------------------------------------------
+
+    def start(
+        self, config: Mapping[str, Choice] | None, source: ProposalSource, attrs: Mapping[str, Any]
+    ) -> tuple[int, dict[str, Choice]]:
+        """Create a RUNNING trial with ``config`` (or one from the study's sampler when None)."""
+        with self._fixed(config):
+            trial = self.study.ask(self._distributions)
+        trial.set_user_attr("worker", self._worker.as_attr())
+        trial.set_user_attr("source", source)
+        trial.set_user_attr("started_at", _now())
+        for key, value in attrs.items():
+            trial.set_user_attr(key, _bounded(value))
+        chosen = {name: trial.params[name] for name in self._distributions}
+        self._live[trial.number] = trial
+        self.events.info("trial_started", trial=trial.number, source=source, config=chosen)
+        return trial.number, chosen
+
+    def adopt(self, stale: FrozenTrial) -> tuple[int, dict[str, Choice]]:
+        """Take over a trial whose process died; fill any parameter it had not got yet."""
+        trial = optuna.trial.Trial(self.study, stale._trial_id)  # Optuna exposes no public id accessor
+        chosen = {name: _suggest(trial, name, dist) for name, dist in self._distributions.items()}
+        self._live[stale.number] = trial
+        trial.set_user_attr("worker", self._worker.as_attr())
+        trial.set_user_attr("resumed", int(stale.user_attrs.get("resumed", 0)) + 1)
+        if "source" not in stale.user_attrs:
+            trial.set_user_attr("source", "resumed")
+        self.events.info("trial_adopted", trial=stale.number, config=chosen)
+        return stale.number, chosen
+
+    def finish(self, number: int, result: EvalResult, seconds: float) -> TrialRecord:
+        """Record the evaluation, then write the trial's JSON file."""
+        trial = self._live.pop(number)
+        trial.set_user_attr("metrics", _bounded(result.metrics))
+        trial.set_user_attr("error", result.error)
+        trial.set_user_attr("seconds", round(seconds, 4))
+        trial.set_user_attr("finished_at", _now())
+        state = {"complete": TrialState.COMPLETE, "fail": TrialState.FAIL, "pruned": TrialState.PRUNED}[result.state]
+        self.study.tell(trial, result.value if state == TrialState.COMPLETE else None, state=state)
+        final = next(t for t in self._trials() if t.number == number)
+        record = _record(final)
+        self._write_trial_json(final)
+        self.events.info(
+            "trial_finished",
+            trial=number,
+            state=record.state,
+            value=record.value,
+            error=record.error,
+            seconds=round(seconds, 4),
+        )
+        return record
+
+    def _write_trial_json(self, t: FrozenTrial) -> None:
+        attrs = dict(t.user_attrs)
+        body = {
+            "study": self.study.study_name,
+            "trial": t.number,
+            "state": _STATE.get(t.state, str(t.state)),
+            "value": t.value,
+            "hyperparameters": t.params,
+            "metrics": attrs.pop("metrics", {}),
+            "error": attrs.pop("error", None),
+            "source": attrs.pop("source", None),
+            "started_at": attrs.pop("started_at", None),
+            "finished_at": attrs.pop("finished_at", None),
+            "seconds": attrs.pop("seconds", None),
+            **attrs,
+        }
+        path = self.save_dir / "trials" / f"trial_{t.number:04d}.json"
+        tmp = path.with_suffix(f".json.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(body, indent=2, default=str))
+        os.replace(tmp, path)
+
+    @contextlib.contextmanager
+    def _fixed(self, config: Mapping[str, Choice] | None) -> Iterator[None]:
+        if config is None:
+            yield
+            return
+        base = self.study.sampler
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.study.sampler = optuna.samplers.PartialFixedSampler(dict(config), base)
+        try:
+            yield
+        finally:
+            self.study.sampler = base
+
+
+def _record(t: FrozenTrial) -> TrialRecord:
+    source = t.user_attrs.get("source", "sampler")
+    return TrialRecord(
+        number=t.number,
+        config=dict(t.params),
+        state=_STATE[t.state],  # type: ignore[arg-type]
+        value=t.value if t.state == TrialState.COMPLETE else None,
+        metrics=dict(t.user_attrs.get("metrics") or {}),
+        error=t.user_attrs.get("error"),
+        source=source if source in ("llm", "fallback", "sampler", "resumed") else "sampler",
+    )
+
+
+def _suggest(trial: optuna.trial.Trial, name: str, dist: optuna.distributions.BaseDistribution) -> Choice:
+    """Suggest through the public API; an already-set parameter comes back unchanged."""
+    if isinstance(dist, optuna.distributions.FloatDistribution):
+        return trial.suggest_float(name, dist.low, dist.high, log=dist.log)
+    if isinstance(dist, optuna.distributions.IntDistribution):
+        return trial.suggest_int(name, dist.low, dist.high, log=dist.log)
+    assert isinstance(dist, optuna.distributions.CategoricalDistribution)
+    value = trial.suggest_categorical(name, dist.choices)
+    assert value is not None, f"{name}: None is not a choice of our spaces"
+    return value
+
+
+def _canon(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, default=str)
+
+
+def _bounded(value: Any) -> Any:
+    """Keep attributes storable: an enormous model answer is cut, with a note of its real length."""
+    if isinstance(value, str) and len(value) > _MAX_ATTR_CHARS:
+        return value[:_MAX_ATTR_CHARS] + f"... [cut: {len(value)} characters in all]"
+    if isinstance(value, list):
+        return [_bounded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _bounded(v) for k, v in value.items()}
+    return value
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")

@@ -1,0 +1,140 @@
+"""The registry of tasks: name -> search space, evaluation tool, prompt template and description.
+
+Tasks are built lazily (a tabular table takes a second to load), so listing them costs nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from evaluators.tabular import TABULAR_DATASETS, TabularBenchmark
+from evaluators.toy import TOY_FUNCTIONS
+from tools.base import EvaluationTool
+from tools.evaluate_tabular import EvaluateTabular
+from tools.evaluate_toy import EvaluateToy
+
+from .errors import UserError
+from .space import CategoricalParam, FloatParam, SearchSpace
+
+__all__ = ["TASK_GROUPS", "Task", "TaskInfo", "build_task", "list_tasks"]
+
+Family = Literal["toy", "tabular", "cifar"]
+
+
+@dataclass(frozen=True)
+class Task:
+    """A built task, ready to evaluate."""
+
+    name: str
+    family: Family
+    description: str
+    space: SearchSpace
+    template: str
+    tool: EvaluationTool
+    #: The known optimum (toy minima, a table's best true error), for regret; None where unknown.
+    optimum: float | None = None
+    #: Noise-free score of a configuration where the objective is noisy (tabular: mean over seeds).
+    true_error: Callable[[Mapping[str, Any]], float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    name: str
+    family: Family
+    summary: str
+
+
+# A factory takes (seed, search-space override, options) and builds the task.
+_Factory = Callable[[int, SearchSpace | None, Mapping[str, Any]], Task]
+_REGISTRY: dict[str, tuple[TaskInfo, _Factory]] = {}
+
+
+def _register(info: TaskInfo, factory: _Factory) -> None:
+    _REGISTRY[info.name] = (info, factory)
+
+
+def list_tasks() -> list[TaskInfo]:
+    return [info for info, _ in _REGISTRY.values()]
+
+
+def build_task(
+    name: str, seed: int = 0, space: SearchSpace | None = None, options: Mapping[str, Any] | None = None
+) -> Task:
+    """Build task ``name``; ``space`` replaces its default search space (``--search_space``)."""
+    if name not in _REGISTRY:
+        raise UserError(
+            f"unknown task {name!r} (--task); run `python -m agent tasks` to list them: " + ", ".join(sorted(_REGISTRY))
+        )
+    _, factory = _REGISTRY[name]
+    return factory(seed, space, options or {})
+
+
+# ---- toy functions ------------------------------------------------------------------------------------
+
+
+def _toy_factory(fn_name: str) -> _Factory:
+    def build(seed: int, space: SearchSpace | None, options: Mapping[str, Any]) -> Task:
+        fn = TOY_FUNCTIONS[fn_name]
+        default = SearchSpace(params={name: FloatParam(low=lo, high=hi) for name, (lo, hi) in fn.bounds.items()})
+        space = space or default
+        return Task(
+            name=f"toy-{fn_name}",
+            family="toy",
+            description=fn.description,
+            space=space,
+            template="task_toy",
+            tool=EvaluateToy(fn_name, space),
+            optimum=fn.minimum,
+        )
+
+    return build
+
+
+for _fn in TOY_FUNCTIONS.values():
+    _register(TaskInfo(f"toy-{_fn.name}", "toy", _fn.description), _toy_factory(_fn.name))
+
+
+# ---- tabular benchmarks -------------------------------------------------------------------------------
+
+_TABULAR_PREFIX = {"hpobench": "hpobench", "nb201": "nb201"}
+
+
+def _tabular_factory(family: str, dataset: str) -> _Factory:
+    def build(seed: int, space: SearchSpace | None, options: Mapping[str, Any]) -> Task:
+        bench = TabularBenchmark(family, dataset, seed=seed)
+        default = SearchSpace(params={p.name: CategoricalParam(choices=tuple(p.choices)) for p in bench.params})
+        space = space or default
+        return Task(
+            name=f"{_TABULAR_PREFIX[family]}-{dataset}",
+            family="tabular",
+            description=bench.description,
+            space=space,
+            template="task_tabular",
+            tool=EvaluateTabular(bench, space),
+            optimum=bench.best_true_error(),
+            true_error=bench.true_error,
+        )
+
+    return build
+
+
+_TABULAR_SUMMARY = {
+    "hpobench": "HPOBench MLP on OpenML {dataset}: tune alpha, batch_size, depth, learning_rate_init, width",
+    "nb201": "NAS-Bench-201 cell on {dataset}: choose the 6 operations Op0..Op5",
+}
+for _family, _datasets in TABULAR_DATASETS.items():
+    for _ds in _datasets:
+        _register(
+            TaskInfo(f"{_TABULAR_PREFIX[_family]}-{_ds}", "tabular", _TABULAR_SUMMARY[_family].format(dataset=_ds)),
+            _tabular_factory(_family, _ds),
+        )
+
+#: Groups accepted wherever a list of tasks is (``bench --tasks hpobench,toy``).
+TASK_GROUPS: dict[str, list[str]] = {
+    "toy": [n for n in _REGISTRY if n.startswith("toy-")],
+    "hpobench": [n for n in _REGISTRY if n.startswith("hpobench-")],
+    "nb201": [n for n in _REGISTRY if n.startswith("nb201-")],
+}
