@@ -7,11 +7,13 @@ python -m agent tasks
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
+import structlog
 
 from tools.read_history import ReadHistory
 
@@ -115,7 +117,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         "--llm",
         dest="model",
         default=None,
-        help="model name for the provider (env AGENT_MODEL; --llm is the reference spelling)",
+        help="model name for openai/ollama, a .gguf path for embedded "
+        "(env AGENT_MODEL; --llm is the reference spelling)",
     )
 
 
@@ -138,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args_list or args_list[0] not in (*COMMANDS, "-h", "--help"):
         args_list.insert(0, "run")
     args = build_parser().parse_args(args_list)
+    _quiet_library_logs()
     try:
         if args.command == "tasks":
             return _tasks()
@@ -159,6 +163,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AgentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+def _quiet_library_logs() -> None:
+    """Our own events go to events.jsonl; on the terminal only warnings (a retry, say) are worth showing."""
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
 
 
 def _tasks() -> int:
@@ -188,7 +200,7 @@ async def _run(args: argparse.Namespace) -> StudySummary:
     try:
         strategy = _make_strategy(strategy_name, task, store, args)
         store.study.sampler = strategy.sampler(args.seed, len(store.study.get_trials(deepcopy=False)))
-        reporter = RichReporter()
+        reporter = RichReporter(quiet=args.quiet)
         try:
             return await optimize(
                 tool=task.tool,
@@ -196,7 +208,7 @@ async def _run(args: argparse.Namespace) -> StudySummary:
                 store=store,
                 budget=args.budget,
                 seed=args.seed,
-                reporter=None if args.quiet else reporter,
+                reporter=reporter,
             )
         finally:
             await strategy.aclose()
@@ -208,7 +220,7 @@ def _make_strategy(name: str, task: Task, store: StudyStore, args: argparse.Name
     if name == "random":
         return RandomStrategy()
     if name == "tpe":
-        return TPEStrategy()
+        return TPEStrategy.for_budget(args.budget)
     from .providers import get_provider
 
     provider = get_provider(args.provider, args.model)

@@ -19,24 +19,31 @@ __all__ = ["RichReporter"]
 class RichReporter:
     """Prints one line per trial and a summary; stays quiet about the LLM's words (see events.jsonl)."""
 
-    def __init__(self, console: Console | None = None) -> None:
+    def __init__(self, console: Console | None = None, *, quiet: bool = False) -> None:
         self.console = console or Console(highlight=False)
+        self.quiet = quiet
         self.budget = 0
 
     def started(self, *, study: str, budget: int, done: int) -> None:
         self.budget = budget
+        if self.quiet:
+            return
         verb = "resuming" if done else "starting"
         self.console.print(f"[bold]{verb}[/] study [cyan]{study}[/]: {done}/{budget} trials done")
 
     def proposing(self, number: int) -> None:
-        if self.console.is_terminal:
+        if self.console.is_terminal and not self.quiet:
             self.console.print(f"[dim]trial #{number}: choosing a configuration...[/]", end="\r")
 
     def trial_started(self, number: int, config: dict[str, Choice], source: str) -> None:
+        if self.quiet:
+            return
         tag = f" [yellow]({source})[/]" if source not in ("llm", "sampler") else ""
         self.console.print(f"trial #{number}{tag}: {json.dumps(compact_config(config))}", end=" ", soft_wrap=True)
 
     def trial_finished(self, record: TrialRecord, best: TrialRecord | None) -> None:
+        if self.quiet:
+            return
         if record.state == "complete":
             outcome = f"-> [green]{record.value:.6g}[/]"
         elif record.state == "pruned":

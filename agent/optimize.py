@@ -8,6 +8,9 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import anyio
+import anyio.lowlevel
+
 from evaluators.base import EvalResult
 from tools.base import EvaluationTool
 
@@ -60,12 +63,14 @@ async def optimize(
 ) -> StudySummary:
     """Evaluate until ``budget`` trials have finished in the study (counting those of earlier runs)."""
     reporter = reporter or NullReporter()
+    store.sync_files()
     strategy.restore(store.rounds())
     rng = random.Random(seed)
     before = store.finished_count()
     reporter.started(study=store.study.study_name, budget=budget, done=before)
     store.events.info("study_started", study=store.study.study_name, budget=budget, finished=before)
     while True:
+        await anyio.lowlevel.checkpoint()  # a study of instant evaluations must still see cancellation (Ctrl-C)
         stale = store.stale_trials()
         if stale:
             number, config = store.adopt(stale[0])

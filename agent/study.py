@@ -25,6 +25,7 @@ from typing import Any, TextIO
 
 import optuna
 import optuna.storages.journal
+import sqlalchemy
 import structlog
 from optuna.trial import FrozenTrial, TrialState
 
@@ -60,7 +61,10 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             path = Path(url.removeprefix("sqlite:///"))
             if not path.parent.is_dir():
                 raise UserError(f"--storage {url}: the folder {path.parent} does not exist; create it first")
-            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+            storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+            sqlalchemy.event.listen(storage.engine, "connect", _sqlite_pragmas)
+            storage.engine.dispose()  # connections made before the listener get the pragmas too
+            return storage
         if url.endswith(".log") or url.startswith("journal:"):
             file = url.removeprefix("journal:")
             backend = optuna.storages.journal.JournalFileBackend(file)
@@ -70,6 +74,15 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         raise
     except Exception as exc:  # SQLAlchemy raises many kinds; all mean the same to a user
         raise UserError(f"--storage {url}: cannot open the study storage: {exc}") from exc
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    """WAL with synchronous=NORMAL: a commit costs microseconds instead of an fsync (Optuna commits ~25
+    times a trial), and a killed process still loses nothing; only a power cut may drop the last commits."""
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 @dataclass(frozen=True)
@@ -152,32 +165,36 @@ class StudyStore:
             events_file = open(save_dir / "events.jsonl", "a", buffering=1, encoding="utf-8")  # noqa: SIM115
         except OSError as exc:
             raise UserError(f"--save_dir {save_dir}: cannot write there ({exc.strerror}); choose another") from exc
-        url = storage or default_storage_url(save_dir)
-        study = optuna.create_study(
-            storage=open_storage(url),
-            study_name=study_name,
-            direction="minimize",
-            sampler=sampler,
-            load_if_exists=True,
-        )
-        stored_space = study.user_attrs.get("space")
-        current_space = space.to_dict()
-        if stored_space is None:
-            study.set_user_attr("space", current_space)
-            for key, value in meta.items():
-                study.set_user_attr(key, value)
-        else:
-            if _canon(stored_space) != _canon(current_space):
-                raise StudyError(
-                    f"study {study_name!r} in {url} was created with another search space; "
-                    "use a new --save_dir (or --study-name) for a new space"
-                )
-            for key in ("task",):
-                if key in meta and study.user_attrs.get(key) not in (None, meta[key]):
+        try:
+            url = storage or default_storage_url(save_dir)
+            study = optuna.create_study(
+                storage=open_storage(url),
+                study_name=study_name,
+                direction="minimize",
+                sampler=sampler,
+                load_if_exists=True,
+            )
+            stored_space = study.user_attrs.get("space")
+            current_space = space.to_dict()
+            if stored_space is None:
+                study.set_user_attr("space", current_space)
+                for key, value in meta.items():
+                    study.set_user_attr(key, value)
+            else:
+                if _canon(stored_space) != _canon(current_space):
                     raise StudyError(
-                        f"study {study_name!r} in {url} belongs to task {study.user_attrs.get(key)!r}, "
-                        f"not {meta[key]!r}; use a new --save_dir (or --study-name)"
+                        f"study {study_name!r} in {url} was created with another search space; "
+                        "use a new --save_dir (or --study-name) for a new space"
                     )
+                for key in ("task",):
+                    if key in meta and study.user_attrs.get(key) not in (None, meta[key]):
+                        raise StudyError(
+                            f"study {study_name!r} in {url} belongs to task {study.user_attrs.get(key)!r}, "
+                            f"not {meta[key]!r}; use a new --save_dir (or --study-name)"
+                        )
+        except BaseException:
+            events_file.close()
+            raise
         return cls(study, save_dir, space, events_file)
 
     def close(self) -> None:
@@ -274,6 +291,18 @@ class StudyStore:
         )
         return record
 
+    def sync_files(self) -> int:
+        """Write the JSON file of any finished trial that lacks one (a crash between storage and file)."""
+        written = 0
+        for t in self._trials():
+            if t.state in _FINISHED and not self._trial_path(t.number).exists():
+                self._write_trial_json(t)
+                written += 1
+        return written
+
+    def _trial_path(self, number: int) -> Path:
+        return self.save_dir / "trials" / f"trial_{number:04d}.json"
+
     def _write_trial_json(self, t: FrozenTrial) -> None:
         attrs = dict(t.user_attrs)
         body = {
@@ -290,7 +319,7 @@ class StudyStore:
             "seconds": attrs.pop("seconds", None),
             **attrs,
         }
-        path = self.save_dir / "trials" / f"trial_{t.number:04d}.json"
+        path = self._trial_path(t.number)
         tmp = path.with_suffix(f".json.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(body, indent=2, default=str))
         os.replace(tmp, path)

@@ -1,0 +1,268 @@
+"""Any OpenAI-compatible chat completions endpoint over httpx: OpenAI itself, vLLM, llama.cpp, LM Studio..."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from collections.abc import Sequence
+from typing import Any, Final
+
+import httpx
+
+from agent.errors import ProviderError, UserError
+from agent.providers._retry import RETRYABLE_STATUS, RetryPolicy, TransientFault, parse_retry_after, with_retries
+from agent.providers.base import ChatMessage, Completion, Provider, Usage
+
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "OpenAICompatProvider"]
+
+DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
+DEFAULT_TIMEOUT: Final = httpx.Timeout(connect=10.0, read=180.0, write=30.0, pool=30.0)
+
+# How a JSON schema is asked for, strictest first; a server that rejects one level gets the next.
+_FORMAT_LEVELS: Final = ("json_schema", "json_object", "text")
+_REDACTED: Final = "[redacted]"
+_BODY_EXCERPT: Final = 300
+
+
+class _FormatRejected(Exception):
+    """The server refused the request as sent (a 4xx other than 401/403/404/429)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"HTTP {status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+class OpenAICompatProvider(Provider):
+    """``POST {base_url}/chat/completions`` with an optional JSON-schema ``response_format``.
+
+    ``base_url`` defaults to ``OPENAI_BASE_URL``, else the OpenAI API; ``api_key`` to ``OPENAI_API_KEY``
+    (sent as a bearer token only when set; pass ``api_key=""`` to send none). Pass ``http_client`` to
+    reuse a client or inject a transport (``httpx.MockTransport`` in tests); the provider closes only a
+    client it created itself.
+
+    A schema is sent as ``response_format={"type": "json_schema", ...}``. A server that rejects that
+    (HTTP 4xx other than 401/403/404/429) is asked again with ``{"type": "json_object"}``, then with no
+    ``response_format``; the level that worked is remembered for later calls. Connection errors,
+    timeouts, 429 (honouring ``Retry-After``), 5xx and bodies that are not a chat completion are retried
+    ``max_attempts`` times in all, then raise :class:`~agent.errors.ProviderUnavailable` (or
+    :class:`~agent.errors.ProviderError` for garbage bodies). The key never appears in errors, logs or repr.
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        max_attempts: int = 4,
+    ) -> None:
+        if not model:
+            raise UserError("the OpenAI-compatible provider needs a model name: pass --model or set AGENT_MODEL")
+        self.model = model
+        url = base_url if base_url is not None else os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        if not url.startswith(("http://", "https://")):
+            raise UserError(f"base URL {url!r} must start with http:// or https:// (set OPENAI_BASE_URL)")
+        self.base_url = url.rstrip("/")
+        self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "")
+        self._owns_client = http_client is None
+        self._client = http_client if http_client is not None else httpx.AsyncClient(timeout=timeout)
+        self._timeout = timeout
+        self._policy = RetryPolicy(max_attempts=max_attempts)
+        self._format_level = 0
+        self._closed = False
+
+    def __repr__(self) -> str:
+        key = "set" if self._api_key else "none"
+        return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r}, api_key={key})"
+
+    @property
+    def response_format_level(self) -> str:
+        """How a JSON schema is currently requested: ``json_schema``, ``json_object`` or ``text``."""
+        return _FORMAT_LEVELS[self._format_level]
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def complete(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        json_schema: dict[str, Any] | None = None,
+        temperature: float = 0.7,
+        max_tokens: int = 512,
+        seed: int | None = None,
+    ) -> Completion:
+        if self._closed:
+            raise ProviderError(f"{self!r} is closed")
+        payload: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+        }
+        if seed is not None:
+            payload["seed"] = seed
+        url = f"{self.base_url}/chat/completions"
+        what = f"POST {url} (model {self.model})"
+        started = time.perf_counter()
+        level = self._format_level
+        while True:
+            body = dict(payload)
+            if json_schema is not None:
+                response_format = _response_format(_FORMAT_LEVELS[level], json_schema)
+                if response_format is not None:
+                    body["response_format"] = response_format
+            try:
+                data = await with_retries(functools.partial(self._post, url, body), what=what, policy=self._policy)
+            except _FormatRejected as rejected:
+                if json_schema is None or level + 1 >= len(_FORMAT_LEVELS):
+                    # Nothing is remembered: a request rejected at every level says nothing about formats.
+                    raise ProviderError(f"{what} was rejected: {self._redact(str(rejected))}") from None
+                level += 1
+                continue
+            break
+        if json_schema is not None and level > self._format_level:
+            self._format_level = level  # remember the level that worked (never step back up)
+        latency = time.perf_counter() - started
+        text, usage = self._parse_completion(data)
+        return Completion(
+            text=text,
+            usage=Usage(
+                provider=self.name,
+                model=self.model,
+                prompt_tokens=usage[0],
+                completion_tokens=usage[1],
+                latency_s=latency,
+            ),
+        )
+
+    async def _post(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        headers = {"Accept": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        try:
+            response = await self._client.post(url, json=body, headers=headers, timeout=self._timeout)
+        except httpx.TimeoutException as exc:
+            raise TransientFault(
+                f"timed out ({type(exc).__name__})",
+                hint="that the server is up and not overloaded, or raise the provider's timeout",
+            ) from None
+        except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.DecodingError) as exc:
+            raise TransientFault(
+                f"{type(exc).__name__}: {self._redact(str(exc))}",
+                hint=f"that the server at {self.base_url} is running and reachable (OPENAI_BASE_URL)",
+            ) from None
+        except httpx.UnsupportedProtocol as exc:
+            raise UserError(f"cannot reach {url}: {exc} (set OPENAI_BASE_URL)") from None
+        return self._check(response)
+
+    def _check(self, response: httpx.Response) -> dict[str, Any]:
+        status = response.status_code
+        if status in (401, 403):
+            raise UserError(
+                f"{self.base_url} refused the API key (HTTP {status}): {self._detail(response)}; "
+                "set OPENAI_API_KEY to a valid key for this server"
+            )
+        if status == 404:
+            raise UserError(
+                f"{self.base_url}/chat/completions or model {self.model!r} not found (HTTP 404): "
+                f"{self._detail(response)}; check OPENAI_BASE_URL and --model/AGENT_MODEL"
+            )
+        if status in RETRYABLE_STATUS:
+            retry_after = parse_retry_after(response.headers.get("retry-after"), cap_s=self._policy.retry_after_cap_s)
+            hint = (
+                "your rate limits and quota with the provider"
+                if status == 429
+                else f"the server at {self.base_url}: it is failing or overloaded"
+            )
+            raise TransientFault(f"HTTP {status}: {self._detail(response)}", hint=hint, retry_after=retry_after)
+        if 400 <= status < 500:
+            raise _FormatRejected(status, self._detail(response))
+        if status != 200:
+            raise TransientFault(
+                f"unexpected HTTP {status}: {self._detail(response)}",
+                hint=f"that {self.base_url} is an OpenAI-compatible API (OPENAI_BASE_URL)",
+                final=ProviderError,
+            )
+        content_type = response.headers.get("content-type", "")
+        if "json" not in content_type:
+            raise self._garbage(f"content type {content_type or 'missing'!r} instead of JSON", response)
+        try:
+            data = json.loads(response.content)
+        except (ValueError, UnicodeDecodeError):
+            raise self._garbage("a body that is not valid JSON (truncated or malformed)", response) from None
+        if not isinstance(data, dict):
+            raise self._garbage("a JSON body that is not an object", response)
+        choices = data.get("choices")
+        if (
+            not isinstance(choices, list)
+            or not choices
+            or not isinstance(choices[0], dict)
+            or not isinstance(choices[0].get("message"), dict)
+        ):
+            raise self._garbage("a JSON body without choices[0].message", response)
+        content = choices[0]["message"].get("content")
+        if content is not None and not isinstance(content, str):
+            raise self._garbage("choices[0].message.content that is not a string", response)
+        return data
+
+    @staticmethod
+    def _parse_completion(data: dict[str, Any]) -> tuple[str, tuple[int, int]]:
+        content = data["choices"][0]["message"].get("content") or ""
+        usage = data.get("usage")
+        prompt_tokens = completion_tokens = 0
+        if isinstance(usage, dict):
+            prompt_tokens = _as_count(usage.get("prompt_tokens"))
+            completion_tokens = _as_count(usage.get("completion_tokens"))
+        return content, (prompt_tokens, completion_tokens)
+
+    def _garbage(self, what: str, response: httpx.Response) -> TransientFault:
+        return TransientFault(
+            f"HTTP 200 with {what}: {self._excerpt(response)}",
+            hint=f"that {self.base_url} is an OpenAI-compatible API and no proxy rewrites its answers",
+            final=ProviderError,
+        )
+
+    def _detail(self, response: httpx.Response) -> str:
+        """The server's error message, else an excerpt of its body (redacted)."""
+        try:
+            data = json.loads(response.content)
+        except (ValueError, UnicodeDecodeError):
+            data = None
+        if isinstance(data, dict):
+            error = data.get("error")
+            if isinstance(error, dict) and isinstance(error.get("message"), str):
+                return self._redact(error["message"][:_BODY_EXCERPT])
+            if isinstance(error, str):
+                return self._redact(error[:_BODY_EXCERPT])
+        return self._excerpt(response)
+
+    def _excerpt(self, response: httpx.Response) -> str:
+        text = response.content[:_BODY_EXCERPT].decode("utf-8", errors="replace")
+        suffix = "..." if len(response.content) > _BODY_EXCERPT else ""
+        return repr(self._redact(text) + suffix) if text else "(empty body)"
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._api_key, _REDACTED) if self._api_key else text
+
+
+def _response_format(level: str, json_schema: dict[str, Any]) -> dict[str, Any] | None:
+    if level == "json_schema":
+        return {"type": "json_schema", "json_schema": {"name": "answer", "schema": json_schema, "strict": False}}
+    if level == "json_object":
+        return {"type": "json_object"}
+    return None
+
+
+def _as_count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0

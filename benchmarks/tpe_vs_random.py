@@ -1,0 +1,68 @@
+"""Median best error of TPE and random search over seeds on one task, measured now (issue: core done-when).
+
+python benchmarks/tpe_vs_random.py --task hpobench-kc1 --budget 30 --seeds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+
+from agent.optimize import optimize
+from agent.strategies.base import Strategy
+from agent.strategies.samplers import RandomStrategy, TPEStrategy
+from agent.study import StudyStore
+from agent.tasks import build_task
+
+
+async def best_errors(task_name: str, strategy: Strategy, budget: int, seed: int, root: Path) -> tuple[float, float]:
+    """(best observed error, true error of the configuration picked) of one study."""
+    task = build_task(task_name, seed=seed)
+    store = StudyStore.open(
+        save_dir=root / f"{strategy.name}-{seed}", study_name="bench", space=task.space, meta={"task": task_name}
+    )
+    store.study.sampler = strategy.sampler(seed, 0)
+    try:
+        summary = await optimize(tool=task.tool, strategy=strategy, store=store, budget=budget, seed=seed)
+    finally:
+        store.close()
+    assert summary.best is not None and summary.best.value is not None
+    true = task.true_error(summary.best.config) if task.true_error else summary.best.value
+    return summary.best.value, true
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--task", default="hpobench-kc1")
+    parser.add_argument("--budget", type=int, default=30)
+    parser.add_argument("--seeds", type=int, default=10)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        results: dict[str, list[tuple[float, float]]] = {}
+        for strategy in (RandomStrategy(), TPEStrategy.for_budget(args.budget)):
+            started = time.perf_counter()
+            results[strategy.name] = [
+                await best_errors(args.task, strategy, args.budget, seed, Path(tmp)) for seed in range(args.seeds)
+            ]
+            print(f"{strategy.name}: {args.seeds} studies in {time.perf_counter() - started:.1f} s")
+    print(f"\n{args.task}, budget {args.budget}, {args.seeds} seeds: median over seeds (lower is better)")
+    print(f"{'strategy':10} {'best observed':>14} {'true error':>11}")
+    medians = {}
+    for name, rows in results.items():
+        observed = statistics.median(r[0] for r in rows)
+        true = statistics.median(r[1] for r in rows)
+        medians[name] = (observed, true)
+        print(f"{name:10} {observed:14.5f} {true:11.5f}")
+    wins = sum(t[1] < r[1] for t, r in zip(results["tpe"], results["random"], strict=True))
+    print(f"\ntpe better than random (true error, paired by seed): {wins}/{args.seeds} seeds")
+    verdict = "beats" if medians["tpe"][0] < medians["random"][0] else "does not beat"
+    print(f"tpe {verdict} random on median best observed error")
+
+
+if __name__ == "__main__":
+    anyio.run(main)

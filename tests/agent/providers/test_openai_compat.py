@@ -1,0 +1,403 @@
+"""The OpenAI-compatible provider against scripted HTTP answers (httpx.MockTransport): no network."""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from agent.errors import ProviderError, ProviderUnavailable, UserError
+from agent.providers import _retry
+from agent.providers.base import ChatMessage
+from agent.providers.openai_compat import OpenAICompatProvider
+
+KEY = "sk-test-5ecret-DO-NOT-LEAK-0123456789"
+URL = "http://llm.test/v1"
+MESSAGES = [
+    ChatMessage(role="system", content="You tune hyperparameters."),
+    ChatMessage(role="user", content="Propose x."),
+]
+SCHEMA = {"type": "object", "properties": {"x": {"type": "number"}}, "required": ["x"]}
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def ok(content: str = '{"x": 0.5}', usage: dict[str, int] | None = None) -> httpx.Response:
+    body: dict[str, Any] = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+    }
+    if usage is not None:
+        body["usage"] = usage
+    return httpx.Response(200, json=body)
+
+
+class Recorder:
+    """A MockTransport handler that answers from a script and records every request."""
+
+    def __init__(self, *answers: httpx.Response | Handler | Exception) -> None:
+        self.answers = list(answers)
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        if callable(answer):
+            return answer(request)
+        return answer
+
+    def bodies(self) -> list[dict[str, Any]]:
+        return [json.loads(r.content) for r in self.requests]
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record the retry layer's waits instead of sleeping."""
+    waits: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(_retry, "_sleep", fake_sleep)
+    return waits
+
+
+@pytest.fixture(autouse=True)
+def no_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    yield
+
+
+def provider(recorder: Recorder, api_key: str | None = KEY, **kwargs: Any) -> OpenAICompatProvider:
+    client = httpx.AsyncClient(transport=httpx.MockTransport(recorder))
+    return OpenAICompatProvider("test-model", base_url=URL, api_key=api_key, http_client=client, **kwargs)
+
+
+@pytest.mark.anyio
+async def test_success_parses_text_and_usage() -> None:
+    recorder = Recorder(ok('{"x": 0.25}', usage={"prompt_tokens": 31, "completion_tokens": 7, "total_tokens": 38}))
+    async with provider(recorder) as p:
+        completion = await p.complete(MESSAGES, temperature=0.2, max_tokens=16, seed=3)
+    assert completion.text == '{"x": 0.25}'
+    usage = completion.usage
+    assert (usage.provider, usage.model, usage.prompt_tokens, usage.completion_tokens) == (
+        "openai",
+        "test-model",
+        31,
+        7,
+    )
+    assert usage.latency_s > 0
+    (request,) = recorder.requests
+    assert request.method == "POST"
+    assert str(request.url) == f"{URL}/chat/completions"
+    body = recorder.bodies()[0]
+    assert body["model"] == "test-model"
+    assert body["messages"] == [m.model_dump() for m in MESSAGES]
+    assert (body["temperature"], body["max_tokens"], body["seed"]) == (0.2, 16, 3)
+    assert "response_format" not in body
+
+
+@pytest.mark.anyio
+async def test_missing_usage_counts_zero() -> None:
+    async with provider(Recorder(ok())) as p:
+        completion = await p.complete(MESSAGES)
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (0, 0)
+
+
+@pytest.mark.anyio
+async def test_bearer_header_only_when_a_key_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    with_key = Recorder(ok())
+    async with provider(with_key) as p:
+        await p.complete(MESSAGES)
+    assert with_key.requests[0].headers["authorization"] == f"Bearer {KEY}"
+
+    without_key = Recorder(ok())
+    async with provider(without_key, api_key=None) as p:
+        await p.complete(MESSAGES)
+    assert "authorization" not in without_key.requests[0].headers
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
+    from_env = Recorder(ok())
+    async with provider(from_env, api_key=None) as p:
+        await p.complete(MESSAGES)
+    assert from_env.requests[0].headers["authorization"] == "Bearer sk-from-env"
+
+    explicit_none = Recorder(ok())
+    async with provider(explicit_none, api_key="") as p:
+        await p.complete(MESSAGES)
+    assert "authorization" not in explicit_none.requests[0].headers
+
+
+@pytest.mark.anyio
+async def test_base_url_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://other.test/api/")
+    recorder = Recorder(ok())
+    client = httpx.AsyncClient(transport=httpx.MockTransport(recorder))
+    async with OpenAICompatProvider("m", http_client=client) as p:
+        await p.complete(MESSAGES)
+    assert str(recorder.requests[0].url) == "http://other.test/api/chat/completions"
+    await client.aclose()
+
+
+@pytest.mark.anyio
+async def test_json_schema_response_format_is_sent() -> None:
+    recorder = Recorder(ok())
+    async with provider(recorder) as p:
+        await p.complete(MESSAGES, json_schema=SCHEMA)
+    assert recorder.bodies()[0]["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "answer", "schema": SCHEMA, "strict": False},
+    }
+
+
+@pytest.mark.anyio
+async def test_rejected_format_falls_back_and_is_remembered(sleeps: list[float]) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        fmt = json.loads(request.content).get("response_format")
+        if fmt is None:
+            return ok()
+        return httpx.Response(400, json={"error": {"message": f"response_format {fmt['type']} unsupported"}})
+
+    recorder = Recorder(answer)
+    async with provider(recorder) as p:
+        assert p.response_format_level == "json_schema"
+        first = await p.complete(MESSAGES, json_schema=SCHEMA)
+        assert first.text == '{"x": 0.5}'
+        assert [b.get("response_format", {}).get("type") for b in recorder.bodies()] == [
+            "json_schema",
+            "json_object",
+            None,
+        ]
+        assert p.response_format_level == "text"
+        await p.complete(MESSAGES, json_schema=SCHEMA)
+    assert len(recorder.requests) == 4  # the second call went straight to the level that worked
+    assert "response_format" not in recorder.bodies()[3]
+    assert sleeps == []  # a rejected format is not a transport fault: no backoff
+
+
+@pytest.mark.anyio
+async def test_json_object_level_is_remembered() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        fmt = json.loads(request.content).get("response_format", {})
+        return ok() if fmt.get("type") == "json_object" else httpx.Response(422, json={"detail": "no schema"})
+
+    recorder = Recorder(answer)
+    async with provider(recorder) as p:
+        await p.complete(MESSAGES, json_schema=SCHEMA)
+        await p.complete(MESSAGES, json_schema=SCHEMA)
+        assert p.response_format_level == "json_object"
+    assert [b["response_format"]["type"] for b in recorder.bodies()] == ["json_schema", "json_object", "json_object"]
+
+
+@pytest.mark.anyio
+async def test_a_request_rejected_at_every_level_changes_nothing() -> None:
+    """A 400 that is not about the format (a prompt too long) must not downgrade later calls."""
+    recorder = Recorder(httpx.Response(400, json={"error": {"message": "maximum context length exceeded"}}))
+    async with provider(recorder) as p:
+        with pytest.raises(ProviderError, match="maximum context length"):
+            await p.complete(MESSAGES, json_schema=SCHEMA)
+        assert p.response_format_level == "json_schema"
+        recorder.answers = [ok()]
+        await p.complete(MESSAGES, json_schema=SCHEMA)
+    assert recorder.bodies()[-1]["response_format"]["type"] == "json_schema"
+
+
+@pytest.mark.anyio
+async def test_400_without_schema_is_a_provider_error() -> None:
+    recorder = Recorder(httpx.Response(400, json={"error": {"message": "context length exceeded"}}))
+    async with provider(recorder) as p:
+        with pytest.raises(ProviderError, match="context length exceeded"):
+            await p.complete(MESSAGES)
+    assert len(recorder.requests) == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("retry_after", "expected"),
+    [("7", 7.0), ("0.5", 0.5), ("3600", 60.0)],  # seconds; capped at 60 s
+)
+async def test_429_honours_retry_after_seconds(sleeps: list[float], retry_after: str, expected: float) -> None:
+    limited = httpx.Response(429, headers={"Retry-After": retry_after}, json={"error": {"message": "slow down"}})
+    recorder = Recorder(limited, ok())
+    async with provider(recorder) as p:
+        completion = await p.complete(MESSAGES)
+    assert completion.text == '{"x": 0.5}'
+    assert sleeps == [expected]
+
+
+@pytest.mark.anyio
+async def test_429_honours_retry_after_http_date(sleeps: list[float]) -> None:
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    recorder = Recorder(httpx.Response(429, headers={"Retry-After": when}), ok())
+    async with provider(recorder) as p:
+        await p.complete(MESSAGES)
+    (wait,) = sleeps
+    assert 25 <= wait <= 30
+
+
+def test_parse_retry_after() -> None:
+    assert _retry.parse_retry_after(None, cap_s=60) is None
+    assert _retry.parse_retry_after("soon", cap_s=60) is None
+    assert _retry.parse_retry_after("-4", cap_s=60) == 0.0
+    assert _retry.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", cap_s=60) == 0.0  # in the past
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("status", [500, 502, 503])
+async def test_5xx_is_retried_then_unavailable(sleeps: list[float], status: int) -> None:
+    recorder = Recorder(httpx.Response(status, text="upstream exploded"))
+    async with provider(recorder, max_attempts=3) as p:
+        with pytest.raises(ProviderUnavailable) as caught:
+            await p.complete(MESSAGES)
+    assert len(recorder.requests) == 3
+    assert len(sleeps) == 2
+    assert all(0 <= s <= 20 for s in sleeps)
+    message = str(caught.value)
+    assert f"HTTP {status}" in message
+    assert "after 3 attempts" in message
+    assert URL in message
+
+
+@pytest.mark.anyio
+async def test_5xx_then_success(sleeps: list[float]) -> None:
+    recorder = Recorder(httpx.Response(503), httpx.Response(502), ok())
+    async with provider(recorder) as p:
+        completion = await p.complete(MESSAGES)
+    assert completion.text == '{"x": 0.5}'
+    assert len(recorder.requests) == 3
+
+
+@pytest.mark.anyio
+async def test_timeout_is_retried_then_unavailable(sleeps: list[float]) -> None:
+    recorder = Recorder(httpx.ReadTimeout("read timed out"))
+    async with provider(recorder) as p:
+        with pytest.raises(ProviderUnavailable, match="timed out"):
+            await p.complete(MESSAGES)
+    assert len(recorder.requests) == 4  # the default budget
+
+
+@pytest.mark.anyio
+async def test_connect_error_is_retried_then_unavailable(sleeps: list[float]) -> None:
+    recorder = Recorder(httpx.ConnectError("connection refused"))
+    async with provider(recorder, max_attempts=2) as p:
+        with pytest.raises(ProviderUnavailable, match="connection refused.*running and reachable"):
+            await p.complete(MESSAGES)
+    assert len(recorder.requests) == 2
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("response", "complaint"),
+    [
+        (httpx.Response(200, headers={"content-type": "application/json"}, content=b"{not json"), "not valid JSON"),
+        (
+            httpx.Response(200, headers={"content-type": "application/json"}, content=b'{"choices": [{"mess'),
+            "truncated",
+        ),
+        (httpx.Response(200, html="<html>proxy login</html>"), "content type 'text/html"),
+        (httpx.Response(200, json={"id": "x", "object": "chat.completion"}), "without choices"),
+        (httpx.Response(200, json={"choices": []}), "without choices"),
+        (httpx.Response(200, json=[1, 2]), "not an object"),
+    ],
+    ids=["malformed", "truncated", "html", "no-choices", "empty-choices", "array"],
+)
+async def test_garbage_body_is_retried_then_provider_error(
+    sleeps: list[float], response: httpx.Response, complaint: str
+) -> None:
+    recorder = Recorder(response)
+    async with provider(recorder, max_attempts=2) as p:
+        with pytest.raises(ProviderError, match=complaint) as caught:
+            await p.complete(MESSAGES)
+    assert not isinstance(caught.value, ProviderUnavailable)
+    assert len(recorder.requests) == 2
+
+
+@pytest.mark.anyio
+async def test_body_cut_off_mid_stream_is_retried(sleeps: list[float]) -> None:
+    class CutOff(httpx.AsyncByteStream):
+        async def __aiter__(self):  # type: ignore[no-untyped-def]
+            yield b'{"choices": ['
+            raise httpx.RemoteProtocolError("peer closed connection without sending complete message body")
+
+    recorder = Recorder(httpx.Response(200, headers={"content-type": "application/json"}, stream=CutOff()), ok())
+    async with provider(recorder) as p:
+        completion = await p.complete(MESSAGES)
+    assert completion.text == '{"x": 0.5}'
+    assert len(recorder.requests) == 2
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("status", [401, 403])
+async def test_auth_failure_is_a_user_error_naming_the_variable(status: int) -> None:
+    recorder = Recorder(httpx.Response(status, json={"error": {"message": f"Incorrect API key provided: {KEY}"}}))
+    async with provider(recorder) as p:
+        with pytest.raises(UserError, match="OPENAI_API_KEY") as caught:
+            await p.complete(MESSAGES)
+    assert len(recorder.requests) == 1
+    assert KEY not in str(caught.value)
+
+
+@pytest.mark.anyio
+async def test_not_found_is_a_user_error() -> None:
+    recorder = Recorder(httpx.Response(404, json={"error": {"message": "model not found"}}))
+    async with provider(recorder) as p:
+        with pytest.raises(UserError, match="AGENT_MODEL"):
+            await p.complete(MESSAGES, json_schema=SCHEMA)
+    assert len(recorder.requests) == 1  # a 404 is not a format rejection
+
+
+@pytest.mark.anyio
+async def test_key_never_leaks(sleeps: list[float], capsys: pytest.CaptureFixture[str]) -> None:
+    echo = f"invalid request from key {KEY}"
+    scenarios: list[tuple[Recorder, type[Exception]]] = [
+        (Recorder(httpx.Response(500, text=echo)), ProviderUnavailable),
+        (Recorder(httpx.Response(429, json={"error": {"message": echo}})), ProviderUnavailable),
+        (Recorder(httpx.Response(400, json={"error": echo})), ProviderError),
+        (Recorder(httpx.Response(401, json={"error": {"message": echo}})), UserError),
+        (Recorder(httpx.Response(200, text=echo)), ProviderError),
+        (Recorder(httpx.ConnectError(echo)), ProviderUnavailable),
+    ]
+    for recorder, error in scenarios:
+        p = provider(recorder, max_attempts=2)
+        assert KEY not in repr(p)
+        with pytest.raises(error) as caught:
+            await p.complete(MESSAGES)
+        await p.aclose()
+        assert KEY not in "".join(traceback.format_exception(caught.value))  # what a log would print
+        exc: BaseException | None = caught.value
+        while exc is not None:
+            assert KEY not in str(exc)
+            assert KEY not in repr(exc)
+            exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    out, err = capsys.readouterr()
+    assert KEY not in out + err
+
+
+@pytest.mark.anyio
+async def test_closed_client_is_ours_only() -> None:
+    client = httpx.AsyncClient(transport=httpx.MockTransport(Recorder(ok())))
+    async with OpenAICompatProvider("m", base_url=URL, http_client=client) as p:
+        await p.complete(MESSAGES)
+    assert not client.is_closed  # the caller's client stays open
+    await client.aclose()
+
+    own = OpenAICompatProvider("m", base_url=URL)
+    await own.aclose()
+    await own.aclose()  # twice is fine
+    with pytest.raises(ProviderError, match="closed"):
+        await own.complete(MESSAGES)
+
+
+def test_bad_base_url_names_the_variable() -> None:
+    with pytest.raises(UserError, match="OPENAI_BASE_URL"):
+        OpenAICompatProvider("m", base_url="llm.test:8080")

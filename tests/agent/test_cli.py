@@ -1,0 +1,202 @@
+"""The command line, run as users run it: real subprocesses, a real SQLite study on disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from agent.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _agent(*args: str, **kwargs: object) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "agent", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kwargs,  # type: ignore[call-overload]
+    )
+
+
+def _trials(save_dir: Path, name: str) -> list[optuna.trial.FrozenTrial]:
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{save_dir / 'study.db'}")
+    return study.get_trials(deepcopy=False)
+
+
+def _assert_consistent(save_dir: Path, name: str, budget: int) -> None:
+    """Exactly the budget's trials, each finished once, each with a JSON file that agrees with the storage."""
+    trials = _trials(save_dir, name)
+    assert len(trials) == budget
+    assert sorted(t.number for t in trials) == list(range(budget))
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    files = sorted((save_dir / "trials").glob("trial_*.json"))
+    assert len(files) == budget
+    for t in trials:
+        body = json.loads((save_dir / "trials" / f"trial_{t.number:04d}.json").read_text())
+        assert body["trial"] == t.number
+        assert body["hyperparameters"] == t.params
+        assert body["value"] == t.value
+        assert body["state"] == "complete"
+
+
+def test_random_study_writes_trials_and_resumes_with_a_larger_budget(tmp_path: Path) -> None:
+    save = tmp_path / "r"
+    base = ["--task", "toy-branin", "--strategy", "random", "--seed", "0", "--save_dir", str(save)]
+    first = subprocess.run([sys.executable, "-m", "agent", *base, "--budget", "10"], capture_output=True, cwd=ROOT)
+    assert first.returncode == 0, first.stderr.decode()
+    assert (save / "study.db").is_file()
+    assert len(list((save / "trials").glob("*.json"))) == 10
+    assert b"best value" in first.stdout
+    before = {t.number: t.params for t in _trials(save, "toy-branin-random-seed0")}
+
+    second = subprocess.run([sys.executable, "-m", "agent", *base, "--budget", "15"], capture_output=True, cwd=ROOT)
+    assert second.returncode == 0, second.stderr.decode()
+    after = {t.number: t.params for t in _trials(save, "toy-branin-random-seed0")}
+    assert len(after) == 15
+    assert {n: after[n] for n in before} == before, "earlier trials must be untouched"
+    new_configs = [json.dumps(after[n], sort_keys=True) for n in range(10, 15)]
+    old_configs = {json.dumps(p, sort_keys=True) for p in before.values()}
+    assert not old_configs.intersection(new_configs), "a resumed sampler must not replay the first draws"
+    _assert_consistent(save, "toy-branin-random-seed0", 15)
+
+    # The same command again has nothing left to do.
+    third = subprocess.run([sys.executable, "-m", "agent", *base, "--budget", "15"], capture_output=True, cwd=ROOT)
+    assert third.returncode == 0
+    assert len(_trials(save, "toy-branin-random-seed0")) == 15
+
+
+def test_sigkill_at_random_moments_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    """SIGKILL a real study again and again; every restart resumes; the end state is exactly the budget."""
+    save, budget, kills = tmp_path / "k", 60, 0
+    args = ["--task", "hpobench-kc1", "--strategy", "tpe", "--budget", str(budget), "--save_dir", str(save), "--quiet"]
+    rng = random.Random(1234)
+    for _ in range(40):
+        proc = _agent(*args)
+        try:
+            proc.wait(timeout=rng.uniform(0.8, 2.5))
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+        else:
+            assert proc.returncode == 0, proc.stderr.read().decode() if proc.stderr else ""
+            if kills >= 3:
+                break
+        finally:
+            for stream in (proc.stdout, proc.stderr):
+                if stream:
+                    stream.close()
+    print(f"killed the study {kills} times")
+    assert kills >= 3, "the study finished before it could be killed enough times"
+    final = subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, cwd=ROOT)
+    assert final.returncode == 0, final.stderr.decode()
+    _assert_consistent(save, "hpobench-kc1-tpe-seed0", budget)
+    with sqlite3.connect(save / "study.db") as db:
+        (n,) = db.execute("select count(*) from trials").fetchone()
+    assert n == budget
+
+
+def test_sigint_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
+    save = tmp_path / "i"
+    args = ["--task", "hpobench-kc1", "--strategy", "random", "--budget", "100000", "--save_dir", str(save), "--quiet"]
+    proc = _agent(*args)
+    time.sleep(2.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()
+    assert b"run the same command again to resume" in err
+    assert b"Traceback" not in err
+    done = [t for t in _trials(save, "hpobench-kc1-random-seed0") if t.state.is_finished()]
+    assert done, "trials finished before the interrupt must be kept"
+
+
+def test_tasks_lists_every_family(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    for name in ("toy-branin", "toy-shifted_ackley", "hpobench-kc1", "nb201-cifar100"):
+        assert name in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--task", "no-such-task", "--strategy", "random"], "unknown task 'no-such-task'"),
+        (["--task", "toy-branin", "--strategy", "random", "--search_space", "/nonexistent.json"], "--search_space"),
+        (["--task", "toy-branin", "--strategy", "random", "--storage", "sqlite:////no/such/dir/x.db"], "--storage"),
+    ],
+)
+def test_bad_configuration_is_a_clear_error(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*argv, "--save_dir", str(tmp_path / "s"), "--budget", "1"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unwritable_save_dir_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["--task", "toy-branin", "--strategy", "random", "--save_dir", str(blocker / "sub")]) == 2
+    assert "--save_dir" in capsys.readouterr().err
+
+
+def test_search_space_file_replaces_the_task_space(tmp_path: Path) -> None:
+    space = tmp_path / "space.yaml"
+    space.write_text("x1: {type: float, low: 0, high: 1}\nx2: {type: float, low: 2, high: 3}\n")
+    assert (
+        main(
+            [
+                "--task",
+                "toy-branin",
+                "--random_hparams",
+                "--rounds",
+                "4",
+                "--save_dir",
+                str(tmp_path / "s"),
+                "--search_space",
+                str(space),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    trials = _trials(tmp_path / "s", "toy-branin-random-seed0")
+    assert len(trials) == 4
+    assert all(0 <= t.params["x1"] <= 1 and 2 <= t.params["x2"] <= 3 for t in trials)
+
+
+def test_help_lists_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    for flag in (
+        "--task",
+        "--strategy",
+        "--budget",
+        "--rounds",
+        "--seed",
+        "--save_dir",
+        "--storage",
+        "--history",
+        "--max-retries",
+        "--on-invalid",
+        "--provider",
+        "--model",
+        "--llm",
+        "--random_hparams",
+        "--search_space",
+    ):
+        assert flag in out

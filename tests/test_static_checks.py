@@ -1,0 +1,48 @@
+"""ruff and mypy run with the test command, so CI keeps them green."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# Bare eval/exec/compile/__import__ (a method such as `model.eval()` or `re.compile()` is fine), shells.
+_DANGEROUS = re.compile(r"(?<![\w.])(eval|exec|compile|__import__)\(|shell\s*=\s*True|os\.system\(|os\.popen\(")
+
+
+def _run(*cmd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+
+
+@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff comes with the `test` extra")
+def test_ruff_lint() -> None:
+    result = _run("ruff", "check", ".")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff comes with the `test` extra")
+def test_ruff_format() -> None:
+    result = _run("ruff", "format", "--check", ".")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_strict() -> None:
+    result = _run(sys.executable, "-m", "mypy")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_eval_or_exec_anywhere() -> None:
+    """The model's text is untrusted: nothing in the code may evaluate text."""
+    offenders = []
+    for folder in ("agent", "tools", "evaluators", "benchmarks"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                code = line.split("#", 1)[0]
+                if _DANGEROUS.search(code):
+                    offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)
