@@ -7,6 +7,7 @@ python -m agent tasks
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from .display import RichReporter
 from .errors import AgentError, ProviderError, UserError
 from .loop import Agent, AgentSettings
 from .optimize import StudySummary, optimize
+from .providers.base import Provider
 from .space import SearchSpace
 from .strategies.base import Strategy
 from .strategies.llm import LLMStrategy
@@ -198,33 +200,35 @@ async def _run(args: argparse.Namespace) -> StudySummary:
         meta={"task": task.name, "strategy": strategy_name, "seed": args.seed},
     )
     try:
-        strategy = _make_strategy(strategy_name, task, store, args)
-        store.study.sampler = strategy.sampler(args.seed, len(store.study.get_trials(deepcopy=False)))
-        reporter = RichReporter(quiet=args.quiet)
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            provider = None
+            if strategy_name == "llm":
+                from .providers import get_provider
+
+                provider = await stack.enter_async_context(get_provider(args.provider, args.model))
+                store.events.info("provider", provider=provider.name, model=provider.model)
+            strategy = _make_strategy(strategy_name, task, store, args, provider)
+            store.study.sampler = strategy.sampler(args.seed, len(store.study.get_trials(deepcopy=False)))
             return await optimize(
                 tool=task.tool,
                 strategy=strategy,
                 store=store,
                 budget=args.budget,
                 seed=args.seed,
-                reporter=reporter,
+                reporter=RichReporter(quiet=args.quiet),
             )
-        finally:
-            await strategy.aclose()
     finally:
         store.close()
 
 
-def _make_strategy(name: str, task: Task, store: StudyStore, args: argparse.Namespace) -> Strategy:
+def _make_strategy(
+    name: str, task: Task, store: StudyStore, args: argparse.Namespace, provider: Provider | None
+) -> Strategy:
     if name == "random":
         return RandomStrategy()
     if name == "tpe":
         return TPEStrategy.for_budget(args.budget)
-    from .providers import get_provider
-
-    provider = get_provider(args.provider, args.model)
-    store.events.info("provider", provider=provider.name, model=provider.model)
+    assert provider is not None, "the llm strategy needs a provider"
     agent = Agent(
         provider=provider,
         eval_tool=task.tool,

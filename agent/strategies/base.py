@@ -71,9 +71,6 @@ class Strategy(ABC):
     def trial_started(self, number: int, proposal: Proposal) -> None:  # noqa: B027 (optional hook)
         """The study accepted ``proposal`` as trial ``number``."""
 
-    async def aclose(self) -> None:  # noqa: B027 (optional hook)
-        """Release what the strategy holds (a provider)."""
-
 
 def resumed_seed(seed: int, n_existing: int) -> int:
     """A seed that is ``seed`` on a fresh study and a different, still reproducible one on each resume."""

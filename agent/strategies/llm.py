@@ -18,7 +18,8 @@ class LLMStrategy(Strategy):
     """Each round the model reads the conversation and calls the evaluation tool.
 
     The study's sampler is a random sampler: it draws the fallback configuration when the model's answers
-    stay invalid after every reask (``--on-invalid random``).
+    stay invalid after every reask (``--on-invalid random``). The provider belongs to the caller (several
+    studies may share one), who closes it.
     """
 
     name = "llm"
@@ -37,6 +38,3 @@ class LLMStrategy(Strategy):
 
     def trial_started(self, number: int, proposal: Proposal) -> None:
         self.agent.add_round(number, proposal.parts)
-
-    async def aclose(self) -> None:
-        await self.agent.provider.aclose()
