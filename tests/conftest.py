@@ -1,11 +1,54 @@
-"""Fixtures shared by the whole suite."""
+"""Fixtures shared by the whole suite.
+
+One embedded llama.cpp server serves every test that needs a real model (loading it takes seconds).
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+
 import pytest
+
+# Before anything imports xllamacpp: OpenMP spinning starves generation on shared cores.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from agent.providers.embedded import (  # noqa: E402
+    DEFAULT_MODEL_NAME,
+    EmbeddedServer,
+    ServerSettings,
+    default_threads,
+    prepare_default_model,
+)
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     """The agent targets asyncio; run every ``@pytest.mark.anyio`` test on it."""
     return "asyncio"
+
+
+def xllamacpp_missing() -> str | None:
+    """Why xllamacpp cannot be imported, or None when it can."""
+    try:
+        import xllamacpp  # noqa: F401
+    except ImportError as exc:
+        return f"xllamacpp is not importable ({exc}); install the `embedded` extra: pip install -e '.[embedded]'"
+    return None
+
+
+@pytest.fixture(scope="session")
+def needs_xllamacpp() -> None:
+    """Skip, saying why, where xllamacpp cannot be imported (CI installs the `embedded` extra)."""
+    reason = xllamacpp_missing()
+    if reason is not None:
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def embedded_server(needs_xllamacpp: None) -> Iterator[EmbeddedServer]:
+    """The bundled model served on 127.0.0.1 (joined into the user's cache on first use)."""
+    path = prepare_default_model()
+    settings = ServerSettings(path, n_ctx=4096, n_threads=default_threads(), alias=DEFAULT_MODEL_NAME)
+    with EmbeddedServer(settings) as server:
+        yield server

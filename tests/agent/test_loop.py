@@ -1,0 +1,295 @@
+"""Tests for agent/loop.py: one round of the agent against a ScriptedProvider."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.answer import answer_schema, parse_answer
+from agent.errors import InvalidSuggestion, ReaskBudgetExhausted
+from agent.loop import Agent, AgentSettings, render_domain
+from agent.memory import HistoryMode
+from agent.providers.scripted import ScriptedProvider
+from agent.records import TrialRecord
+from agent.space import CategoricalParam, FloatParam, SearchSpace
+from agent.tasks import build_task
+from tests.agent.test_answer import BAD_ANSWERS
+from tools.read_history import ReadHistory
+
+pytestmark = pytest.mark.anyio
+
+TASK = build_task("toy-branin")
+call = ScriptedProvider.call
+VALID = call("evaluate_toy", x1=1.5, x2=2.5)
+READ = call("read_history", which="best", n=2)
+OUT_OF_RANGE = call("evaluate_toy", x1=99.0, x2=2.5)
+
+
+@pytest.fixture(autouse=True)
+def _shipped_prompts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AGENT_PROMPTS_DIR", raising=False)
+
+
+class Events:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, dict[str, Any]]] = []
+
+    def info(self, event: str, **fields: Any) -> None:
+        self.seen.append((event, fields))
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.seen]
+
+
+def make_agent(
+    answers: Sequence[str],
+    records: Sequence[TrialRecord] = (),
+    events: Events | None = None,
+    seed: int = 0,
+    **settings: Any,
+) -> tuple[Agent, ScriptedProvider]:
+    provider = ScriptedProvider(answers)
+    agent = Agent(
+        provider=provider,
+        eval_tool=TASK.tool,
+        task_description=TASK.description,
+        task_template=TASK.template,
+        budget=5,
+        seed=seed,
+        settings=AgentSettings(**settings),
+        extra_tools=[ReadHistory(lambda: records)],
+        events=events,
+    )
+    return agent, provider
+
+
+def done(number: int, x1: float, x2: float, value: float) -> TrialRecord:
+    return TrialRecord(number=number, config={"x1": x1, "x2": x2}, state="complete", value=value, source="llm")
+
+
+RECORDS = [done(0, -3.0, 12.0, 0.5), done(1, 3.0, 2.5, 0.4)]
+
+
+def kinds(parts: Sequence[Any]) -> list[str]:
+    return [p.kind for p in parts]
+
+
+# ---- valid answers ------------------------------------------------------------------------------------
+
+
+async def test_valid_first_answer_is_an_llm_proposal() -> None:
+    agent, provider = make_agent([call("evaluate_toy", x1=2, x2=3)])
+    proposal = await agent.propose([])
+    assert proposal.config == {"x1": 2.0, "x2": 3.0}
+    assert all(isinstance(v, float) for v in proposal.config.values())
+    assert proposal.source == "llm"
+    assert proposal.reasks == 0
+    assert proposal.answer == call("evaluate_toy", x1=2, x2=3)
+    assert kinds(proposal.parts) == ["answer"]
+    assert len(proposal.usage) == len(provider.calls) == 1
+    assert [m.role for m in provider.calls[0].messages] == ["system", "user"]
+    attrs = proposal.attrs()
+    assert set(attrs) == {"answer", "reasks", "conversation", "usage"}
+    json.dumps(attrs)
+
+
+async def test_propose_does_not_add_a_round() -> None:
+    agent, _ = make_agent([VALID])
+    await agent.propose([])
+    assert agent.memory.rounds == []  # the strategy adds the round once the study accepts the trial
+
+
+# ---- reasks -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["chat", "compressed"])
+@pytest.mark.parametrize(("bad", "loc", "fragment"), BAD_ANSWERS)
+async def test_each_bad_answer_is_reasked_once(mode: HistoryMode, bad: str, loc: list[Any], fragment: str) -> None:
+    with pytest.raises(InvalidSuggestion) as info:
+        parse_answer(bad, {"evaluate_toy": TASK.tool, "read_history": ReadHistory(list)})
+    agent, provider = make_agent([bad, VALID], history=mode)
+    proposal = await agent.propose([])
+    assert proposal.config == {"x1": 1.5, "x2": 2.5}
+    assert TASK.space.validate_config(proposal.config) == proposal.config
+    assert proposal.source == "llm"
+    assert proposal.reasks == 1
+    assert len(provider.calls) == 2
+    assert kinds(proposal.parts) == ["answer", "reask", "answer"]
+    reask = provider.calls[1].messages[-1]
+    assert reask.role == "user"
+    assert reask.content.startswith("Your answer was invalid:")
+    for e in info.value.errors:
+        shown = ".".join(str(x) for x in e["loc"]) or "answer"
+        assert f"- {shown}: {e['msg']}" in reask.content
+    assert fragment in reask.content
+    assert "Fix the errors and try again." in reask.content
+    assert provider.calls[1].messages[-2].role == "assistant"
+
+
+async def test_reask_shows_the_model_its_answer_and_the_error() -> None:
+    agent, provider = make_agent([OUT_OF_RANGE, VALID])
+    await agent.propose([])
+    messages = provider.calls[1].messages
+    assert messages[-2].content == OUT_OF_RANGE
+    assert messages[-1].content == (
+        "Your answer was invalid:\n"
+        "- arguments.x1: out of range: must be in [-5, 10], got 99\n"
+        'Fix the errors and try again. Reply with one JSON object {"tool": ..., "arguments": {...}} and nothing else.'
+    )
+
+
+async def test_code_in_an_answer_is_not_run(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    agent, _ = make_agent([f"__import__('os').system('touch {marker}')", VALID])
+    proposal = await agent.propose([])
+    assert proposal.reasks == 1
+    assert not marker.exists()
+
+
+@pytest.mark.xfail(
+    strict=True, raises=OverflowError, reason="BUG: a 400-digit integer argument crashes propose with OverflowError"
+)
+async def test_huge_integer_is_reasked() -> None:
+    agent, _ = make_agent([call("evaluate_toy", x1=10**400, x2=1.0), VALID])
+    proposal = await agent.propose([])
+    assert proposal.reasks == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: the loop keeps an enormous answer verbatim in the round, so the reask prompt carries it whole",
+)
+async def test_an_enormous_answer_is_not_sent_back_whole() -> None:
+    agent, provider = make_agent(["a" * 1_000_000, VALID])
+    await agent.propose([])
+    assert sum(len(m.content) for m in provider.calls[1].messages) < 50_000
+
+
+# ---- read_history -------------------------------------------------------------------------------------
+
+
+async def test_read_history_is_run_and_the_round_goes_on() -> None:
+    records = list(RECORDS)
+    agent, provider = make_agent([READ, VALID], records=records)
+    proposal = await agent.propose(records)
+    assert proposal.source == "llm" and proposal.reasks == 0
+    assert proposal.config == {"x1": 1.5, "x2": 2.5}
+    assert len(provider.calls) == 2
+    assert kinds(proposal.parts) == ["answer", "tool_return", "answer"]
+    assert proposal.parts[1].tool == "read_history"  # type: ignore[union-attr]
+    output = provider.calls[1].messages[-1]
+    assert output.role == "user"
+    assert output.content == (
+        "The best 2 of 2 finished trials:\n"
+        'trial 1: {"x1": 3.0, "x2": 2.5} -> value 0.4\n'
+        'trial 0: {"x1": -3.0, "x2": 12.0} -> value 0.5'
+    )
+
+
+async def test_too_many_history_reads_in_a_row_are_reasked() -> None:
+    events = Events()
+    agent, provider = make_agent([READ, READ, READ, VALID], records=RECORDS, events=events, max_history_reads=2)
+    proposal = await agent.propose(RECORDS)
+    assert len(provider.calls) == 4
+    assert proposal.reasks == 1
+    assert proposal.config == {"x1": 1.5, "x2": 2.5}
+    assert kinds(proposal.parts) == ["answer", "tool_return", "answer", "tool_return", "answer", "reask", "answer"]
+    reask = provider.calls[3].messages[-1].content
+    assert "You have read the history 2 times in a row. Call evaluate_toy now" in reask
+    assert events.names().count("reask") == 1
+
+
+async def test_invalid_read_history_arguments_are_reasked() -> None:
+    agent, provider = make_agent([call("read_history", which="best", n=0), VALID], records=RECORDS)
+    proposal = await agent.propose(RECORDS)
+    assert proposal.reasks == 1
+    assert "- arguments.n: Input should be greater than or equal to 1" in provider.calls[1].messages[-1].content
+
+
+# ---- the reask budget ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("max_retries", [0, 1, 3])
+async def test_fallback_after_max_retries(max_retries: int) -> None:
+    events = Events()
+    answers = [OUT_OF_RANGE] * max_retries + ["still not JSON"]
+    agent, provider = make_agent(answers, events=events, max_retries=max_retries, on_invalid="random")
+    proposal = await agent.propose([])
+    assert proposal.config is None
+    assert proposal.source == "fallback"
+    assert proposal.reasks == max_retries
+    assert proposal.answer == "still not JSON"
+    assert len(provider.calls) == max_retries + 1
+    assert kinds(proposal.parts) == ["answer", "reask"] * max_retries + ["answer"]
+    assert events.names().count("reask") == max_retries
+    assert events.names()[-1] == "invalid_proposal"
+    assert proposal.attrs()["reasks"] == max_retries
+
+
+async def test_stop_when_the_reasks_run_out() -> None:
+    agent, provider = make_agent([OUT_OF_RANGE] * 3, max_retries=2, on_invalid="stop")
+    with pytest.raises(ReaskBudgetExhausted, match="after 2 reasks") as info:
+        await agent.propose([])
+    assert "--max-retries" in str(info.value)
+    assert "out of range" in str(info.value)
+    assert len(provider.calls) == 3
+
+
+# ---- what reaches the provider --------------------------------------------------------------------------
+
+
+async def test_the_provider_gets_the_answer_schema() -> None:
+    agent, provider = make_agent([READ, OUT_OF_RANGE, VALID], records=RECORDS)
+    await agent.propose(RECORDS)
+    expected = answer_schema(agent.tools)
+    assert expected == answer_schema({"evaluate_toy": TASK.tool, "read_history": ReadHistory(list)})
+    assert [c.json_schema for c in provider.calls] == [expected] * 3
+    assert [v["properties"]["tool"]["const"] for v in expected["anyOf"]] == ["evaluate_toy", "read_history"]
+
+
+async def test_temperature_max_tokens_and_seeds_are_passed_through() -> None:
+    agent, provider = make_agent([OUT_OF_RANGE, VALID], temperature=0.15, max_tokens=99, seed=5)
+    await agent.propose([])
+    assert [(c.temperature, c.max_tokens) for c in provider.calls] == [(0.15, 99), (0.15, 99)]
+    again, provider_again = make_agent([OUT_OF_RANGE, VALID], seed=5)
+    await again.propose([])
+    seeds = [c.seed for c in provider.calls]
+    assert seeds == [c.seed for c in provider_again.calls]
+    assert all(isinstance(s, int) for s in seeds) and seeds[0] != seeds[1]
+
+
+async def test_callers_records_are_not_mutated() -> None:
+    records = list(RECORDS)
+    snapshot = [r.model_copy() for r in records]
+    agent, provider = make_agent([READ, OUT_OF_RANGE, VALID], records=records)
+    await agent.propose(records)
+    assert records == snapshot
+    assert len(provider.calls) == 3
+
+
+async def test_earlier_rounds_are_in_the_next_prompt() -> None:
+    records: list[TrialRecord] = []
+    agent, provider = make_agent([VALID, call("evaluate_toy", x1=0.0, x2=0.0)], records=records)
+    first = await agent.propose(records)
+    agent.add_round(0, first.parts)
+    records.append(done(0, 1.5, 2.5, 7.0))
+    await agent.propose(records)
+    messages = provider.calls[1].messages
+    assert [m.role for m in messages] == ["system", "user", "assistant", "user"]
+    assert messages[2].content == VALID
+    assert messages[3].content.startswith('trial 0: {"x1": 1.5, "x2": 2.5} -> value 7\n4 evaluations left')
+
+
+def test_render_domain() -> None:
+    space = SearchSpace(
+        params={
+            "lr": FloatParam(low=1e-4, high=0.1, log=True),
+            "act": CategoricalParam(choices=("relu", 0.5, True)),
+        }
+    )
+    assert render_domain(space, "lr") == "a number in [0.0001, 0.1], log scale"
+    assert render_domain(space, "act") == 'one of "relu", 0.5, true'

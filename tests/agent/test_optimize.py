@@ -1,0 +1,366 @@
+"""Tests for agent/optimize.py (with agent/study.py): whole studies on toy Branin, resumed, crashed, failing."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from agent.errors import ReaskBudgetExhausted, StudyError
+from agent.loop import Agent, AgentSettings
+from agent.optimize import optimize
+from agent.providers.scripted import ScriptedProvider
+from agent.space import Choice, FloatParam, SearchSpace
+from agent.strategies.base import Proposal, ProposeContext
+from agent.strategies.llm import LLMStrategy
+from agent.strategies.samplers import RandomStrategy
+from agent.study import StudyStore
+from agent.tasks import build_task
+from evaluators.base import EvalResult
+from tools.evaluate_toy import EvaluateToy
+from tools.read_history import ReadHistory
+
+pytestmark = pytest.mark.anyio
+
+TASK = build_task("toy-branin")
+SPACE = TASK.space
+call = ScriptedProvider.call
+OUT_OF_RANGE = call("evaluate_toy", x1=99.0, x2=2.5)
+
+Opener = Callable[..., StudyStore]
+
+
+@pytest.fixture(autouse=True)
+def _shipped_prompts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AGENT_PROMPTS_DIR", raising=False)
+
+
+@pytest.fixture
+def open_store(tmp_path: Path) -> Iterator[Opener]:
+    """Open (or reopen) a study; a journal file by default (fast), ``sqlite=True`` for the default storage."""
+    opened: list[StudyStore] = []
+
+    def _open(
+        save_dir: Path | None = None,
+        *,
+        space: SearchSpace = SPACE,
+        sqlite: bool = False,
+        meta: dict[str, Any] | None = None,
+    ) -> StudyStore:
+        save_dir = save_dir or tmp_path / "run"
+        store = StudyStore.open(
+            save_dir=save_dir,
+            study_name="branin",
+            space=space,
+            meta={"task": TASK.name, "strategy": "test", "seed": 0} if meta is None else meta,
+            storage=None if sqlite else str(save_dir / "study.log"),
+        )
+        opened.append(store)
+        return store
+
+    yield _open
+    for store in opened:
+        store.close()
+
+
+class RecordingToy(EvaluateToy):
+    """Branin that remembers every configuration it was asked to evaluate."""
+
+    def __init__(self, fail_on: Sequence[int] = ()) -> None:
+        super().__init__("branin", SPACE)
+        self.seen: list[dict[str, Choice]] = []
+        self.fail_on = set(fail_on)
+
+    async def evaluate(self, config: dict[str, Choice]) -> EvalResult:
+        self.seen.append(dict(config))
+        if len(self.seen) - 1 in self.fail_on:
+            raise RuntimeError("CUDA out of memory")
+        return await super().evaluate(config)
+
+
+def llm_strategy(store: StudyStore, answers: Sequence[str], budget: int, **settings: Any) -> LLMStrategy:
+    agent = Agent(
+        provider=ScriptedProvider(answers),
+        eval_tool=TASK.tool,
+        task_description=TASK.description,
+        task_template=TASK.template,
+        budget=budget,
+        settings=AgentSettings(**settings),
+        extra_tools=[ReadHistory(store.records)],
+        events=store.events,
+    )
+    strategy = LLMStrategy(agent)
+    store.study.sampler = strategy.sampler(0, len(store.study.get_trials(deepcopy=False)))
+    return strategy
+
+
+def provider_of(strategy: LLMStrategy) -> ScriptedProvider:
+    provider = strategy.agent.provider
+    assert isinstance(provider, ScriptedProvider)
+    return provider
+
+
+def events(save_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (save_dir / "events.jsonl").read_text().splitlines()]
+
+
+def trial_file(save_dir: Path, number: int) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads((save_dir / "trials" / f"trial_{number:04d}.json").read_text())
+    return body
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def set_owner(store: StudyStore, number: int, owner: dict[str, Any]) -> None:
+    """Pretend another process owns the RUNNING trial ``number``."""
+    trial = next(t for t in store.study.get_trials(deepcopy=False) if t.number == number)
+    store.study._storage.set_trial_user_attr(trial._trial_id, "worker", owner)
+
+
+# ---- a random study, and resuming it ------------------------------------------------------------------
+
+
+async def test_random_study_then_resume(tmp_path: Path, open_store: Opener) -> None:
+    save_dir = tmp_path / "run"
+    store = open_store(sqlite=True)
+    assert (save_dir / "study.db").exists()
+    strategy = RandomStrategy()
+    store.study.sampler = strategy.sampler(0, 0)
+    summary = await optimize(tool=TASK.tool, strategy=strategy, store=store, budget=5, seed=0)
+
+    assert (summary.n_trials, summary.n_new) == (5, 5)
+    first = store.study.get_trials()
+    assert [t.state for t in first] == [TrialState.COMPLETE] * 5
+    assert summary.best is not None and summary.best.value == min(t.value for t in first)
+    assert sorted(p.name for p in (save_dir / "trials").iterdir()) == [f"trial_{i:04d}.json" for i in range(5)]
+    for t in first:
+        body = trial_file(save_dir, t.number)
+        assert body["trial"] == t.number
+        assert body["state"] == "complete"
+        assert body["value"] == t.value
+        assert body["hyperparameters"] == t.params
+        assert SPACE.validate_config(body["hyperparameters"]) == t.params
+        assert body["source"] == "sampler"
+        assert body["error"] is None
+    log = events(save_dir)
+    names = [e["event"] for e in log]
+    assert names[0] == "study_started" and names[-1] == "study_finished"
+    assert names.count("trial_started") == names.count("trial_finished") == 5
+    assert all("timestamp" in e and "level" in e for e in log)
+    finished = [e for e in log if e["event"] == "trial_finished"]
+    assert [(e["trial"], e["state"], e["value"]) for e in finished] == [(t.number, "complete", t.value) for t in first]
+    store.close()
+
+    # The same command with a larger budget resumes: exactly the missing trials, and no replayed draws.
+    store = open_store(sqlite=True)
+    store.study.sampler = strategy.sampler(0, len(store.study.get_trials()))
+    summary = await optimize(tool=TASK.tool, strategy=strategy, store=store, budget=8, seed=0)
+    assert (summary.n_trials, summary.n_new) == (8, 3)
+    trials = store.study.get_trials()
+    assert [t.number for t in trials] == list(range(8))
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert [t.params for t in trials[:5]] == [t.params for t in first]
+    old_keys = {SPACE.key(t.params) for t in first}
+    assert not old_keys & {SPACE.key(t.params) for t in trials[5:]}
+    assert len(list((save_dir / "trials").iterdir())) == 8
+    assert [e["event"] for e in events(save_dir)].count("study_started") == 2
+
+    # Without the resumed seed the sampler would have replayed trial 0.
+    replay = optuna.create_study(sampler=strategy.sampler(0, 0)).ask(SPACE.to_optuna())
+    assert replay.params == first[0].params
+
+    # Nothing left to do: a third run adds nothing.
+    again = await optimize(tool=TASK.tool, strategy=strategy, store=store, budget=8, seed=0)
+    assert (again.n_trials, again.n_new) == (8, 0)
+
+
+# ---- the LLM strategy ---------------------------------------------------------------------------------
+
+
+async def test_no_invalid_configuration_reaches_the_evaluator(tmp_path: Path, open_store: Opener) -> None:
+    store = open_store()
+    answers = [
+        # trial 0: one reask, then valid
+        OUT_OF_RANGE,
+        call("evaluate_toy", x1=1.5, x2=2.5),
+        # trial 1: invalid until the reasks run out -> the sampler draws a fallback
+        "I think x1=2 would be good",
+        '{"tool": "evaluate_toy", "arguments": {"x1": "2", "x2": 2.5}}',
+        '{"tool": "evaluate_toy", "arguments": {"x1": NaN, "x2": 2.5}}',
+        # trial 2: valid at once
+        call("evaluate_toy", x1=-3.0, x2=12.0),
+    ]
+    strategy = llm_strategy(store, answers, budget=3, max_retries=2, on_invalid="random")
+    tool = RecordingToy()
+    summary = await optimize(tool=tool, strategy=strategy, store=store, budget=3)
+
+    assert len(tool.seen) == 3
+    for config in tool.seen:
+        assert SPACE.validate_config(config) == config
+    records = store.records()
+    assert [r.source for r in records] == ["llm", "fallback", "llm"]
+    assert [r.state for r in records] == ["complete"] * 3
+    assert records[0].config == {"x1": 1.5, "x2": 2.5}
+    assert records[2].config == {"x1": -3.0, "x2": 12.0}
+    assert tool.seen == [r.config for r in records]
+    body = trial_file(tmp_path / "run", 1)
+    assert body["source"] == "fallback"
+    assert body["reasks"] == 2
+    assert body["answer"] == answers[4]
+    assert [p["kind"] for p in body["conversation"]] == ["answer", "reask", "answer", "reask", "answer"]
+    assert (summary.reasks, summary.fallbacks, summary.llm_calls) == (3, 1, 6)
+    assert [r.trial for r in store.rounds()] == [0, 1, 2]
+    # The model is told its answers were replaced by a random configuration.
+    last_prompt = provider_of(strategy).calls[-1].messages[-1].content
+    assert "Your answers were invalid, so a random configuration was evaluated instead." in last_prompt
+
+
+async def test_stop_on_invalid_ends_the_study_without_a_trial(open_store: Opener) -> None:
+    store = open_store()
+    strategy = llm_strategy(store, [OUT_OF_RANGE] * 2, budget=3, max_retries=1, on_invalid="stop")
+    with pytest.raises(ReaskBudgetExhausted):
+        await optimize(tool=RecordingToy(), strategy=strategy, store=store, budget=3)
+    assert store.study.get_trials() == []
+
+
+@pytest.mark.filterwarnings("ignore:Fixed parameter .* is out of range:UserWarning")
+async def test_a_strategy_proposing_out_of_space_gets_a_failed_trial(open_store: Opener) -> None:
+    class Rogue(RandomStrategy):
+        async def propose(self, ctx: ProposeContext) -> Proposal:
+            return Proposal(config={"x1": 99.0, "x2": 2.5}, source="llm")
+
+    store = open_store()
+    strategy = Rogue()
+    store.study.sampler = strategy.sampler(0, 0)
+    tool = RecordingToy()
+    await optimize(tool=tool, strategy=strategy, store=store, budget=1)
+    assert tool.seen == []
+    (record,) = store.records()
+    assert record.state == "fail"
+    assert record.error is not None and "x1: out of range" in record.error
+
+
+async def test_resumed_llm_study_restores_the_conversation(tmp_path: Path, open_store: Opener) -> None:
+    answers = [
+        call("evaluate_toy", x1=-3.0, x2=12.0),
+        OUT_OF_RANGE,
+        call("evaluate_toy", x1=3.0, x2=2.5),
+        call("evaluate_toy", x1=9.4, x2=2.5),
+    ]
+    # Uninterrupted: three trials in one run.
+    whole = open_store(tmp_path / "whole")
+    strategy = llm_strategy(whole, answers, budget=3)
+    await optimize(tool=TASK.tool, strategy=strategy, store=whole, budget=3)
+    expected = provider_of(strategy).calls[-1].messages
+
+    # Interrupted after two trials, then the same command again.
+    part = open_store(tmp_path / "part")
+    await optimize(tool=TASK.tool, strategy=llm_strategy(part, answers[:3], budget=3), store=part, budget=2)
+    part.close()
+    resumed = open_store(tmp_path / "part")
+    strategy = llm_strategy(resumed, answers[3:], budget=3)
+    summary = await optimize(tool=TASK.tool, strategy=strategy, store=resumed, budget=3)
+
+    assert (summary.n_trials, summary.n_new) == (3, 1)
+    prompt = provider_of(strategy).calls[0].messages
+    contents = [m.content for m in prompt if m.role == "assistant"]
+    assert contents == answers[:3]
+    assert prompt == expected
+
+
+# ---- failures and crashes -----------------------------------------------------------------------------
+
+
+async def test_an_evaluator_that_raises_makes_a_failed_trial(tmp_path: Path, open_store: Opener) -> None:
+    store = open_store()
+    strategy = RandomStrategy()
+    store.study.sampler = strategy.sampler(0, 0)
+    tool = RecordingToy(fail_on=[1])
+    summary = await optimize(tool=tool, strategy=strategy, store=store, budget=3)
+
+    assert summary.n_trials == 3
+    records = store.records()
+    assert [r.state for r in records] == ["complete", "fail", "complete"]
+    assert records[1].error == "RuntimeError: CUDA out of memory"
+    assert records[1].value is None
+    body = trial_file(tmp_path / "run", 1)
+    assert (body["state"], body["value"], body["error"]) == ("fail", None, "RuntimeError: CUDA out of memory")
+    assert body["hyperparameters"] == tool.seen[1]
+    raised = [e for e in events(tmp_path / "run") if e["event"] == "evaluation_raised"]
+    assert len(raised) == 1 and raised[0]["level"] == "error" and "CUDA out of memory" in raised[0]["traceback"]
+    assert summary.best is not None and summary.best.number != 1
+
+
+@pytest.mark.parametrize("crash", ["dead-owner", "no-owner-no-params"])
+async def test_a_stale_running_trial_is_adopted(tmp_path: Path, open_store: Opener, crash: str) -> None:
+    store = open_store()
+    strategy = RandomStrategy()
+    store.study.sampler = strategy.sampler(0, 0)
+    config: dict[str, Choice] | None
+    if crash == "dead-owner":
+        number, config = store.start(None, "sampler", {})
+        set_owner(store, number, {"host": socket.gethostname(), "pid": dead_pid(), "token": "gone"})
+    else:  # the process died right after asking, before it recorded anything about the trial
+        number, config = store.study.ask().number, None
+    store.close()
+
+    store = open_store()
+    assert [t.number for t in store.stale_trials()] == [number]
+    store.study.sampler = strategy.sampler(0, len(store.study.get_trials()))
+    tool = RecordingToy()
+    summary = await optimize(tool=tool, strategy=strategy, store=store, budget=3)
+
+    trials = store.study.get_trials()
+    assert [t.number for t in trials] == [0, 1, 2]
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert (summary.n_trials, summary.n_new) == (3, 3)
+    adopted = trials[number]
+    if config is not None:
+        assert adopted.params == config
+    assert tool.seen[0] == adopted.params
+    assert adopted.user_attrs["resumed"] == 1
+    assert len({SPACE.key(t.params) for t in trials}) == 3
+    assert store.records()[number].source == ("sampler" if crash == "dead-owner" else "resumed")
+    assert [e["trial"] for e in events(tmp_path / "run") if e["event"] == "trial_adopted"] == [number]
+    assert trial_file(tmp_path / "run", number)["resumed"] == 1
+
+
+async def test_a_live_workers_running_trial_is_left_alone(open_store: Opener) -> None:
+    store = open_store()
+    strategy = RandomStrategy()
+    store.study.sampler = strategy.sampler(0, 0)
+    number, _ = store.start(None, "sampler", {})
+    set_owner(store, number, {"host": socket.gethostname(), "pid": os.getppid(), "token": "alive"})
+    store.close()
+
+    store = open_store()
+    assert store.stale_trials() == []
+    assert store.live_running_count() == 1
+    summary = await optimize(tool=RecordingToy(), strategy=strategy, store=store, budget=3)
+    assert summary.n_trials == 2  # the third is the other worker's, still running
+    assert store.study.get_trials()[number].state == TrialState.RUNNING
+
+
+# ---- opening --------------------------------------------------------------------------------------------
+
+
+def test_reopening_with_another_space_or_task_raises(tmp_path: Path, open_store: Opener) -> None:
+    open_store().close()
+    other = SearchSpace(params={"x1": FloatParam(low=-5.0, high=5.0), "x2": FloatParam(low=0.0, high=15.0)})
+    with pytest.raises(StudyError, match="another search space"):
+        open_store(space=other)
+    with pytest.raises(StudyError, match="belongs to task 'toy-branin', not 'toy-ackley'"):
+        open_store(meta={"task": "toy-ackley"})
+    open_store().close()  # the same space and task reopen fine
