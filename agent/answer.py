@@ -61,8 +61,8 @@ def parse_answer(text: str, tools: Mapping[str, AnyTool]) -> ToolCall:
     name = obj["tool"]
     if not isinstance(name, str) or name not in tools:
         raise InvalidSuggestion(
-            f"unknown tool {name!r}",
-            [_err(["tool"], f"unknown tool {str(name)[:60]!r}; valid tools: {sorted(tools)}")],
+            f"unknown tool {json.dumps(name)[:60]}",
+            [_err(["tool"], f"unknown tool {json.dumps(name)[:60]}; valid tools: {sorted(tools)}")],
         )
     tool = tools[name]
     try:

@@ -34,21 +34,62 @@ from .templates import Templates
 __all__ = ["build_parser", "main"]
 
 STRATEGIES = ("llm", "random", "tpe")
-COMMANDS = ("run", "tasks")
+COMMANDS = ("run", "tasks", "bench", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m agent",
         description="Tune hyperparameters with an LLM agent, or with random search and TPE side by side.",
-        epilog="Commands: run (the default: `python -m agent --task ...`), tasks. "
+        epilog="Commands: run (the default: `python -m agent --task ...`), tasks, bench, report. "
         "Re-running the same command resumes the study.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{run,tasks}")
+    sub = parser.add_subparsers(dest="command", metavar="{run,tasks,bench,report}")
     run = sub.add_parser("run", help="run or resume a study (default)", description="Run or resume a study.")
     add_run_arguments(run)
     sub.add_parser("tasks", help="list the tasks", description="List the tasks.")
+    bench = sub.add_parser(
+        "bench",
+        help="run strategies side by side on many tasks and seeds, then write a report",
+        description="Run every (task, strategy, seed) study in one storage (resumable), then write "
+        "OUT/report.md and OUT/plots/.",
+    )
+    add_bench_arguments(bench)
+    report = sub.add_parser(
+        "report",
+        help="write the report of one study",
+        description="Write SAVE_DIR/report.md and SAVE_DIR/plots/ for one study: best-so-far plot, trials, "
+        "and the conversation. Needs no provider.",
+    )
+    report.add_argument("--save_dir", "--save-dir", dest="save_dir", required=True, help="the study's folder")
+    report.add_argument("--storage", default=None, help="storage URL (default: sqlite:///<save_dir>/study.db)")
+    report.add_argument("--study-name", default=None, help="the study, when the storage holds several")
     return parser
+
+
+def add_bench_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tasks", required=True, help="comma-separated task names and groups (toy, hpobench, nb201)")
+    p.add_argument("--strategies", default="llm,random,tpe", help="comma-separated (default: llm,random,tpe)")
+    p.add_argument(
+        "--budget",
+        default="10",
+        help="evaluations per study; several (10,30): studies run to the largest, smaller ones read the prefix",
+    )
+    p.add_argument("--seeds", type=_positive_int, default=10, help="seeds 0..N-1 per task and strategy (default: 10)")
+    p.add_argument("--out", default="runs/bench", help="output folder (default: runs/bench)")
+    p.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite:///<out>/bench.db)")
+    p.add_argument("--jobs", type=_positive_int, default=2, help="random/tpe studies at once (default: 2)")
+    p.add_argument(
+        "--random-samples",
+        type=_positive_int,
+        default=1000,
+        help="single random evaluations per task for random search's expected curve (default: 1000)",
+    )
+    p.add_argument("--history", choices=("chat", "compressed"), default="chat", help="LLM history (default: chat)")
+    p.add_argument("--max-retries", type=_non_negative_int, default=3, help="reasks per round (default: 3)")
+    p.add_argument("--provider", default=None, help="embedded (default), openai or ollama (env AGENT_PROVIDER)")
+    p.add_argument("--model", "--llm", dest="model", default=None, help="model name or .gguf path (env AGENT_MODEL)")
+    p.add_argument("--quiet", action="store_true", help="print only where the report is")
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -147,6 +188,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "tasks":
             return _tasks()
+        if args.command == "bench":
+            return anyio.run(_bench, args)
+        if args.command == "report":
+            from .report import write_study_report
+
+            print(f"report: {write_study_report(Path(args.save_dir), args.storage, args.study_name)}")
+            return 0
         anyio.run(_run, args)
         return 0
     except KeyboardInterrupt:
@@ -219,6 +267,30 @@ async def _run(args: argparse.Namespace) -> StudySummary:
             )
     finally:
         store.close()
+
+
+async def _bench(args: argparse.Namespace) -> int:
+    from .bench import BenchConfig, parse_budgets, resolve_tasks, run_bench
+    from .report import write_bench_report
+
+    config = BenchConfig(
+        tasks=resolve_tasks(args.tasks),
+        strategies=tuple(s.strip() for s in args.strategies.split(",") if s.strip()),
+        budgets=parse_budgets(args.budget),
+        seeds=args.seeds,
+        out=Path(args.out),
+        storage=args.storage,
+        jobs=args.jobs,
+        provider=args.provider,
+        model=args.model,
+        history=args.history,
+        max_retries=args.max_retries,
+        random_samples=args.random_samples,
+        quiet=args.quiet,
+    )
+    result = await run_bench(config)
+    print(f"report: {write_bench_report(result)}")
+    return 0
 
 
 def _make_strategy(

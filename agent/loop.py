@@ -12,6 +12,7 @@ trials the same way.
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from .errors import InvalidSuggestion, ReaskBudgetExhausted
 from .memory import AnswerPart, HistoryMode, Memory, Part, ReaskPart, Round, ToolReturnPart
 from .providers.base import Provider, Usage
 from .records import TrialRecord
-from .space import CategoricalParam, SearchSpace
+from .space import CategoricalParam, IntParam, SearchSpace
 from .strategies.base import Proposal
 from .templates import Templates
 
@@ -90,6 +91,7 @@ class Agent:
                 budget=budget,
                 eval_tool=eval_tool.name,
             ),
+            start=self.templates.render("start", eval_tool=eval_tool.name),
         )
 
     # ---- memory -------------------------------------------------------------------------------------
@@ -131,7 +133,7 @@ class Agent:
             )
             answer = completion.text
             usage.append(completion.usage)
-            parts.append(AnswerPart(content=answer, usage=completion.usage))
+            parts.append(AnswerPart(content=_clip(answer), usage=completion.usage))
             self.events.info("llm_call", **completion.usage.model_dump())
             try:
                 call = parse_answer(answer, self.tools)
@@ -172,8 +174,7 @@ class Agent:
 
     def _tool_view(self, tool: Tool | EvaluationTool) -> dict[str, str]:
         if isinstance(tool, EvaluationTool):
-            args = ", ".join(f'"{n}": ...' for n in self.space.params)
-            example = f'{{"tool": "{tool.name}", "arguments": {{{args}}}}}'
+            example = json.dumps({"tool": tool.name, "arguments": _example_config(self.space)})
         else:
             example = json.dumps({"tool": tool.name, "arguments": {"which": "best", "n": 3}})
         return {"name": tool.name, "description": tool.description, "example": example}
@@ -208,6 +209,31 @@ class Agent:
 
     def _history_limit_text(self, count: int) -> str:
         return self.templates.render("history_limit", count=count, eval_tool=self.eval_tool.name)
+
+
+def _example_config(space: SearchSpace) -> dict[str, Any]:
+    """A well-formed configuration to show the answer's shape: each range's middle, each list's first choice."""
+    example: dict[str, Any] = {}
+    for name, p in space.params.items():
+        if isinstance(p, CategoricalParam):
+            example[name] = p.choices[0]
+        elif p.log:
+            mid = math.sqrt(p.low * p.high)
+            example[name] = round(mid) if isinstance(p, IntParam) else float(f"{mid:.2g}")
+        else:
+            mid = (p.low + p.high) / 2
+            example[name] = round(mid) if isinstance(p, IntParam) else float(f"{mid:.3g}")
+    return example
+
+
+_ANSWER_KEPT_CHARS = 2_000
+
+
+def _clip(answer: str) -> str:
+    """What the conversation keeps of an answer: enough to show the model its mistake, never a megabyte."""
+    if len(answer) <= _ANSWER_KEPT_CHARS:
+        return answer
+    return f"{answer[:_ANSWER_KEPT_CHARS]}... [cut: {len(answer)} characters in all]"
 
 
 def render_domain(space: SearchSpace, name: str) -> str:

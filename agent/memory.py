@@ -106,6 +106,8 @@ class Memory(BaseModel):
 
     system: str
     task: str
+    #: The instruction that opens the study ("call evaluate_x with the first configuration").
+    start: str = ""
     rounds: list[Round] = []
 
     def messages(
@@ -125,16 +127,16 @@ class Memory(BaseModel):
     def _chat(
         self, records: Mapping[int, TrialRecord], current: Sequence[Part], feedback: FeedbackRenderer
     ) -> list[ChatMessage]:
-        out = [ChatMessage(role="system", content=self.system), ChatMessage(role="user", content=self.task)]
-        for rnd in self.rounds:
-            out.extend(_part_message(p) for p in rnd.parts)
-            record = records.get(rnd.trial)
+        out = [ChatMessage(role="system", content=self.system), ChatMessage(role="user", content=self._opening())]
+        rounds = {r.trial: r for r in self.rounds}
+        # In trial order: a round's words then its result; trials proposed by no conversation (adopted after
+        # a crash, or made by another worker) appear as results only.
+        for number in sorted(set(rounds) | {n for n, r in records.items() if r.finished}):
+            if number in rounds:
+                out.extend(_part_message(p) for p in rounds[number].parts)
+            record = records.get(number)
             if record is not None and record.finished:
                 out.append(ChatMessage(role="user", content=feedback(record)))
-        # Trials proposed by no conversation (adopted after a crash, or made by another worker) are news too.
-        spoken = {r.trial for r in self.rounds}
-        news = [r for n, r in sorted(records.items()) if n not in spoken and r.finished]
-        out.extend(ChatMessage(role="user", content=feedback(r)) for r in news)
         out.extend(_part_message(p) for p in current)
         return _merge_consecutive(out)
 
@@ -142,10 +144,13 @@ class Memory(BaseModel):
         self, records: Mapping[int, TrialRecord], current: Sequence[Part], history: HistoryRenderer
     ) -> list[ChatMessage]:
         finished = [r for _, r in sorted(records.items()) if r.finished]
-        user = self.task if not finished else f"{self.task}\n\n{history(finished)}"
+        user = self._opening() if not finished else f"{self.task}\n\n{history(finished)}"
         out = [ChatMessage(role="system", content=self.system), ChatMessage(role="user", content=user)]
         out.extend(_part_message(p) for p in current)
         return _merge_consecutive(out)
+
+    def _opening(self) -> str:
+        return f"{self.task}\n\n{self.start}" if self.start else self.task
 
 
 def _part_message(part: Part) -> ChatMessage:

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import anyio
 import anyio.lowlevel
 
-from evaluators.base import EvalResult
+from evaluators.base import EvalResult, TrialFailed
 from tools.base import EvaluationTool
 
 from .errors import InvalidSuggestion
@@ -119,9 +119,11 @@ async def _evaluate(tool: EvaluationTool, config: dict[str, Choice], store: Stud
     try:
         checked = tool.space.validate_config(config)
     except InvalidSuggestion as exc:  # a stored trial whose parameters no longer fit: never evaluate it
-        return EvalResult.failed(f"invalid configuration: {exc}")
+        return EvalResult.failed(str(exc))
     try:
         return await tool.evaluate(checked)
+    except TrialFailed as exc:
+        return EvalResult.failed(str(exc))
     except Exception as exc:
         store.events.error("evaluation_raised", error=repr(exc), traceback=traceback.format_exc())
         return EvalResult.failed(f"{type(exc).__name__}: {exc}")

@@ -173,9 +173,10 @@ class SearchSpace(BaseModel):
         for name, p in self.params.items():
             if isinstance(p, FloatParam):
                 if p.log:
-                    config[name] = math.exp(rng.uniform(math.log(p.low), math.log(p.high)))
+                    v = math.exp(rng.uniform(math.log(p.low), math.log(p.high)))
                 else:
-                    config[name] = rng.uniform(p.low, p.high)
+                    v = rng.uniform(p.low, p.high)
+                config[name] = min(max(v, p.low), p.high)  # exp(log(low)) may round just below low
             elif isinstance(p, IntParam):
                 if p.log:
                     v = round(math.exp(rng.uniform(math.log(p.low), math.log(p.high))))
@@ -267,8 +268,11 @@ def _check_value(p: FloatParam | IntParam | CategoricalParam, value: Any) -> tup
     if not _is_number(value):
         kind = "number" if isinstance(p, FloatParam) else "integer"
         return f"must be a JSON {kind}, got {type(value).__name__} {value!r:.60}", value
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         return "must be finite (NaN and Infinity are not allowed)", value
+    if isinstance(value, int) and not p.low <= value <= p.high:  # exact: a 400-digit int overflows a float
+        shown = str(value) if len(str(value)) <= 20 else f"{str(value)[:20]}... ({len(str(value))} digits)"
+        return f"out of range: must be in [{p.low:g}, {p.high:g}], got {shown}", value
     if isinstance(p, IntParam):
         if isinstance(value, float):
             if not value.is_integer():

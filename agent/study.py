@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import uuid
@@ -87,41 +88,63 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
 
 @dataclass(frozen=True)
 class _Worker:
+    """Who runs a trial: host, process id and the process's start time (so a reused pid is not mistaken)."""
+
     host: str
     pid: int
+    started: int | None
     token: str
 
     @classmethod
     def me(cls) -> _Worker:
-        return cls(socket.gethostname(), os.getpid(), uuid.uuid4().hex)
+        pid = os.getpid()
+        return cls(socket.gethostname(), pid, _process_start(pid), uuid.uuid4().hex)
 
     def as_attr(self) -> dict[str, Any]:
-        return {"host": self.host, "pid": self.pid, "token": self.token}
+        return {"host": self.host, "pid": self.pid, "started": self.started, "token": self.token}
 
     def owns_stale(self, attr: Any) -> bool:
-        """Is a RUNNING trial with owner ``attr`` abandoned (its process is gone)?"""
-        if not isinstance(attr, Mapping) or attr.get("host") != self.host:
-            return not isinstance(attr, Mapping)  # no owner recorded: nobody will finish it
-        if attr.get("token") == self.token:
+        """Is a RUNNING trial with owner ``attr`` abandoned (its process is gone)?
+
+        Trials of another host are never judged from here: their worker may well be alive.
+        """
+        if not isinstance(attr, Mapping):
+            return True  # no owner recorded: nobody will finish it
+        if attr.get("host") != self.host or attr.get("token") == self.token:
             return False
         pid = attr.get("pid")
-        return pid == self.pid or not _pid_alive(int(pid) if isinstance(pid, int) else -1)
+        if not isinstance(pid, int):
+            return True
+        started = attr.get("started")
+        now = _process_start(pid)
+        if now is None:  # with /proc: the process is gone; without (macOS): ask the pid alone
+            return _HAVE_PROC or not _pid_alive(pid)
+        return started is not None and started != now
+
+
+def _process_start(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (Linux), or None where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(") ", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    if fields[0] == "Z":  # a zombie: killed, not yet reaped
+        return None
+    return int(fields[19])
 
 
 def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    # A zombie (killed child not yet reaped by its parent) is gone for our purposes.
-    with contextlib.suppress(OSError):
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][:1] != "Z"
     return True
+
+
+_HAVE_PROC = os.path.isdir("/proc/self")
 
 
 class StudyStore:
@@ -143,6 +166,8 @@ class StudyStore:
                 structlog.processors.JSONRenderer(default=str),
             ],
             context_class=dict,
+            # Explicit: the CLI filters the global structlog config to warnings, not our event log.
+            wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
         )
 
     # ---- opening ------------------------------------------------------------------------------------

@@ -44,5 +44,9 @@ class Templates:
             return self._env.get_template(f"{name}.j2").render(**context).strip()
         except jinja2.TemplateNotFound as exc:
             raise UserError(f"prompt template {name}.j2 not found (looked in the prompts directory)") from exc
+        except jinja2.TemplateSyntaxError as exc:
+            raise UserError(
+                f"prompt template {exc.filename or name + '.j2'}, line {exc.lineno}: {exc.message}"
+            ) from exc
         except jinja2.UndefinedError as exc:
             raise UserError(f"prompt template {name}.j2 uses an unknown variable: {exc.message}") from exc

@@ -44,6 +44,10 @@ class ReadHistory(Tool):
             return "No trial has finished yet."
         if args.which == "best":
             done = sorted((r for r in finished if r.value is not None), key=lambda r: (r.value, r.number))
+            if not done:
+                return f"No trial has completed yet ({len(finished)} finished without a value):\n" + "\n".join(
+                    format_trial(r) for r in finished[-args.n :]
+                )
             chosen = done[: args.n]
             title = f"The best {len(chosen)} of {len(finished)} finished trials:"
         else:
@@ -66,4 +70,5 @@ def format_trial(record: TrialRecord) -> str:
         outcome = f"pruned (stopped early){'' if record.value is None else f' at {record.value:.6g}'}"
     else:
         outcome = f"failed: {record.error or 'unknown reason'}"
-    return f"trial {record.number}: {config} -> {outcome}"
+    note = " (a random configuration: your answers were invalid)" if record.source == "fallback" else ""
+    return f"trial {record.number}{note}: {config} -> {outcome}"

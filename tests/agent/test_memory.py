@@ -227,9 +227,9 @@ def test_chat_trials_without_a_round_appear_as_feedback() -> None:
     messages = memory.messages("chat", records, [], feedback=feedback, history=history)
     assert [m.content for m in messages] == [
         "S",
-        "T",
+        "T\n\nresult of trial 0",
         "answer 1",
-        "result of trial 1\n\nresult of trial 0\n\nresult of trial 2",
+        "result of trial 1\n\nresult of trial 2",
     ]
 
 
@@ -294,17 +294,15 @@ def test_feedback_for_a_failed_fallback_trial_and_a_spent_budget() -> None:
     agent.restore([Round(trial=n, parts=(answer(n),)) for n in range(3)])
     messages = agent.messages(records, [])
     fail_feedback = messages[5].content
-    assert fail_feedback.startswith("Your answers were invalid, so a random configuration was evaluated instead.")
-    assert 'trial 1: {"x1": 1.0, "x2": 1.0} -> failed: boom' in fail_feedback
+    assert fail_feedback.startswith("trial 1 (a random configuration: your answers were invalid):")
+    assert (
+        'trial 1 (a random configuration: your answers were invalid): {"x1": 1.0, "x2": 1.0} -> failed: boom'
+        in fail_feedback
+    )
     assert "1 evaluation left; the best value so far is 0.497911." in fail_feedback
     assert messages[-1].content.endswith("The budget is spent.")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: chat feedback for a trial without a round is appended last but counts the budget and best "
-    "value only up to its own number, so the last message reports a stale budget and best",
-)
 def test_news_feedback_reports_the_current_budget() -> None:
     records = [finished(0, 1.0, 2.0, source="resumed"), finished(1, 3.0, 2.5)]
     agent = make_agent(ScriptedProvider([]), records)

@@ -224,7 +224,7 @@ async def test_no_invalid_configuration_reaches_the_evaluator(tmp_path: Path, op
     assert [r.trial for r in store.rounds()] == [0, 1, 2]
     # The model is told its answers were replaced by a random configuration.
     last_prompt = provider_of(strategy).calls[-1].messages[-1].content
-    assert "Your answers were invalid, so a random configuration was evaluated instead." in last_prompt
+    assert "(a random configuration: your answers were invalid)" in last_prompt
 
 
 async def test_stop_on_invalid_ends_the_study_without_a_trial(open_store: Opener) -> None:

@@ -84,7 +84,8 @@ async def test_empty_history(history: list[TrialRecord]) -> None:
 
 async def test_best_when_every_trial_failed() -> None:
     text = await read([rec(0, state="fail", error="boom"), rec(1, state="pruned")], which="best", n=3)
-    assert text.startswith("The best 0 of 2 finished trials")
+    assert text.startswith("No trial has completed yet (2 finished without a value):")
+    assert "failed: boom" in text and "pruned" in text
 
 
 async def test_the_history_is_read_at_call_time() -> None:

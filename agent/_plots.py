@@ -1,0 +1,185 @@
+"""The reports' plots, drawn on matplotlib ``Figure`` objects (the Agg canvas; pyplot's global state is never
+touched, so worker threads and tests can draw at once)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib import patheffects
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from evaluators.toy import TOY_FUNCTIONS, ToyFunction
+
+from . import metrics
+
+__all__ = ["plot_bench_curves", "plot_study_curve", "plot_trajectories", "plot_win_rates", "toy_function"]
+
+_COLORS = {"llm": "tab:red", "random": "tab:blue", "tpe": "tab:green"}
+_OTHERS = ("tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
+_DPI = 110
+
+
+def _color(name: str, order: Sequence[str]) -> str:
+    return _COLORS.get(name) or _OTHERS[list(order).index(name) % len(_OTHERS)]
+
+
+def toy_function(task: str) -> ToyFunction | None:
+    """The 2D function behind a ``toy-*`` task, for contour plots."""
+    return TOY_FUNCTIONS.get(task.removeprefix("toy-")) if task.startswith("toy-") else None
+
+
+def _log_scale(ax: Axes, *arrays: Any) -> None:
+    """Log y when every value is positive and they span more than 1.5 decades."""
+    values = np.concatenate([np.ravel(np.asarray(a, dtype=np.float64)) for a in arrays])
+    values = values[np.isfinite(values)]
+    if values.size and values.min() > 0 and values.max() / values.min() > 10**1.5:
+        ax.set_yscale("log")
+
+
+def _finite(a: metrics.FloatArray) -> metrics.FloatArray:
+    return np.where(np.isfinite(a), a, np.nan)
+
+
+def plot_bench_curves(
+    task: str,
+    curves: Mapping[str, tuple[metrics.FloatArray, metrics.FloatArray]],
+    reference: metrics.RandomSearchCurves,
+    budgets: Sequence[int],
+    path: Path,
+    *,
+    noisy: bool,
+) -> None:
+    """Median best-so-far with a 25-75% band per strategy (``curves[s]`` = (observed, true), seeds x
+    evaluations), random search's expected curve with its 5-95% band; a second panel for the true error."""
+    panels = [("best observed error", 0, reference.observed_median, reference.observed_lo, reference.observed_hi)]
+    if noisy:
+        panels.append(
+            ("true error of the configuration picked", 1, reference.true_median, reference.true_lo, reference.true_hi)
+        )
+    fig = Figure(figsize=(6.4 * len(panels), 4.4), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    horizon = reference.observed_median.size
+    x = np.arange(1, horizon + 1)
+    seeds = max((c[0].shape[0] for c in curves.values()), default=0)
+    for ax, (title, i, med, lo, hi) in zip(axes, panels, strict=True):
+        shown = [lo, hi]
+        ax.fill_between(x, _finite(lo), _finite(hi), color="0.5", alpha=0.15, lw=0)
+        ax.plot(x, _finite(med), "--", color="0.35", lw=1.5, label="random (expected), 5-95%")
+        for name, pair in curves.items():
+            q = _finite(metrics.quantiles(pair[i], [0.5, 0.25, 0.75]))
+            color = _color(name, list(curves))
+            ax.fill_between(x, q[1], q[2], color=color, alpha=0.18, lw=0)
+            ax.plot(x, q[0], color=color, lw=2, label=f"{name}, median and 25-75%")
+            shown.append(q)
+        for b in budgets:
+            ax.axvline(b, color="0.2", lw=0.7, ls=":")
+        _log_scale(ax, *shown)
+        ax.set(title=title, xlabel="evaluations", ylabel="error (lower is better)", xlim=(1, horizon))
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=8, loc="upper right")
+    fig.suptitle(f"{task}: best so far over {seeds} seeds (dotted: reported budgets)")
+    fig.savefig(path, dpi=_DPI)
+
+
+def plot_win_rates(
+    bars: Mapping[tuple[int, str], tuple[float, float, float, str]],
+    budgets: Sequence[int],
+    strategies: Sequence[str],
+    path: Path,
+) -> None:
+    """Grouped bars: per budget, each strategy's share of tasks beating random (expected), 90% interval."""
+    fig = Figure(figsize=(max(5.5, 1.6 + 1.1 * len(budgets) * len(strategies)), 4.4), layout="constrained")
+    ax = fig.subplots()
+    width = 0.8 / len(strategies)
+    for j, s in enumerate(strategies):
+        xs = np.arange(len(budgets)) + (j - (len(strategies) - 1) / 2) * width
+        rates = np.array([bars[(b, s)][0] for b in budgets])
+        lo = np.array([bars[(b, s)][1] for b in budgets])
+        hi = np.array([bars[(b, s)][2] for b in budgets])
+        err = np.vstack([np.clip(rates - lo, 0, None), np.clip(hi - rates, 0, None)])
+        ax.bar(xs, np.nan_to_num(rates), width * 0.9, color=_color(s, strategies), label=s, alpha=0.85)
+        ax.errorbar(xs, rates, yerr=np.nan_to_num(err), fmt="none", ecolor="black", capsize=4, lw=1)
+        for x, b in zip(xs, budgets, strict=True):
+            ax.annotate(bars[(b, s)][3], (x, 0.02), ha="center", va="bottom", fontsize=8, color="white", weight="bold")
+    ax.axhline(0.5, color="0.3", ls="--", lw=1)
+    ax.set_xticks(np.arange(len(budgets)), [f"budget {b}" for b in budgets])
+    ax.set(ylim=(0, 1.05), ylabel="share of tasks beating random (expected)")
+    ax.set_title("Win rate against random search (expected), true error\nbars: 90% bootstrap interval over seeds")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(axis="y", alpha=0.3)
+    fig.savefig(path, dpi=_DPI)
+
+
+def plot_trajectories(task: str, panels: Mapping[str, Sequence[Mapping[str, Any]]], path: Path) -> None:
+    """Each panel: the proposals of one study, numbered in order, over the toy function's contours."""
+    fn = toy_function(task)
+    if fn is None or not panels:
+        return
+    X1, X2, Z = fn.grid(200)
+    levels = np.log10(1 + np.clip(Z - fn.minimum, 0, None))
+    fig = Figure(figsize=(4.4 * len(panels) + 1.2, 4.4), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    outline = [patheffects.withStroke(linewidth=2, foreground="black")]
+    filled = None
+    for ax, (name, configs) in zip(axes, panels.items(), strict=True):
+        filled = ax.contourf(X1, X2, levels, levels=24, cmap="viridis")
+        ax.contour(X1, X2, levels, levels=12, colors="white", linewidths=0.3, alpha=0.5)
+        points = [(float(c["x1"]), float(c["x2"])) for c in configs if "x1" in c and "x2" in c]
+        if points:
+            xs, ys = zip(*points, strict=True)
+            ax.plot(xs, ys, "-", color="white", lw=0.8, alpha=0.7)
+            ax.scatter(xs, ys, s=30, c="white", edgecolors="black", zorder=3)
+            for i, (x, y) in enumerate(points, 1):
+                ax.annotate(
+                    str(i),
+                    (x, y),
+                    xytext=(4, 3),
+                    textcoords="offset points",
+                    fontsize=8,
+                    color="white",
+                    path_effects=outline,
+                    zorder=4,
+                )
+            best = min(range(len(points)), key=lambda k: fn(*points[k]))
+            title = f"{name}: best f = {fn(*points[best]):.4g} (#{best + 1})"
+        else:
+            title = f"{name}: no proposals"
+        mx, my = zip(*fn.argmins, strict=True)
+        ax.scatter(mx, my, marker="*", s=160, c="red", edgecolors="white", zorder=5, label="global minima")
+        ax.set(title=title, xlabel="x1", ylabel="x2", xlim=fn.bounds["x1"], ylim=fn.bounds["x2"])
+    axes[0].legend(fontsize=8, loc="upper right")
+    if filled is not None:
+        fig.colorbar(filled, ax=list(axes), label="log10(1 + f - f*)")
+    fig.suptitle(f"{task}: proposals in order (f* = {fn.minimum:.4g})")
+    fig.savefig(path, dpi=_DPI)
+
+
+def plot_study_curve(
+    title: str, values: Sequence[float | None], true: Sequence[float | None] | None, path: Path
+) -> None:
+    """Every trial's value and the best so far (and the true error of the configuration picked, if noisy)."""
+    v = np.array([np.nan if x is None else x for x in values], dtype=np.float64)
+    x = np.arange(1, v.size + 1)
+    fig = Figure(figsize=(7.5, 4.4), layout="constrained")
+    ax = fig.subplots()
+    best = _finite(metrics.best_so_far(values))
+    ax.scatter(x, v, s=20, color="tab:blue", alpha=0.5, label="each trial")
+    ax.step(x, best, where="post", color="tab:blue", lw=2, label="best so far")
+    shown = [v, best]
+    if true is not None:
+        picked = _finite(metrics.incumbent_scores(values, true))
+        ax.step(x, picked, where="post", color="tab:orange", lw=2, ls="--", label="true error of the best so far")
+        shown.append(picked)
+    _log_scale(ax, *shown)
+    failed = int(np.isnan(v).sum())
+    note = f" ({failed} failed, not drawn)" if failed else ""
+    ax.set(title=f"{title}: {v.size} trials{note}", xlabel="trial", ylabel="value (lower is better)")
+    if v.size:
+        ax.set_xlim(0.5, v.size + 0.5)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=_DPI)
