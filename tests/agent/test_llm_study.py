@@ -75,3 +75,34 @@ def test_api_key_is_never_written_anywhere(
         assert key.encode() not in path.read_bytes(), f"the API key leaked into {path}"
     record = json.loads((save / "trials" / "trial_0000.json").read_text())
     assert record["usage"][0]["provider"] == "openai"
+
+
+def test_provider_down_stops_with_a_clear_message_and_the_study_resumes(
+    embedded_server: EmbeddedServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Retries run out on a refused connection: a clear stop; the same command later resumes, losing nothing."""
+    save = tmp_path / "down"
+    monkeypatch.setenv("AGENT_PROVIDER", "openai")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    argv = ["--task", "toy-branin", "--model", "qwen", "--save_dir", str(save), "--quiet"]
+
+    monkeypatch.setenv("OPENAI_BASE_URL", f"{embedded_server.base_url}/v1")
+    assert main([*argv, "--budget", "2"]) == 0
+    capsys.readouterr()
+
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens on the discard port
+    assert main([*argv, "--budget", "4"]) == 1
+    err = capsys.readouterr().err
+    assert "run the same command again to resume" in err
+    assert "127.0.0.1:9" in err
+
+    monkeypatch.setenv("OPENAI_BASE_URL", f"{embedded_server.base_url}/v1")
+    assert main([*argv, "--budget", "4"]) == 0
+    trials = optuna.load_study(study_name="toy-branin-llm-seed0", storage=f"sqlite:///{save / 'study.db'}").get_trials(
+        deepcopy=False
+    )
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
