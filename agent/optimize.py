@@ -14,7 +14,7 @@ import anyio.lowlevel
 from evaluators.base import EvalResult, TrialFailed
 from tools.base import EvaluationTool
 
-from .errors import InvalidSuggestion
+from .errors import AgentError, InvalidSuggestion
 from .records import TrialRecord
 from .space import Choice
 from .strategies.base import ProposeContext, Strategy
@@ -124,6 +124,8 @@ async def _evaluate(tool: EvaluationTool, config: dict[str, Choice], store: Stud
         return await tool.evaluate(checked)
     except TrialFailed as exc:
         return EvalResult.failed(str(exc))
+    except AgentError:  # misconfiguration (missing data, say): stop; the trial is re-run on resume
+        raise
     except Exception as exc:
         store.events.error("evaluation_raised", error=repr(exc), traceback=traceback.format_exc())
         return EvalResult.failed(f"{type(exc).__name__}: {exc}")

@@ -5,6 +5,7 @@ Tasks are built lazily (a tabular table takes a second to load), so listing them
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -132,9 +133,71 @@ for _family, _datasets in TABULAR_DATASETS.items():
             _tabular_factory(_family, _ds),
         )
 
+# ---- CIFAR-10 ----------------------------------------------------------------------------------------
+
+# The reference code's search space.
+CIFAR_SPACE = SearchSpace.from_dict(
+    {
+        "optimizer": {"type": "categorical", "choices": ["adam", "sgd"]},
+        "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+        "train_batch_size": {"type": "categorical", "choices": [32, 64, 128, 256, 512]},
+        "weight_decay": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
+        "label_smoothing": {"type": "float", "low": 0.0, "high": 0.2},
+    }
+)
+_CIFAR_NETS = {
+    "resnet9": "a ResNet-9 (a small residual convolutional network)",
+    "vit": "a Vision Transformer (patch 4, 6 layers, 8 heads, width 512)",
+}
+
+
+def _cifar_factory(arch: str) -> _Factory:
+    def build(seed: int, space: SearchSpace | None, options: Mapping[str, Any]) -> Task:
+        # torch loads only when a CIFAR task is built.
+        from evaluators.cifar.train import TrainConfig
+        from tools.train_cifar import TrainCifar
+
+        base = options.get("train_config") or TrainConfig()
+        base = dataclasses.replace(base, arch=arch, seed=seed)
+        space = space or CIFAR_SPACE
+        try:
+            tool = TrainCifar(base, space)
+        except ValueError as exc:
+            raise UserError(f"--search_space: {exc}") from exc
+        epochs = f"{base.num_train_epochs} epoch{'s' if base.num_train_epochs != 1 else ''}"
+        description = (
+            f"Training {_CIFAR_NETS[arch]} from scratch on CIFAR-10 image classification (10 classes, 32x32 "
+            f"colour images) for {epochs}, with a learning rate that warms up linearly then decays linearly to "
+            f"zero, random-crop and flip augmentation. The score is the error rate on a held-out validation "
+            "split of the training images."
+        )
+        return Task(
+            name=f"cifar-{arch}",
+            family="cifar",
+            description=description,
+            space=space,
+            template="task_cifar",
+            tool=tool,
+        )
+
+    return build
+
+
+for _arch, _net in _CIFAR_NETS.items():
+    _register(
+        TaskInfo(
+            f"cifar-{_arch}",
+            "cifar",
+            f"CIFAR-10, {_net}: tune optimizer, learning rate, batch size, "
+            "weight decay, label smoothing (real training runs)",
+        ),
+        _cifar_factory(_arch),
+    )
+
 #: Groups accepted wherever a list of tasks is (``bench --tasks hpobench,toy``).
 TASK_GROUPS: dict[str, list[str]] = {
     "toy": [n for n in _REGISTRY if n.startswith("toy-")],
     "hpobench": [n for n in _REGISTRY if n.startswith("hpobench-")],
     "nb201": [n for n in _REGISTRY if n.startswith("nb201-")],
+    "cifar": [n for n in _REGISTRY if n.startswith("cifar-")],
 }

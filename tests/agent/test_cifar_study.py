@@ -1,0 +1,125 @@
+"""CIFAR studies end to end on a small synthetic CIFAR-10 folder in the real format (no download here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+
+from agent.cli import main
+from agent.providers.embedded import EmbeddedServer
+from evaluators.cifar.synthetic import write_synthetic_cifar
+
+TINY = ["--subset", "256", "--val_size", "128", "--max_train_batches", "2", "--max_eval_batches", "2"]
+
+
+@pytest.fixture(scope="module")
+def cifar_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cifar")
+    write_synthetic_cifar(root, n_train=1500, n_test=200, seed=0)
+    return root
+
+
+def _study(save: Path, name: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{save / 'study.db'}").get_trials(deepcopy=False)
+
+
+def test_random_study_on_resnet9_then_the_test_set_once(cifar_dir: Path, tmp_path: Path) -> None:
+    save = tmp_path / "r"
+    argv = ["--task", "cifar-resnet9", "--strategy", "random", "--budget", "2", "--seed", "1"]
+    argv += ["--dataset_dir", str(cifar_dir), "--save_dir", str(save), "--train_batch_size", "64", *TINY]
+    argv += ["--search_space", str(_space_without_big_batches(tmp_path)), "--quiet"]
+    assert main(argv) == 0
+    trials = _study(save, "cifar-resnet9-random-seed1")
+    assert len(trials) == 2
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    for t in trials:
+        metrics = json.loads((save / "trials" / f"trial_{t.number:04d}.json").read_text())["metrics"]
+        assert 0.0 <= metrics["val_error"] <= 1.0
+        assert metrics["epochs_run"] == 1
+    study = optuna.load_study(study_name="cifar-resnet9-random-seed1", storage=f"sqlite:///{save / 'study.db'}")
+    final = study.user_attrs["final_test"]
+    assert final["trial"] == study.best_trial.number
+    assert 0.0 <= final["test_error"] <= 1.0
+
+
+def _space_without_big_batches(tmp_path: Path) -> Path:
+    """The reference space, with batches that fit 256 images twice."""
+    path = tmp_path / "space.json"
+    path.write_text(
+        json.dumps(
+            {
+                "optimizer": {"type": "categorical", "choices": ["adam", "sgd"]},
+                "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+                "train_batch_size": {"type": "categorical", "choices": [32, 64]},
+                "weight_decay": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
+                "label_smoothing": {"type": "float", "low": 0.0, "high": 0.2},
+            }
+        )
+    )
+    return path
+
+
+def test_a_batch_larger_than_the_data_is_a_failed_trial_the_study_survives(cifar_dir: Path, tmp_path: Path) -> None:
+    space = tmp_path / "space.yaml"
+    space.write_text("train_batch_size: {type: categorical, choices: [512]}\n")
+    save = tmp_path / "f"
+    argv = ["--task", "cifar-resnet9", "--strategy", "random", "--budget", "1", "--no-final-test"]
+    argv += ["--dataset_dir", str(cifar_dir), "--save_dir", str(save), "--search_space", str(space), *TINY]
+    assert main(argv) == 0
+    (trial,) = _study(save, "cifar-resnet9-random-seed0")
+    assert trial.state == optuna.trial.TrialState.FAIL
+    assert "smaller train_batch_size" in trial.user_attrs["error"]
+
+
+def test_llm_study_on_resnet9_with_the_embedded_model(
+    cifar_dir: Path, tmp_path: Path, embedded_server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENT_PROVIDER", "openai")
+    monkeypatch.setenv("OPENAI_BASE_URL", f"{embedded_server.base_url}/v1")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    save = tmp_path / "l"
+    argv = ["--task", "cifar-resnet9", "--budget", "2", "--model", "qwen", "--no-final-test", "--quiet"]
+    argv += ["--dataset_dir", str(cifar_dir), "--save_dir", str(save), *TINY]
+    argv += ["--search_space", str(_space_without_big_batches(tmp_path))]
+    assert main(argv) == 0
+    trials = _study(save, "cifar-resnet9-llm-seed0")
+    assert len(trials) == 2
+    assert all(t.state.is_finished() for t in trials)
+    assert any(t.user_attrs["source"] == "llm" for t in trials)
+    first_prompt = trials[0].user_attrs["conversation"]
+    assert first_prompt, "the round's conversation is stored with the trial"
+
+
+def test_train_command_runs_the_reference_smoke_test(cifar_dir: Path, tmp_path: Path) -> None:
+    """The reference README's smoke test: resnet9, one epoch, batch 512, 2 train and 2 eval batches."""
+    save = tmp_path / "t"
+    argv = ["train", "--arch", "resnet9", "--num_train_epochs", "1", "--train_batch_size", "512"]
+    argv += ["--max_train_batches", "2", "--max_eval_batches", "2", "--val_size", "200"]
+    argv += ["--dataset_dir", str(cifar_dir), "--save_dir", str(save)]
+    assert main(argv) == 0
+    body = json.loads((save / "metrics.json").read_text())
+    assert body["state"] == "complete"
+    assert body["config"]["train_batch_size"] == 512
+    assert 0.0 <= body["metrics"]["val_error"] <= 1.0
+
+
+def test_no_dataset_and_no_network_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["train", "--dataset_dir", str(tmp_path / "empty"), "--save_dir", str(tmp_path / "t"), *TINY]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "cifar-10-batches-py" in err
+
+
+def test_a_study_without_data_stops_at_once_and_burns_no_budget(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    save = tmp_path / "s"
+    argv = ["--task", "cifar-resnet9", "--strategy", "random", "--budget", "3", "--save_dir", str(save)]
+    argv += ["--dataset_dir", str(tmp_path / "empty"), *TINY]
+    assert main(argv) == 2
+    assert "cifar-10-batches-py" in capsys.readouterr().err
+    trials = _study(save, "cifar-resnet9-random-seed0")
+    assert not [t for t in trials if t.state.is_finished()], "no trial may be recorded as failed or complete"

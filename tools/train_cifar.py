@@ -1,0 +1,50 @@
+"""``train_cifar``: one training run of ResNet-9 or a ViT on CIFAR-10, scored on the validation split."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import anyio.to_thread
+
+from agent.errors import UserError
+from agent.space import Choice, SearchSpace
+from evaluators.base import EvalResult
+from evaluators.cifar.data import CifarNotFoundError
+from evaluators.cifar.train import TrainConfig, train
+
+from .base import EvaluationTool
+
+__all__ = ["TrainCifar"]
+
+
+class TrainCifar(EvaluationTool):
+    """Trains with the fixed parts of ``base`` (epochs, batches, data, device) and the proposed hyperparameters."""
+
+    name: ClassVar[str] = "train_cifar"
+    description: ClassVar[str] = (
+        "Train the network on CIFAR-10 with this configuration; returns the validation error rate "
+        "(lower is better), the validation and training losses, and the training time."
+    )
+
+    def __init__(self, base: TrainConfig, space: SearchSpace) -> None:
+        super().__init__(space)
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        unknown = sorted(set(space.params) - fields)
+        if unknown:
+            raise ValueError(f"train_cifar cannot set {unknown}; settable: {sorted(fields)}")
+        self.base = base
+
+    def config_for(self, config: dict[str, Choice]) -> TrainConfig:
+        return dataclasses.replace(self.base, progress=False, **config)  # type: ignore[arg-type]
+
+    async def evaluate(self, config: dict[str, Choice]) -> EvalResult:
+        # Training holds no event-loop state; a worker thread keeps the loop (and Ctrl-C) responsive.
+        cfg = self.config_for(config)
+        try:
+            return await anyio.to_thread.run_sync(train, cfg, abandon_on_cancel=True)
+        except CifarNotFoundError as exc:  # not this trial's fault: stop the study, lose nothing
+            raise UserError(f"{exc} (--dataset_dir)") from exc
+
+    def describe(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self.base).items() if k not in ("progress",)}
