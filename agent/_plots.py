@@ -3,6 +3,7 @@ touched, so worker threads and tests can draw at once)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import numpy as np
 from matplotlib import patheffects
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from evaluators.toy import TOY_FUNCTIONS, ToyFunction
 
@@ -33,11 +35,24 @@ def toy_function(task: str) -> ToyFunction | None:
 
 
 def _log_scale(ax: Axes, *arrays: Any) -> None:
-    """Log y when every value is positive and they span more than 1.5 decades."""
+    """Log y when the positive values span more than a factor 8; symlog (linear near 0) when some are 0."""
     values = np.concatenate([np.ravel(np.asarray(a, dtype=np.float64)) for a in arrays])
     values = values[np.isfinite(values)]
-    if values.size and values.min() > 0 and values.max() / values.min() > 10**1.5:
-        ax.set_yscale("log")
+    positive = values[values > 0]
+    if values.size == 0 or positive.size == 0 or values.min() < 0:
+        return
+    if positive.max() / positive.min() > 8:
+        if values.min() > 0:
+            ax.set_yscale("log")
+            if positive.max() / positive.min() < 100:  # few decades: 0.06, 0.1, 0.2 read better than 6e-2
+                plain = FuncFormatter(lambda y, _: f"{y:.2g}")
+                ax.yaxis.set_major_formatter(plain)
+                ax.yaxis.set_minor_formatter(plain)
+        else:  # exact zeros (HPOBench car): log near the smallest nonzero value, linear below it
+            linthresh = 10 ** math.floor(math.log10(float(positive.min())))
+            ax.set_yscale("symlog", linthresh=linthresh, linscale=0.6)
+            ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.1, which="minor")
 
 
 def _finite(a: metrics.FloatArray) -> metrics.FloatArray:
@@ -67,19 +82,21 @@ def plot_bench_curves(
     seeds = max((c[0].shape[0] for c in curves.values()), default=0)
     for ax, (title, i, med, lo, hi) in zip(axes, panels, strict=True):
         shown = [lo, hi]
-        ax.fill_between(x, _finite(lo), _finite(hi), color="0.5", alpha=0.15, lw=0)
-        ax.plot(x, _finite(med), "--", color="0.35", lw=1.5, label="random (expected), 5-95%")
-        for name, pair in curves.items():
+        ax.fill_between(x, _finite(lo), _finite(hi), color="0.5", alpha=0.15, lw=0, step="post")
+        ax.step(x, _finite(med), "--", where="post", color="0.3", lw=1.5, label="random (expected), 5-95%")
+        for k, (name, pair) in enumerate(curves.items()):
             q = _finite(metrics.quantiles(pair[i], [0.5, 0.25, 0.75]))
             color = _color(name, list(curves))
-            ax.fill_between(x, q[1], q[2], color=color, alpha=0.18, lw=0)
-            ax.plot(x, q[0], color=color, lw=2, label=f"{name}, median and 25-75%")
+            ax.fill_between(x, q[1], q[2], color=color, alpha=0.18, lw=0, step="post")
+            # Thinner each time: strategies that agree (TPE's startup draws are random's) stay visible.
+            width = max(3.2 - 0.9 * k, 1.0)
+            ax.step(x, q[0], where="post", color=color, lw=width, label=f"{name}, median and 25-75%")
             shown.append(q)
         for b in budgets:
             ax.axvline(b, color="0.2", lw=0.7, ls=":")
         _log_scale(ax, *shown)
         ax.set(title=title, xlabel="evaluations", ylabel="error (lower is better)", xlim=(1, horizon))
-        ax.grid(alpha=0.3, which="both")
+        ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8, loc="upper right")
     fig.suptitle(f"{task}: best so far over {seeds} seeds (dotted: reported budgets)")
     fig.savefig(path, dpi=_DPI)
@@ -108,7 +125,10 @@ def plot_win_rates(
     ax.axhline(0.5, color="0.3", ls="--", lw=1)
     ax.set_xticks(np.arange(len(budgets)), [f"budget {b}" for b in budgets])
     ax.set(ylim=(0, 1.05), ylabel="share of tasks beating random (expected)")
-    ax.set_title("Win rate against random search (expected), true error\nbars: 90% bootstrap interval over seeds")
+    ax.set_title(
+        "Win rate against random search (expected), true error\n"
+        "error bars: 90% bootstrap interval (seeds resampled per task)"
+    )
     ax.legend(fontsize=8, loc="upper left")
     ax.grid(axis="y", alpha=0.3)
     fig.savefig(path, dpi=_DPI)
@@ -131,7 +151,7 @@ def plot_trajectories(task: str, panels: Mapping[str, Sequence[Mapping[str, Any]
         points = [(float(c["x1"]), float(c["x2"])) for c in configs if "x1" in c and "x2" in c]
         if points:
             xs, ys = zip(*points, strict=True)
-            ax.plot(xs, ys, "-", color="white", lw=0.8, alpha=0.7)
+            ax.plot(xs, ys, "-", color="white", lw=0.7, alpha=0.45)
             ax.scatter(xs, ys, s=30, c="white", edgecolors="black", zorder=3)
             for i, (x, y) in enumerate(points, 1):
                 ax.annotate(
@@ -159,11 +179,16 @@ def plot_trajectories(task: str, panels: Mapping[str, Sequence[Mapping[str, Any]
 
 
 def plot_study_curve(
-    title: str, values: Sequence[float | None], true: Sequence[float | None] | None, path: Path
+    title: str,
+    numbers: Sequence[int],
+    values: Sequence[float | None],
+    true: Sequence[float | None] | None,
+    path: Path,
 ) -> None:
-    """Every trial's value and the best so far (and the true error of the configuration picked, if noisy)."""
+    """Every trial's value and the best so far (and the true error of the configuration picked, if noisy),
+    against the trial numbers the trials table shows."""
     v = np.array([np.nan if x is None else x for x in values], dtype=np.float64)
-    x = np.arange(1, v.size + 1)
+    x = np.asarray(numbers, dtype=np.float64)
     fig = Figure(figsize=(7.5, 4.4), layout="constrained")
     ax = fig.subplots()
     best = _finite(metrics.best_so_far(values))
@@ -177,9 +202,10 @@ def plot_study_curve(
     _log_scale(ax, *shown)
     failed = int(np.isnan(v).sum())
     note = f" ({failed} failed, not drawn)" if failed else ""
-    ax.set(title=f"{title}: {v.size} trials{note}", xlabel="trial", ylabel="value (lower is better)")
+    ax.set(title=f"{title}: {v.size} trials{note}", xlabel="trial #", ylabel="value (lower is better)")
     if v.size:
-        ax.set_xlim(0.5, v.size + 0.5)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+        ax.set_xlim(x.min() - 0.5, x.max() + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
     fig.savefig(path, dpi=_DPI)

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
+import anyio.to_thread
 import structlog
 
+from evaluators.cifar.options import add_training_arguments
 from tools.read_history import ReadHistory
 
 from .display import RichReporter
@@ -34,20 +38,31 @@ from .templates import Templates
 __all__ = ["build_parser", "main"]
 
 STRATEGIES = ("llm", "random", "tpe")
-COMMANDS = ("run", "tasks", "bench", "report")
+COMMANDS = ("run", "tasks", "train", "bench", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m agent",
         description="Tune hyperparameters with an LLM agent, or with random search and TPE side by side.",
-        epilog="Commands: run (the default: `python -m agent --task ...`), tasks, bench, report. "
+        epilog="Commands: run (the default: `python -m agent --task ...`), tasks, train, bench, report. "
         "Re-running the same command resumes the study.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{run,tasks,bench,report}")
+    sub = parser.add_subparsers(dest="command", metavar="{run,tasks,train,bench,report}")
     run = sub.add_parser("run", help="run or resume a study (default)", description="Run or resume a study.")
     add_run_arguments(run)
     sub.add_parser("tasks", help="list the tasks", description="List the tasks.")
+    train = sub.add_parser(
+        "train",
+        help="one CIFAR-10 training run with explicit hyperparameters",
+        description="One CIFAR-10 training run with the reference code's flags; writes SAVE_DIR/metrics.json.",
+    )
+    add_training_arguments(train)
+    train.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    train.add_argument(
+        "--save_dir", "--save-dir", dest="save_dir", default="runs/train", help="where metrics.json goes"
+    )
+    train.add_argument("--test", action="store_true", help="score the test set instead of the validation split")
     bench = sub.add_parser(
         "bench",
         help="run strategies side by side on many tasks and seeds, then write a report",
@@ -78,7 +93,13 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=_positive_int, default=10, help="seeds 0..N-1 per task and strategy (default: 10)")
     p.add_argument("--out", default="runs/bench", help="output folder (default: runs/bench)")
     p.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite:///<out>/bench.db)")
-    p.add_argument("--jobs", type=_positive_int, default=2, help="random/tpe studies at once (default: 2)")
+    p.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=1,
+        help="random/tpe studies at once, in threads (default: 1; Optuna's Python and SQLite writes "
+        "serialize, so more did not run faster here)",
+    )
     p.add_argument(
         "--random-samples",
         type=_positive_int,
@@ -129,6 +150,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="JSON or YAML file replacing the task's search space",
     )
     g.add_argument("--quiet", action="store_true", help="print only the final summary")
+    g.add_argument(
+        "--final-test",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="CIFAR tasks: after the study, retrain the best configuration and score the test set (default: on)",
+    )
 
     a = p.add_argument_group("agent (strategy llm)")
     a.add_argument(
@@ -163,6 +190,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="model name for openai/ollama, a .gguf path for embedded "
         "(env AGENT_MODEL; --llm is the reference spelling)",
     )
+    add_training_arguments(p)
 
 
 def _positive_int(text: str) -> int:
@@ -188,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "tasks":
             return _tasks()
+        if args.command == "train":
+            return _train(args)
         if args.command == "bench":
             return anyio.run(_bench, args)
         if args.command == "report":
@@ -237,7 +267,7 @@ def _tasks() -> int:
 async def _run(args: argparse.Namespace) -> StudySummary:
     strategy_name = "random" if args.random_hparams else (args.strategy or "llm")
     space = SearchSpace.from_file(args.search_space) if args.search_space else None
-    task = build_task(args.task, seed=args.seed, space=space)
+    task = build_task(args.task, seed=args.seed, space=space, options={"train_config": _train_config(args)})
     save_dir = Path(args.save_dir or f"runs/{task.name}-{strategy_name}-seed{args.seed}")
     study_name = args.study_name or f"{task.name}-{strategy_name}-seed{args.seed}"
     store = StudyStore.open(
@@ -257,7 +287,7 @@ async def _run(args: argparse.Namespace) -> StudySummary:
                 store.events.info("provider", provider=provider.name, model=provider.model)
             strategy = _make_strategy(strategy_name, task, store, args, provider)
             store.study.sampler = strategy.sampler(args.seed, len(store.study.get_trials(deepcopy=False)))
-            return await optimize(
+            summary = await optimize(
                 tool=task.tool,
                 strategy=strategy,
                 store=store,
@@ -265,17 +295,82 @@ async def _run(args: argparse.Namespace) -> StudySummary:
                 seed=args.seed,
                 reporter=RichReporter(quiet=args.quiet),
             )
+        if task.family == "cifar" and args.final_test:
+            await _final_test(task, store, summary)
+        return summary
     finally:
         store.close()
 
 
+def _train_config(args: argparse.Namespace) -> Any:
+    """The fixed parts of a CIFAR run (epochs, batches, data, device) from the training flags."""
+    from evaluators.cifar.options import train_config_from_args
+
+    return train_config_from_args(args, seed=args.seed)
+
+
+async def _final_test(task: Task, store: StudyStore, summary: StudySummary) -> None:
+    """Retrain the best configuration and score the test set once (tuning never sees the test set)."""
+    from evaluators.cifar.train import evaluate_test
+    from tools.train_cifar import TrainCifar
+
+    best = summary.best
+    if best is None or not isinstance(task.tool, TrainCifar):
+        return
+    done = store.study.user_attrs.get("final_test")
+    if isinstance(done, dict) and done.get("trial") == best.number:
+        print(f"test error of the best configuration (trial #{best.number}): {done['test_error']:.4f}")
+        return
+    print(f"training the best configuration (trial #{best.number}) once more to score the test set...")
+    cfg = task.tool.config_for(best.config)
+    result = await anyio.to_thread.run_sync(evaluate_test, cfg, abandon_on_cancel=True)
+    if result.state != "complete" or result.value is None:
+        print(f"the final test run failed: {result.error}")
+        return
+    store.study.set_user_attr("final_test", {"trial": best.number, "test_error": result.value, **result.metrics})
+    store.events.info("final_test", trial=best.number, test_error=result.value)
+    print(f"test error of the best configuration (trial #{best.number}): {result.value:.4f}")
+
+
+def _train(args: argparse.Namespace) -> int:
+    import json
+
+    from evaluators.cifar.data import CifarNotFoundError
+    from evaluators.cifar.train import evaluate_test, train
+
+    cfg = _train_config(args)
+    try:
+        result = evaluate_test(cfg) if args.test else train(cfg)
+    except CifarNotFoundError as exc:
+        raise UserError(f"{exc} (--dataset_dir)") from exc
+    save_dir = Path(args.save_dir)
+    try:
+        save_dir.mkdir(parents=True, exist_ok=True)
+        body = {
+            "config": dataclasses.asdict(cfg),
+            "state": result.state,
+            "value": result.value,
+            "error": result.error,
+            "metrics": result.metrics,
+        }
+        (save_dir / "metrics.json").write_text(json.dumps(body, indent=2, default=str))
+    except OSError as exc:
+        raise UserError(f"--save_dir {save_dir}: cannot write metrics.json ({exc.strerror})") from exc
+    split = "test" if args.test else "validation"
+    if result.state != "complete":
+        print(f"training failed: {result.error}", file=sys.stderr)
+        return 1
+    print(f"{split} error {result.value:.4f}; metrics in {save_dir / 'metrics.json'}")
+    return 0
+
+
 async def _bench(args: argparse.Namespace) -> int:
-    from .bench import BenchConfig, parse_budgets, resolve_tasks, run_bench
+    from .bench import BenchConfig, parse_budgets, parse_strategies, resolve_tasks, run_bench
     from .report import write_bench_report
 
     config = BenchConfig(
         tasks=resolve_tasks(args.tasks),
-        strategies=tuple(s.strip() for s in args.strategies.split(",") if s.strip()),
+        strategies=parse_strategies(args.strategies),
         budgets=parse_budgets(args.budget),
         seeds=args.seeds,
         out=Path(args.out),

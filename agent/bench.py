@@ -1,0 +1,444 @@
+"""``python -m agent bench``: many studies (task x strategy x seed) in one storage, and what they measured.
+
+Every study is named ``{task}/{strategy}/seed{seed}`` in ONE Optuna storage (``sqlite:///OUT/bench.db`` by
+default) and keeps its files in ``OUT/studies/{task}/{strategy}/seed{seed}``. A study runs to the largest
+budget; smaller budgets read the prefix of its best-so-far curve. Re-running resumes: finished studies are
+skipped without being opened. Studies of samplers (random, tpe) run ``jobs`` at a time, each in a worker
+thread with its own event loop (default 1: a study is Optuna and SQLAlchemy Python under the GIL, and SQLite
+serializes writes, so on 2 cores 2 or 3 threads ran no faster than 1); LLM studies share one provider and run
+one after another, after them.
+
+Random search done fairly: besides random's own studies, ``random_samples`` single random configurations
+per task are evaluated (not stored) and resampled into the expected best-so-far curve of random search.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import random
+import threading
+import time
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+import anyio.to_thread
+import numpy as np
+from optuna.trial import FrozenTrial, TrialState
+
+from tools.read_history import ReadHistory
+
+from . import metrics
+from .errors import UserError
+from .loop import Agent, AgentSettings
+from .memory import HistoryMode
+from .optimize import optimize
+from .providers.base import Provider
+from .strategies.base import Strategy
+from .strategies.llm import LLMStrategy
+from .strategies.samplers import RandomStrategy, TPEStrategy
+from .study import StudyStore, open_storage
+from .tasks import TASK_GROUPS, Task, build_task, list_tasks
+
+__all__ = [
+    "BenchConfig",
+    "BenchResult",
+    "Kind",
+    "RandomReference",
+    "StudyCost",
+    "StudyResult",
+    "collect",
+    "parse_budgets",
+    "parse_strategies",
+    "resolve_tasks",
+    "run_bench",
+    "run_seed",
+    "study_name",
+    "trial_cost",
+]
+
+STRATEGIES = ("llm", "random", "tpe")
+Kind = Literal["observed", "true"]
+_SAMPLE_SEED = 20_231_207  # the random-samples' stream, apart from every study seed
+_FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    tasks: tuple[str, ...]
+    strategies: tuple[str, ...]
+    budgets: tuple[int, ...]
+    seeds: int
+    out: Path
+    storage: str | None = None
+    jobs: int = 1
+    provider: str | None = None
+    model: str | None = None
+    history: HistoryMode = "chat"
+    max_retries: int = 3
+    random_samples: int = 1000
+    bootstrap: int = 2000
+    quiet: bool = False
+
+    @property
+    def horizon(self) -> int:
+        return max(self.budgets)
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{self.out.resolve() / 'bench.db'}"
+
+    def specs(self) -> list[tuple[str, str, int]]:
+        return [(t, s, seed) for t in self.tasks for s in self.strategies for seed in range(self.seeds)]
+
+
+def study_name(task: str, strategy: str, seed: int) -> str:
+    return f"{task}/{strategy}/seed{seed}"
+
+
+def run_seed(task: str, seed: int) -> int:
+    """The seed a study of ``task`` really uses for its sampler, its benchmark's noise and its model.
+
+    Every strategy of one (task, seed) shares it, so comparisons stay paired (TPE's random startup draws
+    random search's configurations). It differs between tasks: with the bare seed, random search would draw
+    the same configurations on every HPOBench task (their spaces are identical) and the tasks would not be
+    independent replicates.
+    """
+    return (zlib.crc32(task.encode()) + seed) % (2**31 - 1)
+
+
+def resolve_tasks(text: str) -> tuple[str, ...]:
+    """Comma-separated task names and groups (``hpobench``, ``toy``, ``nb201``), in order, without repeats."""
+    known = {info.name for info in list_tasks()}
+    out: list[str] = []
+    for item in (x.strip() for x in text.split(",")):
+        if not item:
+            continue
+        names = TASK_GROUPS.get(item, [item])
+        for name in names:
+            if name not in known:
+                raise UserError(
+                    f"--tasks: unknown task or group {item!r}; groups: {', '.join(TASK_GROUPS)}; "
+                    "`python -m agent tasks` lists the tasks"
+                )
+            if name not in out:
+                out.append(name)
+    if not out:
+        raise UserError("--tasks: name at least one task or group")
+    return tuple(out)
+
+
+def parse_strategies(text: str) -> tuple[str, ...]:
+    """Comma-separated strategy names, in order, without repeats."""
+    chosen = tuple(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
+    unknown = [s for s in chosen if s not in STRATEGIES]
+    if unknown or not chosen:
+        raise UserError(f"--strategies {text!r}: choose from {', '.join(STRATEGIES)}")
+    return chosen
+
+
+def parse_budgets(text: str) -> tuple[int, ...]:
+    try:
+        budgets = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError as exc:
+        raise UserError(f"--budget {text!r}: give positive integers separated by commas (10,30)") from exc
+    if not budgets or budgets[0] < 1:
+        raise UserError(f"--budget {text!r}: give positive integers separated by commas (10,30)")
+    return tuple(budgets)
+
+
+# ---- running ------------------------------------------------------------------------------------------
+
+
+async def run_bench(config: BenchConfig, *, provider: Provider | None = None) -> BenchResult:
+    """Run (or resume) every study of ``config``, then collect the results. ``provider`` serves the LLM
+    studies; when None, one is opened with ``get_provider(config.provider, config.model)`` if needed."""
+    unknown = sorted(set(config.strategies) - set(STRATEGIES))
+    if unknown:
+        raise UserError(f"--strategies: unknown {unknown}; choose from {', '.join(STRATEGIES)}")
+    started = time.perf_counter()
+    config.out.mkdir(parents=True, exist_ok=True)
+    for name in config.tasks:  # fail fast on a bad task; loads each table once, before any thread does
+        build_task(name)
+    open_storage(config.storage_url)  # creates the schema once: worker threads opening it together would race
+    done = _finished_studies(config)
+    todo = [spec for spec in config.specs() if study_name(*spec) not in done]
+    plain = [spec for spec in todo if spec[1] != "llm"]
+    llm = [spec for spec in todo if spec[1] == "llm"]
+    progress = _Progress(len(todo), config.quiet)
+    await _run_plain(plain, config, progress)
+    if llm:
+        async with contextlib.AsyncExitStack() as stack:
+            if provider is None:
+                from .providers import get_provider
+
+                provider = await stack.enter_async_context(get_provider(config.provider, config.model))
+            for spec in llm:
+                await _run_study(spec, config, provider, progress)
+    run = {
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "seconds": round(time.perf_counter() - started, 2),
+        "studies_run": len(todo),
+        "studies_skipped": len(done & {study_name(*s) for s in config.specs()}),
+        "jobs": config.jobs,
+    }
+    _append_run(config.out / "bench_runs.jsonl", run)
+    return await collect(config)
+
+
+def _append_run(path: Path, run: Mapping[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(run) + "\n")
+
+
+def _finished_studies(config: BenchConfig) -> set[str]:
+    """Names of studies that reached the largest budget and have no trial left running."""
+    storage = open_storage(config.storage_url)
+    done = set()
+    for s in storage.get_all_studies():
+        trials = storage.get_all_trials(storage.get_study_id_from_name(s.study_name), deepcopy=False)
+        finished = sum(t.state in _FINISHED for t in trials)
+        if finished >= config.horizon and not any(t.state == TrialState.RUNNING for t in trials):
+            done.add(s.study_name)
+    return done
+
+
+class _Progress:
+    def __init__(self, total: int, quiet: bool) -> None:
+        self.total, self.count, self.quiet = total, 0, quiet
+        self._lock = threading.Lock()  # studies finish in worker threads
+
+    def done(self, name: str, best: float | None, seconds: float) -> None:
+        with self._lock:
+            self.count += 1
+        if not self.quiet:
+            shown = f"{best:.6g}" if best is not None else "none"
+            print(f"[{self.count}/{self.total}] {name}: best {shown} ({seconds:.1f} s)", flush=True)
+
+
+async def _run_plain(specs: list[tuple[str, str, int]], config: BenchConfig, progress: _Progress) -> None:
+    """Sampler studies: in this thread when ``jobs`` is 1, else ``jobs`` worker threads (Optuna's calls
+    block; each thread runs its study on its own event loop)."""
+    if config.jobs <= 1:
+        for spec in specs:
+            await _run_study(spec, config, None, progress)
+        return
+    limiter = anyio.CapacityLimiter(config.jobs)
+
+    def blocking(spec: tuple[str, str, int]) -> None:
+        anyio.run(_run_study, spec, config, None, progress)
+
+    async def in_thread(spec: tuple[str, str, int]) -> None:
+        await anyio.to_thread.run_sync(blocking, spec, limiter=limiter)
+
+    async with anyio.create_task_group() as tg:
+        for spec in specs:
+            tg.start_soon(in_thread, spec)
+
+
+async def _run_study(
+    spec: tuple[str, str, int], config: BenchConfig, provider: Provider | None, progress: _Progress
+) -> None:
+    task_name, strategy_name, bench_seed = spec
+    seed = run_seed(task_name, bench_seed)
+    started = time.perf_counter()
+    task = build_task(task_name, seed=seed)
+    store = StudyStore.open(
+        save_dir=config.out / "studies" / task_name / strategy_name / f"seed{bench_seed}",
+        study_name=study_name(*spec),
+        space=task.space,
+        storage=config.storage_url,
+        meta={
+            "task": task_name,
+            "strategy": strategy_name,
+            "seed": seed,
+            "bench_seed": bench_seed,
+            "budget": config.horizon,
+        },
+    )
+    try:
+        strategy = _make_strategy(strategy_name, task, store, config, seed, provider)
+        store.study.sampler = strategy.sampler(seed, len(store.study.get_trials(deepcopy=False)))
+        summary = await optimize(tool=task.tool, strategy=strategy, store=store, budget=config.horizon, seed=seed)
+    finally:
+        store.close()
+    progress.done(study_name(*spec), summary.best.value if summary.best else None, time.perf_counter() - started)
+
+
+def _make_strategy(
+    name: str, task: Task, store: StudyStore, config: BenchConfig, seed: int, provider: Provider | None
+) -> Strategy:
+    if name == "random":
+        return RandomStrategy()
+    if name == "tpe":
+        return TPEStrategy.for_budget(config.horizon)
+    assert provider is not None, "LLM studies need the provider"
+    agent = Agent(
+        provider=provider,
+        eval_tool=task.tool,
+        task_description=task.description,
+        task_template=task.template,
+        budget=config.horizon,
+        seed=seed,
+        settings=AgentSettings(history=config.history, max_retries=config.max_retries),
+        extra_tools=[ReadHistory(store.records)],
+        events=store.events,
+    )
+    return LLMStrategy(agent)
+
+
+# ---- results ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StudyCost:
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    llm_seconds: float = 0.0
+    reasks: int = 0
+    fallbacks: int = 0
+    repeated: int = 0
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """One study's finished trials in order: observed value (None: failed), true error, configuration."""
+
+    task: str
+    strategy: str
+    seed: int
+    values: tuple[float | None, ...]
+    true_errors: tuple[float | None, ...]
+    configs: tuple[dict[str, Any], ...]
+    cost: StudyCost
+
+    def curve(self, kind: Kind) -> metrics.FloatArray:
+        """Best observed error so far, or the true error of the configuration picked so far."""
+        if kind == "observed":
+            return metrics.best_so_far(self.values)
+        return metrics.incumbent_scores(self.values, self.true_errors)
+
+
+@dataclass(frozen=True)
+class RandomReference:
+    """Single random evaluations of a task and the bootstrap curves of random search drawn from them."""
+
+    observed: metrics.FloatArray
+    true: metrics.FloatArray
+    curves: metrics.RandomSearchCurves
+
+    @property
+    def single(self) -> float:
+        """The median true error of one random configuration: normalized regret's reference."""
+        return float(np.nanmedian(self.true))
+
+    def at(self, budget: int, kind: Kind) -> float:
+        """Random search's expected error at ``budget``: the bootstrap median (compared with medians)."""
+        curve = self.curves.observed_median if kind == "observed" else self.curves.true_median
+        return float(curve[budget - 1])
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    config: BenchConfig
+    studies: dict[tuple[str, str, int], StudyResult]
+    references: dict[str, RandomReference]
+    optima: dict[str, float | None]
+    #: Tasks whose evaluations are noisy (tabular), so that a study's true error differs from what it saw.
+    noisy: dict[str, bool]
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    def curves(self, task: str, strategy: str, kind: Kind) -> metrics.FloatArray:
+        """Seeds x horizon; a missing study or an unreached evaluation is NaN."""
+        out = np.full((self.config.seeds, self.config.horizon), np.nan)
+        for seed in range(self.config.seeds):
+            study = self.studies.get((task, strategy, seed))
+            if study is not None:
+                c = study.curve(kind)[: self.config.horizon]
+                out[seed, : c.size] = c
+        return out
+
+    def finals(self, task: str, strategy: str, budget: int, kind: Kind) -> metrics.FloatArray:
+        """One error per seed at ``budget``."""
+        return self.curves(task, strategy, kind)[:, budget - 1]
+
+    def median(self, task: str, strategy: str, budget: int, kind: Kind) -> float:
+        return float(metrics.quantiles(self.finals(task, strategy, budget, kind), 0.5))
+
+
+async def collect(config: BenchConfig) -> BenchResult:
+    """Read every study of ``config`` from the storage and draw the random-search reference per task."""
+    storage = open_storage(config.storage_url)
+    names = {s.study_name for s in storage.get_all_studies()}
+    tasks = {name: build_task(name, seed=_SAMPLE_SEED) for name in config.tasks}
+    studies = {}
+    for spec in config.specs():
+        if study_name(*spec) in names:
+            trials = storage.get_all_trials(storage.get_study_id_from_name(study_name(*spec)), deepcopy=False)
+            studies[spec] = _study_result(spec, trials, tasks[spec[0]])
+    references = {name: await _reference(task, config) for name, task in tasks.items()}
+    runs = []
+    with contextlib.suppress(FileNotFoundError):
+        lines = (config.out / "bench_runs.jsonl").read_text().splitlines()
+        runs = [json.loads(line) for line in lines if line.strip()]
+    optima = {n: t.optimum for n, t in tasks.items()}
+    noisy = {n: t.true_error is not None for n, t in tasks.items()}
+    return BenchResult(config, studies, references, optima, noisy, runs)
+
+
+def _study_result(spec: tuple[str, str, int], trials: list[FrozenTrial], task: Task) -> StudyResult:
+    done = sorted((t for t in trials if t.state in _FINISHED), key=lambda t: t.number)
+    values = tuple(t.value if t.state == TrialState.COMPLETE else None for t in done)
+    configs = tuple(dict(t.params) for t in done)
+    return StudyResult(
+        *spec,
+        values=values,
+        true_errors=tuple(_true_error(task, c, v) for c, v in zip(configs, values, strict=True)),
+        configs=configs,
+        cost=trial_cost(done, [task.space.key(c) for c in configs]),
+    )
+
+
+def _true_error(task: Task, config: Mapping[str, Any], value: float | None) -> float | None:
+    if value is None or task.true_error is None:
+        return value  # toy functions are noise-free: the observed value is the true one
+    return task.true_error(config)
+
+
+def trial_cost(trials: list[FrozenTrial], keys: list[str]) -> StudyCost:
+    """LLM calls, tokens, seconds, reasks, fallbacks (as ``usage_totals``) and repeated configurations."""
+    calls = prompt = completion = reasks = fallbacks = 0
+    seconds = 0.0
+    for t in trials:
+        for u in t.user_attrs.get("usage") or []:
+            calls += 1
+            prompt += int(u.get("prompt_tokens", 0))
+            completion += int(u.get("completion_tokens", 0))
+            seconds += float(u.get("latency_s", 0.0))
+        reasks += int(t.user_attrs.get("reasks", 0) or 0)
+        fallbacks += t.user_attrs.get("source") == "fallback"
+    return StudyCost(calls, prompt, completion, seconds, reasks, fallbacks, metrics.repeated_count(keys))
+
+
+async def _reference(task: Task, config: BenchConfig) -> RandomReference:
+    """``random_samples`` uniform configurations, each evaluated once (instant for toy and tabular tasks)."""
+    rng = random.Random(f"{_SAMPLE_SEED}/{task.name}")
+    observed = np.empty(config.random_samples)
+    true = np.empty(config.random_samples)
+    for i in range(config.random_samples):
+        cfg = task.space.sample(rng)
+        result = await task.tool.evaluate(cfg)
+        value = result.value if result.state == "complete" and result.value is not None else math.nan
+        observed[i] = value
+        true[i] = task.true_error(cfg) if task.true_error is not None and not math.isnan(value) else value
+    boot_rng = np.random.default_rng(zlib.crc32(task.name.encode()))
+    curves = metrics.bootstrap_random_search(
+        observed, true, horizon=config.horizon, reps=config.bootstrap, rng=boot_rng
+    )
+    return RandomReference(observed, true, curves)

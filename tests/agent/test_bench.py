@@ -1,0 +1,141 @@
+"""Tests for agent/bench.py: task lists, a tiny bench end to end, resume, and LLM studies on a scripted model."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import optuna
+import pytest
+
+from agent.bench import BenchConfig, parse_budgets, resolve_tasks, run_bench, run_seed, study_name
+from agent.cli import main
+from agent.errors import UserError
+from agent.providers.base import ChatMessage
+from agent.providers.scripted import ScriptedProvider
+from agent.report import write_bench_report
+from agent.tasks import TASK_GROUPS
+
+TASKS = ("toy-branin", "hpobench-kc1")
+HEADERS = (
+    "## Win rate against random search",
+    "## Relative change in error against random search",
+    "## Mean rank",
+    "## Normalized regret",
+    "## Per task",
+    "## LLM cost and repeated proposals",
+    "## Wall time",
+    "## Best-so-far curves",
+    "## Proposals on the toy functions (seed 0)",
+)
+
+
+def _trial_counts(out: Path) -> dict[str, int]:
+    storage = optuna.storages.RDBStorage(f"sqlite:///{out / 'bench.db'}")
+    return {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(storage)}
+
+
+def _runs(out: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in (out / "bench_runs.jsonl").read_text().splitlines()]
+
+
+def test_tasks_take_names_and_groups_in_order_without_repeats() -> None:
+    assert resolve_tasks("toy-branin, hpobench ,hpobench-kc1") == ("toy-branin", *TASK_GROUPS["hpobench"])
+    with pytest.raises(UserError, match="unknown task or group 'nope'"):
+        resolve_tasks("toy-branin,nope")
+    assert parse_budgets("30,10,10") == (10, 30)
+    with pytest.raises(UserError, match="--budget"):
+        parse_budgets("10,x")
+
+
+def test_tiny_bench_end_to_end_then_resume_adds_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    argv = [
+        "bench",
+        "--tasks",
+        ",".join(TASKS),
+        "--strategies",
+        "random,tpe",
+        "--budget",
+        "2,3",
+        "--seeds",
+        "2",
+        "--out",
+        str(out),
+        "--random-samples",
+        "200",
+        "--jobs",
+        "2",
+        "--quiet",
+    ]
+    assert main(argv) == 0
+    names = {study_name(t, s, seed) for t in TASKS for s in ("random", "tpe") for seed in (0, 1)}
+    counts = _trial_counts(out)
+    assert counts == dict.fromkeys(names, 3)
+    assert (out / "studies" / "hpobench-kc1" / "tpe" / "seed1" / "trials" / "trial_0002.json").is_file()
+    report = (out / "report.md").read_text()
+    for header in HEADERS:
+        assert header in report
+    assert "| 3 | tpe |" in report and "sign test" in report
+    for plot in ("win_rate.png", "curves_toy-branin.png", "curves_hpobench-kc1.png", "trajectory_toy-branin.png"):
+        assert (out / "plots" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    started = time.perf_counter()
+    assert main(argv) == 0
+    assert time.perf_counter() - started < 15
+    assert _trial_counts(out) == counts
+    assert [r["studies_run"] for r in _runs(out)] == [8, 0]
+
+
+def test_a_larger_budget_extends_the_studies(tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    base = ["bench", "--tasks", "toy-branin", "--strategies", "random", "--seeds", "1", "--out", str(out)]
+    assert main([*base, "--budget", "2", "--random-samples", "50", "--quiet"]) == 0
+    assert main([*base, "--budget", "2,4", "--random-samples", "50", "--quiet"]) == 0
+    assert _trial_counts(out) == {"toy-branin/random/seed0": 4}
+
+
+def _same_point(messages: Sequence[ChatMessage]) -> str:
+    return ScriptedProvider.call("evaluate_toy", x1=3.0, x2=2.0)
+
+
+def _any_point(rng: random.Random) -> str:
+    return ScriptedProvider.call("evaluate_toy", x1=rng.uniform(-5, 10), x2=rng.uniform(0, 15))
+
+
+@pytest.mark.anyio
+async def test_llm_studies_share_one_injected_provider(tmp_path: Path) -> None:
+    rng = random.Random(0)
+    answers = ["not json", *[_same_point] * 3, *[_any_point(rng) for _ in range(3)]]
+    provider = ScriptedProvider(answers)
+    config = BenchConfig(
+        tasks=("toy-branin",),
+        strategies=("llm", "random"),
+        budgets=(3,),
+        seeds=2,
+        out=tmp_path / "llm",
+        jobs=1,
+        random_samples=100,
+        quiet=True,
+    )
+    result = await run_bench(config, provider=provider)
+    assert len(provider.calls) == 7  # 2 studies x 3 trials, and one reask
+    assert not provider.closed  # the caller owns it
+    first = result.studies[("toy-branin", "llm", 0)]
+    assert first.cost.llm_calls == 4 and first.cost.reasks == 1 and first.cost.repeated == 2
+    assert first.values[0] == pytest.approx(first.values[1])
+    assert result.studies[("toy-branin", "llm", 1)].cost.repeated == 0
+    report = write_bench_report(result).read_text()
+    assert "| llm | 2 | 3.5 |" in report  # studies, mean LLM calls per study
+    assert "| 3 | llm |" in report
+    # Resuming opens no provider: finished studies are skipped.
+    again = await run_bench(config, provider=ScriptedProvider([]))
+    assert again.studies.keys() == result.studies.keys()
+
+
+def test_studies_of_one_task_and_seed_share_their_seed_but_tasks_do_not() -> None:
+    assert run_seed("hpobench-kc1", 0) != run_seed("hpobench-car", 0)
+    assert run_seed("hpobench-kc1", 1) == run_seed("hpobench-kc1", 0) + 1

@@ -1,0 +1,123 @@
+"""Tests for agent/report.py (and its plots): the study report of a random and of an LLM study, errors, PNGs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent import metrics
+from agent._plots import plot_bench_curves, plot_study_curve, plot_trajectories, plot_win_rates
+from agent.cli import main
+from agent.loop import Agent, AgentSettings
+from agent.optimize import optimize
+from agent.providers.scripted import ScriptedProvider
+from agent.report import write_study_report
+from agent.strategies.llm import LLMStrategy
+from agent.study import StudyStore
+from agent.tasks import build_task
+from tools.read_history import ReadHistory
+
+PNG = b"\x89PNG\r\n\x1a\n"
+call = ScriptedProvider.call
+
+
+def _is_png(path: Path, min_kb: int = 10) -> bool:
+    data = path.read_bytes()
+    return data[:8] == PNG and len(data) > min_kb * 1024
+
+
+@pytest.fixture(autouse=True)
+def _shipped_prompts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AGENT_PROMPTS_DIR", raising=False)
+
+
+def test_report_of_a_random_study_made_by_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    assert (
+        main(["--task", "toy-branin", "--strategy", "random", "--budget", "5", "--save_dir", str(run), "--quiet"]) == 0
+    )
+    assert main(["report", "--save_dir", str(run)]) == 0
+    assert str(run / "report.md") in capsys.readouterr().out
+    text = (run / "report.md").read_text()
+    assert text.startswith("# Study `toy-branin-random-seed0`")
+    assert "## Trials" in text and "## Conversation" not in text
+    assert text.count("| sampler |") == 5
+    assert _is_png(run / "plots" / "best.png") and _is_png(run / "plots" / "trajectory.png")
+
+
+@pytest.mark.anyio
+async def test_report_of_an_llm_study_shows_the_conversation(tmp_path: Path) -> None:
+    task = build_task("toy-branin")
+    provider = ScriptedProvider(
+        [
+            "I think x1=3 is good",  # prose: reasked
+            call("evaluate_toy", x1=3.0, x2=2.0),
+            call("read_history", which="best", n=1),
+            call("evaluate_toy", x1=-3.0, x2=12.0),
+            call("evaluate_toy", x1=9.4, x2=2.5),
+        ]
+    )
+    store = StudyStore.open(
+        save_dir=tmp_path / "llm",
+        study_name="llm-study",
+        space=task.space,
+        meta={"task": task.name, "strategy": "llm", "seed": 0, "budget": 3},
+    )
+    try:
+        agent = Agent(
+            provider=provider,
+            eval_tool=task.tool,
+            task_description=task.description,
+            task_template=task.template,
+            budget=3,
+            settings=AgentSettings(max_retries=2),
+            extra_tools=[ReadHistory(store.records)],
+            events=store.events,
+        )
+        strategy = LLMStrategy(agent)
+        store.study.sampler = strategy.sampler(0, 0)
+        await optimize(tool=task.tool, strategy=strategy, store=store, budget=3)
+    finally:
+        store.close()
+
+    text = write_study_report(tmp_path / "llm").read_text()
+    assert "## Conversation" in text and "### System" in text and "### Task" in text
+    assert "evaluate_toy" in text and "read_history" in text
+    assert "I think x1=3 is good" in text and "**reask**:" in text
+    assert "### Trial 0 (llm, 1 reask)" in text and "**read_history** returned:" in text
+    assert "- **LLM**: 5 calls" in text
+
+
+def test_report_errors_name_what_to_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "--save_dir", str(tmp_path / "nothing")]) == 2
+    assert "no study storage" in capsys.readouterr().err
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    for strategy in ("random", "tpe"):
+        argv = ["--task", "toy-branin", "--strategy", strategy, "--budget", "2", "--quiet"]
+        assert main([*argv, "--save_dir", str(tmp_path / strategy), "--storage", url]) == 0
+    assert main(["report", "--save_dir", str(tmp_path / "random"), "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert "holds 2 studies" in err and "toy-branin-random-seed0" in err and "toy-branin-tpe-seed0" in err
+    argv = ["report", "--save_dir", str(tmp_path / "tpe"), "--storage", url, "--study-name", "toy-branin-tpe-seed0"]
+    assert main(argv) == 0
+    assert "toy-branin-tpe-seed0" in (tmp_path / "tpe" / "report.md").read_text()
+
+
+def test_bench_plots_are_written_and_readable(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    observed = rng.uniform(0.1, 0.5, size=300)
+    ref = metrics.bootstrap_random_search(observed, observed + 0.01, horizon=12, reps=300, rng=rng)
+    curve = np.array([metrics.best_so_far(rng.uniform(0.1, 0.5, size=12)) for _ in range(4)])
+    curves = {"random": (curve, curve + 0.01), "tpe": (curve * 0.9, curve * 0.9 + 0.01)}
+    plot_bench_curves("hpobench-kc1", curves, ref, (5, 12), tmp_path / "curves.png", noisy=True)
+    bars = {(b, s): (0.5, 0.25, 0.75, "4/8") for b in (5, 12) for s in ("random", "tpe")}
+    plot_win_rates(bars, (5, 12), ("random", "tpe"), tmp_path / "wins.png")
+    configs = [{"x1": float(x), "x2": float(y)} for x, y in rng.uniform(0, 5, size=(6, 2))]
+    plot_trajectories("toy-himmelblau", {"random": configs, "llm": configs[::-1]}, tmp_path / "traj.png")
+    plot_study_curve(
+        "s", [0, 1, 2, 3], [None, 100.0, 1.0, 0.01], None, tmp_path / "study.png"
+    )  # spans decades: log scale
+    for name in ("curves.png", "wins.png", "traj.png", "study.png"):
+        assert _is_png(tmp_path / name), name
