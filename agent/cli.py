@@ -277,6 +277,7 @@ async def _run(args: argparse.Namespace) -> StudySummary:
         storage=args.storage,
         meta={"task": task.name, "strategy": strategy_name, "seed": args.seed},
     )
+    store.study.set_user_attr("budget", args.budget)  # the latest budget asked for (report renders prompts)
     try:
         async with contextlib.AsyncExitStack() as stack:
             provider = None

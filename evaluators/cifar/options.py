@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from evaluators.cifar.train import ARCHS, OPTIMIZERS, TrainConfig
+from evaluators.cifar.config import ARCHS, OPTIMIZERS, TrainConfig
 
 __all__ = ["TRAINING_FLAGS", "add_training_arguments", "train_config_from_args"]
 

@@ -18,7 +18,6 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from evaluators.base import EvalResult
+from evaluators.cifar.config import ARCHS, OPTIMIZERS, PRECISIONS, TrainConfig
 from evaluators.cifar.data import ImageSet, eval_batches, load_cifar10, num_train_batches, train_batches
 from evaluators.cifar.models import build_model
 
@@ -41,35 +41,8 @@ __all__ = [
     "use_bf16",
 ]
 
-ARCHS = ("resnet9", "vit")
-OPTIMIZERS = ("sgd", "adam", "sgd_momentum", "adamw")
-PRECISIONS = ("auto", "fp32", "bf16")
 EXPLODED_LOSS = 1e4  # a loss above this, or above 100x the first batch's loss, ends the run
 EXPLOSION_FACTOR = 100.0
-
-
-@dataclass
-class TrainConfig:
-    """Everything one run needs. ``device=None`` picks cuda, then mps, then cpu."""
-
-    arch: str = "resnet9"
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.0
-    train_batch_size: int = 128
-    eval_batch_size: int = 512
-    num_train_epochs: int = 1
-    max_train_batches: int | None = None
-    max_eval_batches: int | None = None
-    seed: int = 0
-    dataset_dir: str = "data"
-    val_size: int = 5000
-    subset: int | None = None
-    device: str | None = None
-    compile: bool = False
-    progress: bool = True
-    precision: str = "auto"  # "auto": bf16 autocast on CUDA and on CPUs with native bf16, else fp32
 
 
 def resolve_device(name: str | None = None) -> torch.device:
