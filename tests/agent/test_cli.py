@@ -81,30 +81,31 @@ def test_random_study_writes_trials_and_resumes_with_a_larger_budget(tmp_path: P
 
 def test_sigkill_at_random_moments_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     """SIGKILL a real study again and again; every restart resumes; the end state is exactly the budget."""
-    save, budget, kills = tmp_path / "k", 60, 0
-    args = ["--task", "hpobench-kc1", "--strategy", "tpe", "--budget", str(budget), "--save_dir", str(save), "--quiet"]
+    save, budget, kills = tmp_path / "k", 400, 0
+    args = ["--task", "hpobench-kc1", "--strategy", "random", "--budget", str(budget), "--save_dir", str(save)]
+    args += ["--quiet"]
     rng = random.Random(1234)
-    for _ in range(40):
+    finished_per_kill = []
+    while kills < 10:
         proc = _agent(*args)
         try:
-            proc.wait(timeout=rng.uniform(0.8, 2.5))
+            proc.wait(timeout=rng.uniform(0.7, 2.0))
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             kills += 1
+            finished_per_kill.append(sum(t.state.is_finished() for t in _trials(save, "hpobench-kc1-random-seed0")))
         else:
-            assert proc.returncode == 0, proc.stderr.read().decode() if proc.stderr else ""
-            if kills >= 3:
-                break
+            pytest.fail(f"the study finished after {kills} kills; raise its budget so every kill lands mid-study")
         finally:
             for stream in (proc.stdout, proc.stderr):
                 if stream:
                     stream.close()
-    print(f"killed the study {kills} times")
-    assert kills >= 3, "the study finished before it could be killed enough times"
+    print(f"killed the study {kills} times; finished trials after each kill: {finished_per_kill}")
+    assert finished_per_kill == sorted(finished_per_kill), "a kill must never lose a finished trial"
     final = subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, cwd=ROOT)
     assert final.returncode == 0, final.stderr.decode()
-    _assert_consistent(save, "hpobench-kc1-tpe-seed0", budget)
+    _assert_consistent(save, "hpobench-kc1-random-seed0", budget)
     with sqlite3.connect(save / "study.db") as db:
         (n,) = db.execute("select count(*) from trials").fetchone()
     assert n == budget
