@@ -176,6 +176,11 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         default="random",
         help="after the reasks: evaluate a random configuration, or stop with an error (default: random)",
     )
+    a.add_argument(
+        "--allow-repeats",
+        action="store_true",
+        help="evaluate a configuration the model proposes again (the paper's plain loop); default: reask it",
+    )
     a.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default: 0.7)")
     a.add_argument("--max-tokens", type=_positive_int, default=256, help="answer length limit (default: 256)")
     a.add_argument("--prompts-dir", default=None, help="folder with your own prompt templates (env AGENT_PROMPTS_DIR)")
@@ -408,6 +413,7 @@ def _make_strategy(
             history=args.history,
             max_retries=args.max_retries,
             on_invalid=args.on_invalid,
+            reject_repeats=not args.allow_repeats,
             temperature=args.temperature,
             max_tokens=args.max_tokens,
         ),

@@ -12,7 +12,6 @@ trials the same way.
 from __future__ import annotations
 
 import json
-import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from .errors import InvalidSuggestion, ReaskBudgetExhausted
 from .memory import AnswerPart, HistoryMode, Memory, Part, ReaskPart, Round, ToolReturnPart
 from .providers.base import Provider, Usage
 from .records import TrialRecord
-from .space import CategoricalParam, IntParam, SearchSpace
+from .space import CategoricalParam, SearchSpace
 from .strategies.base import Proposal
 from .templates import Templates
 
@@ -50,6 +49,8 @@ class AgentSettings:
     max_retries: int = 3
     on_invalid: OnInvalid = "random"
     max_history_reads: int = 2
+    #: Reask a configuration already evaluated (a wasted evaluation) instead of running it again.
+    reject_repeats: bool = True
     temperature: float = 0.7
     max_tokens: int = 256
 
@@ -137,6 +138,8 @@ class Agent:
             self.events.info("llm_call", **completion.usage.model_dump())
             try:
                 call = parse_answer(answer, self.tools)
+                if call.is_evaluation and self.settings.reject_repeats:
+                    self._check_not_tried(call.arguments, records)
                 if not call.is_evaluation and reads_in_a_row >= self.settings.max_history_reads:
                     raise InvalidSuggestion(
                         "too many history reads",
@@ -154,6 +157,23 @@ class Agent:
                 return Proposal(config=config, source="llm", parts=parts, usage=usage, reasks=reasks, answer=answer)
             parts.append(ToolReturnPart(tool=call.tool.name, content=await self._run_tool(call)))
             reads_in_a_row += 1
+
+    def _check_not_tried(self, config: Mapping[str, Any], records: Sequence[TrialRecord]) -> None:
+        key = self.space.key(config)
+        for r in records:
+            if self.space.key(r.config) == key:
+                outcome = "still running" if not r.finished else format_trial(r).split(" -> ", 1)[-1]
+                raise InvalidSuggestion(
+                    "repeated configuration",
+                    [
+                        {
+                            "loc": ["arguments"],
+                            "msg": f"this configuration was already evaluated in trial {r.number} ({outcome}); "
+                            "propose a configuration not tried yet",
+                            "input": None,
+                        }
+                    ],
+                )
 
     def _give_up(
         self, parts: list[Part], usage: list[Usage], reasks: int, answer: str | None, exc: InvalidSuggestion
@@ -174,7 +194,12 @@ class Agent:
 
     def _tool_view(self, tool: Tool | EvaluationTool) -> dict[str, str]:
         if isinstance(tool, EvaluationTool):
-            example = json.dumps({"tool": tool.name, "arguments": _example_config(self.space)})
+            # Placeholders, not values: a small model copies an example's values verbatim, round after round.
+            args = ", ".join(f'"{name}": <{name}>' for name in self.space.params)
+            example = (
+                f'{{"tool": "{tool.name}", "arguments": {{{args}}}}} with each <...> a value from the search space'
+            )
+
         else:
             example = json.dumps({"tool": tool.name, "arguments": {"which": "best", "n": 3}})
         return {"name": tool.name, "description": tool.description, "example": example}
@@ -209,21 +234,6 @@ class Agent:
 
     def _history_limit_text(self, count: int) -> str:
         return self.templates.render("history_limit", count=count, eval_tool=self.eval_tool.name)
-
-
-def _example_config(space: SearchSpace) -> dict[str, Any]:
-    """A well-formed configuration to show the answer's shape: each range's middle, each list's first choice."""
-    example: dict[str, Any] = {}
-    for name, p in space.params.items():
-        if isinstance(p, CategoricalParam):
-            example[name] = p.choices[0]
-        elif p.log:
-            mid = math.sqrt(p.low * p.high)
-            example[name] = round(mid) if isinstance(p, IntParam) else float(f"{mid:.2g}")
-        else:
-            mid = (p.low + p.high) / 2
-            example[name] = round(mid) if isinstance(p, IntParam) else float(f"{mid:.3g}")
-    return example
 
 
 _ANSWER_KEPT_CHARS = 2_000

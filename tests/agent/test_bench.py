@@ -109,7 +109,8 @@ def _any_point(rng: random.Random) -> str:
 @pytest.mark.anyio
 async def test_llm_studies_share_one_injected_provider(tmp_path: Path) -> None:
     rng = random.Random(0)
-    answers = ["not json", *[_same_point] * 3, *[_any_point(rng) for _ in range(3)]]
+    # Study 0: a reask for bad JSON, one for proposing trial 0's point again (the loop refuses repeats).
+    answers = ["not json", _same_point, _same_point, *[_any_point(rng) for _ in range(5)]]
     provider = ScriptedProvider(answers)
     config = BenchConfig(
         tasks=("toy-branin",),
@@ -122,14 +123,13 @@ async def test_llm_studies_share_one_injected_provider(tmp_path: Path) -> None:
         quiet=True,
     )
     result = await run_bench(config, provider=provider)
-    assert len(provider.calls) == 7  # 2 studies x 3 trials, and one reask
+    assert len(provider.calls) == 8  # 2 studies x 3 trials, and two reasks
     assert not provider.closed  # the caller owns it
     first = result.studies[("toy-branin", "llm", 0)]
-    assert first.cost.llm_calls == 4 and first.cost.reasks == 1 and first.cost.repeated == 2
-    assert first.values[0] == pytest.approx(first.values[1])
+    assert first.cost.llm_calls == 5 and first.cost.reasks == 2 and first.cost.repeated == 0
     assert result.studies[("toy-branin", "llm", 1)].cost.repeated == 0
     report = write_bench_report(result).read_text()
-    assert "| llm | 2 | 3.5 |" in report  # studies, mean LLM calls per study
+    assert "| llm | 2 | 4.0 |" in report  # studies, mean LLM calls per study
     assert "| 3 | llm |" in report
     # Resuming opens no provider: finished studies are skipped.
     again = await run_bench(config, provider=ScriptedProvider([]))

@@ -286,3 +286,36 @@ def test_render_domain() -> None:
     )
     assert render_domain(space, "lr") == "a number in [0.0001, 0.1], log scale"
     assert render_domain(space, "act") == 'one of "relu", 0.5, true'
+
+
+# ---- repeated configurations --------------------------------------------------------------------------
+
+
+async def test_a_configuration_already_tried_is_reasked() -> None:
+    agent, provider = make_agent([call("evaluate_toy", x1=-3.0, x2=12.0), VALID], records=RECORDS)
+    proposal = await agent.propose(RECORDS)
+    assert proposal.reasks == 1
+    assert proposal.config == {"x1": 1.5, "x2": 2.5}
+    reask = provider.calls[1].messages[-1].content
+    assert "already evaluated in trial 0 (value 0.5)" in reask
+
+
+async def test_a_pending_configuration_is_reasked_too() -> None:
+    running = TrialRecord(number=2, config={"x1": 1.5, "x2": 2.5}, state="running", source="llm")
+    agent, provider = make_agent([VALID, call("evaluate_toy", x1=0.0, x2=1.0)])
+    proposal = await agent.propose([*RECORDS, running])
+    assert proposal.config == {"x1": 0.0, "x2": 1.0}
+    assert "trial 2 (still running)" in provider.calls[1].messages[-1].content
+
+
+async def test_repeats_are_evaluated_when_allowed() -> None:
+    agent, _ = make_agent([call("evaluate_toy", x1=-3.0, x2=12.0)], reject_repeats=False)
+    proposal = await agent.propose(RECORDS)
+    assert proposal.reasks == 0 and proposal.config == {"x1": -3.0, "x2": 12.0}
+
+
+async def test_the_example_answer_carries_no_values_to_copy() -> None:
+    agent, provider = make_agent([VALID])
+    await agent.propose([])
+    system = provider.calls[0].messages[0].content
+    assert '"arguments": {"x1": <x1>, "x2": <x2>}' in system
