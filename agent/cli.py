@@ -17,6 +17,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+import optuna
 import structlog
 
 from evaluators.cifar.options import add_training_arguments
@@ -24,6 +25,7 @@ from tools.read_history import ReadHistory
 
 from .display import RichReporter
 from .errors import AgentError, ProviderError, UserError
+from .executors import make_executor
 from .loop import Agent, AgentSettings
 from .optimize import StudySummary, optimize
 from .providers.base import Provider
@@ -155,6 +157,36 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="CIFAR tasks: after the study, retrain the best configuration and score the test set (default: on)",
+    )
+
+    x = p.add_argument_group("scaling out (README: Scaling out)")
+    x.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="where evaluations run: this machine, or Ray tasks (pip install -e '.[ray]') (default: local)",
+    )
+    x.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="evaluations at once (local: worker processes for CIFAR; ray: tasks in flight) (default: 1)",
+    )
+    x.add_argument(
+        "--batch",
+        type=_positive_int,
+        default=1,
+        help="configurations the model proposes per answer, at most --workers (default: 1)",
+    )
+    x.add_argument("--ray-address", default=None, help="Ray cluster to join (env RAY_ADDRESS; default: a local one)")
+    x.add_argument("--cpus-per-trial", type=float, default=1.0, help="Ray: CPUs per evaluation (default: 1)")
+    x.add_argument("--gpus-per-trial", type=float, default=0.0, help="Ray: GPUs per evaluation (default: 0)")
+    x.add_argument(
+        "--pruner",
+        choices=("none", "median"),
+        default="none",
+        help="early stopping of training tasks: Optuna's MedianPruner on the per-epoch validation error "
+        "(default: none)",
     )
 
     a = p.add_argument_group("agent (strategy llm)")
@@ -292,7 +324,17 @@ async def _run(args: argparse.Namespace) -> StudySummary:
                 provider = await stack.enter_async_context(get_provider(args.provider, args.model))
                 store.events.info("provider", provider=provider.name, model=provider.model)
             strategy = _make_strategy(strategy_name, task, store, args, provider)
-            store.study.sampler = strategy.sampler(args.seed, len(store.study.get_trials(deepcopy=False)))
+            store.study.sampler = strategy.sampler(args.seed, store.used_count())
+            if args.pruner == "median":
+                store.study.pruner = optuna.pruners.MedianPruner()
+            executor = make_executor(
+                args.executor,
+                workers=args.workers,
+                address=args.ray_address,
+                cpus_per_trial=args.cpus_per_trial,
+                gpus_per_trial=args.gpus_per_trial,
+            )
+            stack.callback(executor.close)
             summary = await optimize(
                 tool=task.tool,
                 strategy=strategy,
@@ -300,6 +342,9 @@ async def _run(args: argparse.Namespace) -> StudySummary:
                 budget=args.budget,
                 seed=args.seed,
                 reporter=RichReporter(quiet=args.quiet),
+                executor=executor,
+                batch=min(args.batch, args.workers),
+                prune=args.pruner != "none",
             )
         if task.family == "cifar" and args.final_test:
             await _final_test(task, store, summary)

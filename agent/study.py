@@ -7,6 +7,21 @@ the round's conversation, reasks and usage (as trial user attributes). The JSON 
 Resuming: finished trials (complete, pruned, failed) count toward the budget; a trial left RUNNING by a
 process that died is *adopted* (re-evaluated with the same parameters and finished under the same number),
 so a crash never loses nor duplicates a trial.
+
+Several processes on one study (same storage, same study name) share the budget through :meth:`StudyStore.claim`:
+
+- a *slot* of the budget is a WAITING trial (``study.enqueue_trial({})``); a worker holding a proposal claims
+  one by writing its owner on it and moving it WAITING -> RUNNING with ``storage.set_trial_state_values``,
+  the call ``study.ask()`` uses to pop enqueued trials: of two workers racing for one slot exactly one gets
+  ``True`` (on SQLite only with ``BEGIN IMMEDIATE`` transactions, which :func:`open_storage` sets). The owner
+  is written before the state changes, so no RUNNING trial of ours is ever without an owner (an ownerless
+  one is stale at once);
+- topping up the slots (counting the trials, then enqueueing one more while fewer than ``budget`` exist) is
+  the one read-then-write step, so it runs under a study-wide mutex: a lock study ``<name>.lock`` that only
+  one worker can create (``create_new_study`` raises ``DuplicatedStudyError`` for the others, in RDB and
+  journal storages alike) and that its holder deletes. A lock whose holder died (same host: its process is
+  gone; another host: older than ``_LOCK_STALE_S``) is broken by deleting it by id. Adopting a stale trial
+  takes the mutex too, so two workers never adopt the same trial.
 """
 
 from __future__ import annotations
@@ -16,9 +31,10 @@ import json
 import logging
 import os
 import socket
+import time
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +63,7 @@ _STATE = {
 }
 _FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 _MAX_ATTR_CHARS = 20_000
+_LOCK_STALE_S = 120.0  # a lock of another host older than this is taken to be abandoned
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -62,24 +79,50 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             path = Path(url.removeprefix("sqlite:///"))
             if not path.parent.is_dir():
                 raise UserError(f"--storage {url}: the folder {path.parent} does not exist; create it first")
-            storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+            storage = _retry_schema_race(
+                lambda: optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+            )
             sqlalchemy.event.listen(storage.engine, "connect", _sqlite_pragmas)
+            sqlalchemy.event.listen(storage.engine, "begin", _sqlite_begin_immediate)
             storage.engine.dispose()  # connections made before the listener get the pragmas too
             return storage
         if url.endswith(".log") or url.startswith("journal:"):
             file = url.removeprefix("journal:")
             backend = optuna.storages.journal.JournalFileBackend(file)
             return optuna.storages.JournalStorage(backend)
-        return optuna.storages.RDBStorage(url)
+        return _retry_schema_race(lambda: optuna.storages.RDBStorage(url))
     except UserError:
         raise
     except Exception as exc:  # SQLAlchemy raises many kinds; all mean the same to a user
         raise UserError(f"--storage {url}: cannot open the study storage: {exc}") from exc
 
 
+def _sqlite_begin_immediate(connection: Any) -> None:
+    """Every transaction takes SQLite's write lock when it begins (SQLAlchemy's pysqlite recipe).
+
+    pysqlite otherwise begins a transaction only at the first write, so the read in Optuna's
+    ``set_trial_state_values`` (is the trial still WAITING?) runs outside it, and two workers could both move
+    one WAITING trial to RUNNING (seen in 2 of 6 two-worker runs before this).
+    """
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _retry_schema_race(make: Callable[[], optuna.storages.RDBStorage]) -> optuna.storages.RDBStorage:
+    """Workers starting at once on a new database race to create its tables; the loser finds them made."""
+    for attempt in range(5):
+        try:
+            return make()
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as exc:
+            if not ("already exists" in str(exc) or "alembic_version" in str(exc)) or attempt == 4:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     """WAL with synchronous=NORMAL: a commit costs microseconds instead of an fsync (Optuna commits ~25
     times a trial), and a killed process still loses nothing; only a power cut may drop the last commits."""
+    connection.isolation_level = None  # pysqlite's own BEGIN comes too late; _sqlite_begin_immediate does it
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -150,13 +193,24 @@ _HAVE_PROC = os.path.isdir("/proc/self")
 class StudyStore:
     """One study: its Optuna storage, its folder, its events log."""
 
-    def __init__(self, study: optuna.Study, save_dir: Path, space: SearchSpace, events_file: TextIO) -> None:
+    def __init__(
+        self,
+        study: optuna.Study,
+        save_dir: Path,
+        space: SearchSpace,
+        events_file: TextIO,
+        storage: optuna.storages.BaseStorage | None = None,
+    ) -> None:
         self.study = study
+        self.storage = storage if storage is not None else study._storage
         self.save_dir = save_dir
         self.space = space
         self._distributions = space.to_optuna()
         self._worker = _Worker.me()
         self._live: dict[int, optuna.trial.Trial] = {}
+        #: Slots enqueued per top-up: more means fewer mutex rounds, but more WAITING trials left behind when
+        #: a run is interrupted (they are claimed by the next run).
+        self.slot_chunk = 1
         self._events_file = events_file
         self.events = structlog.wrap_logger(
             structlog.WriteLogger(events_file),
@@ -192,8 +246,9 @@ class StudyStore:
             raise UserError(f"--save_dir {save_dir}: cannot write there ({exc.strerror}); choose another") from exc
         try:
             url = storage or default_storage_url(save_dir)
+            backend = open_storage(url)
             study = optuna.create_study(
-                storage=open_storage(url),
+                storage=backend,
                 study_name=study_name,
                 direction="minimize",
                 sampler=sampler,
@@ -220,7 +275,7 @@ class StudyStore:
         except BaseException:
             events_file.close()
             raise
-        return cls(study, save_dir, space, events_file)
+        return cls(study, save_dir, space, events_file, backend)
 
     def close(self) -> None:
         self._events_file.close()
@@ -232,6 +287,10 @@ class StudyStore:
 
     def records(self) -> list[TrialRecord]:
         return [_record(t) for t in self._trials() if t.state in _STATE]
+
+    def used_count(self) -> int:
+        """Trials that use the budget: every trial but the WAITING slots not yet claimed."""
+        return sum(1 for t in self._trials() if t.state != TrialState.WAITING)
 
     def finished_count(self) -> int:
         return sum(1 for t in self._trials() if t.state in _FINISHED)
@@ -282,17 +341,125 @@ class StudyStore:
         self.events.info("trial_started", trial=trial.number, source=source, config=chosen)
         return trial.number, chosen
 
-    def adopt(self, stale: FrozenTrial) -> tuple[int, dict[str, Choice]]:
-        """Take over a trial whose process died; fill any parameter it had not got yet."""
-        trial = optuna.trial.Trial(self.study, stale._trial_id)  # Optuna exposes no public id accessor
+    def claim(
+        self,
+        config: Mapping[str, Choice] | None,
+        source: ProposalSource,
+        attrs: Mapping[str, Any],
+        budget: int,
+    ) -> tuple[int, dict[str, Choice]] | None:
+        """Start a trial of the budget with ``config`` (None: the study's sampler draws it), or None when every
+        slot of ``budget`` is taken (by this worker or another). Safe with any number of workers."""
+        trial_id = self._claim_slot(budget)
+        if trial_id is None:
+            return None
+        trial = optuna.trial.Trial(self.study, trial_id)
+        trial.set_user_attr("source", source)
+        trial.set_user_attr("started_at", _now())
+        for key, value in attrs.items():
+            trial.set_user_attr(key, _bounded(value))
+        with self._fixed(config):
+            chosen = {name: _suggest(trial, name, dist) for name, dist in self._distributions.items()}
+        self._live[trial.number] = trial
+        self.events.info("trial_started", trial=trial.number, source=source, config=chosen)
+        return trial.number, chosen
+
+    def _claim_slot(self, budget: int) -> int | None:
+        while True:
+            if self.used_count() >= budget:  # slots left over from a larger budget stay unclaimed
+                return None
+            for t in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+                if self._pop(t._trial_id):  # Optuna exposes no public id accessor
+                    return t._trial_id
+            with self._mutex():  # no slot left: top up to the budget, once, whoever gets here first
+                trials = self._trials()
+                used = sum(1 for t in trials if t.state != TrialState.WAITING)
+                missing = budget - len(trials)
+                if used >= budget:
+                    return None
+                for _ in range(min(missing, self.slot_chunk)):
+                    self.study.enqueue_trial({})
+                self.events.info("slots_enqueued", n=min(max(missing, 0), self.slot_chunk), budget=budget)
+
+    def _pop(self, trial_id: int) -> bool:
+        """WAITING -> RUNNING, atomically: True for exactly one of the workers that try."""
+        owner = self._worker.as_attr()
+        try:
+            self.storage.set_trial_user_attr(trial_id, "worker", owner)  # before RUNNING: never ownerless
+            if not self.storage.set_trial_state_values(trial_id, TrialState.RUNNING):
+                return False
+        except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
+            return False  # another worker claimed and finished it meanwhile
+        # A worker that lost the race may have written its name after ours: write ours again.
+        self.storage.set_trial_user_attr(trial_id, "worker", owner)
+        return True
+
+    @contextlib.contextmanager
+    def _mutex(self) -> Iterator[None]:
+        """The study-wide lock: a study named ``<name>.lock`` exists while a worker holds it."""
+        name = f"{self.study.study_name}.lock"
+        seen_ownerless: dict[int, float] = {}
+        while True:
+            try:
+                lock_id = self.storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], name)
+            except optuna.exceptions.DuplicatedStudyError:
+                self._maybe_break_lock(name, seen_ownerless)
+                time.sleep(0.005 + 0.02 * (os.getpid() % 7) / 7)
+                continue
+            self.storage.set_study_user_attr(lock_id, "worker", {**self._worker.as_attr(), "at": time.time()})
+            break
+        try:
+            yield
+        finally:
+            with contextlib.suppress(KeyError):
+                self.storage.delete_study(lock_id)
+
+    def _maybe_break_lock(self, name: str, seen_ownerless: dict[int, float]) -> None:
+        try:
+            lock_id = self.storage.get_study_id_from_name(name)
+            owner = self.storage.get_study_user_attrs(lock_id).get("worker")
+        except KeyError:
+            return  # released meanwhile
+        if owner is None:  # created, owner not written yet (or its creator died right then)
+            first = seen_ownerless.setdefault(lock_id, time.monotonic())
+            stale = time.monotonic() - first > 10.0
+        elif owner.get("host") == self._worker.host:
+            stale = self._worker.owns_stale(owner)
+        else:
+            stale = time.time() - float(owner.get("at", 0.0)) > _LOCK_STALE_S
+        if stale:
+            with contextlib.suppress(KeyError):
+                self.storage.delete_study(lock_id)  # by id: a lock taken since then is not touched
+            self.events.info("lock_broken", lock=name, owner=owner)
+
+    def adopt(self, stale: FrozenTrial) -> tuple[int, dict[str, Choice]] | None:
+        """Take over a trial whose process died; fill any parameter it had not got yet.
+
+        None when another worker adopted it first (the check and the new owner are written under the mutex).
+        """
+        with self._mutex():
+            current = self.storage.get_trial(stale._trial_id)  # Optuna exposes no public id accessor
+            if current.state != TrialState.RUNNING or not self._worker.owns_stale(current.user_attrs.get("worker")):
+                return None
+            self.storage.set_trial_user_attr(stale._trial_id, "worker", self._worker.as_attr())
+        trial = optuna.trial.Trial(self.study, stale._trial_id)
         chosen = {name: _suggest(trial, name, dist) for name, dist in self._distributions.items()}
         self._live[stale.number] = trial
-        trial.set_user_attr("worker", self._worker.as_attr())
         trial.set_user_attr("resumed", int(stale.user_attrs.get("resumed", 0)) + 1)
         if "source" not in stale.user_attrs:
             trial.set_user_attr("source", "resumed")
         self.events.info("trial_adopted", trial=stale.number, config=chosen)
         return stale.number, chosen
+
+    def reporter(self, number: int) -> Callable[[int, float], bool]:
+        """``report(step, value) -> should_prune`` for a running trial: Optuna's ``report`` and pruner."""
+        trial = self._live[number]
+
+        def report(step: int, value: float) -> bool:
+            trial.report(value, step)
+            return trial.should_prune()
+
+        return report
 
     def finish(self, number: int, result: EvalResult, seconds: float) -> TrialRecord:
         """Record the evaluation, then write the trial's JSON file."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import anyio.to_thread
@@ -18,10 +19,21 @@ from .base import EvaluationTool
 __all__ = ["TrainCifar"]
 
 
+class _Stop(Exception):
+    """Raised from the epoch callback when the study's pruner says the trial lags behind."""
+
+    def __init__(self, epoch: int, val_error: float) -> None:
+        super().__init__(f"pruned after epoch {epoch}")
+        self.epoch = epoch
+        self.val_error = val_error
+
+
 class TrainCifar(EvaluationTool):
     """Trains with the fixed parts of ``base`` (epochs, batches, data, device) and the proposed hyperparameters."""
 
     name: ClassVar[str] = "train_cifar"
+    #: Training holds the GIL for long stretches: parallel trials on one machine run in worker processes.
+    runs_in_subprocess: ClassVar[bool] = True
     description: ClassVar[str] = (
         "Train the network on CIFAR-10 with this configuration; returns the validation error rate "
         "(lower is better), the validation and training losses, and the training time."
@@ -38,13 +50,31 @@ class TrainCifar(EvaluationTool):
     def config_for(self, config: dict[str, Choice]) -> TrainConfig:
         return dataclasses.replace(self.base, progress=False, **config)  # type: ignore[arg-type]
 
-    async def evaluate(self, config: dict[str, Choice]) -> EvalResult:
-        # Training holds no event-loop state; a worker thread keeps the loop (and Ctrl-C) responsive.
+    async def evaluate(
+        self, config: dict[str, Choice], report: Callable[[int, float], bool] | None = None
+    ) -> EvalResult:
+        """Train once. ``report(epoch, val_error) -> stop`` runs after every epoch when given (early stopping):
+        when it says stop, training ends and the result is ``pruned`` with the last validation error."""
         cfg = self.config_for(config)
+
+        def on_epoch(epoch: int, val_error: float) -> None:
+            assert report is not None
+            if report(epoch, val_error):
+                raise _Stop(epoch, val_error)
+
+        # Training holds no event-loop state; a worker thread keeps the loop (and Ctrl-C) responsive.
         try:
-            return await anyio.to_thread.run_sync(train, cfg, abandon_on_cancel=True)
+            return await anyio.to_thread.run_sync(
+                train, cfg, on_epoch if report is not None else None, abandon_on_cancel=True
+            )
         except CifarNotFoundError as exc:  # not this trial's fault: stop the study, lose nothing
             raise UserError(f"{exc} (--dataset_dir)") from exc
+        except _Stop as stop:
+            return EvalResult(
+                value=stop.val_error,
+                state="pruned",
+                metrics={"val_error": stop.val_error, "epochs_run": stop.epoch},
+            )
 
     def describe(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self.base).items() if k not in ("progress",)}

@@ -1,0 +1,191 @@
+"""Tests for agent/executors.py and agent/batch.py: parallel evaluations, batch answers, Ray tasks."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from agent.executors import LocalExecutor
+from agent.loop import Agent, AgentSettings
+from agent.optimize import optimize
+from agent.providers.scripted import ScriptedProvider
+from agent.strategies.llm import LLMStrategy
+from agent.study import StudyStore, open_storage
+from agent.tasks import Task, build_task
+from evaluators.base import EvalResult
+from tools.evaluate_toy import EvaluateToy
+
+pytestmark = pytest.mark.anyio
+ROOT = Path(__file__).resolve().parents[2]
+TOY = build_task("toy-branin")
+RAY_MISSING = importlib.util.find_spec("ray") is None
+
+
+def batch(tool: str, *configs: dict[str, Any]) -> str:
+    return json.dumps({"calls": [{"tool": tool, "arguments": c} for c in configs]})
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[StudyStore]:
+    s = StudyStore.open(
+        save_dir=tmp_path, study_name="b", space=TOY.space, meta={"task": TOY.name}, storage=str(tmp_path / "s.log")
+    )
+    yield s
+    s.close()
+
+
+def llm(task: Task, store: StudyStore, answers: list[str], budget: int, **settings: Any) -> LLMStrategy:
+    agent = Agent(
+        provider=ScriptedProvider(answers),
+        eval_tool=task.tool,
+        task_description=task.description,
+        task_template=task.template,
+        budget=budget,
+        settings=AgentSettings(**settings),
+        events=store.events,
+    )
+    strategy = LLMStrategy(agent)
+    store.study.sampler = strategy.sampler(0, 0)
+    return strategy
+
+
+class SlowToy(EvaluateToy):
+    """Branin that takes ``seconds`` and counts how many evaluations overlap."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__("branin", TOY.space)
+        self.seconds = seconds
+        self.running = self.most = 0
+
+    async def evaluate(self, config: dict[str, Any]) -> EvalResult:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        await anyio.sleep(self.seconds)
+        self.running -= 1
+        return await super().evaluate(config)
+
+
+async def test_a_batch_answer_becomes_k_trials_and_duplicates_are_reasked(store: StudyStore) -> None:
+    a, b, c, d = ({"x1": float(i), "x2": 2.0} for i in range(4))
+    answers = [
+        batch("evaluate_toy", a, a),  # the same configuration twice: reasked
+        batch("evaluate_toy", a, b),
+        batch("evaluate_toy", b, c),  # b repeats trial 1: reasked
+        batch("evaluate_toy", c, d),
+    ]
+    strategy = llm(TOY, store, answers, budget=4)
+    tool = SlowToy(0.05)
+    summary = await optimize(tool=tool, strategy=strategy, store=store, budget=4, executor=LocalExecutor(2), batch=2)
+
+    assert summary.n_trials == 4
+    assert [t.params for t in store.study.get_trials()] == [a, b, c, d]
+    assert tool.most == 2, "both trials of a batch were evaluated at once"
+    calls = strategy.agent.provider.calls  # type: ignore[attr-defined]
+    assert "the same configuration as call 0 of this answer" in calls[1].messages[-1].content
+    assert "the same configuration as trial 1" in calls[3].messages[-1].content
+    assert calls[0].json_schema["properties"]["calls"]["minItems"] == 2
+    first = store.study.get_trials()[0]
+    assert first.user_attrs["reasks"] == 1 and len(first.user_attrs["usage"]) == 2
+    assert store.study.get_trials()[1].user_attrs["usage"] == []  # the usage is counted once, on trial 0
+
+
+async def test_pending_trials_are_shown_to_the_model(store: StudyStore) -> None:
+    # Nothing pending yet: the plain answer; then, with trial 0 in flight, the batch format listing it.
+    answers = [ScriptedProvider.call("evaluate_toy", x1=1.0, x2=1.0), batch("evaluate_toy", {"x1": 2.0, "x2": 2.0})]
+    strategy = llm(TOY, store, answers, budget=2)
+    await optimize(tool=SlowToy(0.3), strategy=strategy, store=store, budget=2, executor=LocalExecutor(2))
+    second = strategy.agent.provider.calls[1].messages[-1].content  # type: ignore[attr-defined]
+    assert "being evaluated now" in second and 'trial 0: {"x1": 1.0, "x2": 1.0}' in second
+
+
+async def test_workers_overlap_and_record_each_result_as_it_finishes(store: StudyStore) -> None:
+    from agent.strategies.samplers import RandomStrategy
+
+    strategy = RandomStrategy()
+    store.study.sampler = strategy.sampler(0, 0)
+    tool = SlowToy(0.2)
+    started = time.perf_counter()
+    await optimize(tool=tool, strategy=strategy, store=store, budget=6, executor=LocalExecutor(3))
+    assert tool.most == 3
+    assert time.perf_counter() - started < 6 * 0.2  # three at a time: ~0.4 s, not 1.2 s
+    assert [t.state for t in store.study.get_trials()] == [TrialState.COMPLETE] * 6
+
+
+@pytest.mark.skipif(RAY_MISSING, reason="Ray is an extra: pip install -e '.[ray]' (CI installs .[test,embedded])")
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_tabular_study_on_a_local_ray_instance_with_batches_of_two(tmp_path: Path) -> None:
+    """The CLI with --executor ray: a private Ray instance (2 CPUs, 127.0.0.1), two trials in flight."""
+    save = tmp_path / "ray"
+    argv = ["--task", "hpobench-kc1", "--strategy", "random", "--budget", "8", "--save_dir", str(save)]
+    argv += ["--executor", "ray", "--workers", "2", "--batch", "2", "--cpus-per-trial", "1", "--quiet"]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    done = subprocess.run([sys.executable, "-m", "agent", *argv], capture_output=True, cwd=ROOT, env=env, timeout=280)
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    study = optuna.load_study(
+        study_name="hpobench-kc1-random-seed0", storage=open_storage(f"sqlite:///{save}/study.db")
+    )
+    trials = study.get_trials()
+    assert sorted(t.number for t in trials) == list(range(8))
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert len(list((save / "trials").glob("trial_*.json"))) == 8
+
+
+@pytest.mark.skipif(RAY_MISSING, reason="Ray is an extra: pip install -e '.[ray]' (CI installs .[test,embedded])")
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+async def test_llm_batches_evaluated_as_ray_tasks(tmp_path: Path) -> None:
+    from agent.executors import RayExecutor
+
+    task = build_task("hpobench-kc1")
+    store = StudyStore.open(
+        save_dir=tmp_path, study_name="r", space=task.space, meta={"task": task.name}, storage=str(tmp_path / "s.log")
+    )
+    grid = {name: p.choices for name, p in task.space.params.items()}  # type: ignore[union-attr]
+    configs = [{name: choices[i % len(choices)] for name, choices in grid.items()} for i in range(4)]
+    answers = [batch("evaluate_tabular", configs[0], configs[1]), batch("evaluate_tabular", configs[2], configs[3])]
+    strategy = llm(task, store, answers, budget=4)
+    executor = RayExecutor(workers=2)
+    try:
+        await optimize(tool=task.tool, strategy=strategy, store=store, budget=4, executor=executor, batch=2)
+    finally:
+        executor.close()
+        store.close()
+    trials = store.study.get_trials()
+    assert [t.params for t in trials] == configs
+    assert all(t.state == TrialState.COMPLETE and 0 <= t.value <= 1 for t in trials)  # type: ignore[operator]
+
+
+class SubprocessToy(EvaluateToy):
+    """Branin in a worker process, saying which process ran it."""
+
+    runs_in_subprocess = True
+
+    async def evaluate(self, config: dict[str, Any]) -> EvalResult:
+        result = await super().evaluate(config)
+        assert result.value is not None
+        return EvalResult(value=result.value, metrics={"pid": os.getpid()})
+
+
+async def test_tools_that_ask_for_it_run_in_worker_processes(store: StudyStore) -> None:
+    from agent.strategies.samplers import RandomStrategy
+
+    strategy = RandomStrategy()
+    store.study.sampler = strategy.sampler(0, 0)
+    tool = SubprocessToy("branin", TOY.space)
+    await optimize(tool=tool, strategy=strategy, store=store, budget=4, executor=LocalExecutor(2))
+    pids = {r.metrics["pid"] for r in store.records()}
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+    assert [r.state for r in store.records()] == ["complete"] * 4

@@ -1,0 +1,105 @@
+"""Several ``python -m agent`` processes on one study share its budget: no duplicate, no lost trial."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from agent.study import open_storage
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _worker(save_dir: Path, storage: str, budget: int, seed: int) -> subprocess.Popen[bytes]:
+    args = ["--task", "hpobench-kc1", "--strategy", "random", "--budget", str(budget), "--seed", str(seed)]
+    args += ["--save_dir", str(save_dir), "--storage", storage, "--study-name", "shared", "--quiet"]
+    return subprocess.Popen(
+        [sys.executable, "-m", "agent", *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_two_workers_on_one_study_share_the_budget_exactly(tmp_path: Path, kind: str) -> None:
+    budget = 40
+    storage = str(tmp_path / "study.log") if kind == "journal" else f"sqlite:///{tmp_path / 'study.db'}"
+    # Different seeds: the two workers' samplers draw different configurations, as separate machines would.
+    procs = [_worker(tmp_path / f"w{i}", storage, budget, seed=i) for i in range(2)]
+    errors = [p.communicate(timeout=300)[1].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+
+    loaded = open_storage(storage)
+    study = optuna.load_study(study_name="shared", storage=loaded)
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == budget
+    assert sorted(t.number for t in trials) == list(range(budget))
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    owners = {t.user_attrs["worker"]["pid"] for t in trials}
+    assert owners == {p.pid for p in procs}, "both workers took part"
+    assert optuna.get_all_study_names(loaded) == ["shared"], "no lock left"
+
+    # Each trial's JSON file is written by the worker that ran it, and agrees with the storage.
+    files = {f.name: f for i in range(2) for f in (tmp_path / f"w{i}" / "trials").glob("trial_*.json")}
+    assert len(files) == budget
+    for t in trials:
+        body = json.loads(files[f"trial_{t.number:04d}.json"].read_text())
+        assert (body["trial"], body["value"], body["hyperparameters"]) == (t.number, t.value, t.params)
+        assert body["worker"]["pid"] == t.user_attrs["worker"]["pid"]
+    finished = [
+        json.loads(line)["trial"]
+        for i in range(2)
+        for line in (tmp_path / f"w{i}" / "events.jsonl").read_text().splitlines()
+        if json.loads(line)["event"] == "trial_finished"
+    ]
+    assert sorted(finished) == list(range(budget)), "every trial finished once, by one worker"
+
+
+def test_a_lock_left_by_a_dead_worker_is_broken_and_a_trial_adopted_once(tmp_path: Path) -> None:
+    import socket
+
+    from agent.study import StudyStore
+    from agent.tasks import build_task
+
+    task = build_task("toy-branin")
+
+    def open_store() -> StudyStore:
+        return StudyStore.open(
+            save_dir=tmp_path,
+            study_name="s",
+            space=task.space,
+            meta={"task": task.name},
+            storage=str(tmp_path / "j.log"),
+        )
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    owner = {"host": socket.gethostname(), "pid": dead.pid, "started": None, "token": "gone", "at": 0.0}
+    a, b = open_store(), open_store()
+    try:
+        lock = a.storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], "s.lock")
+        a.storage.set_study_user_attr(lock, "worker", owner)
+        started = a.claim(None, "sampler", {}, budget=2)  # waits on the lock, finds its holder dead, breaks it
+        assert started is not None and started[0] == 0
+        assert optuna.get_all_study_names(a.storage) == ["s"]
+
+        # Trial 0's worker dies: of two workers that see it stale, exactly one adopts it.
+        trial_id = a.study.get_trials()[0]._trial_id
+        a.storage.set_trial_user_attr(trial_id, "worker", owner)
+        (stale,) = b.stale_trials()
+        assert [a.adopt(stale) is not None, b.adopt(stale) is not None] == [True, False]
+        assert b.claim(None, "sampler", {}, budget=2) is not None
+        assert a.claim(None, "sampler", {}, budget=2) is None, "the budget is spent"
+        assert len(a.study.get_trials()) == 2
+    finally:
+        a.close()
+        b.close()
