@@ -31,17 +31,13 @@ import anyio.to_thread
 import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 
-from tools.read_history import ReadHistory
-
 from . import metrics
 from .errors import UserError
-from .loop import Agent, AgentSettings
+from .loop import AgentSettings
 from .memory import HistoryMode
-from .optimize import optimize
+from .optimize import optimize, usage_totals
 from .providers.base import Provider
-from .strategies.base import Strategy
-from .strategies.llm import LLMStrategy
-from .strategies.samplers import RandomStrategy, TPEStrategy
+from .strategies.factory import make_strategy
 from .study import StudyStore, open_storage
 from .tasks import TASK_GROUPS, Task, build_task, list_tasks
 
@@ -262,34 +258,20 @@ async def _run_study(
         },
     )
     try:
-        strategy = _make_strategy(strategy_name, task, store, config, seed, provider)
+        strategy = make_strategy(
+            strategy_name,
+            task=task,
+            store=store,
+            budget=config.horizon,
+            seed=seed,
+            provider=provider,
+            settings=AgentSettings(history=config.history, max_retries=config.max_retries),
+        )
         store.study.sampler = strategy.sampler(seed, len(store.study.get_trials(deepcopy=False)))
         summary = await optimize(tool=task.tool, strategy=strategy, store=store, budget=config.horizon, seed=seed)
     finally:
         store.close()
     progress.done(study_name(*spec), summary.best.value if summary.best else None, time.perf_counter() - started)
-
-
-def _make_strategy(
-    name: str, task: Task, store: StudyStore, config: BenchConfig, seed: int, provider: Provider | None
-) -> Strategy:
-    if name == "random":
-        return RandomStrategy()
-    if name == "tpe":
-        return TPEStrategy.for_budget(config.horizon)
-    assert provider is not None, "LLM studies need the provider"
-    agent = Agent(
-        provider=provider,
-        eval_tool=task.tool,
-        task_description=task.description,
-        task_template=task.template,
-        budget=config.horizon,
-        seed=seed,
-        settings=AgentSettings(history=config.history, max_retries=config.max_retries),
-        extra_tools=[ReadHistory(store.records)],
-        events=store.events,
-    )
-    return LLMStrategy(agent)
 
 
 # ---- results ------------------------------------------------------------------------------------------
@@ -412,18 +394,8 @@ def _true_error(task: Task, config: Mapping[str, Any], value: float | None) -> f
 
 
 def trial_cost(trials: list[FrozenTrial], keys: list[str]) -> StudyCost:
-    """LLM calls, tokens, seconds, reasks, fallbacks (as ``usage_totals``) and repeated configurations."""
-    calls = prompt = completion = reasks = fallbacks = 0
-    seconds = 0.0
-    for t in trials:
-        for u in t.user_attrs.get("usage") or []:
-            calls += 1
-            prompt += int(u.get("prompt_tokens", 0))
-            completion += int(u.get("completion_tokens", 0))
-            seconds += float(u.get("latency_s", 0.0))
-        reasks += int(t.user_attrs.get("reasks", 0) or 0)
-        fallbacks += t.user_attrs.get("source") == "fallback"
-    return StudyCost(calls, prompt, completion, seconds, reasks, fallbacks, metrics.repeated_count(keys))
+    """LLM calls, tokens, seconds, reasks, fallbacks (``usage_totals``) and repeated configurations."""
+    return StudyCost(**usage_totals(trials), repeated=metrics.repeated_count(keys))
 
 
 async def _reference(task: Task, config: BenchConfig) -> RandomReference:

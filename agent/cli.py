@@ -21,25 +21,20 @@ import optuna
 import structlog
 
 from evaluators.cifar.options import add_training_arguments
-from tools.read_history import ReadHistory
 
 from .display import RichReporter
 from .errors import AgentError, ProviderError, UserError
 from .executors import make_executor
-from .loop import Agent, AgentSettings
+from .loop import AgentSettings
 from .optimize import StudySummary, optimize
-from .providers.base import Provider
 from .space import SearchSpace
-from .strategies.base import Strategy
-from .strategies.llm import LLMStrategy
-from .strategies.samplers import RandomStrategy, TPEStrategy
+from .strategies.factory import STRATEGIES, make_strategy
 from .study import StudyStore
 from .tasks import Task, build_task, list_tasks
 from .templates import Templates
 
 __all__ = ["build_parser", "main"]
 
-STRATEGIES = ("llm", "random", "tpe")
 COMMANDS = ("run", "tasks", "train", "bench", "report")
 
 
@@ -323,7 +318,23 @@ async def _run(args: argparse.Namespace) -> StudySummary:
 
                 provider = await stack.enter_async_context(get_provider(args.provider, args.model))
                 store.events.info("provider", provider=provider.name, model=provider.model)
-            strategy = _make_strategy(strategy_name, task, store, args, provider)
+            strategy = make_strategy(
+                strategy_name,
+                task=task,
+                store=store,
+                budget=args.budget,
+                seed=args.seed,
+                provider=provider,
+                settings=AgentSettings(
+                    history=args.history,
+                    max_retries=args.max_retries,
+                    on_invalid=args.on_invalid,
+                    reject_repeats=not args.allow_repeats,
+                    temperature=args.temperature,
+                    max_tokens=args.max_tokens,
+                ),
+                templates=Templates(args.prompts_dir),
+            )
             store.study.sampler = strategy.sampler(args.seed, store.used_count())
             if args.pruner == "median":
                 store.study.pruner = optuna.pruners.MedianPruner()
@@ -437,33 +448,3 @@ async def _bench(args: argparse.Namespace) -> int:
     result = await run_bench(config)
     print(f"report: {write_bench_report(result)}")
     return 0
-
-
-def _make_strategy(
-    name: str, task: Task, store: StudyStore, args: argparse.Namespace, provider: Provider | None
-) -> Strategy:
-    if name == "random":
-        return RandomStrategy()
-    if name == "tpe":
-        return TPEStrategy.for_budget(args.budget)
-    assert provider is not None, "the llm strategy needs a provider"
-    agent = Agent(
-        provider=provider,
-        eval_tool=task.tool,
-        task_description=task.description,
-        task_template=task.template,
-        budget=args.budget,
-        seed=args.seed,
-        settings=AgentSettings(
-            history=args.history,
-            max_retries=args.max_retries,
-            on_invalid=args.on_invalid,
-            reject_repeats=not args.allow_repeats,
-            temperature=args.temperature,
-            max_tokens=args.max_tokens,
-        ),
-        templates=Templates(args.prompts_dir),
-        extra_tools=[ReadHistory(store.records)],
-        events=store.events,
-    )
-    return LLMStrategy(agent)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import random
 import time
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup
+from optuna.trial import FrozenTrial
 
 from evaluators.base import EvalResult, TrialFailed
 from tools.base import EvaluationTool
@@ -157,7 +159,7 @@ async def optimize(
         best=store.best(),
         n_trials=store.finished_count(),
         n_new=store.finished_count() - before,
-        **usage_totals(store),
+        **usage_totals(store.study.get_trials(deepcopy=False)),
     )
     store.events.info(
         "study_finished",
@@ -218,11 +220,11 @@ async def _evaluate(
         return EvalResult.failed(f"{type(exc).__name__}: {exc}")
 
 
-def usage_totals(store: StudyStore) -> dict[str, Any]:
-    """LLM calls, tokens, seconds, reasks and fallbacks over the whole study."""
+def usage_totals(trials: Iterable[FrozenTrial]) -> dict[str, Any]:
+    """LLM calls, tokens, seconds, reasks and fallbacks over ``trials`` (from their stored attributes)."""
     calls = prompt = completion = reasks = fallbacks = 0
     seconds = 0.0
-    for t in store.study.get_trials(deepcopy=False):
+    for t in trials:
         for u in t.user_attrs.get("usage") or []:
             calls += 1
             prompt += int(u.get("prompt_tokens", 0))
