@@ -325,22 +325,6 @@ class StudyStore:
 
     # ---- writing ------------------------------------------------------------------------------------
 
-    def start(
-        self, config: Mapping[str, Choice] | None, source: ProposalSource, attrs: Mapping[str, Any]
-    ) -> tuple[int, dict[str, Choice]]:
-        """Create a RUNNING trial with ``config`` (or one from the study's sampler when None)."""
-        with self._fixed(config):
-            trial = self.study.ask(self._distributions)
-        trial.set_user_attr("worker", self._worker.as_attr())
-        trial.set_user_attr("source", source)
-        trial.set_user_attr("started_at", _now())
-        for key, value in attrs.items():
-            trial.set_user_attr(key, _bounded(value))
-        chosen = {name: trial.params[name] for name in self._distributions}
-        self._live[trial.number] = trial
-        self.events.info("trial_started", trial=trial.number, source=source, config=chosen)
-        return trial.number, chosen
-
     def claim(
         self,
         config: Mapping[str, Choice] | None,

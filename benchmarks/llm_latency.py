@@ -19,14 +19,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import anyio  # noqa: E402
 
-from agent.loop import Agent, AgentSettings  # noqa: E402
+from agent.loop import AgentSettings  # noqa: E402
 from agent.optimize import optimize  # noqa: E402
 from agent.providers import get_provider  # noqa: E402
 from agent.providers.base import Provider  # noqa: E402
-from agent.strategies.llm import LLMStrategy  # noqa: E402
+from agent.strategies.factory import make_strategy  # noqa: E402
 from agent.study import StudyStore  # noqa: E402
 from agent.tasks import build_task  # noqa: E402
-from tools.read_history import ReadHistory  # noqa: E402
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -38,17 +37,15 @@ def _percentile(values: list[float], q: float) -> float:
 async def one_study(provider: Provider, task_name: str, budget: int, seed: int, root: Path, history: str) -> dict:
     task = build_task(task_name, seed=seed)
     store = StudyStore.open(save_dir=root / f"{task_name}-{seed}", study_name="s", space=task.space, meta={})
-    agent = Agent(
-        provider=provider,
-        eval_tool=task.tool,
-        task_description=task.description,
-        task_template=task.template,
+    strategy = make_strategy(
+        "llm",
+        task=task,
+        store=store,
         budget=budget,
         seed=seed,
+        provider=provider,
         settings=AgentSettings(history=history),  # type: ignore[arg-type]
-        extra_tools=[ReadHistory(store.records)],
     )
-    strategy = LLMStrategy(agent)
     store.study.sampler = strategy.sampler(seed, 0)
     try:
         await optimize(tool=task.tool, strategy=strategy, store=store, budget=budget, seed=seed)

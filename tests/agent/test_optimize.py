@@ -310,7 +310,9 @@ async def test_a_stale_running_trial_is_adopted(tmp_path: Path, open_store: Open
     store.study.sampler = strategy.sampler(0, 0)
     config: dict[str, Choice] | None
     if crash == "dead-owner":
-        number, config = store.start(None, "sampler", {})
+        started = store.claim(None, "sampler", {}, budget=1)
+        assert started is not None
+        number, config = started
         set_owner(store, number, {"host": socket.gethostname(), "pid": dead_pid(), "token": "gone"})
     else:  # the process died right after asking, before it recorded anything about the trial
         number, config = store.study.ask().number, None
@@ -341,7 +343,9 @@ async def test_a_live_workers_running_trial_is_left_alone(open_store: Opener) ->
     store = open_store()
     strategy = RandomStrategy()
     store.study.sampler = strategy.sampler(0, 0)
-    number, _ = store.start(None, "sampler", {})
+    started = store.claim(None, "sampler", {}, budget=1)
+    assert started is not None
+    number = started[0]
     set_owner(store, number, {"host": socket.gethostname(), "pid": os.getppid(), "token": "alive"})
     store.close()
 
