@@ -20,7 +20,7 @@ from . import metrics
 
 __all__ = ["plot_bench_curves", "plot_study_curve", "plot_trajectories", "plot_win_rates", "toy_function"]
 
-_COLORS = {"llm": "tab:red", "random": "tab:blue", "tpe": "tab:green"}
+_COLORS = {"llm-bo": "tab:purple", "llm": "tab:red", "bo": "tab:orange", "random": "tab:blue", "tpe": "tab:green"}
 _OTHERS = ("tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
 _DPI = 110
 

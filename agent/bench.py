@@ -37,7 +37,7 @@ from .loop import AgentSettings
 from .memory import HistoryMode
 from .optimize import optimize, usage_totals
 from .providers.base import Provider
-from .strategies.factory import make_strategy
+from .strategies.factory import LLM_STRATEGIES, STRATEGIES, make_strategy
 from .study import StudyStore, open_storage
 from .tasks import TASK_GROUPS, Task, build_task, list_tasks
 
@@ -58,7 +58,6 @@ __all__ = [
     "trial_cost",
 ]
 
-STRATEGIES = ("llm", "random", "tpe")
 Kind = Literal["observed", "true"]
 _SAMPLE_SEED = 20_231_207  # the random-samples' stream, apart from every study seed
 _FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
@@ -164,8 +163,8 @@ async def run_bench(config: BenchConfig, *, provider: Provider | None = None) ->
     open_storage(config.storage_url)  # creates the schema once: worker threads opening it together would race
     done = _finished_studies(config)
     todo = [spec for spec in config.specs() if study_name(*spec) not in done]
-    plain = [spec for spec in todo if spec[1] != "llm"]
-    llm = [spec for spec in todo if spec[1] == "llm"]
+    plain = [spec for spec in todo if spec[1] not in LLM_STRATEGIES]
+    llm = [spec for spec in todo if spec[1] in LLM_STRATEGIES]
     progress = _Progress(len(todo), config.quiet)
     await _run_plain(plain, config, progress)
     if llm:
@@ -299,6 +298,8 @@ class StudyResult:
     true_errors: tuple[float | None, ...]
     configs: tuple[dict[str, Any], ...]
     cost: StudyCost
+    #: Seconds the strategy took to propose each trial (None: drawn by the study's sampler, not timed).
+    propose_seconds: tuple[float | None, ...] = ()
 
     def curve(self, kind: Kind) -> metrics.FloatArray:
         """Best observed error so far, or the true error of the configuration picked so far."""
@@ -384,7 +385,12 @@ def _study_result(spec: tuple[str, str, int], trials: list[FrozenTrial], task: T
         true_errors=tuple(_true_error(task, c, v) for c, v in zip(configs, values, strict=True)),
         configs=configs,
         cost=trial_cost(done, [task.space.key(c) for c in configs]),
+        propose_seconds=tuple(_seconds(t.user_attrs.get("propose_s")) for t in done),
     )
+
+
+def _seconds(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
 def _true_error(task: Task, config: Mapping[str, Any], value: float | None) -> float | None:

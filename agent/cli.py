@@ -28,7 +28,7 @@ from .executors import make_executor
 from .loop import AgentSettings
 from .optimize import StudySummary, optimize
 from .space import SearchSpace
-from .strategies.factory import STRATEGIES, make_strategy
+from .strategies.factory import DEFAULT_STRATEGY, LLM_STRATEGIES, STRATEGIES, make_strategy
 from .study import StudyStore
 from .tasks import Task, build_task, list_tasks
 from .templates import Templates
@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tasks", required=True, help="comma-separated task names and groups (toy, hpobench, nb201)")
-    p.add_argument("--strategies", default="llm,random,tpe", help="comma-separated (default: llm,random,tpe)")
+    p.add_argument("--strategies", default="llm-bo,random,tpe", help="comma-separated (default: llm-bo,random,tpe)")
     p.add_argument(
         "--budget",
         default="10",
@@ -113,7 +113,12 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("study")
     g.add_argument("--task", required=True, help="task name; `python -m agent tasks` lists them")
-    g.add_argument("--strategy", choices=STRATEGIES, default=None, help="how to choose configurations (default: llm)")
+    g.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default=None,
+        help=f"how to choose configurations (default: {DEFAULT_STRATEGY}); see README 'Strategies'",
+    )
     g.add_argument("--random_hparams", action="store_true", help="reference spelling of --strategy random")
     g.add_argument(
         "--budget",
@@ -184,7 +189,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         "(default: none)",
     )
 
-    a = p.add_argument_group("agent (strategy llm)")
+    a = p.add_argument_group("agent (strategies llm, llm-bo)")
     a.add_argument(
         "--history",
         choices=("chat", "compressed"),
@@ -297,7 +302,7 @@ def _tasks() -> int:
 
 
 async def _run(args: argparse.Namespace) -> StudySummary:
-    strategy_name = "random" if args.random_hparams else (args.strategy or "llm")
+    strategy_name = "random" if args.random_hparams else (args.strategy or DEFAULT_STRATEGY)
     space = SearchSpace.from_file(args.search_space) if args.search_space else None
     task = build_task(args.task, seed=args.seed, space=space, options={"train_config": _train_config(args)})
     save_dir = Path(args.save_dir or f"runs/{task.name}-{strategy_name}-seed{args.seed}")
@@ -313,7 +318,7 @@ async def _run(args: argparse.Namespace) -> StudySummary:
     try:
         async with contextlib.AsyncExitStack() as stack:
             provider = None
-            if strategy_name == "llm":
+            if strategy_name in LLM_STRATEGIES:
                 from .providers import get_provider
 
                 provider = await stack.enter_async_context(get_provider(args.provider, args.model))

@@ -38,7 +38,7 @@ class RichReporter:
     def trial_started(self, number: int, config: dict[str, Choice], source: str) -> None:
         if self.quiet:
             return
-        tag = f" [yellow]({source})[/]" if source not in ("llm", "sampler") else ""
+        tag = f" [yellow]({source})[/]" if source not in ("llm", "sampler", "surrogate") else ""
         self.console.print(f"trial #{number}{tag}: {json.dumps(compact_config(config))}", end=" ", soft_wrap=True)
 
     def trial_finished(self, record: TrialRecord, best: TrialRecord | None) -> None:

@@ -71,6 +71,7 @@ class Agent:
         templates: Templates | None = None,
         extra_tools: Sequence[Tool] = (),
         events: EventSink | None = None,
+        start_template: str = "start",
     ) -> None:
         self.provider = provider
         self.eval_tool = eval_tool
@@ -92,7 +93,7 @@ class Agent:
                 budget=budget,
                 eval_tool=eval_tool.name,
             ),
-            start=self.templates.render("start", eval_tool=eval_tool.name),
+            start=self.templates.render(start_template, eval_tool=eval_tool.name),
         )
 
     # ---- memory -------------------------------------------------------------------------------------

@@ -137,7 +137,10 @@ async def optimize(
             if executor.workers - len(in_flight) < k:  # a batch is proposed whole: wait for k free workers
                 await finished.wait()
                 continue
+            started_at = time.perf_counter()
             proposals = await propose_batch(strategy, ctx, k)
+            for proposal in proposals:
+                proposal.seconds = (time.perf_counter() - started_at) / len(proposals)
             claimed = 0
             for proposal in proposals:
                 started = store.claim(proposal.config, proposal.source, proposal.attrs(), budget)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 __all__ = ["ProposalSource", "TrialRecord", "TrialState"]
 
 TrialState = Literal["complete", "fail", "pruned", "running"]
-ProposalSource = Literal["llm", "fallback", "sampler", "resumed"]
+ProposalSource = Literal["llm", "fallback", "sampler", "surrogate", "resumed"]
 
 
 class TrialRecord(BaseModel):

@@ -284,7 +284,35 @@ def _cost_section(result: BenchResult) -> list[str]:
             ]
         )
     headers = ["strategy", "studies", "LLM calls", "tokens", "LLM seconds", "reasks", "fallbacks", "repeated"]
-    return [*lines, *_table(headers, rows)]
+    return [*lines, *_table(headers, rows), *_latency_section(result)]
+
+
+def _latency_section(result: BenchResult) -> list[str]:
+    """Median and 95th percentile of the time to propose one trial, over the first ``budget`` trials."""
+    cfg = result.config
+    rows = []
+    for s in cfg.strategies:
+        for budget in cfg.budgets:
+            seconds = [
+                x
+                for (_, strategy, _), r in result.studies.items()
+                if strategy == s
+                for x in r.propose_seconds[:budget]
+                if x is not None
+            ]
+            if seconds:
+                median, p95 = np.percentile(seconds, [50, 95])
+                rows.append([s, str(budget), str(len(seconds)), f"{median:.3f}", f"{p95:.3f}", f"{max(seconds):.3f}"])
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Suggestion latency: seconds from asking the strategy to having its configuration, per trial, over the "
+        "first `budget` trials of every study (model calls and reasks included; random and TPE draw inside "
+        "Optuna and are not timed).",
+        "",
+    ]
+    return [*lines, *_table(["strategy", "budget", "suggestions", "median s", "p95 s", "max s"], rows)]
 
 
 def _wall_time_section(result: BenchResult) -> list[str]:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Sequence
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, get_args
 
 import optuna
 from optuna.distributions import BaseDistribution
@@ -193,7 +193,7 @@ def _records(study: Study, space: SearchSpace, exclude: int) -> list[TrialRecord
                 state=_STATES[t.state],  # type: ignore[arg-type]
                 value=sign * t.value if t.state == TrialState.COMPLETE and t.value is not None else None,
                 error=t.user_attrs.get("error") or t.system_attrs.get("fail_reason"),
-                source=source if source in ("llm", "fallback", "sampler", "resumed") else "sampler",
+                source=source if source in get_args(ProposalSource) else "sampler",
             )
         )
     return out

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, get_args
 
 import optuna
 import optuna.storages.journal
@@ -524,7 +524,7 @@ def _record(t: FrozenTrial) -> TrialRecord:
         value=t.value if t.state == TrialState.COMPLETE else None,
         metrics=dict(t.user_attrs.get("metrics") or {}),
         error=t.user_attrs.get("error"),
-        source=source if source in ("llm", "fallback", "sampler", "resumed") else "sampler",
+        source=source if source in get_args(ProposalSource) else "sampler",
     )
 
 

@@ -39,12 +39,17 @@ class Proposal:
     usage: list[Usage] = field(default_factory=list)
     reasks: int = 0
     answer: str | None = None
+    #: Wall time the strategy took to propose this configuration (set by the runner).
+    seconds: float | None = None
 
     def attrs(self) -> dict[str, Any]:
         """What the trial stores about how it was proposed."""
         if self.source == "sampler":
             return {}
-        return {
+        timing = {} if self.seconds is None else {"propose_s": round(self.seconds, 4)}
+        if self.source == "surrogate":
+            return timing
+        return timing | {
             "answer": self.answer,
             "reasks": self.reasks,
             "conversation": dump_parts(self.parts),

@@ -10,12 +10,17 @@ from agent.templates import Templates
 from tools.read_history import ReadHistory
 
 from .base import Strategy
+from .guided import BOStrategy, LLMBOStrategy
 from .llm import LLMStrategy
 from .samplers import RandomStrategy, TPEStrategy
 
-__all__ = ["STRATEGIES", "make_strategy"]
+__all__ = ["DEFAULT_STRATEGY", "LLM_STRATEGIES", "STRATEGIES", "make_strategy"]
 
-STRATEGIES = ("llm", "random", "tpe")
+STRATEGIES = ("llm-bo", "llm", "bo", "random", "tpe")
+#: What ``python -m agent`` runs without ``--strategy``.
+DEFAULT_STRATEGY = "llm-bo"
+#: Strategies that call a model (the caller opens a provider for them).
+LLM_STRATEGIES = frozenset({"llm", "llm-bo"})
 
 
 def make_strategy(
@@ -29,15 +34,18 @@ def make_strategy(
     settings: AgentSettings | None = None,
     templates: Templates | None = None,
 ) -> Strategy:
-    """``random`` and ``tpe`` need nothing more; ``llm`` needs the provider (the caller owns and closes it)."""
+    """``random``, ``tpe`` and ``bo`` need nothing more; ``llm`` and ``llm-bo`` need the provider (the caller
+    owns and closes it)."""
     if name == "random":
         return RandomStrategy()
     if name == "tpe":
         return TPEStrategy.for_budget(budget)
-    if name != "llm":
+    if name == "bo":
+        return BOStrategy()
+    if name not in LLM_STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}")
     if provider is None:
-        raise ValueError("the llm strategy needs a provider")
+        raise ValueError(f"the {name} strategy needs a provider")
     agent = Agent(
         provider=provider,
         eval_tool=task.tool,
@@ -47,7 +55,9 @@ def make_strategy(
         seed=seed,
         settings=settings,
         templates=templates,
-        extra_tools=[ReadHistory(store.records)],
+        # llm-bo asks once, before any result exists: reading the history would have nothing to show.
+        extra_tools=[ReadHistory(store.records)] if name == "llm" else [],
         events=store.events,
+        start_template="start" if name == "llm" else "start_default",
     )
-    return LLMStrategy(agent)
+    return LLMStrategy(agent) if name == "llm" else LLMBOStrategy(agent)

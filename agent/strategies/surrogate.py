@@ -1,0 +1,147 @@
+"""A surrogate model over the trials so far proposes the next configuration (Bayesian optimization).
+
+The search space is seen through an *ordinal* encoding: a categorical parameter whose choices are numbers in
+increasing order (HPOBench's grids: ``batch_size`` 4, 6, 10, ..., 256) becomes the integer index of its
+choice, so the model learns that neighbouring values behave alike. Optuna's samplers treat such a parameter
+as unordered labels and learn nothing about a choice from its neighbours, which at budgets of 10-30 leaves
+them near random search. Floats and integers keep their scale (log where declared); other categoricals stay
+categorical.
+
+Each proposal builds a private in-memory Optuna study from the finished trials and asks its sampler (a
+Gaussian process by default) for one configuration. Failed trials are told as the worst value seen, so the
+model steers away from them. A configuration already tried or in flight is never proposed: the sampler is
+asked again, then an untried random configuration is drawn.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import warnings
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import optuna
+import optuna.distributions as od
+
+from agent.records import TrialRecord
+from agent.space import CategoricalParam, Choice, FloatParam, IntParam, SearchSpace
+
+__all__ = ["SurrogateKind", "SurrogateModel", "decode", "encode", "is_ordinal", "ordinal_distributions"]
+
+SurrogateKind = Literal["gp", "tpe"]
+_ASKS = 4  # the sampler's tries at an untried configuration before a random one is drawn
+_RANDOM_TRIES = 1000
+
+
+def is_ordinal(param: CategoricalParam) -> bool:
+    """Numeric choices in strictly increasing order: a grid whose neighbours are alike."""
+    numbers = [c for c in param.choices if isinstance(c, int | float) and not isinstance(c, bool)]
+    if len(numbers) != len(param.choices) or len(numbers) < 3:
+        return False
+    return all(a < b for a, b in zip(numbers, numbers[1:], strict=False))
+
+
+def ordinal_distributions(space: SearchSpace) -> dict[str, od.BaseDistribution]:
+    """The space as the surrogate sees it: ordinal grids become choice indices."""
+    out: dict[str, od.BaseDistribution] = {}
+    for name, p in space.params.items():
+        if isinstance(p, CategoricalParam) and is_ordinal(p):
+            out[name] = od.IntDistribution(0, len(p.choices) - 1)
+        elif isinstance(p, CategoricalParam):
+            out[name] = od.CategoricalDistribution(p.choices)
+        elif isinstance(p, FloatParam):
+            out[name] = od.FloatDistribution(p.low, p.high, log=p.log)
+        else:
+            assert isinstance(p, IntParam)
+            out[name] = od.IntDistribution(p.low, p.high, log=p.log)
+    return out
+
+
+def encode(space: SearchSpace, config: Mapping[str, Any]) -> dict[str, Any]:
+    """A configuration in the surrogate's coordinates (a grid value -> its index)."""
+    out: dict[str, Any] = {}
+    for name, p in space.params.items():
+        value = config[name]
+        if isinstance(p, CategoricalParam) and is_ordinal(p):
+            out[name] = min(range(len(p.choices)), key=lambda i: abs(float(p.choices[i]) - float(value)))
+        else:
+            out[name] = value
+    return out
+
+
+def decode(space: SearchSpace, params: Mapping[str, Any]) -> dict[str, Choice]:
+    """Back from the surrogate's coordinates to the space's values."""
+    out: dict[str, Choice] = {}
+    for name, p in space.params.items():
+        value = params[name]
+        out[name] = p.choices[int(value)] if isinstance(p, CategoricalParam) and is_ordinal(p) else value
+    return out
+
+
+@dataclass(frozen=True)
+class SurrogateModel:
+    """Proposes a configuration from the finished trials; ``n_startup`` trials come before the model."""
+
+    kind: SurrogateKind = "gp"
+    n_startup: int = 3
+
+    def sampler(self, seed: int) -> optuna.samplers.BaseSampler:
+        if self.kind == "gp":
+            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=self.n_startup, deterministic_objective=False)
+        with warnings.catch_warnings():  # multivariate TPE is "experimental" in Optuna, and says so every time
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=self.n_startup, multivariate=True)
+
+    def propose(
+        self,
+        space: SearchSpace,
+        records: Sequence[TrialRecord],
+        rng: random.Random,
+        also_taken: Collection[str] = (),
+    ) -> dict[str, Choice]:
+        """An untried configuration (not in ``records`` nor ``also_taken``): the model's, else a random one."""
+        dists = ordinal_distributions(space)
+        study = _study(space, dists, records, self.sampler(rng.randrange(2**31)))
+        taken = {space.key(r.config) for r in records} | set(also_taken)
+        for _ in range(_ASKS):
+            config = space.validate_config(decode(space, study.ask(dists).params))
+            if space.key(config) not in taken:
+                return config
+        return untried(space, taken, rng)
+
+
+def untried(space: SearchSpace, taken: set[str], rng: random.Random) -> dict[str, Choice]:
+    """A random configuration not in ``taken`` (the last draw when the space seems exhausted)."""
+    config = space.sample(rng)
+    for _ in range(_RANDOM_TRIES):
+        if space.key(config) not in taken:
+            break
+        config = space.sample(rng)
+    return config
+
+
+def _study(
+    space: SearchSpace,
+    dists: Mapping[str, od.BaseDistribution],
+    records: Sequence[TrialRecord],
+    sampler: optuna.samplers.BaseSampler,
+) -> optuna.Study:
+    study = optuna.create_study(sampler=sampler, direction="minimize")
+    values = [r.value for r in records if r.state == "complete" and r.value is not None and math.isfinite(r.value)]
+    worst = max(values) if values else None
+    for r in records:
+        if r.state == "complete" and r.value is not None and math.isfinite(r.value):
+            value = r.value
+        elif r.state in ("fail", "complete") and worst is not None:
+            value = worst  # a failed (or non-finite) trial counts as the worst seen: the model avoids it
+        else:
+            continue  # running, pruned, or nothing to compare with yet
+        try:
+            params = encode(space, r.config)
+        except (KeyError, TypeError, ValueError):
+            continue  # a trial from another search space (the user changed --search_space): not comparable
+        trial = optuna.trial.create_trial(params=params, distributions=dict(dists), value=value)
+        study.add_trial(trial)
+    return study
