@@ -85,10 +85,10 @@ def test_llm_study_on_resnet9_with_the_embedded_model(
     argv += ["--dataset_dir", str(cifar_dir), "--save_dir", str(save), *TINY]
     argv += ["--search_space", str(_space_without_big_batches(tmp_path))]
     assert main(argv) == 0
-    trials = _study(save, "cifar-resnet9-llm-seed0")
+    trials = _study(save, "cifar-resnet9-llm-bo-seed0")  # the default strategy
     assert len(trials) == 2
     assert all(t.state.is_finished() for t in trials)
-    assert any(t.user_attrs["source"] == "llm" for t in trials)
+    assert [t.user_attrs["source"] for t in trials] == ["llm", "surrogate"]
     first_prompt = trials[0].user_attrs["conversation"]
     assert first_prompt, "the round's conversation is stored with the trial"
 

@@ -25,7 +25,7 @@ def _clean_env() -> dict[str, str]:
 
 @pytest.mark.usefixtures("needs_xllamacpp")
 def test_llm_study_on_hpobench_australian_with_the_default_embedded_model(tmp_path: Path) -> None:
-    """No provider configured: the embedded model runs a budget-10 study to completion."""
+    """No provider configured, no strategy named: the embedded model opens a budget-10 llm-bo study."""
     save = tmp_path / "llm"
     result = subprocess.run(
         [sys.executable, "-m", "agent", "--task", "hpobench-australian", "--budget", "10", "--save_dir", str(save)],
@@ -36,19 +36,20 @@ def test_llm_study_on_hpobench_australian_with_the_default_embedded_model(tmp_pa
         timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    study = optuna.load_study(study_name="hpobench-australian-llm-seed0", storage=f"sqlite:///{save / 'study.db'}")
+    study = optuna.load_study(study_name="hpobench-australian-llm-bo-seed0", storage=f"sqlite:///{save / 'study.db'}")
     trials = study.get_trials(deepcopy=False)
     assert len(trials) == 10
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     sources = [t.user_attrs["source"] for t in trials]
-    assert sources.count("llm") >= 8, f"the model should propose nearly every trial, got {sources}"
+    assert sources in (["llm"] + ["surrogate"] * 9, ["fallback"] + ["surrogate"] * 9), sources
+    assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == 10
     record = json.loads((save / "trials" / "trial_0000.json").read_text())
     usage = record["usage"][0]
     assert usage["provider"] == "embedded"
     assert usage["model"] == "qwen2.5-coder-1.5b-instruct-q4_k_m"
     assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0
     events = [json.loads(line) for line in (save / "events.jsonl").read_text().splitlines()]
-    assert sum(e["event"] == "llm_call" for e in events) >= 10
+    assert sum(e["event"] == "llm_call" for e in events) >= 1
     assert "LLM usage" in result.stdout and "best value" in result.stdout
 
 
@@ -87,7 +88,8 @@ def test_provider_down_stops_with_a_clear_message_and_the_study_resumes(
     save = tmp_path / "down"
     monkeypatch.setenv("AGENT_PROVIDER", "openai")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    argv = ["--task", "toy-branin", "--model", "qwen", "--save_dir", str(save), "--quiet"]
+    # The paper's loop calls the model every trial, so the provider is needed again after the resume.
+    argv = ["--task", "toy-branin", "--strategy", "llm", "--model", "qwen", "--save_dir", str(save), "--quiet"]
 
     monkeypatch.setenv("OPENAI_BASE_URL", f"{embedded_server.base_url}/v1")
     assert main([*argv, "--budget", "2"]) == 0
