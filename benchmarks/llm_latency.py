@@ -1,9 +1,11 @@
-"""Suggestion latency, tokens per suggestion and reask share of an LLM provider on toy and tabular tasks.
+"""Suggestion latency, tokens per suggestion and reask share of an LLM strategy on toy and tabular tasks.
 
     python benchmarks/llm_latency.py --tasks toy-branin,hpobench-kc1 --budget 10 --seeds 1
+    python benchmarks/llm_latency.py --strategy llm   # the paper's loop: the model proposes every trial
 
 Uses whatever provider AGENT_PROVIDER / --provider selects (the embedded model by default). A suggestion is
-one proposal round: every call it took, reasks and history reads included.
+one proposal round, timed by the runner (``propose_s``): every call it took, reasks and history reads
+included, and for ``llm-bo`` (the default) the surrogate's proposals too.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from agent.loop import AgentSettings  # noqa: E402
 from agent.optimize import optimize  # noqa: E402
 from agent.providers import get_provider  # noqa: E402
 from agent.providers.base import Provider  # noqa: E402
-from agent.strategies.factory import make_strategy  # noqa: E402
+from agent.strategies.factory import DEFAULT_STRATEGY, LLM_STRATEGIES, make_strategy  # noqa: E402
 from agent.study import StudyStore  # noqa: E402
 from agent.tasks import build_task  # noqa: E402
 
@@ -34,11 +36,13 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-async def one_study(provider: Provider, task_name: str, budget: int, seed: int, root: Path, history: str) -> dict:
+async def one_study(
+    provider: Provider, strategy_name: str, task_name: str, budget: int, seed: int, root: Path, history: str
+) -> dict:
     task = build_task(task_name, seed=seed)
     store = StudyStore.open(save_dir=root / f"{task_name}-{seed}", study_name="s", space=task.space, meta={})
     strategy = make_strategy(
-        "llm",
+        strategy_name,
         task=task,
         store=store,
         budget=budget,
@@ -54,7 +58,7 @@ async def one_study(provider: Provider, task_name: str, budget: int, seed: int, 
             usage = t.user_attrs.get("usage") or []
             rounds.append(
                 {
-                    "seconds": sum(u["latency_s"] for u in usage),
+                    "seconds": float(t.user_attrs.get("propose_s", sum(u["latency_s"] for u in usage))),
                     "calls": len(usage),
                     "prompt": sum(u["prompt_tokens"] for u in usage),
                     "completion": sum(u["completion_tokens"] for u in usage),
@@ -69,6 +73,7 @@ async def one_study(provider: Provider, task_name: str, budget: int, seed: int, 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--strategy", choices=sorted(LLM_STRATEGIES), default=DEFAULT_STRATEGY)
     parser.add_argument("--tasks", default="toy-branin,hpobench-kc1")
     parser.add_argument("--budget", type=int, default=10)
     parser.add_argument("--seeds", type=int, default=1)
@@ -82,10 +87,13 @@ async def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             for task in args.tasks.split(","):
                 for seed in range(args.seeds):
-                    results.append(await one_study(provider, task, args.budget, seed, Path(tmp), args.history))
+                    results.append(
+                        await one_study(provider, args.strategy, task, args.budget, seed, Path(tmp), args.history)
+                    )
         name = f"{provider.name} ({provider.model})"
     print(
-        f"provider {name}, history {args.history}, budget {args.budget}, {args.seeds} seed(s); "
+        f"strategy {args.strategy}, provider {name}, history {args.history}, budget {args.budget}, "
+        f"{args.seeds} seed(s); "
         f"wall time {time.perf_counter() - started:.0f} s (model load included)\n"
     )
     print(

@@ -139,3 +139,28 @@ async def test_llm_studies_share_one_injected_provider(tmp_path: Path) -> None:
 def test_studies_of_one_task_and_seed_share_their_seed_but_tasks_do_not() -> None:
     assert run_seed("hpobench-kc1", 0) != run_seed("hpobench-car", 0)
     assert run_seed("hpobench-kc1", 1) == run_seed("hpobench-kc1", 0) + 1
+
+
+@pytest.mark.anyio
+async def test_llm_bo_and_bo_studies_report_their_suggestion_latency(tmp_path: Path) -> None:
+    provider = ScriptedProvider([_any_point(random.Random(1)), _any_point(random.Random(2))])
+    config = BenchConfig(
+        tasks=("toy-branin",),
+        strategies=("llm-bo", "bo", "random"),
+        budgets=(2, 5),
+        seeds=2,
+        out=tmp_path / "lb",
+        random_samples=100,
+        quiet=True,
+    )
+    result = await run_bench(config, provider=provider)
+    assert len(provider.calls) == 2  # one model call per llm-bo study, whatever the budget
+    study = result.studies[("toy-branin", "llm-bo", 0)]
+    assert study.cost.llm_calls == 1 and len(study.propose_seconds) == 5
+    assert all(s is not None and s >= 0 for s in study.propose_seconds)
+    assert all(s is None for s in result.studies[("toy-branin", "random", 0)].propose_seconds)
+    report = write_bench_report(result).read_text()
+    latency = report.split("Suggestion latency", 1)[1]
+    for row in ("| llm-bo | 2 | 4 |", "| llm-bo | 5 | 10 |", "| bo | 5 | 10 |"):
+        assert row in latency
+    assert "| random |" not in latency  # drawn inside Optuna, not timed
