@@ -9,6 +9,7 @@ per-field errors, which the loop sends back to the model.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -83,7 +84,12 @@ def _load_json_object(text: str) -> dict[str, Any]:
             [_err([], f"the answer has {len(stripped)} characters; answer with the JSON object only")],
         )
     try:
-        obj = json.loads(stripped, parse_constant=_reject_constant, object_pairs_hook=_reject_duplicates)
+        obj = json.loads(
+            stripped,
+            parse_constant=_reject_constant,
+            parse_float=_reject_cut_exponent,
+            object_pairs_hook=_reject_duplicates,
+        )
     except json.JSONDecodeError as exc:
         hint = "no code fence, no text before or after it, double quotes, no trailing commas"
         if stripped.startswith("```"):
@@ -104,6 +110,20 @@ def _load_json_object(text: str) -> dict[str, Any]:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON; use a finite number")
+
+
+_CUT_EXPONENT = re.compile(r"[eE][-+]?0$")
+
+
+def _reject_cut_exponent(literal: str) -> float:
+    """``1e-0``: a model meaning ``1e-05`` whose constrained decoder allows no leading zero in an exponent
+    (llama.cpp's JSON grammar) ends up writing 1.0, five orders of magnitude off. Reask, never guess."""
+    if _CUT_EXPONENT.search(literal):
+        raise ValueError(
+            f"the number {literal} has an exponent of 0 (= {float(literal):g}), most likely a cut-off 1e-05; "
+            "write small numbers without a leading zero in the exponent (1e-5) or as decimals (0.00001)"
+        )
+    return float(literal)
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

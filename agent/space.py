@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -72,6 +73,12 @@ class CategoricalParam(_ParamBase):
 
 
 Param = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
+
+
+def _short_number(x: float) -> str:
+    """``1e-5``, not ``1e-05``: a model copies the prompt's style, and llama.cpp's JSON grammar forbids a
+    leading zero in an exponent, so a copied ``1e-05`` would be cut to ``1e-0``."""
+    return re.sub(r"e([-+]?)0+(\d)", r"e\1\2", f"{x:g}")
 
 
 def _check_range(low: float, high: float, log: bool) -> None:
@@ -226,7 +233,7 @@ class SearchSpace(BaseModel):
             return "one of " + ", ".join(json.dumps(c) for c in p.choices)
         kind = "a number" if isinstance(p, FloatParam) else "an integer"
         scale = ", log scale" if p.log else ""
-        return f"{kind} in [{p.low:g}, {p.high:g}]{scale}"
+        return f"{kind} in [{_short_number(p.low)}, {_short_number(p.high)}]{scale}"
 
     def json_schema(self) -> dict[str, Any]:
         """The JSON schema of one configuration (every key required, nothing else allowed)."""

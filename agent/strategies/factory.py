@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from agent.loop import Agent, AgentSettings
 from agent.providers.base import Provider
 from agent.study import StudyStore
@@ -10,6 +12,7 @@ from agent.templates import Templates
 from tools.read_history import ReadHistory
 
 from .base import Strategy
+from .grid import relaxed_space
 from .guided import BOStrategy, LLMBOStrategy
 from .llm import LLMStrategy
 from .samplers import RandomStrategy, TPEStrategy
@@ -46,9 +49,13 @@ def make_strategy(
         raise ValueError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}")
     if provider is None:
         raise ValueError(f"the {name} strategy needs a provider")
+    eval_tool = task.tool
+    if name == "llm-bo":  # the model sees numeric grids as ranges; LLMBOStrategy moves its answer onto the grid
+        eval_tool = copy.copy(task.tool)
+        eval_tool.space = relaxed_space(task.space)
     agent = Agent(
         provider=provider,
-        eval_tool=task.tool,
+        eval_tool=eval_tool,
         task_description=task.description,
         task_template=task.template,
         budget=budget,

@@ -3,7 +3,8 @@
 ``bo`` is Bayesian optimization over the ordinal encoding of :mod:`agent.strategies.surrogate` (a Gaussian
 process, a few random trials first). ``llm-bo`` lets the agent propose the first configuration (the one a
 practitioner would start from, asked through the usual validated, reasked tool call), then hands over to the
-surrogate, which takes the model's result as its first data point.
+surrogate, which takes the model's result as its first data point. The model sees numeric grids as the
+ranges they span and its answer is moved to the nearest grid value (:mod:`agent.strategies.grid`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from agent.loop import Agent
 from agent.memory import Round
 
 from .base import Proposal, ProposeContext, Strategy, resumed_seed
+from .grid import project
 from .surrogate import SurrogateModel
 
 __all__ = ["BOStrategy", "LLMBOStrategy"]
@@ -56,6 +58,7 @@ class LLMBOStrategy(BOStrategy):
         if not ctx.records and not self._issued:
             proposal = await self.agent.propose(ctx.records)
             if proposal.config is not None:
+                proposal.config = ctx.space.validate_config(project(ctx.space, proposal.config))
                 self._issued.add(ctx.space.key(proposal.config))
             return proposal
         return await super().propose(ctx)

@@ -28,19 +28,13 @@ import optuna.distributions as od
 from agent.records import TrialRecord
 from agent.space import CategoricalParam, Choice, FloatParam, IntParam, SearchSpace
 
-__all__ = ["SurrogateKind", "SurrogateModel", "decode", "encode", "is_ordinal", "ordinal_distributions"]
+from .grid import is_ordinal
+
+__all__ = ["SurrogateKind", "SurrogateModel", "decode", "encode", "ordinal_distributions", "untried"]
 
 SurrogateKind = Literal["gp", "tpe"]
 _ASKS = 4  # the sampler's tries at an untried configuration before a random one is drawn
 _RANDOM_TRIES = 1000
-
-
-def is_ordinal(param: CategoricalParam) -> bool:
-    """Numeric choices in strictly increasing order: a grid whose neighbours are alike."""
-    numbers = [c for c in param.choices if isinstance(c, int | float) and not isinstance(c, bool)]
-    if len(numbers) != len(param.choices) or len(numbers) < 3:
-        return False
-    return all(a < b for a, b in zip(numbers, numbers[1:], strict=False))
 
 
 def ordinal_distributions(space: SearchSpace) -> dict[str, od.BaseDistribution]:

@@ -304,3 +304,16 @@ def test_answer_schema_agrees_with_parse_answer() -> None:
             parse_answer(bad, TOOLS)
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(json.loads(bad), schema)
+
+
+@pytest.mark.parametrize("literal", ["1e-0", "2.5E+0", "1e0"])
+def test_an_exponent_cut_to_zero_is_reasked_not_read_as_one(literal: str) -> None:
+    """llama.cpp's JSON grammar allows no leading zero in an exponent: a model writing 1e-05 ends at 1e-0."""
+    with pytest.raises(InvalidSuggestion) as info:
+        parse_answer(f'{{"tool": "evaluate_toy", "arguments": {{"x1": {literal}, "x2": 2.5}}}}', TOOLS)
+    assert "1e-5" in info.value.errors[0]["msg"] and literal in info.value.errors[0]["msg"]
+
+
+def test_ordinary_exponents_pass() -> None:
+    call = parse_answer('{"tool": "evaluate_toy", "arguments": {"x1": 1e-5, "x2": 1.2e1}}', TOOLS)
+    assert call.arguments == {"x1": 1e-5, "x2": 12.0}

@@ -11,7 +11,8 @@ import pytest
 
 from agent.records import TrialRecord
 from agent.space import CategoricalParam, FloatParam, IntParam, SearchSpace
-from agent.strategies.surrogate import SurrogateModel, decode, encode, is_ordinal, ordinal_distributions, untried
+from agent.strategies.grid import is_ordinal
+from agent.strategies.surrogate import SurrogateModel, decode, encode, ordinal_distributions, untried
 
 GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 SPACE = SearchSpace(
