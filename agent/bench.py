@@ -21,7 +21,7 @@ import random
 import threading
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -35,7 +35,7 @@ from . import metrics
 from .errors import UserError
 from .loop import AgentSettings
 from .memory import HistoryMode
-from .optimize import optimize, usage_totals
+from .optimize import UsageTotals, optimize, usage_totals
 from .providers.base import Provider
 from .strategies.factory import LLM_STRATEGIES, STRATEGIES, make_strategy
 from .study import StudyStore, open_storage
@@ -276,14 +276,8 @@ async def _run_study(
 # ---- results ------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class StudyCost:
-    llm_calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    llm_seconds: float = 0.0
-    reasks: int = 0
-    fallbacks: int = 0
+@dataclass(frozen=True, kw_only=True)
+class StudyCost(UsageTotals):
     repeated: int = 0
 
 
@@ -353,6 +347,22 @@ class BenchResult:
 
     def median(self, task: str, strategy: str, budget: int, kind: Kind) -> float:
         return float(metrics.quantiles(self.finals(task, strategy, budget, kind), 0.5))
+
+    def paired(self, a: str, b: str, budget: int, tasks: Sequence[str]) -> tuple[int, int, int]:
+        """(better, worse, tied) of strategy ``a`` against ``b`` on the true error, seed by seed over ``tasks``."""
+        x = np.concatenate([self.finals(t, a, budget, "true") for t in tasks])
+        y = np.concatenate([self.finals(t, b, budget, "true") for t in tasks])
+        return metrics.paired_outcomes(x, y)
+
+    def propose_seconds(self, strategy: str, budget: int) -> list[float]:
+        """The timed proposals of ``strategy``'s studies, over their first ``budget`` trials."""
+        return [
+            x
+            for (_, s, _), r in self.studies.items()
+            if s == strategy
+            for x in r.propose_seconds[:budget]
+            if x is not None
+        ]
 
 
 async def collect(config: BenchConfig) -> BenchResult:

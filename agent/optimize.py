@@ -28,17 +28,23 @@ from .study import StudyStore
 __all__ = ["NullReporter", "Reporter", "StudySummary", "optimize", "usage_totals"]
 
 
-@dataclass(frozen=True)
-class StudySummary:
-    best: TrialRecord | None
-    n_trials: int
-    n_new: int
+@dataclass(frozen=True, kw_only=True)
+class UsageTotals:
+    """LLM calls, tokens, seconds, reasks and fallbacks of a set of trials (see :func:`usage_totals`)."""
+
     llm_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     llm_seconds: float = 0.0
     reasks: int = 0
     fallbacks: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class StudySummary(UsageTotals):
+    best: TrialRecord | None
+    n_trials: int
+    n_new: int
 
 
 class Reporter(Protocol):
@@ -139,8 +145,9 @@ async def optimize(
                 continue
             started_at = time.perf_counter()
             proposals = await propose_batch(strategy, ctx, k)
+            seconds_each = (time.perf_counter() - started_at) / len(proposals)
             for proposal in proposals:
-                proposal.seconds = (time.perf_counter() - started_at) / len(proposals)
+                proposal.seconds = seconds_each
             claimed = 0
             for proposal in proposals:
                 started = store.claim(proposal.config, proposal.source, proposal.attrs(), budget)

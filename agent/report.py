@@ -136,9 +136,7 @@ def _win_rate_section(result: BenchResult, rng: np.random.Generator, plots: Path
             if has_random and s != "random":
                 w, k = metrics.win_count(med_true, _medians(result, "random", budget, "true"))
                 vs_studies = f"{w}/{k} ({_pct(w / k if k else math.nan)})"
-                a = np.concatenate([result.finals(t, s, budget, "true") for t in cfg.tasks])
-                b = np.concatenate([result.finals(t, "random", budget, "true") for t in cfg.tasks])
-                better, worse, ties = metrics.paired_outcomes(a, b)
+                better, worse, ties = result.paired(s, "random", budget, cfg.tasks)
                 sign = f"{better}/{worse}/{ties}, p = {_fmt(metrics.sign_test(better, worse), 3)}"
             rows.append(
                 [
@@ -293,13 +291,7 @@ def _latency_section(result: BenchResult) -> list[str]:
     rows = []
     for s in cfg.strategies:
         for budget in cfg.budgets:
-            seconds = [
-                x
-                for (_, strategy, _), r in result.studies.items()
-                if strategy == s
-                for x in r.propose_seconds[:budget]
-                if x is not None
-            ]
+            seconds = result.propose_seconds(s, budget)
             if seconds:
                 median, p95 = np.percentile(seconds, [50, 95])
                 rows.append([s, str(budget), str(len(seconds)), f"{median:.3f}", f"{p95:.3f}", f"{max(seconds):.3f}"])

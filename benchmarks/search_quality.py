@@ -45,12 +45,7 @@ STRATEGIES = ("llm-bo", "bo", "random", "tpe")
 
 
 def _paired(result: BenchResult, tasks: list[str], a: str, b: str, budget: int) -> str:
-    wins = losses = ties = 0
-    for task in tasks:
-        won, lost, tied = metrics.paired_outcomes(
-            result.finals(task, a, budget, "true"), result.finals(task, b, budget, "true")
-        )
-        wins, losses, ties = wins + won, losses + lost, ties + tied
+    wins, losses, ties = result.paired(a, b, budget, tasks)
     return f"{wins}/{losses}/{ties}, p = {metrics.sign_test(wins, losses):.3g}"
 
 
@@ -70,8 +65,9 @@ def targets(result: BenchResult) -> list[str]:
     for s in strategies:
         cells = [s]
         for group in (HPOBENCH, NB201, SHIFTED):
-            wins = sum(result.median(t, s, 10, "true") < result.references[t].at(10, "true") for t in group)
-            cells.append(f"{wins}/{len(group)}")
+            medians = {t: result.median(t, s, 10, "true") for t in group}
+            wins, n = metrics.win_count(medians, {t: result.references[t].at(10, "true") for t in group})
+            cells.append(f"{wins}/{n}")
         cells.append(_paired(result, HPOBENCH + NB201 + SHIFTED, s, "random", 10))
         if 30 in budgets and s != "tpe":
             ge = sum(result.median(t, s, 30, "true") <= result.median(t, "tpe", 30, "true") for t in HPOBENCH)
@@ -87,7 +83,7 @@ def targets(result: BenchResult) -> list[str]:
     for s in strategies:
         studies = [r for (_, strategy, _), r in result.studies.items() if strategy == s]
         for budget in budgets:
-            seconds = [x for r in studies for x in r.propose_seconds[:budget] if x is not None]
+            seconds = result.propose_seconds(s, budget)
             if not seconds:
                 continue
             median, p95 = np.percentile(seconds, [50, 95])

@@ -50,6 +50,10 @@ async def test_llm_bo_asks_the_model_once_then_the_surrogate_takes_over(tmp_path
     # The model was asked for a practitioner's starting point, in the study's stored conversation.
     prompt = provider.calls[0].messages[-1].content
     assert "experienced practitioner" in prompt
+    # ...and saw the grids as ranges, written as the model should write them back (1e-8, not 1e-08).
+    task_prompt = "\n".join(m.content for m in provider.calls[0].messages)
+    assert "alpha: a number in [1e-8, 1], log scale" in task_prompt
+    assert "batch_size: an integer in [4, 256], log scale" in task_prompt
     assert store.rounds()[0].trial == 0
     store.close()
 
