@@ -4,7 +4,7 @@ The surrogate reads such a grid as the index of its choice (:mod:`agent.strategi
 reads it as the range it spans (:func:`relaxed_space`) and its answer is then moved to the nearest grid value
 (:func:`project`). Shown the grid itself as a list of allowed values, a small model under schema-constrained
 decoding picks the first entries: asked for "1e-3", it starts writing ``1e-``, and the only allowed value with
-that prefix is the grid's smallest (``1e-05``). That is why the paper's loop with the 1.5B model chose
+that prefix is the grid's smallest (``1e-05``). That is part of why the paper's loop with the 1.5B model chose
 learning_rate_init = 1e-5 so often; in a range it writes the value it means.
 """
 
