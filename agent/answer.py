@@ -1,8 +1,10 @@
-"""The model's answer: one JSON object ``{"tool": NAME, "arguments": {...}}``, parsed as untrusted text.
+"""The model's answer, parsed as untrusted text: one call ``{"tool": NAME, "arguments": {...}}``, or a batch
+``{"calls": [{"tool": NAME, "arguments": {...}}, ...]}`` of evaluation calls (``--batch``).
 
 Nothing is repaired and nothing is evaluated: the text must be exactly one JSON object (whitespace around it
-is fine). Code fences, prose around the object, single quotes, trailing commas, NaN/Infinity, duplicate keys,
-missing or extra keys, unknown tools and invalid arguments all raise :class:`InvalidSuggestion` with
+is fine). Code fences, prose around the object, single quotes, trailing commas, NaN/Infinity, an exponent
+cut to 0 by a grammar (``1e-0``), duplicate keys, missing or extra keys, unknown tools and invalid arguments
+all raise :class:`InvalidSuggestion` (or, in a batch, come back as errors beside the valid calls) with
 per-field errors, which the loop sends back to the model.
 """
 
@@ -10,14 +12,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from agent.errors import InvalidSuggestion
-from tools.base import EvaluationTool, Tool
+from agent.tools.base import EvaluationTool, Tool
 
-__all__ = ["MAX_ANSWER_CHARS", "ToolCall", "answer_schema", "parse_answer"]
+__all__ = ["MAX_ANSWER_CHARS", "ToolCall", "answer_schema", "batch_schema", "parse_answer", "parse_batch"]
 
 MAX_ANSWER_CHARS = 20_000
 AnyTool = Tool | EvaluationTool
@@ -47,9 +49,49 @@ def answer_schema(tools: Mapping[str, AnyTool]) -> dict[str, Any]:
     return variants[0] if len(variants) == 1 else {"anyOf": variants}
 
 
+def batch_schema(tool: EvaluationTool, k: int) -> dict[str, Any]:
+    """The JSON schema of a batch answer: exactly ``k`` calls of the evaluation tool."""
+    return {
+        "type": "object",
+        "properties": {
+            "calls": {"type": "array", "items": answer_schema({tool.name: tool}), "minItems": k, "maxItems": k}
+        },
+        "required": ["calls"],
+        "additionalProperties": False,
+    }
+
+
 def parse_answer(text: str, tools: Mapping[str, AnyTool]) -> ToolCall:
     """Parse and validate one answer; raise :class:`InvalidSuggestion` saying what to fix."""
+    return _parse_call(_load_json_object(text), tools)
+
+
+def parse_batch(text: str, tool: EvaluationTool, k: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The valid configurations of a batch answer (in order), and the errors of the rest (``loc`` starting at
+    ``calls``). Raises :class:`InvalidSuggestion` when the answer is not a JSON object at all."""
     obj = _load_json_object(text)
+    calls = obj.get("calls")
+    if not isinstance(calls, list):
+        return [], [_err(["calls"], 'expected {"calls": [...]} with a list of tool calls')]
+    errors = [_err([key], 'unexpected key; the answer has exactly one key, "calls"') for key in obj if key != "calls"]
+    if len(calls) != k:
+        errors.append(_err(["calls"], f"expected exactly {k} calls, got {len(calls)}"))
+    configs: list[dict[str, Any]] = []
+    for i, item in enumerate(calls[:k]):
+        try:
+            if not isinstance(item, dict):
+                raise InvalidSuggestion("not an object", [_err([], "each call is a JSON object")])
+            configs.append(_parse_call(item, {tool.name: tool}).arguments)
+        except InvalidSuggestion as exc:
+            errors.extend(_under(["calls", i], exc.errors))
+    return configs, errors
+
+
+def _under(loc: Sequence[Any], errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [{**e, "loc": [*loc, *e.get("loc", [])]} for e in errors]
+
+
+def _parse_call(obj: Mapping[str, Any], tools: Mapping[str, AnyTool]) -> ToolCall:
     errors: list[dict[str, Any]] = []
     for key in obj:
         if key not in ("tool", "arguments"):
@@ -69,8 +111,7 @@ def parse_answer(text: str, tools: Mapping[str, AnyTool]) -> ToolCall:
     try:
         arguments = tool.validate_arguments(obj["arguments"])
     except InvalidSuggestion as exc:
-        nested = [{**e, "loc": ["arguments", *e.get("loc", [])]} for e in exc.errors]
-        raise InvalidSuggestion(str(exc), nested) from None
+        raise InvalidSuggestion(str(exc), _under(["arguments"], exc.errors)) from None
     return ToolCall(tool=tool, arguments=arguments)
 
 

@@ -29,17 +29,18 @@ from typing import Any, Literal
 import anyio
 import anyio.to_thread
 import numpy as np
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from . import metrics
 from .errors import UserError
 from .loop import AgentSettings
 from .memory import HistoryMode
-from .optimize import UsageTotals, optimize, usage_totals
+from .optimize import optimize
 from .providers.base import Provider
+from .records import TrialRecord, UsageTotals
 from .strategies.factory import LLM_STRATEGIES, STRATEGIES, make_strategy
-from .study import StudyStore, open_storage
-from .tasks import TASK_GROUPS, Task, build_task, list_tasks
+from .study import StudyStore, open_storage, read_records
+from .tasks import Task, build_task
 
 __all__ = [
     "BenchConfig",
@@ -49,18 +50,14 @@ __all__ = [
     "StudyCost",
     "StudyResult",
     "collect",
-    "parse_budgets",
-    "parse_strategies",
-    "resolve_tasks",
     "run_bench",
     "run_seed",
+    "study_cost",
     "study_name",
-    "trial_cost",
 ]
 
 Kind = Literal["observed", "true"]
 _SAMPLE_SEED = 20_231_207  # the random-samples' stream, apart from every study seed
-_FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 
 
 @dataclass(frozen=True)
@@ -105,46 +102,6 @@ def run_seed(task: str, seed: int) -> int:
     independent replicates.
     """
     return (zlib.crc32(task.encode()) + seed) % (2**31 - 1)
-
-
-def resolve_tasks(text: str) -> tuple[str, ...]:
-    """Comma-separated task names and groups (``hpobench``, ``toy``, ``nb201``), in order, without repeats."""
-    known = {info.name for info in list_tasks()}
-    out: list[str] = []
-    for item in (x.strip() for x in text.split(",")):
-        if not item:
-            continue
-        names = TASK_GROUPS.get(item, [item])
-        for name in names:
-            if name not in known:
-                raise UserError(
-                    f"--tasks: unknown task or group {item!r}; groups: {', '.join(TASK_GROUPS)}; "
-                    "`python -m agent tasks` lists the tasks"
-                )
-            if name not in out:
-                out.append(name)
-    if not out:
-        raise UserError("--tasks: name at least one task or group")
-    return tuple(out)
-
-
-def parse_strategies(text: str) -> tuple[str, ...]:
-    """Comma-separated strategy names, in order, without repeats."""
-    chosen = tuple(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
-    unknown = [s for s in chosen if s not in STRATEGIES]
-    if unknown or not chosen:
-        raise UserError(f"--strategies {text!r}: choose from {', '.join(STRATEGIES)}")
-    return chosen
-
-
-def parse_budgets(text: str) -> tuple[int, ...]:
-    try:
-        budgets = sorted({int(x) for x in text.split(",") if x.strip()})
-    except ValueError as exc:
-        raise UserError(f"--budget {text!r}: give positive integers separated by commas (10,30)") from exc
-    if not budgets or budgets[0] < 1:
-        raise UserError(f"--budget {text!r}: give positive integers separated by commas (10,30)")
-    return tuple(budgets)
 
 
 # ---- running ------------------------------------------------------------------------------------------
@@ -197,7 +154,7 @@ def _finished_studies(config: BenchConfig) -> set[str]:
     done = set()
     for s in storage.get_all_studies():
         trials = storage.get_all_trials(storage.get_study_id_from_name(s.study_name), deepcopy=False)
-        finished = sum(t.state in _FINISHED for t in trials)
+        finished = sum(t.state.is_finished() for t in trials)
         if finished >= config.horizon and not any(t.state == TrialState.RUNNING for t in trials):
             done.add(s.study_name)
     return done
@@ -266,7 +223,6 @@ async def _run_study(
             provider=provider,
             settings=AgentSettings(history=config.history, max_retries=config.max_retries),
         )
-        store.study.sampler = strategy.sampler(seed, len(store.study.get_trials(deepcopy=False)))
         summary = await optimize(tool=task.tool, strategy=strategy, store=store, budget=config.horizon, seed=seed)
     finally:
         store.close()
@@ -374,7 +330,7 @@ async def collect(config: BenchConfig) -> BenchResult:
     for spec in config.specs():
         if study_name(*spec) in names:
             trials = storage.get_all_trials(storage.get_study_id_from_name(study_name(*spec)), deepcopy=False)
-            studies[spec] = _study_result(spec, trials, tasks[spec[0]])
+            studies[spec] = _study_result(spec, read_records(trials), tasks[spec[0]])
     references = {name: await _reference(task, config) for name, task in tasks.items()}
     runs = []
     with contextlib.suppress(FileNotFoundError):
@@ -385,22 +341,18 @@ async def collect(config: BenchConfig) -> BenchResult:
     return BenchResult(config, studies, references, optima, noisy, runs)
 
 
-def _study_result(spec: tuple[str, str, int], trials: list[FrozenTrial], task: Task) -> StudyResult:
-    done = sorted((t for t in trials if t.state in _FINISHED), key=lambda t: t.number)
-    values = tuple(t.value if t.state == TrialState.COMPLETE else None for t in done)
-    configs = tuple(dict(t.params) for t in done)
+def _study_result(spec: tuple[str, str, int], records: list[TrialRecord], task: Task) -> StudyResult:
+    done = [r for r in records if r.finished]
+    values = tuple(r.value for r in done)
+    configs = tuple(r.config for r in done)
     return StudyResult(
         *spec,
         values=values,
         true_errors=tuple(_true_error(task, c, v) for c, v in zip(configs, values, strict=True)),
         configs=configs,
-        cost=trial_cost(done, [task.space.key(c) for c in configs]),
-        propose_seconds=tuple(_seconds(t.user_attrs.get("propose_s")) for t in done),
+        cost=study_cost(done, task),
+        propose_seconds=tuple(r.proposal.seconds for r in done),
     )
-
-
-def _seconds(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
 def _true_error(task: Task, config: Mapping[str, Any], value: float | None) -> float | None:
@@ -409,9 +361,10 @@ def _true_error(task: Task, config: Mapping[str, Any], value: float | None) -> f
     return task.true_error(config)
 
 
-def trial_cost(trials: list[FrozenTrial], keys: list[str]) -> StudyCost:
-    """LLM calls, tokens, seconds, reasks, fallbacks (``usage_totals``) and repeated configurations."""
-    return StudyCost(**usage_totals(trials), repeated=metrics.repeated_count(keys))
+def study_cost(records: Sequence[TrialRecord], task: Task | None) -> StudyCost:
+    """LLM calls, tokens, seconds, reasks, fallbacks and repeated configurations of a study's trials."""
+    keys = [task.space.key(r.config) for r in records] if task is not None else []
+    return StudyCost(**vars(UsageTotals.of(records)), repeated=metrics.repeated_count(keys))
 
 
 async def _reference(task: Task, config: BenchConfig) -> RandomReference:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import gc
 import logging
 import sys
 from collections.abc import Sequence
@@ -30,10 +31,10 @@ from .optimize import StudySummary, optimize
 from .space import SearchSpace
 from .strategies.factory import DEFAULT_STRATEGY, LLM_STRATEGIES, STRATEGIES, make_strategy
 from .study import StudyStore
-from .tasks import Task, build_task, list_tasks
+from .tasks import Task, build_task, list_tasks, resolve_tasks
 from .templates import Templates
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "parse_budgets", "parse_strategies"]
 
 COMMANDS = ("run", "tasks", "train", "bench", "report")
 
@@ -230,6 +231,25 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     add_training_arguments(p)
 
 
+def parse_strategies(text: str) -> tuple[str, ...]:
+    """Comma-separated strategy names, in order, without repeats."""
+    chosen = tuple(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
+    unknown = [s for s in chosen if s not in STRATEGIES]
+    if unknown or not chosen:
+        raise UserError(f"--strategies {text!r}: choose from {', '.join(STRATEGIES)}")
+    return chosen
+
+
+def parse_budgets(text: str) -> tuple[int, ...]:
+    try:
+        budgets = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError as exc:
+        raise UserError(f"--budget {text!r}: give positive integers separated by commas (10,30)") from exc
+    if not budgets or budgets[0] < 1:
+        raise UserError(f"--budget {text!r}: give positive integers separated by commas (10,30)")
+    return tuple(budgets)
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -314,7 +334,7 @@ async def _run(args: argparse.Namespace) -> StudySummary:
         storage=args.storage,
         meta={"task": task.name, "strategy": strategy_name, "seed": args.seed},
     )
-    store.study.set_user_attr("budget", args.budget)  # the latest budget asked for (report renders prompts)
+    store.set_meta("budget", args.budget)  # the latest budget asked for
     try:
         async with contextlib.AsyncExitStack() as stack:
             provider = None
@@ -340,9 +360,6 @@ async def _run(args: argparse.Namespace) -> StudySummary:
                 ),
                 templates=Templates(args.prompts_dir),
             )
-            store.study.sampler = strategy.sampler(args.seed, store.used_count())
-            if args.pruner == "median":
-                store.study.pruner = optuna.pruners.MedianPruner()
             executor = make_executor(
                 args.executor,
                 workers=args.workers,
@@ -351,6 +368,9 @@ async def _run(args: argparse.Namespace) -> StudySummary:
                 gpus_per_trial=args.gpus_per_trial,
             )
             stack.callback(executor.close)
+            # What exists now (modules, the task's tables, the model's client) lives as long as the run: keep
+            # the garbage collector from rescanning it between the many small objects each trial makes.
+            gc.freeze()
             summary = await optimize(
                 tool=task.tool,
                 strategy=strategy,
@@ -360,7 +380,7 @@ async def _run(args: argparse.Namespace) -> StudySummary:
                 reporter=RichReporter(quiet=args.quiet),
                 executor=executor,
                 batch=min(args.batch, args.workers),
-                prune=args.pruner != "none",
+                pruner=optuna.pruners.MedianPruner() if args.pruner == "median" else None,
             )
         if task.family == "cifar" and args.final_test:
             await _final_test(task, store, summary)
@@ -378,13 +398,13 @@ def _train_config(args: argparse.Namespace) -> Any:
 
 async def _final_test(task: Task, store: StudyStore, summary: StudySummary) -> None:
     """Retrain the best configuration and score the test set once (tuning never sees the test set)."""
+    from agent.tools.train_cifar import TrainCifar
     from evaluators.cifar.train import evaluate_test
-    from tools.train_cifar import TrainCifar
 
     best = summary.best
     if best is None or not isinstance(task.tool, TrainCifar):
         return
-    done = store.study.user_attrs.get("final_test")
+    done = store.meta.get("final_test")
     if isinstance(done, dict) and done.get("trial") == best.number:
         print(f"test error of the best configuration (trial #{best.number}): {done['test_error']:.4f}")
         return
@@ -394,7 +414,7 @@ async def _final_test(task: Task, store: StudyStore, summary: StudySummary) -> N
     if result.state != "complete" or result.value is None:
         print(f"the final test run failed: {result.error}")
         return
-    store.study.set_user_attr("final_test", {"trial": best.number, "test_error": result.value, **result.metrics})
+    store.set_meta("final_test", {"trial": best.number, "test_error": result.value, **result.metrics})
     store.events.info("final_test", trial=best.number, test_error=result.value)
     print(f"test error of the best configuration (trial #{best.number}): {result.value:.4f}")
 
@@ -432,7 +452,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 async def _bench(args: argparse.Namespace) -> int:
-    from .bench import BenchConfig, parse_budgets, parse_strategies, resolve_tasks, run_bench
+    from .bench import BenchConfig, run_bench
     from .report import write_bench_report
 
     config = BenchConfig(

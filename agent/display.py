@@ -7,16 +7,14 @@ import json
 from rich.console import Console
 from rich.table import Table
 
-from tools.read_history import compact_config
-
-from .optimize import StudySummary
-from .records import TrialRecord
+from .optimize import Reporter, StudySummary
+from .records import TrialRecord, compact_config
 from .space import Choice
 
 __all__ = ["RichReporter"]
 
 
-class RichReporter:
+class RichReporter(Reporter):
     """Prints one line per trial and a summary; stays quiet about the LLM's words (see events.jsonl)."""
 
     def __init__(self, console: Console | None = None, *, quiet: bool = False) -> None:
@@ -66,6 +64,6 @@ class RichReporter:
                 "LLM usage",
                 f"{summary.llm_calls} calls, {summary.prompt_tokens + summary.completion_tokens} tokens "
                 f"({summary.prompt_tokens} prompt, {summary.completion_tokens} completion), "
-                f"{summary.llm_seconds:.1f} s, {summary.reasks} reasks, {summary.fallbacks} fallbacks",
+                f"{summary.llm_seconds:.1f} s, {summary.reasks} reasks, {summary.fallbacks} rounds without the model",
             )
         self.console.print(table)

@@ -13,31 +13,28 @@ what runs when.
 
 Reporting intermediate values (pruning) needs the trial, which lives in this process: with a pruner the
 local executor runs every evaluation in this process (train_cifar trains in a thread; torch releases the
-GIL in its kernels); Ray tasks get no report callback, so a pruner never stops a Ray trial.
+GIL in its kernels). An evaluation in another process gets its :class:`~agent.tools.base.TrialContext`
+without callbacks (:meth:`~agent.tools.base.TrialContext.detached`): no report, so a pruner never stops a
+Ray trial, and no progress display.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from typing import Any
 
 import anyio
 import anyio.to_process
 
 from evaluators.base import EvalResult
-from tools.base import EvaluationTool
 
 from .errors import UserError
 from .space import Choice
+from .tools.base import EvaluationTool, TrialContext
 
-__all__ = ["Executor", "LocalExecutor", "RayExecutor", "Report", "make_executor"]
-
-#: ``report(step, value) -> should_stop``: an intermediate value for the running trial.
-Report = Callable[[int, float], bool]
+__all__ = ["Executor", "LocalExecutor", "RayExecutor", "make_executor"]
 
 
 class Executor(ABC):
@@ -46,27 +43,16 @@ class Executor(ABC):
     workers: int
 
     @abstractmethod
-    async def evaluate(self, tool: EvaluationTool, config: dict[str, Choice], report: Report | None) -> EvalResult:
+    async def evaluate(self, tool: EvaluationTool, config: dict[str, Choice], trial: TrialContext) -> EvalResult:
         """Evaluate ``config`` with ``tool``; what the tool raises propagates."""
 
     def close(self) -> None:  # noqa: B027 (optional hook)
         """Release what the executor holds (a Ray connection it opened)."""
 
 
-def accepts_report(tool: EvaluationTool) -> bool:
-    """Does ``tool.evaluate`` take a ``report`` callback (train_cifar does; toy and tabular tools do not)?"""
-    return "report" in inspect.signature(tool.evaluate).parameters
-
-
-async def _in_this_process(tool: EvaluationTool, config: dict[str, Choice], report: Report | None) -> EvalResult:
-    if report is not None and accepts_report(tool):
-        evaluate: Any = tool.evaluate
-        result: EvalResult = await evaluate(config, report=report)
-        return result
-    return await tool.evaluate(config)
-
-
-def _evaluate_sync(tool: EvaluationTool, config: dict[str, Choice], threads: int | None) -> EvalResult:
+def _evaluate_sync(
+    tool: EvaluationTool, config: dict[str, Choice], trial: TrialContext, threads: int | None
+) -> EvalResult:
     """The body of a worker process or a Ray task: one evaluation on a private event loop."""
     if threads is not None:
         try:
@@ -75,7 +61,7 @@ def _evaluate_sync(tool: EvaluationTool, config: dict[str, Choice], threads: int
             torch.set_num_threads(threads)
         except ImportError:  # pragma: no cover - torch is a dependency; a tool without it needs no threads
             pass
-    return anyio.run(tool.evaluate, config)
+    return anyio.run(tool.evaluate, config, trial)
 
 
 class LocalExecutor(Executor):
@@ -88,12 +74,12 @@ class LocalExecutor(Executor):
         self._limiter = anyio.CapacityLimiter(workers)
         self._threads = max(1, (os.cpu_count() or 1) // workers)
 
-    async def evaluate(self, tool: EvaluationTool, config: dict[str, Choice], report: Report | None) -> EvalResult:
-        if self.workers == 1 or report is not None or not getattr(tool, "runs_in_subprocess", False):
+    async def evaluate(self, tool: EvaluationTool, config: dict[str, Choice], trial: TrialContext) -> EvalResult:
+        if self.workers == 1 or trial.report is not None or not tool.runs_in_subprocess:
             async with self._limiter:  # reporting to the trial (pruning) needs this process: threads then
-                return await _in_this_process(tool, config, report)
+                return await tool.evaluate(config, trial)
         result: EvalResult = await anyio.to_process.run_sync(
-            _evaluate_sync, tool, config, self._threads, cancellable=True, limiter=self._limiter
+            _evaluate_sync, tool, config, trial.detached(), self._threads, cancellable=True, limiter=self._limiter
         )
         return result
 
@@ -137,12 +123,12 @@ class RayExecutor(Executor):
         self._threads = max(1, int(cpus_per_trial))
         self._tools: dict[int, Any] = {}
 
-    async def evaluate(self, tool: EvaluationTool, config: dict[str, Choice], report: Report | None) -> EvalResult:
+    async def evaluate(self, tool: EvaluationTool, config: dict[str, Choice], trial: TrialContext) -> EvalResult:
         ref = self._tools.get(id(tool))
         if ref is None:  # ship the tool (a table, a training setup) to the object store once
             ref = self._tools[id(tool)] = self._ray.put(tool)
         try:
-            result: EvalResult = await self._remote.remote(ref, config, self._threads)
+            result: EvalResult = await self._remote.remote(ref, config, trial.detached(), self._threads)
         except self._ray.exceptions.RayTaskError as exc:
             raise exc.as_instanceof_cause() from None
         return result

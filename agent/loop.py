@@ -5,31 +5,35 @@ A non-evaluating tool (``read_history``) is run and its result appended, then th
 most ``max_history_reads`` times in a row). An invalid answer is sent back with its errors, up to
 ``max_retries`` reasks. The round ends with a validated configuration for the evaluation tool, or, when the
 reasks run out, with a fallback (``on_invalid="random"``) or :class:`ReaskBudgetExhausted`
-(``on_invalid="stop"``). Evaluating the configuration is the caller's job: the study runs every strategy's
-trials the same way.
+(``on_invalid="stop"``).
+
+:meth:`Agent.propose_batch` is the same round for ``k`` configurations at once (``--batch``, or trials still
+being evaluated by other workers, which the model is shown as pending): one answer of ``k`` calls, each
+validated, repeats of finished, pending or sibling configurations reasked; when the reasks run out the
+valid calls are kept and the rest are fallbacks. One loop (:meth:`Agent._converse`) serves both.
+
+Evaluating the configuration is the caller's job: the study runs every strategy's trials the same way.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from tools.base import EvaluationTool, Tool
-from tools.read_history import format_trial
-
-from .answer import ToolCall, answer_schema, parse_answer
+from .answer import answer_schema, batch_schema, parse_answer, parse_batch
 from .errors import InvalidSuggestion, ReaskBudgetExhausted
-from .memory import AnswerPart, HistoryMode, Memory, Part, ReaskPart, Round, ToolReturnPart
-from .providers.base import Provider, Usage
-from .records import TrialRecord
-from .space import CategoricalParam, SearchSpace
-from .strategies.base import Proposal
+from .memory import HistoryMode, Memory, Round
+from .messages import AnswerPart, Part, ReaskPart, ToolReturnPart, Usage, UserPart
+from .providers.base import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, Provider
+from .records import Proposal, TrialRecord, format_outcome, format_trial
+from .space import Choice, SearchSpace
 from .templates import Templates
+from .tools.base import EvaluationTool, Tool
 
-__all__ = ["Agent", "AgentSettings", "EventSink", "render_domain"]
+__all__ = ["Agent", "AgentSettings", "EventSink"]
 
 OnInvalid = Literal["random", "stop"]
 
@@ -51,8 +55,37 @@ class AgentSettings:
     max_history_reads: int = 2
     #: Reask a configuration already evaluated (a wasted evaluation) instead of running it again.
     reject_repeats: bool = True
-    temperature: float = 0.7
-    max_tokens: int = 256
+    temperature: float = DEFAULT_TEMPERATURE
+    max_tokens: int = DEFAULT_MAX_TOKENS
+
+
+@dataclass
+class _Outcome:
+    """What one answer gave: configurations, a history read to run, or errors to reask."""
+
+    configs: list[dict[str, Choice]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    read: tuple[Tool, dict[str, Any]] | None = None
+
+
+@dataclass
+class _Request:
+    """One kind of round: a single tool call, or a batch of ``k`` evaluation calls."""
+
+    k: int
+    schema: dict[str, Any]
+    opening: list[Part]
+    parse: Callable[[str], _Outcome]
+    reask: Callable[[list[dict[str, Any]]], str]
+
+
+@dataclass
+class _Conversation:
+    parts: list[Part]
+    usage: list[Usage]
+    reasks: int
+    answer: str
+    outcome: _Outcome
 
 
 class Agent:
@@ -89,7 +122,7 @@ class Agent:
             task=self.templates.render(
                 task_template,
                 description=task_description,
-                params=[{"name": n, "domain": render_domain(self.space, n)} for n in self.space.params],
+                params=[{"name": n, "domain": self.space.describe_param(n)} for n in self.space.params],
                 budget=budget,
                 eval_tool=eval_tool.name,
             ),
@@ -97,6 +130,10 @@ class Agent:
         )
 
     # ---- memory -------------------------------------------------------------------------------------
+
+    def prompts(self) -> dict[str, str]:
+        """The system, task and opening prompts, as sent."""
+        return {"system": self.memory.system, "task": self.memory.task, "start": self.memory.start}
 
     def restore(self, rounds: Sequence[Round]) -> None:
         self.memory = self.memory.model_copy(update={"rounds": list(rounds)})
@@ -115,81 +152,129 @@ class Agent:
             history=lambda finished: self._history(finished),
         )
 
-    # ---- one round ----------------------------------------------------------------------------------
+    # ---- rounds -------------------------------------------------------------------------------------
 
     async def propose(self, records: Sequence[TrialRecord]) -> Proposal:
         """Ask until the model names a valid configuration (or the reasks run out)."""
-        parts: list[Part] = []
+        request = _Request(1, self.schema, [], lambda text: self._parse_single(text, records), self._reask_text)
+        talk = await self._converse(records, request)
+        if talk.outcome.configs:
+            config = talk.outcome.configs[0]
+            return Proposal(config, "llm", talk.parts, talk.usage, talk.reasks, talk.answer)
+        return self._give_up(talk, 1)[0]
+
+    async def propose_batch(self, records: Sequence[TrialRecord], k: int) -> list[Proposal]:
+        """``k`` configurations in one answer; pending trials (running ones in ``records``) are shown."""
+        name = self.eval_tool.name
+        pending = [format_trial(r) for r in records if not r.finished]
+        intro = self.templates.render("batch", k=k, pending=pending, eval_tool=name)
+
+        def reask(errors: list[dict[str, Any]]) -> str:
+            return self.templates.render("batch_reask", errors=_shown(errors), k=k, eval_tool=name)
+
+        request = _Request(
+            k, batch_schema(self.eval_tool, k), [UserPart(content=intro)], self._batch_parser(records, k), reask
+        )
+        talk = await self._converse(records, request)
+        if talk.outcome.errors:
+            return self._give_up(talk, k)
+        return self._split(talk, [Proposal(c, "llm", answer=talk.answer) for c in talk.outcome.configs])
+
+    async def _converse(self, records: Sequence[TrialRecord], request: _Request) -> _Conversation:
+        """Ask, validate, run history reads, reask, until the answer is valid or the reasks run out."""
+        parts = list(request.opening)
         usage: list[Usage] = []
-        reasks = 0
-        reads_in_a_row = 0
-        answer: str | None = None
+        reasks = reads_in_a_row = 0
         while True:
-            messages = self.messages(records, parts)
             completion = await self.provider.complete(
-                messages,
-                json_schema=self.schema,
+                self.messages(records, parts),
+                json_schema=request.schema,
                 temperature=self.settings.temperature,
-                max_tokens=self.settings.max_tokens,
+                max_tokens=self.settings.max_tokens * request.k,
                 seed=self._rng.randrange(2**31),
             )
-            answer = completion.text
             usage.append(completion.usage)
-            parts.append(AnswerPart(content=_clip(answer), usage=completion.usage))
-            self.events.info("llm_call", **completion.usage.model_dump())
-            try:
-                call = parse_answer(answer, self.tools)
-                if call.is_evaluation and self.settings.reject_repeats:
-                    self._check_not_tried(call.arguments, records)
-                if not call.is_evaluation and reads_in_a_row >= self.settings.max_history_reads:
-                    raise InvalidSuggestion(
-                        "too many history reads",
-                        [{"loc": ["tool"], "msg": self._history_limit_text(reads_in_a_row), "input": None}],
-                    )
-            except InvalidSuggestion as exc:
-                if reasks >= self.settings.max_retries:
-                    return self._give_up(parts, usage, reasks, answer, exc)
-                reasks += 1
-                self.events.info("reask", attempt=reasks, errors=exc.errors)
-                parts.append(ReaskPart(content=self._reask_text(exc.errors), errors=exc.errors))
+            parts.append(AnswerPart(content=_clip(completion.text), usage=completion.usage))
+            self.events.info("llm_call", batch=request.k, **completion.usage.model_dump())
+            outcome = request.parse(completion.text)
+            if outcome.read is not None and reads_in_a_row >= self.settings.max_history_reads:
+                outcome = _Outcome(errors=[_error(["tool"], self._history_limit_text(reads_in_a_row))])
+            if outcome.read is not None:
+                tool, arguments = outcome.read
+                parts.append(ToolReturnPart(tool=tool.name, content=await tool(arguments)))
+                reads_in_a_row += 1
                 continue
-            if call.is_evaluation:
-                config = self.space.validate_config(call.arguments)
-                return Proposal(config=config, source="llm", parts=parts, usage=usage, reasks=reasks, answer=answer)
-            parts.append(ToolReturnPart(tool=call.tool.name, content=await self._run_tool(call)))
-            reads_in_a_row += 1
+            if not outcome.errors or reasks >= self.settings.max_retries:
+                return _Conversation(parts, usage, reasks, completion.text, outcome)
+            reasks += 1
+            self.events.info("reask", attempt=reasks, errors=outcome.errors)
+            parts.append(ReaskPart(content=request.reask(outcome.errors), errors=outcome.errors))
 
-    def _check_not_tried(self, config: Mapping[str, Any], records: Sequence[TrialRecord]) -> None:
-        key = self.space.key(config)
-        for r in records:
-            if self.space.key(r.config) == key:
-                outcome = "still running" if not r.finished else format_trial(r).split(" -> ", 1)[-1]
-                raise InvalidSuggestion(
-                    "repeated configuration",
-                    [
-                        {
-                            "loc": ["arguments"],
-                            "msg": f"this configuration was already evaluated in trial {r.number} ({outcome}); "
-                            "propose a configuration not tried yet",
-                            "input": None,
-                        }
-                    ],
-                )
+    def _parse_single(self, text: str, records: Sequence[TrialRecord]) -> _Outcome:
+        try:
+            call = parse_answer(text, self.tools)
+        except InvalidSuggestion as exc:
+            return _Outcome(errors=exc.errors)
+        if not call.is_evaluation:
+            assert isinstance(call.tool, Tool)
+            return _Outcome(read=(call.tool, call.arguments))
+        config = self.space.validate_config(call.arguments)
+        taken = self._taken(records) if self.settings.reject_repeats else {}
+        repeat = taken.get(self.space.key(config))
+        if repeat is not None:
+            return _Outcome(errors=[_error(["arguments"], self._repeat_text(repeat))])
+        return _Outcome(configs=[config])
 
-    def _give_up(
-        self, parts: list[Part], usage: list[Usage], reasks: int, answer: str | None, exc: InvalidSuggestion
-    ) -> Proposal:
-        self.events.info("invalid_proposal", reasks=reasks, errors=exc.errors, on_invalid=self.settings.on_invalid)
+    def _batch_parser(self, records: Sequence[TrialRecord], k: int) -> Callable[[str], _Outcome]:
+        def parse(text: str) -> _Outcome:
+            try:
+                configs, errors = parse_batch(text, self.eval_tool, k)
+            except InvalidSuggestion as exc:
+                return _Outcome(errors=exc.errors)
+            taken: dict[str, TrialRecord | int] = dict(self._taken(records))
+            valid = []
+            for i, raw in enumerate(configs):
+                config = self.space.validate_config(raw)
+                key = self.space.key(config)
+                earlier = taken.get(key)
+                if earlier is not None:
+                    where = (
+                        self._repeat_text(earlier)
+                        if isinstance(earlier, TrialRecord)
+                        else f"the same configuration as call {earlier} of this answer; propose a new one"
+                    )
+                    errors.append(_error(["calls", i, "arguments"], where))
+                    continue
+                taken[key] = i
+                valid.append(config)
+            return _Outcome(configs=valid, errors=errors)
+
+        return parse
+
+    def _taken(self, records: Sequence[TrialRecord]) -> dict[str, TrialRecord]:
+        return {self.space.key(r.config): r for r in records if r.config}
+
+    def _give_up(self, talk: _Conversation, k: int) -> list[Proposal]:
+        """The reasks ran out: keep the valid configurations, fall back for the rest (or stop)."""
+        errors = talk.outcome.errors
+        self.events.info("invalid_proposal", reasks=talk.reasks, errors=errors, on_invalid=self.settings.on_invalid)
         if self.settings.on_invalid == "stop":
+            first = "; ".join(f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}" for e in errors[:3])
             raise ReaskBudgetExhausted(
-                f"the model gave no valid proposal after {reasks} reasks (last error: {exc}); "
+                f"the model gave no valid proposal after {talk.reasks} reasks (last errors: {first}); "
                 "raise --max-retries, try another --model, or use --on-invalid random"
             )
-        return Proposal(config=None, source="fallback", parts=parts, usage=usage, reasks=reasks, answer=answer)
+        reason = f"invalid answers after {talk.reasks} reasks"
+        proposals = [Proposal(c, "llm", answer=talk.answer) for c in talk.outcome.configs]
+        proposals += [Proposal(None, "fallback", answer=talk.answer, reason=reason) for _ in range(k - len(proposals))]
+        return self._split(talk, proposals)
 
-    async def _run_tool(self, call: ToolCall) -> str:
-        assert isinstance(call.tool, Tool)
-        return await call.tool(call.arguments)
+    @staticmethod
+    def _split(talk: _Conversation, proposals: list[Proposal]) -> list[Proposal]:
+        """The round's conversation, usage and reasks belong to its first trial."""
+        first = proposals[0]
+        first.parts, first.usage, first.reasks = talk.parts, talk.usage, talk.reasks
+        return proposals
 
     # ---- prompt pieces ------------------------------------------------------------------------------
 
@@ -200,9 +285,8 @@ class Agent:
             example = (
                 f'{{"tool": "{tool.name}", "arguments": {{{args}}}}} with each <...> a value from the search space'
             )
-
         else:
-            example = json.dumps({"tool": tool.name, "arguments": {"which": "best", "n": 3}})
+            example = json.dumps({"tool": tool.name, "arguments": tool.example_arguments()})
         return {"name": tool.name, "description": tool.description, "example": example}
 
     def _feedback(self, record: TrialRecord, records: Sequence[TrialRecord]) -> str:
@@ -227,11 +311,14 @@ class Agent:
             eval_tool=self.eval_tool.name,
         )
 
-    def _reask_text(self, errors: Sequence[Mapping[str, Any]]) -> str:
-        shown = [
-            {"loc": ".".join(str(x) for x in e.get("loc", [])) or "answer", "msg": e.get("msg", "")} for e in errors
-        ]
-        return self.templates.render("reask", errors=shown)
+    def _reask_text(self, errors: list[dict[str, Any]]) -> str:
+        return self.templates.render("reask", errors=_shown(errors))
+
+    def _repeat_text(self, record: TrialRecord) -> str:
+        return (
+            f"this configuration was already evaluated in trial {record.number} ({format_outcome(record)}); "
+            "propose a configuration not tried yet"
+        )
 
     def _history_limit_text(self, count: int) -> str:
         return self.templates.render("history_limit", count=count, eval_tool=self.eval_tool.name)
@@ -247,9 +334,11 @@ def _clip(answer: str) -> str:
     return f"{answer[:_ANSWER_KEPT_CHARS]}... [cut: {len(answer)} characters in all]"
 
 
-def render_domain(space: SearchSpace, name: str) -> str:
-    """How a parameter's domain reads in a prompt."""
-    p = space.params[name]
-    if isinstance(p, CategoricalParam):
-        return "one of " + ", ".join(json.dumps(c) for c in p.choices)
-    return space.describe_param(name)
+def _shown(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    return [
+        {"loc": ".".join(str(x) for x in e.get("loc", [])) or "answer", "msg": str(e.get("msg", ""))} for e in errors
+    ]
+
+
+def _error(loc: list[Any], msg: str) -> dict[str, Any]:
+    return {"loc": loc, "msg": msg, "input": None}

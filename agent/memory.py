@@ -15,75 +15,16 @@ Two renderings, as in the paper:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated, Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict
 
-from agent.providers.base import ChatMessage, Usage
+from agent.messages import AnswerPart, ChatMessage, Part
 from agent.records import TrialRecord
 
-__all__ = [
-    "AnswerPart",
-    "HistoryMode",
-    "Memory",
-    "Part",
-    "ReaskPart",
-    "Round",
-    "ToolReturnPart",
-    "UserPart",
-    "dump_parts",
-    "load_parts",
-]
+__all__ = ["HistoryMode", "Memory", "Round"]
 
 HistoryMode = Literal["chat", "compressed"]
-
-
-class _Part(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class UserPart(_Part):
-    """A prompt the agent sent (e.g. "the budget allows 3 more evaluations; propose the next one")."""
-
-    kind: Literal["user"] = "user"
-    content: str
-
-
-class AnswerPart(_Part):
-    """The model's raw answer, kept verbatim (truncated only when enormous)."""
-
-    kind: Literal["answer"] = "answer"
-    content: str
-    usage: Usage | None = None
-
-
-class ReaskPart(_Part):
-    """The validation errors sent back with the request to fix them."""
-
-    kind: Literal["reask"] = "reask"
-    content: str
-    errors: list[dict[str, Any]] = []
-
-
-class ToolReturnPart(_Part):
-    """What a non-evaluating tool (``read_history``) returned."""
-
-    kind: Literal["tool_return"] = "tool_return"
-    tool: str
-    content: str
-
-
-Part = Annotated[UserPart | AnswerPart | ReaskPart | ToolReturnPart, Field(discriminator="kind")]
-_PARTS = TypeAdapter(list[Part])
-
-
-def dump_parts(parts: Sequence[Part]) -> list[dict[str, Any]]:
-    dumped: list[dict[str, Any]] = _PARTS.dump_python(list(parts), mode="json")
-    return dumped
-
-
-def load_parts(data: Any) -> list[Part]:
-    return _PARTS.validate_python(data or [])
 
 
 class Round(BaseModel):

@@ -5,39 +5,27 @@ from __future__ import annotations
 import random
 import time
 import traceback
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 import anyio
 import anyio.lowlevel
+import optuna
 from anyio.abc import TaskGroup
-from optuna.trial import FrozenTrial
 
-from evaluators.base import EvalResult, TrialFailed
-from tools.base import EvaluationTool
+from evaluators.base import EvalResult, Progress, SetupError, TrialFailed
 
-from .batch import propose_batch
-from .errors import AgentError, InvalidSuggestion
-from .executors import Executor, LocalExecutor, Report
-from .records import TrialRecord
+from .errors import AgentError, InvalidSuggestion, UserError
+from .executors import Executor, LocalExecutor
+from .memory import Round
+from .records import TrialRecord, UsageTotals
 from .space import Choice
 from .strategies.base import ProposeContext, Strategy
 from .study import StudyStore
+from .tools.base import EvaluationTool, TrialContext
 
-__all__ = ["NullReporter", "Reporter", "StudySummary", "optimize", "usage_totals"]
+__all__ = ["Reporter", "StudySummary", "optimize"]
 
-
-@dataclass(frozen=True, kw_only=True)
-class UsageTotals:
-    """LLM calls, tokens, seconds, reasks and fallbacks of a set of trials (see :func:`usage_totals`)."""
-
-    llm_calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    llm_seconds: float = 0.0
-    reasks: int = 0
-    fallbacks: int = 0
+_UNOWNED_POLL_S = 0.5
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,20 +35,26 @@ class StudySummary(UsageTotals):
     n_new: int
 
 
-class Reporter(Protocol):
-    def started(self, *, study: str, budget: int, done: int) -> None: ...
-    def proposing(self, number: int) -> None: ...
-    def trial_started(self, number: int, config: dict[str, Choice], source: str) -> None: ...
-    def trial_finished(self, record: TrialRecord, best: TrialRecord | None) -> None: ...
-    def finished(self, summary: StudySummary) -> None: ...
+class Reporter:
+    """What the runner says while a study runs; this base says nothing. A display overrides what it shows."""
 
+    def started(self, *, study: str, budget: int, done: int) -> None:
+        """The study starts (or resumes with ``done`` trials finished)."""
 
-class NullReporter:
-    def started(self, *, study: str, budget: int, done: int) -> None: ...
-    def proposing(self, number: int) -> None: ...
-    def trial_started(self, number: int, config: dict[str, Choice], source: str) -> None: ...
-    def trial_finished(self, record: TrialRecord, best: TrialRecord | None) -> None: ...
-    def finished(self, summary: StudySummary) -> None: ...
+    def proposing(self, number: int) -> None:
+        """The strategy is choosing the configuration of trial ``number``."""
+
+    def trial_started(self, number: int, config: dict[str, Choice], source: str) -> None:
+        """Trial ``number`` is being evaluated."""
+
+    def progress(self, number: int, progress: Progress) -> None:
+        """Trial ``number``'s evaluation reports where it is (training epochs)."""
+
+    def trial_finished(self, record: TrialRecord, best: TrialRecord | None) -> None:
+        """A trial finished; ``best`` is the study's best so far."""
+
+    def finished(self, summary: StudySummary) -> None:
+        """The study is over."""
 
 
 async def optimize(
@@ -73,7 +67,7 @@ async def optimize(
     reporter: Reporter | None = None,
     executor: Executor | None = None,
     batch: int = 1,
-    prune: bool = False,
+    pruner: optuna.pruners.BasePruner | None = None,
 ) -> StudySummary:
     """Evaluate until ``budget`` trials have finished in the study (counting those of earlier runs).
 
@@ -81,28 +75,47 @@ async def optimize(
     is claimed from the study's budget (:meth:`StudyStore.claim`), so several processes may run this on one
     study. ``batch``: configurations asked of the strategy per round (at most ``workers``); a round waits
     until that many workers are free, so every answer holds ``batch`` calls (fewer only for the last slots).
-    ``prune``: tools that report per step (train_cifar) report to the trial, and the study's pruner may stop
-    them.
+    ``pruner``: tools that report intermediate values (train_cifar, commands) report them to the trial, and
+    the pruner may stop them.
     """
-    reporter = reporter or NullReporter()
+    reporter = reporter or Reporter()
     executor = executor or LocalExecutor(workers=1)
     batch = max(1, min(batch, executor.workers))
     store.sync_files()
-    strategy.restore(store.rounds())
+    snapshot = store.snapshot()
+    # The study's sampler draws what a strategy leaves open; its seed moves on with each resume, so a
+    # resumed study does not replay the draws of its first run.
+    store.study.sampler = strategy.sampler(seed, snapshot.used)
+    if pruner is not None:
+        store.study.pruner = pruner
+    strategy.restore(
+        [Round(trial=r.number, parts=r.proposal.conversation) for r in snapshot.records if r.proposal.conversation]
+    )
+    prompts = strategy.prompts()
+    if prompts is not None:
+        store.set_meta("prompts", prompts)  # for the study's report
     rng = random.Random(seed)
-    before = store.finished_count()
-    reporter.started(study=store.study.study_name, budget=budget, done=before)
-    store.events.info("study_started", study=store.study.study_name, budget=budget, finished=before)
+    before = snapshot.finished
+    best = snapshot.best
+    reporter.started(study=store.name, budget=budget, done=before)
+    store.events.info("study_started", study=store.name, budget=budget, finished=before)
     finished = _Signal()
     in_flight: set[int] = set()
 
     async def run_trial(number: int, config: dict[str, Choice]) -> None:
+        nonlocal best
         try:
             started = time.perf_counter()
-            report = store.reporter(number) if prune else None
-            result = await _evaluate(tool, config, store, executor, report)
+            trial = TrialContext(
+                number=number,
+                directory=store.trial_directory(number) if tool.needs_directory else None,
+                report=store.reporter(number) if pruner is not None else None,
+                progress=lambda p: reporter.progress(number, p),
+            )
+            result = await _evaluate(tool, config, store, executor, trial)
             record = store.finish(number, result, time.perf_counter() - started)
-            reporter.trial_finished(record, store.best())
+            best = store.best_of([r for r in (best, record) if r is not None])
+            reporter.trial_finished(record, best)
         finally:
             in_flight.discard(number)
             finished.fire()
@@ -118,40 +131,41 @@ async def optimize(
             if len(in_flight) >= executor.workers:
                 await finished.wait()
                 continue
-            stale = store.stale_trials()
-            if stale:
-                adopted = store.adopt(stale[0])
+            snapshot = store.snapshot()
+            if snapshot.stale:
+                adopted = store.adopt(snapshot.stale[0])
                 if adopted is not None:
                     launch(tg, *adopted, "resumed")
                 continue
-            used = store.used_count()
-            if used >= budget:
+            if snapshot.used >= budget:
                 if in_flight:
                     await finished.wait()
                     continue
+                if snapshot.unowned:  # a trial a killed run created but never got to name its owner: adopt it soon
+                    await anyio.sleep(_UNOWNED_POLL_S)
+                    continue
                 break
-            records = store.records()
-            reporter.proposing(len(records))
-            ctx = ProposeContext(
-                space=store.space,
-                records=records,
-                budget=budget,
-                remaining=budget - store.finished_count(),
-                rng=rng,
-            )
-            k = min(batch, budget - used)
+            k = min(batch, budget - snapshot.used)
             if executor.workers - len(in_flight) < k:  # a batch is proposed whole: wait for k free workers
                 await finished.wait()
                 continue
+            reporter.proposing(snapshot.used)
+            ctx = ProposeContext(
+                space=store.space,
+                records=snapshot.records,
+                budget=budget,
+                remaining=budget - snapshot.finished,
+                rng=rng,
+            )
             started_at = time.perf_counter()
-            proposals = await propose_batch(strategy, ctx, k)
+            proposals = await strategy.propose_batch(ctx, k)
             seconds_each = (time.perf_counter() - started_at) / len(proposals)
-            for proposal in proposals:
-                proposal.seconds = seconds_each
             claimed = 0
             for proposal in proposals:
-                started = store.claim(proposal.config, proposal.source, proposal.attrs(), budget)
-                if started is None:  # other workers took the last slots while we were proposing
+                if proposal.config is not None:  # a configuration the study's sampler draws is not timed here
+                    proposal.seconds = seconds_each
+                started = store.claim(proposal.config, proposal.info(), budget)
+                if started is None:  # other workers took the last places while we were proposing
                     break
                 claimed += 1
                 strategy.trial_started(started[0], proposal)
@@ -165,11 +179,12 @@ async def optimize(
     except BaseExceptionGroup as group:  # the study's own error, not a group of one (callers catch AgentError)
         raise _first(group) from None
 
+    snapshot = store.snapshot()
     summary = StudySummary(
-        best=store.best(),
-        n_trials=store.finished_count(),
-        n_new=store.finished_count() - before,
-        **usage_totals(store.study.get_trials(deepcopy=False)),
+        best=snapshot.best,
+        n_trials=snapshot.finished,
+        n_new=snapshot.finished - before,
+        **vars(UsageTotals.of(snapshot.records)),
     )
     store.events.info(
         "study_finished",
@@ -212,41 +227,26 @@ async def _evaluate(
     config: dict[str, Choice],
     store: StudyStore,
     executor: Executor,
-    report: Report | None,
+    trial: TrialContext,
 ) -> EvalResult:
-    """Failures are data: anything the evaluator raises becomes a failed trial, and the study goes on."""
+    """Failures are data: anything the evaluator raises becomes a failed trial, and the study goes on.
+
+    Except what is not the configuration's fault (:class:`~evaluators.base.SetupError`, an
+    :class:`~agent.errors.AgentError` such as missing data): that would fail every trial the same way, so
+    the study stops at once, recording nothing; the trial is re-run when the study resumes.
+    """
     try:
         checked = tool.space.validate_config(config)
     except InvalidSuggestion as exc:  # a stored trial whose parameters no longer fit: never evaluate it
         return EvalResult.failed(str(exc))
     try:
-        return await executor.evaluate(tool, checked, report)
+        return await executor.evaluate(tool, checked, trial)
     except TrialFailed as exc:
         return EvalResult.failed(str(exc))
-    except AgentError:  # misconfiguration (missing data, say): stop; the trial is re-run on resume
+    except SetupError as exc:
+        raise UserError(str(exc)) from exc
+    except AgentError:
         raise
     except Exception as exc:
         store.events.error("evaluation_raised", error=repr(exc), traceback=traceback.format_exc())
         return EvalResult.failed(f"{type(exc).__name__}: {exc}")
-
-
-def usage_totals(trials: Iterable[FrozenTrial]) -> dict[str, Any]:
-    """LLM calls, tokens, seconds, reasks and fallbacks over ``trials`` (from their stored attributes)."""
-    calls = prompt = completion = reasks = fallbacks = 0
-    seconds = 0.0
-    for t in trials:
-        for u in t.user_attrs.get("usage") or []:
-            calls += 1
-            prompt += int(u.get("prompt_tokens", 0))
-            completion += int(u.get("completion_tokens", 0))
-            seconds += float(u.get("latency_s", 0.0))
-        reasks += int(t.user_attrs.get("reasks", 0) or 0)
-        fallbacks += t.user_attrs.get("source") == "fallback"
-    return {
-        "llm_calls": calls,
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "llm_seconds": round(seconds, 3),
-        "reasks": reasks,
-        "fallbacks": fallbacks,
-    }

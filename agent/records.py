@@ -1,15 +1,94 @@
-"""What a strategy, the memory and the tools see of one trial: plain data, no Optuna objects."""
+"""What the agent knows of a trial: plain typed data, no Optuna objects.
+
+:class:`TrialRecord` is one trial: its configuration, state and value, what the evaluation measured, and how
+it was proposed (:class:`ProposalInfo`: the source, the model's answer, the round's conversation, usage,
+timings). The study layer (:mod:`agent.study`) is the only code that reads or writes Optuna's trial
+attributes; it turns every trial into a record, and everything else (strategies, memory, tools, reports,
+the bench) works on records.
+
+A strategy hands the runner a :class:`Proposal`: a configuration (or None: the study's sampler draws one)
+and its :class:`ProposalInfo`.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["ProposalSource", "TrialRecord", "TrialState"]
+from agent.messages import Part, Usage
+from agent.space import Choice
 
-TrialState = Literal["complete", "fail", "pruned", "running"]
+__all__ = [
+    "Proposal",
+    "ProposalInfo",
+    "ProposalSource",
+    "TrialRecord",
+    "UsageTotals",
+    "compact_config",
+    "format_outcome",
+    "format_trial",
+]
+
+#: Who chose a trial's configuration: the model (``llm``), the study's sampler instead of a model whose
+#: answers stayed invalid or that could not be reached (``fallback``), an Optuna sampler (``sampler``), a
+#: surrogate model (``surrogate``), or nobody: a dead worker's trial re-run as it was (``resumed``).
 ProposalSource = Literal["llm", "fallback", "sampler", "surrogate", "resumed"]
+PROPOSAL_SOURCES: tuple[ProposalSource, ...] = ("llm", "fallback", "sampler", "surrogate", "resumed")
+
+
+class ProposalInfo(BaseModel):
+    """How a trial's configuration was chosen."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: ProposalSource = "sampler"
+    #: The model's last raw answer (untrusted text, kept for the record).
+    answer: str | None = None
+    reasks: int = 0
+    #: What was said while proposing this trial (answers, reasks, tool returns).
+    conversation: tuple[Part, ...] = ()
+    usage: tuple[Usage, ...] = ()
+    #: Wall time the strategy took to propose this configuration.
+    seconds: float | None = None
+    #: Why the model did not choose it (a ``fallback``): invalid answers, an unreachable provider.
+    reason: str | None = None
+    #: What the strategy decided and why, for the report (a hybrid's source shares and credits).
+    decision: dict[str, Any] = {}
+
+
+@dataclass
+class Proposal:
+    """A configuration to evaluate (``config=None``: the study's sampler draws one), and how it came about."""
+
+    config: dict[str, Choice] | None
+    source: ProposalSource
+    parts: list[Part] = field(default_factory=list)
+    usage: list[Usage] = field(default_factory=list)
+    reasks: int = 0
+    answer: str | None = None
+    #: Wall time the strategy took to propose this configuration (set by the runner).
+    seconds: float | None = None
+    reason: str | None = None
+    decision: dict[str, Any] = field(default_factory=dict)
+
+    def info(self) -> ProposalInfo:
+        return ProposalInfo(
+            source=self.source,
+            answer=self.answer,
+            reasks=self.reasks,
+            conversation=tuple(self.parts),
+            usage=tuple(self.usage),
+            seconds=None if self.seconds is None else round(self.seconds, 4),
+            reason=self.reason,
+            decision=self.decision,
+        )
+
+
+TrialStatus = Literal["complete", "fail", "pruned", "running"]
 
 
 class TrialRecord(BaseModel):
@@ -19,12 +98,76 @@ class TrialRecord(BaseModel):
 
     number: int
     config: dict[str, Any]
-    state: TrialState
+    state: TrialStatus
     value: float | None = None
     metrics: dict[str, Any] = {}
     error: str | None = None
-    source: ProposalSource = "sampler"
+    proposal: ProposalInfo = ProposalInfo()
+    #: Wall time of the evaluation.
+    seconds: float | None = None
+    #: Times the trial was taken over from a worker that died while running it.
+    resumed: int = 0
 
     @property
     def finished(self) -> bool:
         return self.state != "running"
+
+    @property
+    def source(self) -> ProposalSource:
+        return self.proposal.source
+
+
+@dataclass(frozen=True, kw_only=True)
+class UsageTotals:
+    """LLM calls, tokens, seconds, reasks and rounds proposed without the model, over a set of trials."""
+
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    llm_seconds: float = 0.0
+    reasks: int = 0
+    fallbacks: int = 0
+
+    @classmethod
+    def of(cls, records: Iterable[TrialRecord]) -> UsageTotals:
+        calls = prompt = completion = reasks = fallbacks = 0
+        seconds = 0.0
+        for r in records:
+            for u in r.proposal.usage:
+                calls += 1
+                prompt += u.prompt_tokens
+                completion += u.completion_tokens
+                seconds += u.latency_s
+            reasks += r.proposal.reasks
+            fallbacks += r.source == "fallback"
+        return cls(
+            llm_calls=calls,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            llm_seconds=round(seconds, 3),
+            reasks=reasks,
+            fallbacks=fallbacks,
+        )
+
+
+def compact_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Floats to 6 significant digits: what a reader (or a model) needs, at a third of the tokens."""
+    return {k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in config.items()}
+
+
+def format_outcome(record: TrialRecord) -> str:
+    """``value 0.123``, ``pruned (stopped early) at 0.4``, ``failed: reason``, or ``still running``."""
+    if record.state == "complete":
+        return f"value {record.value:.6g}"
+    if record.state == "pruned":
+        return f"pruned (stopped early){'' if record.value is None else f' at {record.value:.6g}'}"
+    if record.state == "running":
+        return "still running"
+    return f"failed: {record.error or 'unknown reason'}"
+
+
+def format_trial(record: TrialRecord) -> str:
+    """One line: number, configuration, outcome."""
+    config = json.dumps(compact_config(record.config), separators=(", ", ": "))
+    note = " (a random configuration: your answers were invalid)" if record.source == "fallback" else ""
+    return f"trial {record.number}{note}: {config} -> {format_outcome(record)}"

@@ -29,28 +29,26 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Sequence
-from typing import Any, ClassVar, Self, get_args
+from typing import Any, ClassVar, Self
 
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.search_space import IntersectionSearchSpace
 from optuna.study import Study, StudyDirection
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from evaluators.base import EvalResult
-from tools.base import EvaluationTool
 
 from .loop import Agent, AgentSettings
 from .memory import Round
 from .providers.base import Provider
-from .records import ProposalSource, TrialRecord
+from .records import Proposal, TrialRecord
 from .space import Choice, SearchSpace
-from .strategies.base import Proposal
+from .study import study_records, write_proposal
 from .templates import Templates
+from .tools.base import NO_TRIAL, EvaluationTool, TrialContext
 
 __all__ = ["LLMSampler"]
-
-_STATES = {TrialState.COMPLETE: "complete", TrialState.FAIL: "fail", TrialState.PRUNED: "pruned"}
 
 
 class _Objective(EvaluationTool):
@@ -59,7 +57,9 @@ class _Objective(EvaluationTool):
     name: ClassVar[str] = "evaluate"
     description: ClassVar[str] = "Evaluate the objective with this configuration; returns its value (lower is better)."
 
-    async def evaluate(self, config: dict[str, Choice]) -> EvalResult:  # pragma: no cover - never called
+    async def evaluate(
+        self, config: dict[str, Choice], trial: TrialContext = NO_TRIAL
+    ) -> EvalResult:  # pragma: no cover - never called
         raise NotImplementedError("LLMSampler proposes; study.optimize evaluates")
 
 
@@ -107,7 +107,7 @@ class LLMSampler(optuna.samplers.BaseSampler):
         agent = self._agent_for(space, study)
         records = _records(study, space, exclude=trial.number)
         proposal: Proposal = self._call(agent.propose(records))
-        _store(study, trial, proposal)
+        write_proposal(study, trial, proposal.info())
         if proposal.config is None:  # invalid after every reask: Optuna samples each parameter at random
             return {}
         agent.add_round(trial.number, proposal.parts)
@@ -181,38 +181,20 @@ class LLMSampler(optuna.samplers.BaseSampler):
 def _records(study: Study, space: SearchSpace, exclude: int) -> list[TrialRecord]:
     """The study's finished trials as the model sees them (only parameters of the relative space)."""
     sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
-    out = []
-    for t in study.get_trials(deepcopy=False, states=tuple(_STATES)):
-        if t.number == exclude or not set(space.params) <= set(t.params):
-            continue
-        source = t.user_attrs.get("source", "sampler")
-        out.append(
-            TrialRecord(
-                number=t.number,
-                config={name: t.params[name] for name in space.params},
-                state=_STATES[t.state],  # type: ignore[arg-type]
-                value=sign * t.value if t.state == TrialState.COMPLETE and t.value is not None else None,
-                error=t.user_attrs.get("error") or t.system_attrs.get("fail_reason"),
-                source=source if source in get_args(ProposalSource) else "sampler",
-            )
+    return [
+        r.model_copy(
+            update={
+                "config": {name: r.config[name] for name in space.params},
+                "value": None if r.value is None else sign * r.value,
+            }
         )
-    return out
+        for r in study_records(study)
+        if r.finished and r.number != exclude and set(space.params) <= set(r.config)
+    ]
 
 
 def _rounds(study: Study) -> Sequence[Round]:
     """Conversations stored on the study's trials (a resumed study, or another process's sampler)."""
-    from .memory import load_parts
-
     return [
-        Round(trial=t.number, parts=tuple(load_parts(t.user_attrs["conversation"])))
-        for t in study.get_trials(deepcopy=False)
-        if t.user_attrs.get("conversation")
+        Round(trial=r.number, parts=r.proposal.conversation) for r in study_records(study) if r.proposal.conversation
     ]
-
-
-def _store(study: Study, trial: FrozenTrial, proposal: Proposal) -> None:
-    """The answer, reasks, source and usage on the trial (samplers get a FrozenTrial: write through storage)."""
-    source: ProposalSource = proposal.source
-    attrs = {"source": source, **proposal.attrs()}
-    for key, value in attrs.items():
-        study._storage.set_trial_user_attr(trial._trial_id, key, value)  # as Optuna's own samplers do

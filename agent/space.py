@@ -16,7 +16,7 @@ import random
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 import optuna.distributions as od
 import yaml
@@ -35,28 +35,27 @@ class _ParamBase(BaseModel):
     description: str = ""
 
 
-class FloatParam(_ParamBase):
-    type: Literal["float"] = "float"
+class _RangeParam(_ParamBase):
+    """A number between ``low`` and ``high`` (on a log scale when ``log``)."""
+
     low: float
     high: float
     log: bool = False
 
     @model_validator(mode="after")
-    def _check(self) -> FloatParam:
+    def _check(self) -> Self:
         _check_range(self.low, self.high, self.log)
         return self
 
 
-class IntParam(_ParamBase):
+class FloatParam(_RangeParam):
+    type: Literal["float"] = "float"
+
+
+class IntParam(_RangeParam):
     type: Literal["int"] = "int"
     low: int
     high: int
-    log: bool = False
-
-    @model_validator(mode="after")
-    def _check(self) -> IntParam:
-        _check_range(self.low, self.high, self.log)
-        return self
 
 
 class CategoricalParam(_ParamBase):

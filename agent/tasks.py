@@ -7,19 +7,19 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
+from agent.tools.base import EvaluationTool
+from agent.tools.evaluate_tabular import EvaluateTabular
+from agent.tools.evaluate_toy import EvaluateToy
 from evaluators.tabular import TABULAR_DATASETS, TabularBenchmark
 from evaluators.toy import TOY_FUNCTIONS
-from tools.base import EvaluationTool
-from tools.evaluate_tabular import EvaluateTabular
-from tools.evaluate_toy import EvaluateToy
 
 from .errors import UserError
 from .space import CategoricalParam, FloatParam, SearchSpace
 
-__all__ = ["TASK_GROUPS", "Task", "TaskInfo", "build_task", "list_tasks"]
+__all__ = ["TASK_GROUPS", "Task", "TaskInfo", "build_task", "list_tasks", "resolve_tasks"]
 
 Family = Literal["toy", "tabular", "cifar"]
 
@@ -38,7 +38,6 @@ class Task:
     optimum: float | None = None
     #: Noise-free score of a configuration where the objective is noisy (tabular: mean over seeds).
     true_error: Callable[[Mapping[str, Any]], float] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -100,8 +99,6 @@ for _fn in TOY_FUNCTIONS.values():
 
 # ---- tabular benchmarks -------------------------------------------------------------------------------
 
-_TABULAR_PREFIX = {"hpobench": "hpobench", "nb201": "nb201"}
-
 
 def _tabular_factory(family: str, dataset: str) -> _Factory:
     def build(seed: int, space: SearchSpace | None, options: Mapping[str, Any]) -> Task:
@@ -109,7 +106,7 @@ def _tabular_factory(family: str, dataset: str) -> _Factory:
         default = SearchSpace(params={p.name: CategoricalParam(choices=tuple(p.choices)) for p in bench.params})
         space = space or default
         return Task(
-            name=f"{_TABULAR_PREFIX[family]}-{dataset}",
+            name=f"{family}-{dataset}",
             family="tabular",
             description=bench.description,
             space=space,
@@ -129,7 +126,7 @@ _TABULAR_SUMMARY = {
 for _family, _datasets in TABULAR_DATASETS.items():
     for _ds in _datasets:
         _register(
-            TaskInfo(f"{_TABULAR_PREFIX[_family]}-{_ds}", "tabular", _TABULAR_SUMMARY[_family].format(dataset=_ds)),
+            TaskInfo(f"{_family}-{_ds}", "tabular", _TABULAR_SUMMARY[_family].format(dataset=_ds)),
             _tabular_factory(_family, _ds),
         )
 
@@ -154,8 +151,8 @@ _CIFAR_NETS = {
 def _cifar_factory(arch: str) -> _Factory:
     def build(seed: int, space: SearchSpace | None, options: Mapping[str, Any]) -> Task:
         # torch loads only when a CIFAR task is built.
+        from agent.tools.train_cifar import TrainCifar
         from evaluators.cifar.train import TrainConfig
-        from tools.train_cifar import TrainCifar
 
         base = options.get("train_config") or TrainConfig()
         base = dataclasses.replace(base, arch=arch, seed=seed)
@@ -201,3 +198,24 @@ TASK_GROUPS: dict[str, list[str]] = {
     "nb201": [n for n in _REGISTRY if n.startswith("nb201-")],
     "cifar": [n for n in _REGISTRY if n.startswith("cifar-")],
 }
+
+
+def resolve_tasks(text: str) -> tuple[str, ...]:
+    """Comma-separated task names and groups (``hpobench``, ``toy``, ``nb201``), in order, without repeats."""
+    known = {info.name for info in list_tasks()}
+    out: list[str] = []
+    for item in (x.strip() for x in text.split(",")):
+        if not item:
+            continue
+        names = TASK_GROUPS.get(item, [item])
+        for name in names:
+            if name not in known:
+                raise UserError(
+                    f"--tasks: unknown task or group {item!r}; groups: {', '.join(TASK_GROUPS)}; "
+                    "`python -m agent tasks` lists the tasks"
+                )
+            if name not in out:
+                out.append(name)
+    if not out:
+        raise UserError("--tasks: name at least one task or group")
+    return tuple(out)

@@ -50,20 +50,19 @@ async def one_study(
         provider=provider,
         settings=AgentSettings(history=history),  # type: ignore[arg-type]
     )
-    store.study.sampler = strategy.sampler(seed, 0)
     try:
         await optimize(tool=task.tool, strategy=strategy, store=store, budget=budget, seed=seed)
         rounds = []
-        for t in store.study.get_trials(deepcopy=False):
-            usage = t.user_attrs.get("usage") or []
+        for r in store.records():
+            usage = r.proposal.usage
             rounds.append(
                 {
-                    "seconds": float(t.user_attrs.get("propose_s", sum(u["latency_s"] for u in usage))),
+                    "seconds": r.proposal.seconds or sum(u.latency_s for u in usage),
                     "calls": len(usage),
-                    "prompt": sum(u["prompt_tokens"] for u in usage),
-                    "completion": sum(u["completion_tokens"] for u in usage),
-                    "reasks": int(t.user_attrs.get("reasks", 0)),
-                    "fallback": t.user_attrs.get("source") == "fallback",
+                    "prompt": sum(u.prompt_tokens for u in usage),
+                    "completion": sum(u.completion_tokens for u in usage),
+                    "reasks": r.proposal.reasks,
+                    "fallback": r.source == "fallback",
                 }
             )
         return {"task": task_name, "rounds": rounds}

@@ -6,9 +6,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["EvalResult", "TrialFailed"]
+__all__ = ["EvalResult", "Progress", "SetupError", "TrialFailed"]
 
 EvalState = Literal["complete", "fail", "pruned"]
+
+
+class SetupError(Exception):
+    """Raised by an evaluator for a problem that is not the configuration's fault and would fail every trial
+    the same way (data missing or too small for the split asked for). The study stops at once instead of
+    recording a failed trial per evaluation; the message says what to fix."""
 
 
 class TrialFailed(Exception):
@@ -34,3 +40,22 @@ class EvalResult:
     @classmethod
     def failed(cls, reason: str, **metrics: float | int | str) -> EvalResult:
         return cls(value=None, state="fail", metrics=dict(metrics), error=reason)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a running evaluation is, for a display: ``done`` of ``total`` units (epochs, steps), with what it
+    measured so far (``loss``, ``val_error``, ``images_per_s``...) and the seconds since it started."""
+
+    done: float
+    total: float | None
+    elapsed_s: float
+    unit: str = "epoch"
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at the pace so far, or None before any unit is done."""
+        if self.total is None or self.done <= 0:
+            return None
+        return self.elapsed_s * max(self.total - self.done, 0.0) / self.done

@@ -13,13 +13,8 @@ import pytest
 # Before anything imports xllamacpp: OpenMP spinning starves generation on shared cores.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from agent.providers.embedded import (  # noqa: E402
-    DEFAULT_MODEL_NAME,
-    EmbeddedServer,
-    ServerSettings,
-    default_threads,
-    prepare_default_model,
-)
+from agent.providers.embedded import EmbeddedServer, ServerSettings, default_threads  # noqa: E402
+from agent.providers.gguf import DEFAULT_MODEL_NAME, prepare_default_model  # noqa: E402
 
 
 @pytest.fixture

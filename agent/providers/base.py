@@ -5,30 +5,18 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
-__all__ = ["ChatMessage", "Completion", "Provider", "Usage"]
+from agent.messages import ChatMessage, Usage
 
+__all__ = ["DEFAULT_MAX_TOKENS", "DEFAULT_TEMPERATURE", "ChatMessage", "Completion", "Provider", "Usage"]
 
-class ChatMessage(BaseModel):
-    """One message of a chat prompt, as every chat API spells it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    role: Literal["system", "user", "assistant"]
-    content: str
-
-
-class Usage(BaseModel):
-    """What one call cost."""
-
-    provider: str
-    model: str
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    latency_s: float = 0.0
+#: Answer length limit and sampling temperature when the caller names none (the CLI's --max-tokens and
+#: --temperature defaults too).
+DEFAULT_MAX_TOKENS = 256
+DEFAULT_TEMPERATURE = 0.7
 
 
 class Completion(BaseModel):
@@ -55,8 +43,8 @@ class Provider(ABC):
         messages: Sequence[ChatMessage],
         *,
         json_schema: dict[str, Any] | None = None,
-        temperature: float = 0.7,
-        max_tokens: int = 512,
+        temperature: float = DEFAULT_TEMPERATURE,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
         seed: int | None = None,
     ) -> Completion:
         """Send ``messages``; constrain the answer to ``json_schema`` where the backend can."""

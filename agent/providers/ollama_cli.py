@@ -14,7 +14,7 @@ import anyio
 
 from agent.errors import ProviderError, UserError
 from agent.providers._retry import RetryPolicy, TransientFault, with_retries
-from agent.providers.base import ChatMessage, Completion, Provider, Usage
+from agent.providers.base import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, ChatMessage, Completion, Provider, Usage
 
 __all__ = ["OllamaCLIProvider", "render_prompt"]
 
@@ -92,8 +92,8 @@ class OllamaCLIProvider(Provider):
         messages: Sequence[ChatMessage],
         *,
         json_schema: dict[str, Any] | None = None,
-        temperature: float = 0.7,
-        max_tokens: int = 512,
+        temperature: float = DEFAULT_TEMPERATURE,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
         seed: int | None = None,
     ) -> Completion:
         prompt = render_prompt(messages).encode("utf-8")

@@ -13,7 +13,7 @@ import httpx
 
 from agent.errors import ProviderError, UserError
 from agent.providers._retry import RETRYABLE_STATUS, RetryPolicy, TransientFault, parse_retry_after, with_retries
-from agent.providers.base import ChatMessage, Completion, Provider, Usage
+from agent.providers.base import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, ChatMessage, Completion, Provider, Usage
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "OpenAICompatProvider"]
 
@@ -98,8 +98,8 @@ class OpenAICompatProvider(Provider):
         messages: Sequence[ChatMessage],
         *,
         json_schema: dict[str, Any] | None = None,
-        temperature: float = 0.7,
-        max_tokens: int = 512,
+        temperature: float = DEFAULT_TEMPERATURE,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
         seed: int | None = None,
     ) -> Completion:
         if self._closed:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .base import ChatMessage, Completion, Provider, Usage
+from .base import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, ChatMessage, Completion, Provider, Usage
 
 __all__ = ["ScriptedCall", "ScriptedProvider"]
 
@@ -45,8 +45,8 @@ class ScriptedProvider(Provider):
         messages: Sequence[ChatMessage],
         *,
         json_schema: dict[str, Any] | None = None,
-        temperature: float = 0.7,
-        max_tokens: int = 512,
+        temperature: float = DEFAULT_TEMPERATURE,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
         seed: int | None = None,
     ) -> Completion:
         index = len(self.calls)

@@ -5,17 +5,15 @@ from __future__ import annotations
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import optuna
 
-from agent.memory import Part, Round, dump_parts
-from agent.providers.base import Usage
-from agent.records import ProposalSource, TrialRecord
-from agent.space import Choice, SearchSpace
+from agent.memory import Round
+from agent.records import Proposal, TrialRecord
+from agent.space import SearchSpace
 
-__all__ = ["ProposeContext", "Proposal", "Strategy"]
+__all__ = ["ProposeContext", "Proposal", "Strategy", "resumed_seed"]
 
 
 @dataclass(frozen=True)
@@ -27,34 +25,6 @@ class ProposeContext:
     budget: int
     remaining: int
     rng: random.Random
-
-
-@dataclass
-class Proposal:
-    """A configuration to evaluate, or ``config=None`` to let the study's sampler draw one."""
-
-    config: dict[str, Choice] | None
-    source: ProposalSource
-    parts: list[Part] = field(default_factory=list)
-    usage: list[Usage] = field(default_factory=list)
-    reasks: int = 0
-    answer: str | None = None
-    #: Wall time the strategy took to propose this configuration (set by the runner).
-    seconds: float | None = None
-
-    def attrs(self) -> dict[str, Any]:
-        """What the trial stores about how it was proposed."""
-        if self.source == "sampler":
-            return {}
-        timing = {} if self.seconds is None else {"propose_s": round(self.seconds, 4)}
-        if self.source == "surrogate":
-            return timing
-        return timing | {
-            "answer": self.answer,
-            "reasks": self.reasks,
-            "conversation": dump_parts(self.parts),
-            "usage": [u.model_dump() for u in self.usage],
-        }
 
 
 class Strategy(ABC):
@@ -69,6 +39,15 @@ class Strategy(ABC):
     @abstractmethod
     async def propose(self, ctx: ProposeContext) -> Proposal:
         """The next configuration to evaluate."""
+
+    async def propose_batch(self, ctx: ProposeContext, k: int) -> list[Proposal]:
+        """``k`` configurations to evaluate at once (parallel workers): by default ``k`` proposals in turn."""
+        return [await self.propose(ctx) for _ in range(k)]
+
+    def prompts(self) -> dict[str, str] | None:
+        """The prompts a model of this strategy is sent (system, task, start), stored with the study for its
+        report; None for strategies without a model."""
+        return None
 
     def restore(self, rounds: Sequence[Round]) -> None:  # noqa: B027 (optional hook)
         """Resume the strategy's own state (the LLM's conversation) from the stored rounds."""

@@ -9,7 +9,7 @@ from agent.providers.base import Provider
 from agent.study import StudyStore
 from agent.tasks import Task
 from agent.templates import Templates
-from tools.read_history import ReadHistory
+from agent.tools.read_history import ReadHistory
 
 from .base import Strategy
 from .grid import relaxed_space

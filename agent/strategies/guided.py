@@ -51,6 +51,9 @@ class LLMBOStrategy(BOStrategy):
         super().__init__(surrogate)
         self.agent = agent
 
+    def prompts(self) -> dict[str, str]:
+        return self.agent.prompts()
+
     def restore(self, rounds: Sequence[Round]) -> None:
         self.agent.restore(rounds)
 

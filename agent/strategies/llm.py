@@ -30,11 +30,21 @@ class LLMStrategy(Strategy):
     def sampler(self, seed: int, n_existing: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.RandomSampler(seed=resumed_seed(seed, n_existing))
 
+    def prompts(self) -> dict[str, str]:
+        return self.agent.prompts()
+
     def restore(self, rounds: Sequence[Round]) -> None:
         self.agent.restore(rounds)
 
     async def propose(self, ctx: ProposeContext) -> Proposal:
+        if any(not r.finished for r in ctx.records):  # other workers' trials: the batch round shows them
+            return (await self.agent.propose_batch(ctx.records, 1))[0]
         return await self.agent.propose(ctx.records)
+
+    async def propose_batch(self, ctx: ProposeContext, k: int) -> list[Proposal]:
+        if k == 1:
+            return [await self.propose(ctx)]
+        return await self.agent.propose_batch(ctx.records, k)
 
     def trial_started(self, number: int, proposal: Proposal) -> None:
         self.agent.add_round(number, proposal.parts)

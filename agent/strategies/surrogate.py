@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import math
 import random
-import warnings
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import optuna
 import optuna.distributions as od
@@ -30,9 +29,8 @@ from agent.space import CategoricalParam, Choice, FloatParam, IntParam, SearchSp
 
 from .grid import is_ordinal
 
-__all__ = ["SurrogateKind", "SurrogateModel", "decode", "encode", "ordinal_distributions", "untried"]
+__all__ = ["SurrogateModel", "decode", "encode", "ordinal_distributions", "untried"]
 
-SurrogateKind = Literal["gp", "tpe"]
 _ASKS = 4  # the sampler's tries at an untried configuration before a random one is drawn
 _RANDOM_TRIES = 1000
 
@@ -76,17 +74,13 @@ def decode(space: SearchSpace, params: Mapping[str, Any]) -> dict[str, Choice]:
 
 @dataclass(frozen=True)
 class SurrogateModel:
-    """Proposes a configuration from the finished trials; ``n_startup`` trials come before the model."""
+    """Proposes a configuration from the finished trials with Optuna's Gaussian process (``GPSampler``);
+    ``n_startup`` random trials come before it."""
 
-    kind: SurrogateKind = "gp"
     n_startup: int = 3
 
     def sampler(self, seed: int) -> optuna.samplers.BaseSampler:
-        if self.kind == "gp":
-            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=self.n_startup, deterministic_objective=False)
-        with warnings.catch_warnings():  # multivariate TPE is "experimental" in Optuna, and says so every time
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=self.n_startup, multivariate=True)
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=self.n_startup, deterministic_objective=False)
 
     def propose(
         self,

@@ -6,15 +6,16 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar
 
+import jsonschema
 import pytest
 
 from agent.answer import MAX_ANSWER_CHARS, ToolCall, answer_schema, parse_answer
 from agent.errors import InvalidSuggestion
 from agent.space import CategoricalParam, Choice, FloatParam, IntParam, SearchSpace
+from agent.tools.base import NO_TRIAL, EvaluationTool, TrialContext
+from agent.tools.evaluate_toy import EvaluateToy
+from agent.tools.read_history import ReadHistory
 from evaluators.base import EvalResult
-from tools.base import EvaluationTool
-from tools.evaluate_toy import EvaluateToy
-from tools.read_history import ReadHistory
 
 BRANIN = SearchSpace(params={"x1": FloatParam(low=-5.0, high=10.0), "x2": FloatParam(low=0.0, high=15.0)})
 TOY = EvaluateToy("branin", BRANIN)
@@ -194,7 +195,7 @@ class _Tune(EvaluationTool):
     name: ClassVar[str] = "tune"
     description: ClassVar[str] = "train once"
 
-    async def evaluate(self, config: dict[str, Choice]) -> EvalResult:
+    async def evaluate(self, config: dict[str, Choice], trial: TrialContext = NO_TRIAL) -> EvalResult:
         return EvalResult(value=0.0)
 
 
@@ -289,7 +290,6 @@ def test_answer_schema_several_tools_is_any_of() -> None:
 
 
 def test_answer_schema_agrees_with_parse_answer() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
     schema = answer_schema(TOOLS)
     for good in (VALID, _answer('{"which": "best", "n": 3}', tool='"read_history"')):
         parse_answer(good, TOOLS)

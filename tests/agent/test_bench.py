@@ -11,13 +11,11 @@ from pathlib import Path
 import optuna
 import pytest
 
-from agent.bench import BenchConfig, parse_budgets, resolve_tasks, run_bench, run_seed, study_name
+from agent.bench import BenchConfig, run_bench, run_seed, study_name
 from agent.cli import main
-from agent.errors import UserError
 from agent.providers.base import ChatMessage
 from agent.providers.scripted import ScriptedProvider
 from agent.report import write_bench_report
-from agent.tasks import TASK_GROUPS
 
 TASKS = ("toy-branin", "hpobench-kc1")
 HEADERS = (
@@ -40,15 +38,6 @@ def _trial_counts(out: Path) -> dict[str, int]:
 
 def _runs(out: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in (out / "bench_runs.jsonl").read_text().splitlines()]
-
-
-def test_tasks_take_names_and_groups_in_order_without_repeats() -> None:
-    assert resolve_tasks("toy-branin, hpobench ,hpobench-kc1") == ("toy-branin", *TASK_GROUPS["hpobench"])
-    with pytest.raises(UserError, match="unknown task or group 'nope'"):
-        resolve_tasks("toy-branin,nope")
-    assert parse_budgets("30,10,10") == (10, 30)
-    with pytest.raises(UserError, match="--budget"):
-        parse_budgets("10,x")
 
 
 def test_tiny_bench_end_to_end_then_resume_adds_nothing(tmp_path: Path) -> None:

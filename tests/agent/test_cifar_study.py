@@ -10,6 +10,8 @@ import pytest
 
 from agent.cli import main
 from agent.providers.embedded import EmbeddedServer
+from agent.records import TrialRecord
+from agent.study import study_records
 from evaluators.cifar.synthetic import write_synthetic_cifar
 
 TINY = ["--subset", "256", "--val_size", "128", "--max_train_batches", "2", "--max_eval_batches", "2"]
@@ -24,6 +26,10 @@ def cifar_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _study(save: Path, name: str) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=name, storage=f"sqlite:///{save / 'study.db'}").get_trials(deepcopy=False)
+
+
+def _records(save: Path, name: str) -> list[TrialRecord]:
+    return study_records(optuna.load_study(study_name=name, storage=f"sqlite:///{save / 'study.db'}"))
 
 
 def test_random_study_on_resnet9_then_the_test_set_once(cifar_dir: Path, tmp_path: Path) -> None:
@@ -69,9 +75,9 @@ def test_a_batch_larger_than_the_data_is_a_failed_trial_the_study_survives(cifar
     argv = ["--task", "cifar-resnet9", "--strategy", "random", "--budget", "1", "--no-final-test"]
     argv += ["--dataset_dir", str(cifar_dir), "--save_dir", str(save), "--search_space", str(space), *TINY]
     assert main(argv) == 0
-    (trial,) = _study(save, "cifar-resnet9-random-seed0")
-    assert trial.state == optuna.trial.TrialState.FAIL
-    assert "smaller train_batch_size" in trial.user_attrs["error"]
+    (record,) = _records(save, "cifar-resnet9-random-seed0")
+    assert record.state == "fail"
+    assert record.error is not None and "smaller train_batch_size" in record.error
 
 
 def test_llm_study_on_resnet9_with_the_embedded_model(
@@ -88,9 +94,9 @@ def test_llm_study_on_resnet9_with_the_embedded_model(
     trials = _study(save, "cifar-resnet9-llm-bo-seed0")  # the default strategy
     assert len(trials) == 2
     assert all(t.state.is_finished() for t in trials)
-    assert [t.user_attrs["source"] for t in trials] == ["llm", "surrogate"]
-    first_prompt = trials[0].user_attrs["conversation"]
-    assert first_prompt, "the round's conversation is stored with the trial"
+    records = _records(save, "cifar-resnet9-llm-bo-seed0")
+    assert [r.source for r in records] == ["llm", "surrogate"]
+    assert records[0].proposal.conversation, "the round's conversation is stored with the trial"
 
 
 def test_train_command_runs_the_reference_smoke_test(cifar_dir: Path, tmp_path: Path) -> None:

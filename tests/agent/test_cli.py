@@ -15,7 +15,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from agent.cli import main
+from agent.cli import main, parse_budgets, parse_strategies
+from agent.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -201,3 +202,12 @@ def test_help_lists_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
         "--search_space",
     ):
         assert flag in out
+
+
+def test_bench_budgets_are_sorted_unique_positive_integers() -> None:
+    assert parse_budgets("30,10,10") == (10, 30)
+    with pytest.raises(UserError, match="--budget"):
+        parse_budgets("10,x")
+    with pytest.raises(UserError, match="--strategies"):
+        parse_strategies("random,nope")
+    assert parse_strategies("tpe, random,tpe") == ("tpe", "random")

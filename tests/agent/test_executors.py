@@ -24,8 +24,9 @@ from agent.providers.scripted import ScriptedProvider
 from agent.strategies.llm import LLMStrategy
 from agent.study import StudyStore, open_storage
 from agent.tasks import Task, build_task
+from agent.tools.base import NO_TRIAL, TrialContext
+from agent.tools.evaluate_toy import EvaluateToy
 from evaluators.base import EvalResult
-from tools.evaluate_toy import EvaluateToy
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +58,6 @@ def llm(task: Task, store: StudyStore, answers: list[str], budget: int, **settin
         events=store.events,
     )
     strategy = LLMStrategy(agent)
-    store.study.sampler = strategy.sampler(0, 0)
     return strategy
 
 
@@ -69,7 +69,7 @@ class SlowToy(EvaluateToy):
         self.seconds = seconds
         self.running = self.most = 0
 
-    async def evaluate(self, config: dict[str, Any]) -> EvalResult:
+    async def evaluate(self, config: dict[str, Any], trial: TrialContext = NO_TRIAL) -> EvalResult:
         self.running += 1
         self.most = max(self.most, self.running)
         await anyio.sleep(self.seconds)
@@ -94,11 +94,11 @@ async def test_a_batch_answer_becomes_k_trials_and_duplicates_are_reasked(store:
     assert tool.most == 2, "both trials of a batch were evaluated at once"
     calls = strategy.agent.provider.calls  # type: ignore[attr-defined]
     assert "the same configuration as call 0 of this answer" in calls[1].messages[-1].content
-    assert "the same configuration as trial 1" in calls[3].messages[-1].content
+    assert "already evaluated in trial 1" in calls[3].messages[-1].content
     assert calls[0].json_schema["properties"]["calls"]["minItems"] == 2
-    first = store.study.get_trials()[0]
-    assert first.user_attrs["reasks"] == 1 and len(first.user_attrs["usage"]) == 2
-    assert store.study.get_trials()[1].user_attrs["usage"] == []  # the usage is counted once, on trial 0
+    first = store.records()[0]
+    assert first.proposal.reasks == 1 and len(first.proposal.usage) == 2
+    assert store.records()[1].proposal.usage == ()  # the usage is counted once, on trial 0
 
 
 async def test_pending_trials_are_shown_to_the_model(store: StudyStore) -> None:
@@ -114,7 +114,6 @@ async def test_workers_overlap_and_record_each_result_as_it_finishes(store: Stud
     from agent.strategies.samplers import RandomStrategy
 
     strategy = RandomStrategy()
-    store.study.sampler = strategy.sampler(0, 0)
     tool = SlowToy(0.2)
     started = time.perf_counter()
     await optimize(tool=tool, strategy=strategy, store=store, budget=6, executor=LocalExecutor(3))
@@ -173,7 +172,7 @@ class SubprocessToy(EvaluateToy):
 
     runs_in_subprocess = True
 
-    async def evaluate(self, config: dict[str, Any]) -> EvalResult:
+    async def evaluate(self, config: dict[str, Any], trial: TrialContext = NO_TRIAL) -> EvalResult:
         result = await super().evaluate(config)
         assert result.value is not None
         return EvalResult(value=result.value, metrics={"pid": os.getpid()})
@@ -183,7 +182,6 @@ async def test_tools_that_ask_for_it_run_in_worker_processes(store: StudyStore) 
     from agent.strategies.samplers import RandomStrategy
 
     strategy = RandomStrategy()
-    store.study.sampler = strategy.sampler(0, 0)
     tool = SubprocessToy("branin", TOY.space)
     await optimize(tool=tool, strategy=strategy, store=store, budget=4, executor=LocalExecutor(2))
     pids = {r.metrics["pid"] for r in store.records()}

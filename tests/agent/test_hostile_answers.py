@@ -17,13 +17,14 @@ import pytest
 from agent.loop import Agent, AgentSettings
 from agent.optimize import optimize
 from agent.providers.scripted import ScriptedProvider
+from agent.records import TrialRecord
 from agent.space import Choice, SearchSpace
 from agent.strategies.llm import LLMStrategy
 from agent.study import StudyStore
 from agent.tasks import CIFAR_SPACE, build_task
+from agent.tools.base import NO_TRIAL, EvaluationTool, TrialContext
+from agent.tools.read_history import ReadHistory
 from evaluators.base import EvalResult
-from tools.base import EvaluationTool
-from tools.read_history import ReadHistory
 
 CORPUS = json.loads((Path(__file__).parents[1] / "data" / "hostile_answers.json").read_text())["cases"]
 #: Read by the terminal summary hook in tests/conftest.py.
@@ -47,7 +48,7 @@ class _Recording(EvaluationTool):
         super().__init__(space)
         self.seen: list[dict[str, Choice]] = []
 
-    async def evaluate(self, config: dict[str, Choice]) -> EvalResult:
+    async def evaluate(self, config: dict[str, Choice], trial: TrialContext = NO_TRIAL) -> EvalResult:
         assert self.space.validate_config(config) == config, f"invalid configuration reached the evaluator: {config}"
         self.seen.append(dict(config))
         return EvalResult(value=1.0)
@@ -67,7 +68,7 @@ def _valid(tool: _Recording) -> str:
     return json.dumps({"tool": tool.name, "arguments": tool.space.sample(random.Random(0))})
 
 
-async def _round(tmp_path: Path, tool: _Recording, answers: list[str]) -> tuple[dict[str, Any], ScriptedProvider]:
+async def _round(tmp_path: Path, tool: _Recording, answers: list[str]) -> tuple[TrialRecord, ScriptedProvider]:
     provider = ScriptedProvider(answers)
     store = StudyStore.open(
         save_dir=tmp_path, study_name="h", space=tool.space, meta={}, storage=f"{tmp_path / 'journal.log'}"
@@ -82,11 +83,10 @@ async def _round(tmp_path: Path, tool: _Recording, answers: list[str]) -> tuple[
         extra_tools=[ReadHistory(store.records)],
     )
     strategy = LLMStrategy(agent)
-    store.study.sampler = strategy.sampler(0, 0)
     try:
         await optimize(tool=tool, strategy=strategy, store=store, budget=1)
-        (trial,) = store.study.get_trials(deepcopy=False)
-        return dict(trial.user_attrs) | {"state": trial.state.name}, provider
+        (record,) = store.records()
+        return record, provider
     finally:
         store.close()
 
@@ -98,8 +98,8 @@ async def test_hostile_answer_is_reasked_then_a_valid_configuration(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     tool = _tool(case["space"])
-    attrs, provider = await _round(tmp_path, tool, [_text(case), _valid(tool)])
-    assert attrs["source"] == "llm" and attrs["reasks"] == 1, "the hostile answer must be reasked once"
+    record, provider = await _round(tmp_path, tool, [_text(case), _valid(tool)])
+    assert record.source == "llm" and record.proposal.reasks == 1, "the hostile answer must be reasked once"
     assert len(tool.seen) == 1
     reask = provider.calls[1].messages[-1]
     assert reask.role == "user" and "Fix the errors and try again" in reask.content
@@ -112,8 +112,8 @@ async def test_hostile_answer_is_reasked_then_a_valid_configuration(
 @pytest.mark.parametrize("case", CORPUS[::6], ids=[c["id"] for c in CORPUS[::6]])
 async def test_a_model_that_keeps_answering_it_gets_a_recorded_fallback(case: dict[str, Any], tmp_path: Path) -> None:
     tool = _tool(case["space"])
-    attrs, provider = await _round(tmp_path, tool, [_text(case)] * 4)
+    record, provider = await _round(tmp_path, tool, [_text(case)] * 4)
     assert len(provider.calls) == 4
-    assert attrs["source"] == "fallback" and attrs["reasks"] == 3
-    assert attrs["state"] == "COMPLETE"
+    assert record.source == "fallback" and record.proposal.reasks == 3
+    assert record.state == "complete"
     assert len(tool.seen) == 1, "the fallback configuration is random, valid, and evaluated once"

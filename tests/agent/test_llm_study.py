@@ -13,6 +13,7 @@ import pytest
 
 from agent.cli import main
 from agent.providers.embedded import EmbeddedServer
+from agent.study import study_records
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.embedded, pytest.mark.slow]
@@ -40,7 +41,7 @@ def test_llm_study_on_hpobench_australian_with_the_default_embedded_model(tmp_pa
     trials = study.get_trials(deepcopy=False)
     assert len(trials) == 10
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
-    sources = [t.user_attrs["source"] for t in trials]
+    sources = [r.source for r in study_records(study)]
     assert sources in (["llm"] + ["surrogate"] * 9, ["fallback"] + ["surrogate"] * 9), sources
     assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == 10
     record = json.loads((save / "trials" / "trial_0000.json").read_text())

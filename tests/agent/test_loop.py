@@ -11,14 +11,14 @@ import pytest
 
 from agent.answer import answer_schema, parse_answer
 from agent.errors import InvalidSuggestion, ReaskBudgetExhausted
-from agent.loop import Agent, AgentSettings, render_domain
+from agent.loop import Agent, AgentSettings
 from agent.memory import HistoryMode
 from agent.providers.scripted import ScriptedProvider
-from agent.records import TrialRecord
-from agent.space import CategoricalParam, FloatParam, SearchSpace
+from agent.records import ProposalInfo, TrialRecord
+from agent.study.codec import encode_proposal
 from agent.tasks import build_task
+from agent.tools.read_history import ReadHistory
 from tests.agent.test_answer import BAD_ANSWERS
-from tools.read_history import ReadHistory
 
 pytestmark = pytest.mark.anyio
 
@@ -68,7 +68,9 @@ def make_agent(
 
 
 def done(number: int, x1: float, x2: float, value: float) -> TrialRecord:
-    return TrialRecord(number=number, config={"x1": x1, "x2": x2}, state="complete", value=value, source="llm")
+    return TrialRecord(
+        number=number, config={"x1": x1, "x2": x2}, state="complete", value=value, proposal=ProposalInfo(source="llm")
+    )
 
 
 RECORDS = [done(0, -3.0, 12.0, 0.5), done(1, 3.0, 2.5, 0.4)]
@@ -92,8 +94,8 @@ async def test_valid_first_answer_is_an_llm_proposal() -> None:
     assert kinds(proposal.parts) == ["answer"]
     assert len(proposal.usage) == len(provider.calls) == 1
     assert [m.role for m in provider.calls[0].messages] == ["system", "user"]
-    attrs = proposal.attrs()
-    assert set(attrs) == {"answer", "reasks", "conversation", "usage"}
+    attrs = encode_proposal(proposal.info())
+    assert set(attrs) == {"source", "answer", "conversation", "usage"}
     json.dumps(attrs)
 
 
@@ -220,7 +222,8 @@ async def test_fallback_after_max_retries(max_retries: int) -> None:
     assert kinds(proposal.parts) == ["answer", "reask"] * max_retries + ["answer"]
     assert events.names().count("reask") == max_retries
     assert events.names()[-1] == "invalid_proposal"
-    assert proposal.attrs()["reasks"] == max_retries
+    assert proposal.info().reasks == max_retries
+    assert proposal.info().reason == f"invalid answers after {max_retries} reasks"
 
 
 async def test_stop_when_the_reasks_run_out() -> None:
@@ -277,17 +280,6 @@ async def test_earlier_rounds_are_in_the_next_prompt() -> None:
     assert messages[3].content.startswith('trial 0: {"x1": 1.5, "x2": 2.5} -> value 7\n4 evaluations left')
 
 
-def test_render_domain() -> None:
-    space = SearchSpace(
-        params={
-            "lr": FloatParam(low=1e-4, high=0.1, log=True),
-            "act": CategoricalParam(choices=("relu", 0.5, True)),
-        }
-    )
-    assert render_domain(space, "lr") == "a number in [0.0001, 0.1], log scale"
-    assert render_domain(space, "act") == 'one of "relu", 0.5, true'
-
-
 # ---- repeated configurations --------------------------------------------------------------------------
 
 
@@ -301,7 +293,7 @@ async def test_a_configuration_already_tried_is_reasked() -> None:
 
 
 async def test_a_pending_configuration_is_reasked_too() -> None:
-    running = TrialRecord(number=2, config={"x1": 1.5, "x2": 2.5}, state="running", source="llm")
+    running = TrialRecord(number=2, config={"x1": 1.5, "x2": 2.5}, state="running", proposal=ProposalInfo(source="llm"))
     agent, provider = make_agent([VALID, call("evaluate_toy", x1=0.0, x2=1.0)])
     proposal = await agent.propose([*RECORDS, running])
     assert proposal.config == {"x1": 0.0, "x2": 1.0}

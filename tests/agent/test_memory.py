@@ -14,24 +14,23 @@ from pathlib import Path
 import pytest
 
 from agent.loop import Agent, AgentSettings
-from agent.memory import (
+from agent.memory import HistoryMode, Memory, Round
+from agent.messages import (
     AnswerPart,
-    HistoryMode,
-    Memory,
+    ChatMessage,
     Part,
     ReaskPart,
-    Round,
     ToolReturnPart,
+    Usage,
     UserPart,
     dump_parts,
     load_parts,
 )
-from agent.providers.base import ChatMessage, Usage
 from agent.providers.scripted import ScriptedProvider
-from agent.records import TrialRecord
+from agent.records import ProposalInfo, TrialRecord
 from agent.tasks import build_task
+from agent.tools.read_history import ReadHistory
 from evaluators.toy import evaluate_toy
-from tools.read_history import ReadHistory
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 TASK = build_task("toy-branin")
@@ -78,7 +77,12 @@ def finished(number: int, x1: float, x2: float, source: str = "llm") -> TrialRec
     config = {"x1": x1, "x2": x2}
     result = evaluate_toy("branin", config)
     return TrialRecord(
-        number=number, config=config, state="complete", value=result.value, metrics=result.metrics, source=source
+        number=number,
+        config=config,
+        state="complete",
+        value=result.value,
+        metrics=result.metrics,
+        proposal=ProposalInfo(source=source),
     )
 
 
@@ -191,7 +195,7 @@ def record(number: int, state: str = "complete", source: str = "llm") -> TrialRe
         config={"x1": 0.0, "x2": 0.0},
         state=state,
         value=value,
-        source=source,  # type: ignore[arg-type]
+        proposal=ProposalInfo(source=source),  # type: ignore[arg-type]
     )
 
 
@@ -287,7 +291,13 @@ def test_messages_never_mutate_memory(mode: HistoryMode) -> None:
 def test_feedback_for_a_failed_fallback_trial_and_a_spent_budget() -> None:
     records = [
         finished(0, -3.0, 12.0),
-        TrialRecord(number=1, config={"x1": 1.0, "x2": 1.0}, state="fail", error="boom", source="fallback"),
+        TrialRecord(
+            number=1,
+            config={"x1": 1.0, "x2": 1.0},
+            state="fail",
+            error="boom",
+            proposal=ProposalInfo(source="fallback"),
+        ),
         finished(2, 3.0, 2.5),
     ]
     agent = make_agent(ScriptedProvider([]), records)

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +19,18 @@ from agent.errors import ReaskBudgetExhausted, StudyError
 from agent.loop import Agent, AgentSettings
 from agent.optimize import optimize
 from agent.providers.scripted import ScriptedProvider
+from agent.records import ProposalInfo
 from agent.space import Choice, FloatParam, SearchSpace
 from agent.strategies.base import Proposal, ProposeContext
 from agent.strategies.llm import LLMStrategy
 from agent.strategies.samplers import RandomStrategy
 from agent.study import StudyStore
+from agent.study.store import OWNERLESS_GRACE_S
 from agent.tasks import build_task
+from agent.tools.base import NO_TRIAL, TrialContext
+from agent.tools.evaluate_toy import EvaluateToy
+from agent.tools.read_history import ReadHistory
 from evaluators.base import EvalResult
-from tools.evaluate_toy import EvaluateToy
-from tools.read_history import ReadHistory
 
 pytestmark = pytest.mark.anyio
 
@@ -79,7 +83,7 @@ class RecordingToy(EvaluateToy):
         self.seen: list[dict[str, Choice]] = []
         self.fail_on = set(fail_on)
 
-    async def evaluate(self, config: dict[str, Choice]) -> EvalResult:
+    async def evaluate(self, config: dict[str, Choice], trial: TrialContext = NO_TRIAL) -> EvalResult:
         self.seen.append(dict(config))
         if len(self.seen) - 1 in self.fail_on:
             raise RuntimeError("CUDA out of memory")
@@ -98,7 +102,6 @@ def llm_strategy(store: StudyStore, answers: Sequence[str], budget: int, **setti
         events=store.events,
     )
     strategy = LLMStrategy(agent)
-    store.study.sampler = strategy.sampler(0, len(store.study.get_trials(deepcopy=False)))
     return strategy
 
 
@@ -137,7 +140,6 @@ async def test_random_study_then_resume(tmp_path: Path, open_store: Opener) -> N
     store = open_store(sqlite=True)
     assert (save_dir / "study.db").exists()
     strategy = RandomStrategy()
-    store.study.sampler = strategy.sampler(0, 0)
     summary = await optimize(tool=TASK.tool, strategy=strategy, store=store, budget=5, seed=0)
 
     assert (summary.n_trials, summary.n_new) == (5, 5)
@@ -165,7 +167,6 @@ async def test_random_study_then_resume(tmp_path: Path, open_store: Opener) -> N
 
     # The same command with a larger budget resumes: exactly the missing trials, and no replayed draws.
     store = open_store(sqlite=True)
-    store.study.sampler = strategy.sampler(0, len(store.study.get_trials()))
     summary = await optimize(tool=TASK.tool, strategy=strategy, store=store, budget=8, seed=0)
     assert (summary.n_trials, summary.n_new) == (8, 3)
     trials = store.study.get_trials()
@@ -221,7 +222,7 @@ async def test_no_invalid_configuration_reaches_the_evaluator(tmp_path: Path, op
     assert body["answer"] == answers[4]
     assert [p["kind"] for p in body["conversation"]] == ["answer", "reask", "answer", "reask", "answer"]
     assert (summary.reasks, summary.fallbacks, summary.llm_calls) == (3, 1, 6)
-    assert [r.trial for r in store.rounds()] == [0, 1, 2]
+    assert [r.number for r in store.records() if r.proposal.conversation] == [0, 1, 2]
     # The model is told its answers were replaced by a random configuration.
     last_prompt = provider_of(strategy).calls[-1].messages[-1].content
     assert "(a random configuration: your answers were invalid)" in last_prompt
@@ -243,7 +244,6 @@ async def test_a_strategy_proposing_out_of_space_gets_a_failed_trial(open_store:
 
     store = open_store()
     strategy = Rogue()
-    store.study.sampler = strategy.sampler(0, 0)
     tool = RecordingToy()
     await optimize(tool=tool, strategy=strategy, store=store, budget=1)
     assert tool.seen == []
@@ -286,7 +286,6 @@ async def test_resumed_llm_study_restores_the_conversation(tmp_path: Path, open_
 async def test_an_evaluator_that_raises_makes_a_failed_trial(tmp_path: Path, open_store: Opener) -> None:
     store = open_store()
     strategy = RandomStrategy()
-    store.study.sampler = strategy.sampler(0, 0)
     tool = RecordingToy(fail_on=[1])
     summary = await optimize(tool=tool, strategy=strategy, store=store, budget=3)
 
@@ -307,20 +306,21 @@ async def test_an_evaluator_that_raises_makes_a_failed_trial(tmp_path: Path, ope
 async def test_a_stale_running_trial_is_adopted(tmp_path: Path, open_store: Opener, crash: str) -> None:
     store = open_store()
     strategy = RandomStrategy()
-    store.study.sampler = strategy.sampler(0, 0)
     config: dict[str, Choice] | None
     if crash == "dead-owner":
-        started = store.claim(None, "sampler", {}, budget=1)
+        started = store.claim(None, ProposalInfo(), budget=1)
         assert started is not None
         number, config = started
         set_owner(store, number, {"host": socket.gethostname(), "pid": dead_pid(), "token": "gone"})
-    else:  # the process died right after asking, before it recorded anything about the trial
-        number, config = store.study.ask().number, None
+    else:  # the process died right after creating the trial, before it wrote its name on it, a while ago
+        ownerless = optuna.trial.create_trial(state=TrialState.RUNNING, params={}, distributions={})
+        ownerless.datetime_start = datetime.now() - timedelta(seconds=OWNERLESS_GRACE_S + 1)
+        store.study.add_trial(ownerless)
+        number, config = 0, None
     store.close()
 
     store = open_store()
-    assert [t.number for t in store.stale_trials()] == [number]
-    store.study.sampler = strategy.sampler(0, len(store.study.get_trials()))
+    assert [t.number for t in store.snapshot().stale] == [number]
     tool = RecordingToy()
     summary = await optimize(tool=tool, strategy=strategy, store=store, budget=3)
 
@@ -332,7 +332,7 @@ async def test_a_stale_running_trial_is_adopted(tmp_path: Path, open_store: Open
     if config is not None:
         assert adopted.params == config
     assert tool.seen[0] == adopted.params
-    assert adopted.user_attrs["resumed"] == 1
+    assert store.records()[number].resumed == 1
     assert len({SPACE.key(t.params) for t in trials}) == 3
     assert store.records()[number].source == ("sampler" if crash == "dead-owner" else "resumed")
     assert [e["trial"] for e in events(tmp_path / "run") if e["event"] == "trial_adopted"] == [number]
@@ -342,16 +342,16 @@ async def test_a_stale_running_trial_is_adopted(tmp_path: Path, open_store: Open
 async def test_a_live_workers_running_trial_is_left_alone(open_store: Opener) -> None:
     store = open_store()
     strategy = RandomStrategy()
-    store.study.sampler = strategy.sampler(0, 0)
-    started = store.claim(None, "sampler", {}, budget=1)
+    started = store.claim(None, ProposalInfo(), budget=1)
     assert started is not None
     number = started[0]
     set_owner(store, number, {"host": socket.gethostname(), "pid": os.getppid(), "token": "alive"})
     store.close()
 
     store = open_store()
-    assert store.stale_trials() == []
-    assert store.live_running_count() == 1
+    snapshot = store.snapshot()
+    assert snapshot.stale == ()
+    assert snapshot.running == 1
     summary = await optimize(tool=RecordingToy(), strategy=strategy, store=store, budget=3)
     assert summary.n_trials == 2  # the third is the other worker's, still running
     assert store.study.get_trials()[number].state == TrialState.RUNNING

@@ -15,11 +15,12 @@ from agent.providers.scripted import ScriptedProvider
 from agent.strategies.llm import LLMStrategy
 from agent.study import StudyStore
 from agent.tasks import build_task
+from agent.tools.base import NO_TRIAL, TrialContext
+from agent.tools.evaluate_toy import EvaluateToy
+from agent.tools.train_cifar import TrainCifar
 from evaluators.base import EvalResult
 from evaluators.cifar.config import TrainConfig
 from evaluators.cifar.synthetic import write_synthetic_cifar
-from tools.evaluate_toy import EvaluateToy
-from tools.train_cifar import TrainCifar
 
 pytestmark = pytest.mark.anyio
 TASK = build_task("toy-branin")
@@ -33,12 +34,12 @@ class ReportingToy(EvaluateToy):
         super().__init__("branin", TASK.space)
         self.epochs: list[int] = []
 
-    async def evaluate(self, config: dict[str, Any], report: Any = None) -> EvalResult:
+    async def evaluate(self, config: dict[str, Any], trial: TrialContext = NO_TRIAL) -> EvalResult:
         final = await super().evaluate(config)
         assert final.value is not None
         for epoch in range(1, 5):
             self.epochs.append(epoch)
-            if report is not None and report(epoch, final.value * (1 + 1 / epoch)):
+            if trial.report is not None and trial.report(epoch, final.value * (1 + 1 / epoch)):
                 return EvalResult(value=final.value * (1 + 1 / epoch), state="pruned")
         return final
 
@@ -47,7 +48,6 @@ async def test_a_lagging_trial_is_pruned_recorded_and_shown_to_the_model_as_prun
     store = StudyStore.open(
         save_dir=tmp_path, study_name="p", space=TASK.space, meta={"task": TASK.name}, storage=str(tmp_path / "s.log")
     )
-    store.study.pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
     answers = [
         call("evaluate_toy", x1=3.14, x2=2.27),  # near an optimum: ~0.4
         call("evaluate_toy", x1=9.4, x2=2.5),  # ~0.4
@@ -63,10 +63,10 @@ async def test_a_lagging_trial_is_pruned_recorded_and_shown_to_the_model_as_prun
         budget=4,
     )
     strategy = LLMStrategy(agent)
-    store.study.sampler = strategy.sampler(0, 0)
     tool = ReportingToy()
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
     try:
-        await optimize(tool=tool, strategy=strategy, store=store, budget=4, prune=True)
+        await optimize(tool=tool, strategy=strategy, store=store, budget=4, pruner=pruner)
     finally:
         store.close()
 
@@ -87,7 +87,6 @@ async def test_without_a_pruner_flag_the_tool_gets_no_report(tmp_path: Path) -> 
     from agent.strategies.samplers import RandomStrategy
 
     strategy = RandomStrategy()
-    store.study.sampler = strategy.sampler(0, 0)
     try:
         await optimize(tool=ReportingToy(), strategy=strategy, store=store, budget=3)
     finally:
@@ -118,7 +117,7 @@ async def test_train_cifar_reports_each_epoch_and_stops_when_told(tmp_path: Path
 
     config = {"optimizer": "adam", "learning_rate": 1e-3, "train_batch_size": 32, "weight_decay": 1e-4}
     config["label_smoothing"] = 0.0
-    result = await task.tool.evaluate(config, report=report)
+    result = await task.tool.evaluate(config, TrialContext(report=report))
     assert [e for e, _ in seen] == [1, 2]
     assert result.state == "pruned" and result.value == seen[-1][1]
     assert result.metrics["epochs_run"] == 2

@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 
 from agent import metrics
-from agent._plots import plot_bench_curves, plot_study_curve, plot_trajectories, plot_win_rates
 from agent.cli import main
 from agent.loop import Agent, AgentSettings
 from agent.optimize import optimize
 from agent.providers.scripted import ScriptedProvider
 from agent.report import write_study_report
+from agent.report._plots import plot_bench_curves, plot_study_curve, plot_trajectories, plot_win_rates
 from agent.strategies.llm import LLMStrategy
 from agent.study import StudyStore
 from agent.tasks import build_task
-from tools.read_history import ReadHistory
+from agent.tools.read_history import ReadHistory
 
 PNG = b"\x89PNG\r\n\x1a\n"
 call = ScriptedProvider.call
@@ -77,7 +77,6 @@ async def test_report_of_an_llm_study_shows_the_conversation(tmp_path: Path) -> 
             events=store.events,
         )
         strategy = LLMStrategy(agent)
-        store.study.sampler = strategy.sampler(0, 0)
         await optimize(tool=task.tool, strategy=strategy, store=store, budget=3)
     finally:
         store.close()

@@ -11,6 +11,7 @@ from optuna.trial import TrialState
 from agent.loop import AgentSettings
 from agent.providers.scripted import ScriptedProvider
 from agent.sampler import LLMSampler
+from agent.study import study_records
 
 call = ScriptedProvider.call
 
@@ -32,14 +33,15 @@ def test_the_model_proposes_every_trial_after_the_first(tmp_path: Any) -> None:
     study.optimize(objective, n_trials=3)
 
     first, second, third = study.get_trials()
-    assert "source" not in first.user_attrs, "the first trial has no search space yet: random"
+    records = study_records(study)
+    assert records[0].source == "sampler", "the first trial has no search space yet: random"
     assert second.params == {"x": 1.0, "n": 1, "kind": "a"}
     assert third.params == {"x": 0.5, "n": 2, "kind": "b"}
     assert second.value == pytest.approx(1.0)
-    assert second.user_attrs["source"] == "llm"
-    assert second.user_attrs["answer"] == answers[0]
-    assert second.user_attrs["reasks"] == 0
-    assert len(second.user_attrs["usage"]) == 1
+    assert records[1].source == "llm"
+    assert records[1].proposal.answer == answers[0]
+    assert records[1].proposal.reasks == 0
+    assert len(records[1].proposal.usage) == 1
     # The model saw the search space from Optuna's distributions and the finished trials.
     prompt = "\n".join(m.content for m in provider.calls[-1].messages)
     assert "- x: a number in [-5, 5]" in prompt and '- kind: one of "a", "b"' in prompt
@@ -63,10 +65,11 @@ def test_invalid_answers_are_reasked_then_fall_back_to_random() -> None:
     sampler.close()
 
     _, fixed, fallback = study.get_trials()
+    _, fixed_record, fallback_record = study_records(study)
     assert fixed.params == {"x": 2.0, "n": 3, "kind": "a"}
-    assert fixed.user_attrs["reasks"] == 1
+    assert fixed_record.proposal.reasks == 1
     assert "out of range" in provider.calls[1].messages[-1].content
-    assert fallback.user_attrs["source"] == "fallback"
+    assert fallback_record.source == "fallback"
     assert fallback.state == TrialState.COMPLETE
     assert -5.0 <= fallback.params["x"] <= 5.0 and fallback.params["kind"] in ("a", "b")
 
@@ -102,6 +105,6 @@ def test_the_embedded_model_drives_an_optuna_study(embedded_server: Any) -> None
         )
     trials = study.get_trials()
     assert len(trials) == 3 and all(t.state == TrialState.COMPLETE for t in trials)
-    assert [t.user_attrs.get("source") for t in trials[1:]] != [None, None]
-    assert all(t.user_attrs["source"] in ("llm", "fallback") for t in trials[1:])
-    assert all(t.user_attrs["usage"] for t in trials[1:])
+    records = study_records(study)
+    assert all(r.source in ("llm", "fallback") for r in records[1:])
+    assert all(r.proposal.usage for r in records[1:])

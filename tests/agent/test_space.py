@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import optuna.distributions as od
 import pytest
 from hypothesis import given, settings
@@ -457,7 +458,6 @@ def test_json_schema_shape() -> None:
 
 
 def test_json_schema_agrees_with_validate_config(space: SearchSpace, good: dict[str, Any]) -> None:
-    jsonschema = pytest.importorskip("jsonschema")
     schema = space.json_schema()
     jsonschema.validate(good, schema)
     for bad in ({**good, "lr": 1.0}, {**good, "batch": "64"}, {**good, "x": 1}, {"lr": 0.01}):
@@ -496,3 +496,14 @@ def test_key_is_equal_for_equal_configs(space: SearchSpace, good: dict[str, Any]
     assert space.key(good) != space.key({**good, "optimizer": "sgd"})
     assert space.key(good) == space.key(space.validate_config(good))
     json.loads(space.key(good))
+
+
+def test_describe_param_reads_as_a_prompt_shows_it() -> None:
+    space = SearchSpace(
+        params={
+            "lr": FloatParam(low=1e-4, high=0.1, log=True),
+            "act": CategoricalParam(choices=("relu", 0.5, True)),
+        }
+    )
+    assert space.describe_param("lr") == "a number in [0.0001, 0.1], log scale"
+    assert space.describe_param("act") == 'one of "relu", 0.5, true'

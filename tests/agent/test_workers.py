@@ -12,7 +12,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from agent.study import open_storage
+from agent.study import open_storage, study_records
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,7 +31,7 @@ def _worker(save_dir: Path, storage: str, budget: int, seed: int) -> subprocess.
 
 @pytest.mark.parametrize("kind", ["journal", "sqlite"])
 def test_two_workers_on_one_study_share_the_budget_exactly(tmp_path: Path, kind: str) -> None:
-    budget = 40
+    budget = 200  # instant trials: enough that the second worker starts before the first is done
     storage = str(tmp_path / "study.log") if kind == "journal" else f"sqlite:///{tmp_path / 'study.db'}"
     # Different seeds: the two workers' samplers draw different configurations, as separate machines would.
     procs = [_worker(tmp_path / f"w{i}", storage, budget, seed=i) for i in range(2)]
@@ -40,10 +40,13 @@ def test_two_workers_on_one_study_share_the_budget_exactly(tmp_path: Path, kind:
 
     loaded = open_storage(storage)
     study = optuna.load_study(study_name="shared", storage=loaded)
-    trials = study.get_trials(deepcopy=False)
-    assert len(trials) == budget
+    # A claim that lost the race for the last places is marked surplus, failed, never evaluated.
+    surplus = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("surplus")]
+    assert all(t.state == TrialState.FAIL and t.number >= budget for t in surplus)
+    trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus")]
     assert sorted(t.number for t in trials) == list(range(budget))
     assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert len(study_records(study)) == budget
     owners = {t.user_attrs["worker"]["pid"] for t in trials}
     assert owners == {p.pid for p in procs}, "both workers took part"
     assert optuna.get_all_study_names(loaded) == ["shared"], "no lock left"
@@ -67,6 +70,7 @@ def test_two_workers_on_one_study_share_the_budget_exactly(tmp_path: Path, kind:
 def test_a_lock_left_by_a_dead_worker_is_broken_and_a_trial_adopted_once(tmp_path: Path) -> None:
     import socket
 
+    from agent.records import ProposalInfo
     from agent.study import StudyStore
     from agent.tasks import build_task
 
@@ -86,20 +90,20 @@ def test_a_lock_left_by_a_dead_worker_is_broken_and_a_trial_adopted_once(tmp_pat
     owner = {"host": socket.gethostname(), "pid": dead.pid, "started": None, "token": "gone", "at": 0.0}
     a, b = open_store(), open_store()
     try:
-        lock = a.storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], "s.lock")
-        a.storage.set_study_user_attr(lock, "worker", owner)
-        started = a.claim(None, "sampler", {}, budget=2)  # waits on the lock, finds its holder dead, breaks it
+        started = a.claim(None, ProposalInfo(), budget=2)
         assert started is not None and started[0] == 0
-        assert optuna.get_all_study_names(a.storage) == ["s"]
-
-        # Trial 0's worker dies: of two workers that see it stale, exactly one adopts it.
+        # Trial 0's worker dies, and so does a worker holding the study's lock.
         trial_id = a.study.get_trials()[0]._trial_id
         a.storage.set_trial_user_attr(trial_id, "worker", owner)
-        (stale,) = b.stale_trials()
-        assert [a.adopt(stale) is not None, b.adopt(stale) is not None] == [True, False]
-        assert b.claim(None, "sampler", {}, budget=2) is not None
-        assert a.claim(None, "sampler", {}, budget=2) is None, "the budget is spent"
-        assert len(a.study.get_trials()) == 2
+        lock = a.storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], "s.lock")
+        a.storage.set_study_user_attr(lock, "worker", owner)
+        # Of two workers that see trial 0 stale, exactly one adopts it (the first breaks the dead lock).
+        (stale,) = b.snapshot().stale
+        assert [b.adopt(stale) is not None, a.adopt(stale) is not None] == [True, False]
+        assert optuna.get_all_study_names(a.storage) == ["s"]
+        assert a.claim(None, ProposalInfo(), budget=2) is not None
+        assert b.claim(None, ProposalInfo(), budget=2) is None, "the budget is spent"
+        assert [r.number for r in a.records()] == [0, 1]
     finally:
         a.close()
         b.close()

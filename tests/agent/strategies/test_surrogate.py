@@ -7,7 +7,6 @@ import math
 import random
 
 import optuna.distributions as od
-import pytest
 
 from agent.records import TrialRecord
 from agent.space import CategoricalParam, FloatParam, IntParam, SearchSpace
@@ -61,9 +60,8 @@ def _objective(config: dict[str, object]) -> float:
     return (lr + 3) ** 2 + (batch - 5) ** 2 + (config["act"] != "relu") + float(config["dropout"])  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("kind", ["gp", "tpe"])
-def test_proposals_are_valid_untried_and_find_the_bowl(kind: str) -> None:
-    model = SurrogateModel(kind=kind, n_startup=3)  # type: ignore[arg-type]
+def test_proposals_are_valid_untried_and_find_the_bowl() -> None:
+    model = SurrogateModel(n_startup=3)
     rng = random.Random(0)
     records: list[TrialRecord] = []
     for i in range(20):
@@ -81,7 +79,7 @@ def test_proposals_are_valid_untried_and_find_the_bowl(kind: str) -> None:
 
 
 def test_failed_trials_count_as_the_worst_and_running_ones_are_not_reproposed() -> None:
-    model = SurrogateModel(kind="gp", n_startup=1)
+    model = SurrogateModel(n_startup=1)
     configs = [SPACE.sample(random.Random(i)) for i in range(4)]
     records = _records(configs[:3], [1.0, None, 2.0])
     running = TrialRecord(number=3, config=configs[3], state="running")
@@ -92,7 +90,7 @@ def test_failed_trials_count_as_the_worst_and_running_ones_are_not_reproposed() 
 
 def test_a_small_space_is_covered_without_repeats() -> None:
     space = SearchSpace(params={"a": CategoricalParam(choices=(1, 2, 3)), "b": CategoricalParam(choices=("x", "y"))})
-    model = SurrogateModel(kind="gp", n_startup=2)
+    model = SurrogateModel(n_startup=2)
     rng = random.Random(1)
     records: list[TrialRecord] = []
     for i in range(6):
@@ -109,7 +107,7 @@ def test_untried_gives_up_gracefully_on_an_exhausted_space() -> None:
 
 
 def test_trials_from_another_space_are_ignored() -> None:
-    model = SurrogateModel(kind="gp", n_startup=1)
+    model = SurrogateModel(n_startup=1)
     foreign = TrialRecord(number=0, config={"other": 1}, state="complete", value=0.5)
     config = model.propose(SPACE, [foreign], random.Random(0))
     assert SPACE.validate_config(config) == config

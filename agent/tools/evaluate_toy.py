@@ -8,7 +8,7 @@ from agent.space import Choice, SearchSpace
 from evaluators.base import EvalResult
 from evaluators.toy import TOY_FUNCTIONS, evaluate_toy
 
-from .base import EvaluationTool
+from .base import NO_TRIAL, EvaluationTool, TrialContext
 
 __all__ = ["EvaluateToy"]
 
@@ -23,5 +23,5 @@ class EvaluateToy(EvaluationTool):
             raise ValueError(f"unknown toy function {function!r}; valid: {sorted(TOY_FUNCTIONS)}")
         self.function = function
 
-    async def evaluate(self, config: dict[str, Choice]) -> EvalResult:
+    async def evaluate(self, config: dict[str, Choice], trial: TrialContext = NO_TRIAL) -> EvalResult:
         return evaluate_toy(self.function, {k: float(v) for k, v in config.items()})

@@ -9,7 +9,7 @@ import pytest
 
 from agent.errors import InvalidSuggestion
 from agent.records import TrialRecord
-from tools.read_history import ReadHistory, compact_config, format_trial
+from agent.tools.read_history import ReadHistory
 
 pytestmark = pytest.mark.anyio
 
@@ -133,14 +133,3 @@ def test_valid_arguments_and_schema() -> None:
     assert (schema["properties"]["n"]["minimum"], schema["properties"]["n"]["maximum"]) == (1, 20)
     assert tool.name == "read_history"
     assert "budget" in tool.description
-
-
-def test_format_trial() -> None:
-    third = 1 / 3
-    complete = TrialRecord(number=7, config={"lr": third, "n": 3, "opt": "sgd"}, state="complete", value=0.123456789)
-    assert format_trial(complete) == 'trial 7: {"lr": 0.333333, "n": 3, "opt": "sgd"} -> value 0.123457'
-    pruned = TrialRecord(number=1, config={"n": 3}, state="pruned", value=0.5)
-    assert format_trial(pruned) == 'trial 1: {"n": 3} -> pruned (stopped early) at 0.5'
-    failed = TrialRecord(number=2, config={"n": 3}, state="fail")
-    assert format_trial(failed) == 'trial 2: {"n": 3} -> failed: unknown reason'
-    assert compact_config({"a": 1e-7 / 3, "b": 64, "c": True}) == {"a": 3.33333e-08, "b": 64, "c": True}

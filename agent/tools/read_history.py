@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.records import TrialRecord
+from agent.records import TrialRecord, format_trial
 
 from .base import Tool, validate_with_model
 
-__all__ = ["ReadHistory", "ReadHistoryArgs", "compact_config", "format_trial"]
+__all__ = ["ReadHistory", "ReadHistoryArgs"]
 
 
 class ReadHistoryArgs(BaseModel):
@@ -37,6 +36,9 @@ class ReadHistory(Tool):
     def validate_arguments(self, arguments: Any) -> dict[str, Any]:
         return validate_with_model(ReadHistoryArgs, arguments)
 
+    def example_arguments(self) -> dict[str, Any]:
+        return {"which": "best", "n": 3}
+
     async def __call__(self, arguments: dict[str, Any]) -> str:
         args = ReadHistoryArgs.model_validate(arguments)
         finished = [r for r in self._history() if r.finished]
@@ -54,21 +56,3 @@ class ReadHistory(Tool):
             chosen = finished[-args.n :]
             title = f"The last {len(chosen)} of {len(finished)} finished trials:"
         return "\n".join([title, *(format_trial(r) for r in chosen)])
-
-
-def compact_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Floats to 6 significant digits: what a reader (or a model) needs, at a third of the tokens."""
-    return {k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in config.items()}
-
-
-def format_trial(record: TrialRecord) -> str:
-    """One line: number, configuration, outcome."""
-    config = json.dumps(compact_config(record.config), separators=(", ", ": "))
-    if record.state == "complete":
-        outcome = f"value {record.value:.6g}"
-    elif record.state == "pruned":
-        outcome = f"pruned (stopped early){'' if record.value is None else f' at {record.value:.6g}'}"
-    else:
-        outcome = f"failed: {record.error or 'unknown reason'}"
-    note = " (a random configuration: your answers were invalid)" if record.source == "fallback" else ""
-    return f"trial {record.number}{note}: {config} -> {outcome}"

@@ -8,7 +8,7 @@ from agent.space import Choice, SearchSpace
 from evaluators.base import EvalResult
 from evaluators.tabular import TabularBenchmark
 
-from .base import EvaluationTool
+from .base import NO_TRIAL, EvaluationTool, TrialContext
 
 __all__ = ["EvaluateTabular"]
 
@@ -23,5 +23,5 @@ class EvaluateTabular(EvaluationTool):
         super().__init__(space)
         self.benchmark = benchmark
 
-    async def evaluate(self, config: dict[str, Choice]) -> EvalResult:
+    async def evaluate(self, config: dict[str, Choice], trial: TrialContext = NO_TRIAL) -> EvalResult:
         return self.benchmark.evaluate(config)

@@ -14,9 +14,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from agent import metrics
 from evaluators.toy import TOY_FUNCTIONS, ToyFunction
-
-from . import metrics
 
 __all__ = ["plot_bench_curves", "plot_study_curve", "plot_trajectories", "plot_win_rates", "toy_function"]
 

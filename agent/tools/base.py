@@ -2,20 +2,48 @@
 
 Two kinds: an :class:`EvaluationTool` runs one trial of the objective (it consumes budget and the study
 records it); any other :class:`Tool` (``read_history``) only informs the model.
+
+An evaluation gets a :class:`TrialContext`: the trial's number and folder, ``report(step, value) -> stop``
+for intermediate values (the study's pruner answers), and ``progress(Progress)`` for the display. Tools
+that cannot use them ignore them; an executor running a tool in another process drops the callbacks.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ValidationError
 
 from agent.errors import InvalidSuggestion
 from agent.space import Choice, SearchSpace
-from evaluators.base import EvalResult
+from evaluators.base import EvalResult, Progress
 
-__all__ = ["EvaluationTool", "Tool", "validate_with_model"]
+__all__ = ["NO_TRIAL", "EvaluationTool", "Tool", "TrialContext", "validate_with_model"]
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What an evaluation may use of its trial."""
+
+    number: int | None = None
+    #: A folder of the trial's own under the study's save_dir (created by the runner), or None.
+    directory: Path | None = None
+    #: ``report(step, value) -> should_stop``: an intermediate value; True when the study's pruner stops it.
+    report: Callable[[int, float], bool] | None = None
+    #: Where the evaluation is (epochs, loss, speed), for the display.
+    progress: Callable[[Progress], None] | None = None
+
+    def detached(self) -> TrialContext:
+        """The context without its callbacks, for an evaluation in another process."""
+        return dataclasses.replace(self, report=None, progress=None)
+
+
+NO_TRIAL = TrialContext()
 
 
 class Tool(ABC):
@@ -36,12 +64,20 @@ class Tool(ABC):
     async def __call__(self, arguments: dict[str, Any]) -> str:
         """Run the tool; the text goes back to the model."""
 
+    def example_arguments(self) -> dict[str, Any]:
+        """Arguments shown to the model as an example call (the system prompt)."""
+        return {}
+
 
 class EvaluationTool(ABC):
     """A tool whose call is one trial: its arguments are a configuration of ``space``."""
 
     name: ClassVar[str]
     description: ClassVar[str]
+    #: Parallel trials of this tool on one machine run in worker processes (it holds the GIL for long).
+    runs_in_subprocess: ClassVar[bool] = False
+    #: Each trial gets a folder of its own (:attr:`TrialContext.directory`).
+    needs_directory: ClassVar[bool] = False
 
     def __init__(self, space: SearchSpace) -> None:
         self.space = space
@@ -53,7 +89,7 @@ class EvaluationTool(ABC):
         return self.space.validate_config(arguments)
 
     @abstractmethod
-    async def evaluate(self, config: dict[str, Choice]) -> EvalResult:
+    async def evaluate(self, config: dict[str, Choice], trial: TrialContext = NO_TRIAL) -> EvalResult:
         """Evaluate a validated configuration. Known failures come back as a failed result, not raised."""
 
 

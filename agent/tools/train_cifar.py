@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import anyio.to_thread
 
@@ -14,7 +13,7 @@ from evaluators.base import EvalResult
 from evaluators.cifar.data import CifarNotFoundError
 from evaluators.cifar.train import TrainConfig, train
 
-from .base import EvaluationTool
+from .base import NO_TRIAL, EvaluationTool, TrialContext
 
 __all__ = ["TrainCifar"]
 
@@ -50,12 +49,11 @@ class TrainCifar(EvaluationTool):
     def config_for(self, config: dict[str, Choice]) -> TrainConfig:
         return dataclasses.replace(self.base, progress=False, **config)  # type: ignore[arg-type]
 
-    async def evaluate(
-        self, config: dict[str, Choice], report: Callable[[int, float], bool] | None = None
-    ) -> EvalResult:
-        """Train once. ``report(epoch, val_error) -> stop`` runs after every epoch when given (early stopping):
-        when it says stop, training ends and the result is ``pruned`` with the last validation error."""
+    async def evaluate(self, config: dict[str, Choice], trial: TrialContext = NO_TRIAL) -> EvalResult:
+        """Train once. ``trial.report(epoch, val_error) -> stop`` runs after every epoch when given (early
+        stopping): when it says stop, training ends and the result is ``pruned`` with the last validation error."""
         cfg = self.config_for(config)
+        report = trial.report
 
         def on_epoch(epoch: int, val_error: float) -> None:
             assert report is not None
@@ -75,6 +73,3 @@ class TrainCifar(EvaluationTool):
                 state="pruned",
                 metrics={"val_error": stop.val_error, "epochs_run": stop.epoch},
             )
-
-    def describe(self) -> dict[str, Any]:
-        return {k: v for k, v in dataclasses.asdict(self.base).items() if k not in ("progress",)}

@@ -1,0 +1,177 @@
+"""The report of one study (``python -m agent report``): best-so-far plot, trials, and the conversation.
+
+It needs only the storage: no strategy, no provider. The system and task prompts shown are the ones the
+study sent, stored with it when its agent was built.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from agent import metrics
+from agent.bench import study_cost
+from agent.errors import AgentError, UserError
+from agent.messages import AnswerPart, ReaskPart, ToolReturnPart, UserPart
+from agent.records import TrialRecord, compact_config
+from agent.space import SearchSpace
+from agent.study import open_storage, study_meta, study_records
+from agent.tasks import Task, build_task
+
+from ._markdown import fenced, fmt, table
+from ._plots import plot_study_curve, plot_trajectories, toy_function
+
+__all__ = ["write_study_report"]
+
+
+def write_study_report(save_dir: Path, storage: str | None = None, study_name: str | None = None) -> Path:
+    """Write ``report.md`` and ``plots/*.png`` for one study; return the report's path.
+
+    The storage defaults to ``save_dir/study.db`` (or ``save_dir/bench.db`` in a bench folder). In a bench
+    folder the report goes to the study's own folder, ``save_dir/studies/<study name>``.
+    """
+    save_dir = Path(save_dir)
+    url = storage or _default_url(save_dir)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        raise UserError(f"--save_dir {save_dir}: no study storage at {url}; pass --storage URL")
+    store = open_storage(url)
+    names = sorted(s.study_name for s in store.get_all_studies())
+    if study_name is None:
+        if len(names) != 1:
+            listing = ", ".join(names) if names else "none"
+            raise UserError(f"{url} holds {len(names)} studies; choose one with --study-name: {listing}")
+        study_name = names[0]
+    elif study_name not in names:
+        raise UserError(f"--study-name {study_name!r} is not in {url}; its studies: {', '.join(names) or 'none'}")
+    study = optuna.load_study(study_name=study_name, storage=store)
+    out = save_dir / "studies" / study_name if (save_dir / "bench_runs.jsonl").exists() else save_dir
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    lines = _study_markdown(_StudyView.load(study), url, out)
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _default_url(save_dir: Path) -> str:
+    bench = save_dir / "bench.db"
+    chosen = bench if bench.is_file() and not (save_dir / "study.db").is_file() else save_dir / "study.db"
+    return f"sqlite:///{chosen.resolve()}"
+
+
+@dataclass(frozen=True)
+class _StudyView:
+    """One study as the report reads it: its records, the finished ones' values and (noisy tasks) true errors."""
+
+    name: str
+    meta: dict[str, Any]
+    records: list[TrialRecord]
+    done: list[TrialRecord]
+    true: list[float | None] | None
+    task: Task | None
+
+    @classmethod
+    def load(cls, study: optuna.Study) -> _StudyView:
+        meta = study_meta(study)
+        task = None
+        if meta.get("task") and "space" in meta:
+            with contextlib.suppress(AgentError, ValueError):  # a task this version no longer knows
+                task = build_task(str(meta["task"]), space=SearchSpace.from_dict(meta["space"]))
+        records = study_records(study)
+        done = [r for r in records if r.finished]
+        true = None
+        if task is not None and task.true_error is not None:
+            score = task.true_error
+            true = [None if r.value is None else score(r.config) for r in done]
+        return cls(study.study_name, meta, records, done, true, task)
+
+    @property
+    def values(self) -> list[float | None]:
+        return [r.value for r in self.done]
+
+
+def _study_markdown(view: _StudyView, url: str, out: Path) -> list[str]:
+    meta, done = view.meta, view.done
+    facts = [[k, str(meta[k])] for k in ("task", "strategy", "seed", "bench_seed", "budget") if k in meta]
+    failed = sum(r.state == "fail" for r in done)
+    facts.append(["trials", f"{len(done)} finished ({failed} failed), {len(view.records) - len(done)} running"])
+    pick = int(metrics.incumbent_indices(view.values)[-1]) if done else -1
+    if pick >= 0:
+        facts.append(["best", f"trial #{done[pick].number}: {fmt(done[pick].value or 0.0, 6)}"])
+        facts.append(["best configuration", f"`{json.dumps(compact_config(done[pick].config))}`"])
+        if view.true is not None:
+            facts.append(["its true error (mean over the table's seeds)", fmt(view.true[pick] or 0.0, 6)])
+    cost = study_cost(done, view.task)
+    if cost.llm_calls:
+        facts.append(
+            [
+                "LLM",
+                f"{cost.llm_calls} calls, {cost.prompt_tokens}+{cost.completion_tokens} tokens, "
+                f"{cost.llm_seconds:.1f} s, {cost.reasks} reasks, {cost.fallbacks} rounds without the model",
+            ]
+        )
+    facts.append(["repeated configurations", str(cost.repeated)])
+    lines = [f"# Study `{view.name}`", "", f"Storage: `{url}`.", ""]
+    lines += [*(f"- **{key}**: {value}" for key, value in facts), ""]
+    plot_study_curve(view.name, [r.number for r in done], view.values, view.true, out / "plots" / "best.png")
+    lines += ["![best so far](plots/best.png)", ""]
+    task_name = str(meta.get("task", ""))
+    if toy_function(task_name) is not None:
+        panels = {str(meta.get("strategy", "study")): [r.config for r in done]}
+        plot_trajectories(task_name, panels, out / "plots" / "trajectory.png")
+        lines += ["![proposals](plots/trajectory.png)", ""]
+    return [*lines, *_trials_table(view), *_conversation(view)]
+
+
+def _trials_table(view: _StudyView) -> list[str]:
+    true_of = dict(zip((r.number for r in view.done), view.true or [], strict=False))
+    rows = []
+    for r in view.records:
+        row = [str(r.number), fmt(r.value, 6) if r.value is not None else r.state]
+        if view.true is not None:
+            tv = true_of.get(r.number)
+            row.append(fmt(tv, 6) if tv is not None else "")
+        row += [r.source, f"`{json.dumps(compact_config(r.config))}`", (r.error or r.proposal.reason or "")[:100]]
+        rows.append(row)
+    headers = ["#", "value", *(["true error"] if view.true is not None else []), "source", "configuration", "note"]
+    return ["## Trials", "", *table(headers, rows)]
+
+
+def _conversation(view: _StudyView) -> list[str]:
+    talked = [r for r in view.records if r.proposal.conversation]
+    if not talked:
+        return []
+    lines = ["## Conversation", ""]
+    prompts = view.meta.get("prompts")
+    if isinstance(prompts, dict):
+        lines += [
+            "The system and task prompts as the study last sent them; then what each round stored (the model's "
+            "answers, reasks, tool returns) and the trial's result.",
+            "",
+            "### System",
+            "",
+            fenced(str(prompts.get("system", ""))),
+            "### Task",
+            "",
+            fenced(f"{prompts.get('task', '')}\n\n{prompts.get('start', '')}".strip()),
+        ]
+    for r in talked:
+        result = fmt(r.value, 6) if r.value is not None else r.state
+        asked = f", {r.proposal.reasks} reask{'s' if r.proposal.reasks != 1 else ''}" if r.proposal.reasks else ""
+        lines += [f"### Trial {r.number} ({r.source}{asked}) -> {result}", ""]
+        for part in r.proposal.conversation:
+            if isinstance(part, AnswerPart):
+                u = part.usage
+                cost = f" ({u.prompt_tokens}+{u.completion_tokens} tokens, {u.latency_s:.2f} s)" if u else ""
+                lines += [f"**model**{cost}:", "", fenced(part.content, "json")]
+            elif isinstance(part, ReaskPart):
+                lines += ["**reask**:", "", fenced(part.content)]
+            elif isinstance(part, ToolReturnPart):
+                lines += [f"**{part.tool}** returned:", "", fenced(part.content)]
+            elif isinstance(part, UserPart):
+                lines += ["**prompt**:", "", fenced(part.content)]
+    return lines

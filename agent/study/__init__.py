@@ -1,0 +1,24 @@
+"""The study layer: the only code that reads or writes Optuna's trial attributes.
+
+- :mod:`agent.study.storage`: opening a storage from a URL (SQLite tuned for many small commits);
+- :mod:`agent.study.codec`: the stored format of a trial, to and from :class:`~agent.records.TrialRecord`;
+- :mod:`agent.study.workers`: who runs a trial, whether that process lives, the study-wide lock;
+- :mod:`agent.study.store`: one study's trial lifecycle (snapshot, claim, adopt, finish) and its files;
+- :mod:`agent.study.reading`: records of studies a run did not open (the bench, the report, Optuna samplers).
+"""
+
+from .reading import read_records, study_meta, study_records, write_proposal
+from .storage import default_storage_url, open_storage
+from .store import Direction, StudySnapshot, StudyStore
+
+__all__ = [
+    "Direction",
+    "StudySnapshot",
+    "StudyStore",
+    "default_storage_url",
+    "open_storage",
+    "read_records",
+    "study_meta",
+    "study_records",
+    "write_proposal",
+]

@@ -1,0 +1,138 @@
+"""The stored format of a trial: :class:`~agent.records.TrialRecord` to and from Optuna's trial attributes.
+
+The one place that knows the attribute names. Each trial holds, as user attributes:
+
+- ``source`` (absent: ``sampler``) and, when not empty, ``answer``, ``reasks``, ``conversation``, ``usage``,
+  ``propose_s``, ``reason``, ``decision``: how it was proposed (:class:`~agent.records.ProposalInfo`),
+  written when the trial is claimed;
+- ``result``: ``{"metrics": {...}, "error": str | null, "seconds": float}``, written once when it finishes;
+- ``worker`` (who runs it), ``resumed`` (times a dead worker's trial was taken over) and ``surplus`` (a
+  claim that came after the budget was full: FAIL, never evaluated, left out of every record).
+
+Flat ``metrics``, ``error`` and ``seconds`` attributes (studies written before ``result`` existed) are read
+too, and a failure reason Optuna itself recorded (``fail_reason``) stands in for a missing ``error``. Long
+texts are cut to ``MAX_ATTR_CHARS`` with a note of their real length, so an enormous model answer cannot
+bloat the storage.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from optuna.trial import FrozenTrial, TrialState
+from pydantic import ValidationError
+
+from agent.messages import Usage, dump_parts, load_parts
+from agent.records import PROPOSAL_SOURCES, ProposalInfo, TrialRecord, TrialStatus
+
+__all__ = [
+    "MAX_ATTR_CHARS",
+    "RESULT",
+    "RESUMED",
+    "SURPLUS",
+    "WORKER",
+    "bounded",
+    "decode",
+    "encode_proposal",
+    "encode_result",
+    "is_surplus",
+]
+
+MAX_ATTR_CHARS = 20_000
+WORKER = "worker"
+RESUMED = "resumed"
+SURPLUS = "surplus"
+RESULT = "result"
+
+_STATUS: dict[TrialState, TrialStatus] = {
+    TrialState.COMPLETE: "complete",
+    TrialState.FAIL: "fail",
+    TrialState.PRUNED: "pruned",
+    TrialState.RUNNING: "running",
+}
+
+
+def encode_proposal(info: ProposalInfo) -> dict[str, Any]:
+    """The user attributes saying how a trial was proposed (empty fields and the default source left out)."""
+    attrs: dict[str, Any] = {} if info.source == "sampler" else {"source": info.source}
+    if info.answer is not None:
+        attrs["answer"] = bounded(info.answer)
+    if info.reasks:
+        attrs["reasks"] = info.reasks
+    if info.conversation:
+        attrs["conversation"] = bounded(dump_parts(info.conversation))
+    if info.usage:
+        attrs["usage"] = [u.model_dump() for u in info.usage]
+    if info.seconds is not None:
+        attrs["propose_s"] = info.seconds
+    if info.reason is not None:
+        attrs["reason"] = bounded(info.reason)
+    if info.decision:
+        attrs["decision"] = bounded(info.decision)
+    return attrs
+
+
+def encode_result(metrics: Mapping[str, Any], error: str | None, seconds: float) -> dict[str, Any]:
+    """The value of the ``result`` attribute, written when a trial finishes."""
+    return {"metrics": bounded(dict(metrics)), "error": error, "seconds": round(seconds, 4)}
+
+
+def is_surplus(trial: FrozenTrial) -> bool:
+    return bool(trial.user_attrs.get(SURPLUS))
+
+
+def decode(trial: FrozenTrial) -> TrialRecord | None:
+    """The record of a trial; None for a trial that is not one of ours to count (WAITING, surplus)."""
+    status = _STATUS.get(trial.state)
+    if status is None or is_surplus(trial):
+        return None
+    attrs = trial.user_attrs
+    result = attrs.get(RESULT)
+    if not isinstance(result, Mapping):
+        result = attrs  # written before the "result" attribute existed: flat keys
+    error = result.get("error") or trial.system_attrs.get("fail_reason")
+    return TrialRecord(
+        number=trial.number,
+        config=dict(trial.params),
+        state=status,
+        value=trial.value if status == "complete" else None,
+        metrics=dict(result.get("metrics") or {}),
+        error=None if error is None else str(error),
+        proposal=_proposal(attrs),
+        seconds=_number(result.get("seconds")),
+        resumed=int(attrs.get(RESUMED) or 0),
+    )
+
+
+def _proposal(attrs: Mapping[str, Any]) -> ProposalInfo:
+    source = attrs.get("source", "sampler")
+    try:
+        return ProposalInfo(
+            source=source if source in PROPOSAL_SOURCES else "sampler",
+            answer=attrs.get("answer"),
+            reasks=int(attrs.get("reasks") or 0),
+            conversation=tuple(load_parts(attrs.get("conversation"))),
+            usage=tuple(Usage.model_validate(u) for u in attrs.get("usage") or ()),
+            seconds=_number(attrs.get("propose_s")),
+            reason=attrs.get("reason"),
+            decision=dict(attrs.get("decision") or {}),
+        )
+    except (ValidationError, TypeError, ValueError):  # written by hand or by another tool: keep what is sure
+        return ProposalInfo(source=source if source in PROPOSAL_SOURCES else "sampler")
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def bounded(value: Any) -> Any:
+    """Keep attributes storable: an enormous text is cut, with a note of its real length."""
+    if isinstance(value, str) and len(value) > MAX_ATTR_CHARS:
+        return value[:MAX_ATTR_CHARS] + f"... [cut: {len(value)} characters in all]"
+    if isinstance(value, list | tuple):
+        return [bounded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: bounded(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,42 @@
+"""Trial records of any Optuna study, and how an Optuna sampler records a proposal on one.
+
+For code that reads studies it did not run (the bench, the report) and for our Optuna samplers, which
+propose inside Optuna's own loop. Everything goes through :mod:`agent.study.codec`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from agent.records import ProposalInfo, TrialRecord
+
+from . import codec
+from ._optuna import storage_of, trial_id_of
+
+__all__ = ["read_records", "study_meta", "study_records", "write_proposal"]
+
+
+def read_records(trials: list[FrozenTrial]) -> list[TrialRecord]:
+    """The records of ``trials`` that count (WAITING and surplus claims left out), in number order."""
+    decoded = (codec.decode(t) for t in sorted(trials, key=lambda t: t.number))
+    return [r for r in decoded if r is not None]
+
+
+def study_records(study: optuna.Study) -> list[TrialRecord]:
+    return read_records(study.get_trials(deepcopy=False))
+
+
+def study_meta(study: optuna.Study) -> dict[str, Any]:
+    """What a study records about itself (task, strategy, seed, budget, prompts, final test)."""
+    return dict(study.user_attrs)
+
+
+def write_proposal(study: optuna.Study, trial: FrozenTrial, info: ProposalInfo) -> None:
+    """Record on a running trial how it was proposed (samplers get a FrozenTrial: write through the storage,
+    as Optuna's own samplers do)."""
+    storage = storage_of(study)
+    for key, value in codec.encode_proposal(info).items():
+        storage.set_trial_user_attr(trial_id_of(trial), key, value)
