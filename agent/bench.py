@@ -212,6 +212,7 @@ async def _run_study(
             "bench_seed": bench_seed,
             "budget": config.horizon,
         },
+        direction=task.direction,
     )
     try:
         strategy = make_strategy(

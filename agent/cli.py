@@ -210,6 +210,13 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="after the reasks: evaluate a random configuration, or stop with an error (default: random)",
     )
     a.add_argument(
+        "--on-provider-error",
+        choices=("continue", "stop"),
+        default="continue",
+        help="when the model cannot be reached after its retries: propose that round without it and ask again "
+        "later, or stop (re-running resumes) (default: continue)",
+    )
+    a.add_argument(
         "--allow-repeats",
         action="store_true",
         help="evaluate a configuration the model proposes again (the paper's plain loop); default: reask it",
@@ -333,6 +340,7 @@ async def _run(args: argparse.Namespace) -> StudySummary:
         space=task.space,
         storage=args.storage,
         meta={"task": task.name, "strategy": strategy_name, "seed": args.seed},
+        direction=task.direction,
     )
     store.set_meta("budget", args.budget)  # the latest budget asked for
     try:
@@ -381,6 +389,7 @@ async def _run(args: argparse.Namespace) -> StudySummary:
                 executor=executor,
                 batch=min(args.batch, args.workers),
                 pruner=optuna.pruners.MedianPruner() if args.pruner == "median" else None,
+                on_provider_error=args.on_provider_error,
             )
         if task.family == "cifar" and args.final_test:
             await _final_test(task, store, summary)

@@ -28,7 +28,7 @@ from .errors import InvalidSuggestion, ReaskBudgetExhausted
 from .memory import HistoryMode, Memory, Round
 from .messages import AnswerPart, Part, ReaskPart, ToolReturnPart, Usage, UserPart
 from .providers.base import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, Provider
-from .records import Proposal, TrialRecord, format_outcome, format_trial
+from .records import Direction, Proposal, TrialRecord, best_value, format_outcome, format_trial
 from .space import Choice, SearchSpace
 from .templates import Templates
 from .tools.base import EvaluationTool, Tool
@@ -105,8 +105,10 @@ class Agent:
         extra_tools: Sequence[Tool] = (),
         events: EventSink | None = None,
         start_template: str = "start",
+        direction: Direction = "minimize",
     ) -> None:
         self.provider = provider
+        self.direction: Direction = direction
         self.eval_tool = eval_tool
         self.space: SearchSpace = eval_tool.space
         self.budget = budget
@@ -125,6 +127,7 @@ class Agent:
                 params=[{"name": n, "domain": self.space.describe_param(n)} for n in self.space.params],
                 budget=budget,
                 eval_tool=eval_tool.name,
+                **self._goal(),
             ),
             start=self.templates.render(start_template, eval_tool=eval_tool.name),
         )
@@ -291,25 +294,35 @@ class Agent:
 
     def _feedback(self, record: TrialRecord, records: Sequence[TrialRecord]) -> str:
         upto = [r for r in records if r.finished and r.number <= record.number]
-        values = [r.value for r in upto if r.value is not None]
         return self.templates.render(
             "feedback",
             trial_line=format_trial(record),
             source=record.source,
             remaining=max(self.budget - len(upto), 0),
-            best=f"{min(values):.6g}" if values else "none yet",
+            best=self._best_text(upto),
             eval_tool=self.eval_tool.name,
+            **self._goal(),
         )
 
     def _history(self, finished: Sequence[TrialRecord]) -> str:
-        values = [r.value for r in finished if r.value is not None]
         return self.templates.render(
             "history",
             trials=[format_trial(r) for r in finished],
             remaining=max(self.budget - len(finished), 0),
-            best=f"{min(values):.6g}" if values else "none yet",
+            best=self._best_text(finished),
             eval_tool=self.eval_tool.name,
+            **self._goal(),
         )
+
+    def _goal(self) -> dict[str, str]:
+        """Template words for the study's direction: the ``goal`` value to find, and which values are ``better``."""
+        if self.direction == "maximize":
+            return {"goal": "highest", "better": "higher"}
+        return {"goal": "lowest", "better": "lower"}
+
+    def _best_text(self, records: Sequence[TrialRecord]) -> str:
+        best = best_value((r.value for r in records if r.value is not None), self.direction)
+        return "none yet" if best is None else f"{best:.6g}"
 
     def _reask_text(self, errors: list[dict[str, Any]]) -> str:
         return self.templates.render("reask", errors=_shown(errors))

@@ -6,6 +6,7 @@ import random
 import time
 import traceback
 from dataclasses import dataclass
+from typing import Literal
 
 import anyio
 import anyio.lowlevel
@@ -14,7 +15,7 @@ from anyio.abc import TaskGroup
 
 from evaluators.base import EvalResult, Progress, SetupError, TrialFailed
 
-from .errors import AgentError, InvalidSuggestion, UserError
+from .errors import AgentError, InvalidSuggestion, ProviderUnavailable, UserError
 from .executors import Executor, LocalExecutor
 from .memory import Round
 from .records import TrialRecord, UsageTotals
@@ -68,6 +69,7 @@ async def optimize(
     executor: Executor | None = None,
     batch: int = 1,
     pruner: optuna.pruners.BasePruner | None = None,
+    on_provider_error: Literal["continue", "stop"] = "continue",
 ) -> StudySummary:
     """Evaluate until ``budget`` trials have finished in the study (counting those of earlier runs).
 
@@ -76,7 +78,9 @@ async def optimize(
     study. ``batch``: configurations asked of the strategy per round (at most ``workers``); a round waits
     until that many workers are free, so every answer holds ``batch`` calls (fewer only for the last slots).
     ``pruner``: tools that report intermediate values (train_cifar, commands) report them to the trial, and
-    the pruner may stop them.
+    the pruner may stop them. ``on_provider_error``: when the model cannot be reached (its provider's retries
+    ran out), ``continue`` proposes that round without it (:meth:`Strategy.fallback`, recorded as a
+    ``fallback`` with the reason) and asks the model again next round; ``stop`` ends the study (it resumes).
     """
     reporter = reporter or Reporter()
     executor = executor or LocalExecutor(workers=1)
@@ -156,9 +160,17 @@ async def optimize(
                 budget=budget,
                 remaining=budget - snapshot.finished,
                 rng=rng,
+                direction=store.direction,
             )
             started_at = time.perf_counter()
-            proposals = await strategy.propose_batch(ctx, k)
+            try:
+                proposals = await strategy.propose_batch(ctx, k)
+            except ProviderUnavailable as exc:
+                if on_provider_error == "stop":
+                    raise
+                reason = f"the model could not be reached: {exc}"
+                store.events.warning("provider_unavailable", error=str(exc), trials=k)
+                proposals = [await strategy.fallback(ctx, reason) for _ in range(k)]
             seconds_each = (time.perf_counter() - started_at) / len(proposals)
             claimed = 0
             for proposal in proposals:

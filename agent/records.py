@@ -23,15 +23,20 @@ from agent.messages import Part, Usage
 from agent.space import Choice
 
 __all__ = [
+    "Direction",
     "Proposal",
     "ProposalInfo",
     "ProposalSource",
     "TrialRecord",
     "UsageTotals",
+    "best_value",
     "compact_config",
     "format_outcome",
     "format_trial",
 ]
+
+#: Whether a study minimizes its objective (every built-in task: an error) or maximizes it.
+Direction = Literal["minimize", "maximize"]
 
 #: Who chose a trial's configuration: the model (``llm``), the study's sampler instead of a model whose
 #: answers stayed invalid or that could not be reached (``fallback``), an Optuna sampler (``sampler``), a
@@ -148,6 +153,14 @@ class UsageTotals:
             reasks=reasks,
             fallbacks=fallbacks,
         )
+
+
+def best_value(values: Iterable[float], direction: Direction) -> float | None:
+    """The best of ``values`` for a study of ``direction``; None when there is none."""
+    values = list(values)
+    if not values:
+        return None
+    return max(values) if direction == "maximize" else min(values)
 
 
 def compact_config(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ How it works. Optuna asks a sampler for the *relative* parameters of a trial onc
 first ``suggest_*``: :meth:`infer_relative_search_space` gives the intersection of the distributions of the
 study's finished trials (Optuna's ``IntersectionSearchSpace``), so from the second trial on every parameter
 comes from one answer of the model. The model sees the search space (``SearchSpace.from_optuna``), the
-study's finished trials (values negated for a ``maximize`` study, so lower is always better) and answers
+study's finished trials (told plainly whether higher or lower values are better) and answers
 ``{"tool": "evaluate", "arguments": {...}}``; the answer is validated and reasked with its errors
 (``max_retries``), and after that the trial's parameters are sampled at random (``RandomSampler``), as are
 parameters outside the relative space (the first trial's, and any conditional parameters). The model's raw
@@ -55,7 +55,7 @@ class _Objective(EvaluationTool):
     """The user's objective as the model sees it; Optuna, not the agent, calls the real one."""
 
     name: ClassVar[str] = "evaluate"
-    description: ClassVar[str] = "Evaluate the objective with this configuration; returns its value (lower is better)."
+    description: ClassVar[str] = "Evaluate the objective with this configuration; returns its value."
 
     async def evaluate(
         self, config: dict[str, Choice], trial: TrialContext = NO_TRIAL
@@ -157,16 +157,11 @@ class LLMSampler(optuna.samplers.BaseSampler):
         with self._lock:
             agent = self._agents.get(key)
             if agent is None:
-                description = self.task_description
-                if study.direction == StudyDirection.MAXIMIZE:
-                    description += (
-                        "\n\nThe study maximizes its objective; every value shown to you is the objective "
-                        "negated, so lower is better."
-                    )
                 agent = Agent(
                     provider=self.provider,
                     eval_tool=_Objective(space),
-                    task_description=description,
+                    task_description=self.task_description,
+                    direction="maximize" if study.direction == StudyDirection.MAXIMIZE else "minimize",
                     task_template="task_optuna",
                     budget=self.budget,
                     seed=self.seed or 0,
@@ -180,14 +175,8 @@ class LLMSampler(optuna.samplers.BaseSampler):
 
 def _records(study: Study, space: SearchSpace, exclude: int) -> list[TrialRecord]:
     """The study's finished trials as the model sees them (only parameters of the relative space)."""
-    sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
     return [
-        r.model_copy(
-            update={
-                "config": {name: r.config[name] for name in space.params},
-                "value": None if r.value is None else sign * r.value,
-            }
-        )
+        r.model_copy(update={"config": {name: r.config[name] for name in space.params}})
         for r in study_records(study)
         if r.finished and r.number != exclude and set(space.params) <= set(r.config)
     ]

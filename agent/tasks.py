@@ -17,6 +17,7 @@ from evaluators.tabular import TABULAR_DATASETS, TabularBenchmark
 from evaluators.toy import TOY_FUNCTIONS
 
 from .errors import UserError
+from .records import Direction
 from .space import CategoricalParam, FloatParam, SearchSpace
 
 __all__ = ["TASK_GROUPS", "Task", "TaskInfo", "build_task", "list_tasks", "resolve_tasks"]
@@ -38,6 +39,8 @@ class Task:
     optimum: float | None = None
     #: Noise-free score of a configuration where the objective is noisy (tabular: mean over seeds).
     true_error: Callable[[Mapping[str, Any]], float] | None = None
+    #: Every built-in task minimizes an error; a task file may maximize its metric.
+    direction: Direction = "minimize"
 
 
 @dataclass(frozen=True)

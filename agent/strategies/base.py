@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import optuna
 
 from agent.memory import Round
-from agent.records import Proposal, TrialRecord
+from agent.records import Direction, Proposal, TrialRecord
 from agent.space import SearchSpace
 
 __all__ = ["ProposeContext", "Proposal", "Strategy", "resumed_seed"]
@@ -25,6 +25,7 @@ class ProposeContext:
     budget: int
     remaining: int
     rng: random.Random
+    direction: Direction = "minimize"
 
 
 class Strategy(ABC):
@@ -43,6 +44,11 @@ class Strategy(ABC):
     async def propose_batch(self, ctx: ProposeContext, k: int) -> list[Proposal]:
         """``k`` configurations to evaluate at once (parallel workers): by default ``k`` proposals in turn."""
         return [await self.propose(ctx) for _ in range(k)]
+
+    async def fallback(self, ctx: ProposeContext, reason: str) -> Proposal:
+        """A configuration chosen without the model, which could not be reached (``reason``): by default the
+        study's sampler draws it. Strategies with an optimizer of their own let it choose."""
+        return Proposal(config=None, source="fallback", reason=reason)
 
     def prompts(self) -> dict[str, str] | None:
         """The prompts a model of this strategy is sent (system, task, start), stored with the study for its

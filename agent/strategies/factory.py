@@ -66,5 +66,6 @@ def make_strategy(
         extra_tools=[ReadHistory(store.records)] if name == "llm" else [],
         events=store.events,
         start_template="start" if name == "llm" else "start_default",
+        direction=task.direction,
     )
     return LLMStrategy(agent) if name == "llm" else LLMBOStrategy(agent)

@@ -15,6 +15,7 @@ import optuna
 
 from agent.loop import Agent
 from agent.memory import Round
+from agent.space import Choice
 
 from .base import Proposal, ProposeContext, Strategy, resumed_seed
 from .grid import project
@@ -37,9 +38,17 @@ class BOStrategy(Strategy):
         return optuna.samplers.RandomSampler(seed=resumed_seed(seed, n_existing))
 
     async def propose(self, ctx: ProposeContext) -> Proposal:
-        config = self.surrogate.propose(ctx.space, ctx.records, ctx.rng, also_taken=self._issued)
+        return Proposal(config=self._surrogate_config(ctx), source="surrogate")
+
+    async def fallback(self, ctx: ProposeContext, reason: str) -> Proposal:
+        return Proposal(config=self._surrogate_config(ctx), source="fallback", reason=reason)
+
+    def _surrogate_config(self, ctx: ProposeContext) -> dict[str, Choice]:
+        config = self.surrogate.propose(
+            ctx.space, ctx.records, ctx.rng, also_taken=self._issued, direction=ctx.direction
+        )
         self._issued.add(ctx.space.key(config))
-        return Proposal(config=config, source="surrogate")
+        return config
 
 
 class LLMBOStrategy(BOStrategy):

@@ -24,7 +24,7 @@ from typing import Any
 import optuna
 import optuna.distributions as od
 
-from agent.records import TrialRecord
+from agent.records import Direction, TrialRecord
 from agent.space import CategoricalParam, Choice, FloatParam, IntParam, SearchSpace
 
 from .grid import is_ordinal
@@ -88,10 +88,11 @@ class SurrogateModel:
         records: Sequence[TrialRecord],
         rng: random.Random,
         also_taken: Collection[str] = (),
+        direction: Direction = "minimize",
     ) -> dict[str, Choice]:
         """An untried configuration (not in ``records`` nor ``also_taken``): the model's, else a random one."""
         dists = ordinal_distributions(space)
-        study = _study(space, dists, records, self.sampler(rng.randrange(2**31)))
+        study = _study(space, dists, records, self.sampler(rng.randrange(2**31)), direction)
         taken = {space.key(r.config) for r in records} | set(also_taken)
         for _ in range(_ASKS):
             config = space.validate_config(decode(space, study.ask(dists).params))
@@ -115,10 +116,11 @@ def _study(
     dists: Mapping[str, od.BaseDistribution],
     records: Sequence[TrialRecord],
     sampler: optuna.samplers.BaseSampler,
+    direction: Direction,
 ) -> optuna.Study:
-    study = optuna.create_study(sampler=sampler, direction="minimize")
+    study = optuna.create_study(sampler=sampler, direction=direction)
     values = [r.value for r in records if r.state == "complete" and r.value is not None and math.isfinite(r.value)]
-    worst = max(values) if values else None
+    worst = (min(values) if direction == "maximize" else max(values)) if values else None
     for r in records:
         if r.state == "complete" and r.value is not None and math.isfinite(r.value):
             value = r.value

@@ -9,10 +9,9 @@
 
 from .reading import read_records, study_meta, study_records, write_proposal
 from .storage import default_storage_url, open_storage
-from .store import Direction, StudySnapshot, StudyStore
+from .store import StudySnapshot, StudyStore
 
 __all__ = [
-    "Direction",
     "StudySnapshot",
     "StudyStore",
     "default_storage_url",

@@ -29,14 +29,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, TextIO
 
 import optuna
 import structlog
 from optuna.trial import FrozenTrial, TrialState
 
 from agent.errors import StudyError, UserError
-from agent.records import ProposalInfo, TrialRecord
+from agent.records import Direction, ProposalInfo, TrialRecord
 from agent.space import Choice, SearchSpace
 from evaluators.base import EvalResult
 
@@ -45,9 +45,8 @@ from ._optuna import new_trial, storage_of, study_id_of, tell, trial_id_of, tria
 from .storage import default_storage_url, open_storage
 from .workers import StudyMutex, Worker
 
-__all__ = ["OWNERLESS_GRACE_S", "Direction", "StudySnapshot", "StudyStore"]
+__all__ = ["OWNERLESS_GRACE_S", "StudySnapshot", "StudyStore"]
 
-Direction = Literal["minimize", "maximize"]
 #: A RUNNING trial without an owner is taken for abandoned only this long after it started.
 OWNERLESS_GRACE_S = 10.0
 

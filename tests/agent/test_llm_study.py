@@ -91,6 +91,7 @@ def test_provider_down_stops_with_a_clear_message_and_the_study_resumes(
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     # The paper's loop calls the model every trial, so the provider is needed again after the resume.
     argv = ["--task", "toy-branin", "--strategy", "llm", "--model", "qwen", "--save_dir", str(save), "--quiet"]
+    argv += ["--on-provider-error", "stop"]
 
     monkeypatch.setenv("OPENAI_BASE_URL", f"{embedded_server.base_url}/v1")
     assert main([*argv, "--budget", "2"]) == 0

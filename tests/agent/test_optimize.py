@@ -1,4 +1,4 @@
-"""Tests for agent/optimize.py (with agent/study.py): whole studies on toy Branin, resumed, crashed, failing."""
+"""Tests for agent/optimize.py (with agent/study): whole studies on toy Branin, resumed, crashed, failing."""
 
 from __future__ import annotations
 
@@ -15,13 +15,16 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from agent.errors import ReaskBudgetExhausted, StudyError
+from agent.errors import ProviderUnavailable, ReaskBudgetExhausted, StudyError
 from agent.loop import Agent, AgentSettings
+from agent.messages import ChatMessage
 from agent.optimize import optimize
+from agent.providers.base import Completion
 from agent.providers.scripted import ScriptedProvider
 from agent.records import ProposalInfo
 from agent.space import Choice, FloatParam, SearchSpace
 from agent.strategies.base import Proposal, ProposeContext
+from agent.strategies.factory import make_strategy
 from agent.strategies.llm import LLMStrategy
 from agent.strategies.samplers import RandomStrategy
 from agent.study import StudyStore
@@ -368,3 +371,49 @@ def test_reopening_with_another_space_or_task_raises(tmp_path: Path, open_store:
     with pytest.raises(StudyError, match="belongs to task 'toy-branin', not 'toy-ackley'"):
         open_store(meta={"task": "toy-ackley"})
     open_store().close()  # the same space and task reopen fine
+
+
+# ---- a provider that cannot be reached ---------------------------------------------------------------
+
+
+class _Down(ScriptedProvider):
+    """Answers its script, but raises ProviderUnavailable on the calls numbered in ``down``."""
+
+    def __init__(self, answers: Sequence[str], down: set[int]) -> None:
+        super().__init__(answers)
+        self.down = down
+        self.attempts = 0
+
+    async def complete(self, messages: Sequence[ChatMessage], **kwargs: Any) -> Completion:
+        self.attempts += 1
+        if self.attempts in self.down:
+            raise ProviderUnavailable("POST http://model/v1/chat/completions failed after 4 attempts: refused")
+        return await super().complete(messages, **kwargs)
+
+
+@pytest.mark.parametrize("strategy_name", ["llm", "llm-bo"])
+async def test_a_round_without_the_model_is_a_recorded_fallback_and_the_study_goes_on(
+    open_store: Opener, strategy_name: str
+) -> None:
+    store = open_store()
+    answers = [call("evaluate_toy", x1=-3.0, x2=12.0), call("evaluate_toy", x1=3.0, x2=2.5)]
+    provider = _Down(answers, down={1} if strategy_name == "llm-bo" else {2})
+    strategy = make_strategy(strategy_name, task=TASK, store=store, budget=3, seed=0, provider=provider)
+    summary = await optimize(tool=RecordingToy(), strategy=strategy, store=store, budget=3)
+    records = store.records()
+    assert summary.n_trials == 3 and summary.fallbacks == 1
+    fallback = records[0] if strategy_name == "llm-bo" else records[1]
+    assert fallback.source == "fallback" and fallback.state == "complete"
+    assert fallback.proposal.reason is not None and "could not be reached" in fallback.proposal.reason
+    if strategy_name == "llm":
+        assert [r.source for r in records] == ["llm", "fallback", "llm"], "the model is asked again"
+    events_seen = [e["event"] for e in events(store.save_dir)]
+    assert "provider_unavailable" in events_seen
+
+
+async def test_stop_on_provider_error_ends_the_study(open_store: Opener) -> None:
+    store = open_store()
+    strategy = make_strategy("llm", task=TASK, store=store, budget=3, seed=0, provider=_Down([], down={1}))
+    with pytest.raises(ProviderUnavailable):
+        await optimize(tool=RecordingToy(), strategy=strategy, store=store, budget=3, on_provider_error="stop")
+    assert store.records() == []

@@ -11,10 +11,10 @@ import pytest
 from optuna.trial import TrialState
 
 from agent.errors import StudyError
-from agent.records import ProposalInfo
+from agent.records import Direction, ProposalInfo
 from agent.space import FloatParam, SearchSpace
 from agent.study import StudyStore, codec, study_records
-from agent.study.store import OWNERLESS_GRACE_S, Direction
+from agent.study.store import OWNERLESS_GRACE_S
 from evaluators.base import EvalResult
 
 SPACE = SearchSpace(params={"x": FloatParam(low=0.0, high=1.0)})
