@@ -134,14 +134,15 @@ class OpenAICompatProvider(Provider):
         if json_schema is not None and level > self._format_level:
             self._format_level = level  # remember the level that worked (never step back up)
         latency = time.perf_counter() - started
-        text, usage = self._parse_completion(data)
+        text, (prompt, completion, cached) = self._parse_completion(data)
         return Completion(
             text=text,
             usage=Usage(
                 provider=self.name,
                 model=self.model,
-                prompt_tokens=usage[0],
-                completion_tokens=usage[1],
+                prompt_tokens=prompt,
+                completion_tokens=completion,
+                cached_tokens=cached,
                 latency_s=latency,
             ),
         )
@@ -217,14 +218,22 @@ class OpenAICompatProvider(Provider):
         return data
 
     @staticmethod
-    def _parse_completion(data: dict[str, Any]) -> tuple[str, tuple[int, int]]:
+    def _parse_completion(data: dict[str, Any]) -> tuple[str, tuple[int, int, int]]:
+        """The text, and (prompt, completion, cached prompt) tokens. Cached tokens: OpenAI's and llama.cpp's
+        ``usage.prompt_tokens_details.cached_tokens``, else llama.cpp's ``timings.cache_n``."""
         content = data["choices"][0]["message"].get("content") or ""
         usage = data.get("usage")
-        prompt_tokens = completion_tokens = 0
+        prompt_tokens = completion_tokens = cached = 0
         if isinstance(usage, dict):
             prompt_tokens = _as_count(usage.get("prompt_tokens"))
             completion_tokens = _as_count(usage.get("completion_tokens"))
-        return content, (prompt_tokens, completion_tokens)
+            details = usage.get("prompt_tokens_details")
+            if isinstance(details, dict):
+                cached = _as_count(details.get("cached_tokens"))
+        timings = data.get("timings")
+        if not cached and isinstance(timings, dict):
+            cached = _as_count(timings.get("cache_n"))
+        return content, (prompt_tokens, completion_tokens, min(cached, prompt_tokens))
 
     def _garbage(self, what: str, response: httpx.Response) -> TransientFault:
         return TransientFault(

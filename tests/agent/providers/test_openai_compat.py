@@ -108,6 +108,24 @@ async def test_success_parses_text_and_usage() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"usage": {"prompt_tokens": 278, "completion_tokens": 20, "prompt_tokens_details": {"cached_tokens": 277}}},
+        {"usage": {"prompt_tokens": 278, "completion_tokens": 20}, "timings": {"cache_n": 277, "prompt_n": 1}},
+    ],
+    ids=["openai-style", "llama.cpp-timings"],
+)
+async def test_cached_prompt_tokens_are_reported(extra: dict[str, Any]) -> None:
+    """llama.cpp's prompt cache (and OpenAI's) say how much of the prompt they did not process again."""
+    response = ok()
+    body = {**json.loads(response.content), **extra}
+    async with provider(Recorder(httpx.Response(200, json=body))) as p:
+        completion = await p.complete(MESSAGES)
+    assert (completion.usage.prompt_tokens, completion.usage.cached_tokens) == (278, 277)
+
+
+@pytest.mark.anyio
 async def test_missing_usage_counts_zero() -> None:
     async with provider(Recorder(ok())) as p:
         completion = await p.complete(MESSAGES)
