@@ -21,7 +21,7 @@ import random
 import threading
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -49,6 +49,7 @@ __all__ = [
     "RandomReference",
     "StudyCost",
     "StudyResult",
+    "best_configs",
     "collect",
     "run_bench",
     "run_seed",
@@ -107,9 +108,16 @@ def run_seed(task: str, seed: int) -> int:
 # ---- running ------------------------------------------------------------------------------------------
 
 
-async def run_bench(config: BenchConfig, *, provider: Provider | None = None) -> BenchResult:
+async def run_bench(
+    config: BenchConfig,
+    *,
+    provider: Provider | None = None,
+    provider_for: Callable[[Task, int], Provider] | None = None,
+) -> BenchResult:
     """Run (or resume) every study of ``config``, then collect the results. ``provider`` serves the LLM
-    studies; when None, one is opened with ``get_provider(config.provider, config.model)`` if needed."""
+    studies; when None, one is opened with ``get_provider(config.provider, config.model)`` if needed.
+    ``provider_for(task, seed)`` instead gives each LLM study a provider of its own (stand-in models that
+    know the task, :class:`~agent.providers.scripted.ConfigProvider`)."""
     unknown = sorted(set(config.strategies) - set(STRATEGIES))
     if unknown:
         raise UserError(f"--strategies: unknown {unknown}; choose from {', '.join(STRATEGIES)}")
@@ -124,7 +132,10 @@ async def run_bench(config: BenchConfig, *, provider: Provider | None = None) ->
     llm = [spec for spec in todo if spec[1] in LLM_STRATEGIES]
     progress = _Progress(len(todo), config.quiet)
     await _run_plain(plain, config, progress)
-    if llm:
+    if llm and provider_for is not None:
+        for spec in llm:
+            await _run_study(spec, config, None, progress, provider_for)
+    elif llm:
         async with contextlib.AsyncExitStack() as stack:
             if provider is None:
                 from .providers import get_provider
@@ -194,12 +205,18 @@ async def _run_plain(specs: list[tuple[str, str, int]], config: BenchConfig, pro
 
 
 async def _run_study(
-    spec: tuple[str, str, int], config: BenchConfig, provider: Provider | None, progress: _Progress
+    spec: tuple[str, str, int],
+    config: BenchConfig,
+    provider: Provider | None,
+    progress: _Progress,
+    provider_for: Callable[[Task, int], Provider] | None = None,
 ) -> None:
     task_name, strategy_name, bench_seed = spec
     seed = run_seed(task_name, bench_seed)
     started = time.perf_counter()
     task = build_task(task_name, seed=seed)
+    if provider_for is not None:
+        provider = provider_for(task, seed)
     store = StudyStore.open(
         save_dir=config.out / "studies" / task_name / strategy_name / f"seed{bench_seed}",
         study_name=study_name(*spec),
@@ -251,6 +268,12 @@ class StudyResult:
     cost: StudyCost
     #: Seconds the strategy took to propose each trial (None: drawn by the study's sampler, not timed).
     propose_seconds: tuple[float | None, ...] = ()
+    #: The model's share of the round, as a hybrid strategy decided it for each trial (None: not decided).
+    shares: tuple[float | None, ...] = ()
+    #: Seconds of every model call, in order.
+    call_seconds: tuple[float, ...] = ()
+    #: Who chose each trial's configuration (the record's source).
+    sources: tuple[str, ...] = ()
 
     def curve(self, kind: Kind) -> metrics.FloatArray:
         """Best observed error so far, or the true error of the configuration picked so far."""
@@ -353,7 +376,15 @@ def _study_result(spec: tuple[str, str, int], records: list[TrialRecord], task: 
         configs=configs,
         cost=study_cost(done, task),
         propose_seconds=tuple(r.proposal.seconds for r in done),
+        shares=tuple(_share(r) for r in done),
+        call_seconds=tuple(u.latency_s for r in done for u in r.proposal.usage),
+        sources=tuple(r.source for r in done),
     )
+
+
+def _share(record: TrialRecord) -> float | None:
+    share = record.proposal.decision.get("share")
+    return float(share) if isinstance(share, int | float) else None
 
 
 def _true_error(task: Task, config: Mapping[str, Any], value: float | None) -> float | None:
@@ -384,3 +415,25 @@ async def _reference(task: Task, config: BenchConfig) -> RandomReference:
         observed, true, horizon=config.horizon, reps=config.bootstrap, rng=boot_rng
     )
     return RandomReference(observed, true, curves)
+
+
+async def best_configs(
+    task: Task, fraction: float = 0.01, samples: int = 20_000, seed: int = 0
+) -> list[dict[str, Any]]:
+    """The best ``fraction`` of ``samples`` random configurations of ``task`` by true error (a tabular task's
+    mean over its seeds; a toy function's value): what a strong stand-in model answers in the bench. Bench
+    knowledge of the task's table, never given to a strategy."""
+    rng = random.Random(f"best/{task.name}/{seed}")
+    scored = []
+    for _ in range(samples):
+        config = task.space.sample(rng)
+        if task.true_error is not None:
+            score = task.true_error(config)
+        else:
+            result = await task.tool.evaluate(config)
+            score = result.value if result.value is not None else math.inf
+        scored.append((score, task.space.key(config), config))
+    scored.sort(key=lambda item: (item[0], item[1]))
+    unique = list({key: (score, config) for score, key, config in reversed(scored)}.values())
+    unique.sort(key=lambda item: item[0])
+    return [config for _, config in unique[: max(1, int(len(unique) * fraction))]]

@@ -28,7 +28,7 @@ from .errors import InvalidSuggestion, ReaskBudgetExhausted
 from .memory import HistoryMode, Memory, Round
 from .messages import AnswerPart, Part, ReaskPart, ToolReturnPart, Usage, UserPart
 from .providers.base import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, Provider
-from .records import Direction, Proposal, TrialRecord, best_value, format_outcome, format_trial
+from .records import Direction, Proposal, TrialRecord, best_value, format_outcome, format_trial, short_value
 from .space import Choice, SearchSpace
 from .templates import Templates
 from .tools.base import EvaluationTool, Tool
@@ -66,6 +66,8 @@ class _Outcome:
     configs: list[dict[str, Choice]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     read: tuple[Tool, dict[str, Any]] | None = None
+    #: The evaluation tool the answer called.
+    tool: str | None = None
 
 
 @dataclass
@@ -102,13 +104,18 @@ class Agent:
         seed: int = 0,
         settings: AgentSettings | None = None,
         templates: Templates | None = None,
-        extra_tools: Sequence[Tool] = (),
+        extra_tools: Sequence[Tool | EvaluationTool] = (),
         events: EventSink | None = None,
-        start_template: str = "start",
+        start_template: str | None = "start",
         direction: Direction = "minimize",
+        intro_template: str | None = None,
+        canonical: Callable[[dict[str, Choice]], dict[str, Choice]] | None = None,
     ) -> None:
+        """``canonical`` maps a configuration the model wrote to the one that would be evaluated (onto a grid
+        the model was shown as a range), before it is checked against the trials so far."""
         self.provider = provider
         self.direction: Direction = direction
+        self._canonical = canonical
         self.eval_tool = eval_tool
         self.space: SearchSpace = eval_tool.space
         self.budget = budget
@@ -119,17 +126,22 @@ class Agent:
         self.tools.update({t.name: t for t in extra_tools})
         self.schema = answer_schema(self.tools)
         self._rng = random.Random(seed)
+        task = self.templates.render(
+            task_template,
+            description=task_description,
+            params=[{"name": n, "domain": self.space.describe_param(n)} for n in self.space.params],
+            budget=budget,
+            eval_tool=eval_tool.name,
+            **self._goal(),
+        )
+        if intro_template is not None:
+            names = ", ".join(self.space.params)
+            intro = self.templates.render(intro_template, eval_tool=eval_tool.name, params=names, **self._goal())
+            task = f"{task}\n\n{intro}"
         self.memory = Memory(
             system=self.templates.render("system", tools=[self._tool_view(t) for t in self.tools.values()]),
-            task=self.templates.render(
-                task_template,
-                description=task_description,
-                params=[{"name": n, "domain": self.space.describe_param(n)} for n in self.space.params],
-                budget=budget,
-                eval_tool=eval_tool.name,
-                **self._goal(),
-            ),
-            start=self.templates.render(start_template, eval_tool=eval_tool.name),
+            task=task,
+            start="" if start_template is None else self.templates.render(start_template, eval_tool=eval_tool.name),
         )
 
     # ---- memory -------------------------------------------------------------------------------------
@@ -153,17 +165,30 @@ class Agent:
             current,
             feedback=lambda r: self._feedback(r, records),
             history=lambda finished: self._history(finished),
+            line=self._ledger_line,
         )
 
     # ---- rounds -------------------------------------------------------------------------------------
 
-    async def propose(self, records: Sequence[TrialRecord]) -> Proposal:
-        """Ask until the model names a valid configuration (or the reasks run out)."""
-        request = _Request(1, self.schema, [], lambda text: self._parse_single(text, records), self._reask_text)
+    async def propose(
+        self, records: Sequence[TrialRecord], *, opening: Sequence[Part] = (), tools: Sequence[str] | None = None
+    ) -> Proposal:
+        """Ask until the model names a valid configuration (or the reasks run out). ``opening``: what the round
+        starts with (an optimizer's state, an instruction); ``tools``: the names of the tools it may call, when
+        not all of them."""
+        allowed = self.tools if tools is None else {name: self.tools[name] for name in tools}
+        request = _Request(
+            1,
+            answer_schema(allowed) if tools is not None else self.schema,
+            list(opening),
+            lambda text: self._parse_single(text, records, allowed),
+            self._reask_text,
+        )
         talk = await self._converse(records, request)
         if talk.outcome.configs:
             config = talk.outcome.configs[0]
-            return Proposal(config, "llm", talk.parts, talk.usage, talk.reasks, talk.answer)
+            decision = {"tool": talk.outcome.tool} if talk.outcome.tool != self.eval_tool.name else {}
+            return Proposal(config, "llm", talk.parts, talk.usage, talk.reasks, talk.answer, decision=decision)
         return self._give_up(talk, 1)[0]
 
     async def propose_batch(self, records: Sequence[TrialRecord], k: int) -> list[Proposal]:
@@ -213,20 +238,25 @@ class Agent:
             self.events.info("reask", attempt=reasks, errors=outcome.errors)
             parts.append(ReaskPart(content=request.reask(outcome.errors), errors=outcome.errors))
 
-    def _parse_single(self, text: str, records: Sequence[TrialRecord]) -> _Outcome:
+    def _parse_single(
+        self, text: str, records: Sequence[TrialRecord], tools: Mapping[str, Tool | EvaluationTool]
+    ) -> _Outcome:
         try:
-            call = parse_answer(text, self.tools)
+            call = parse_answer(text, tools)
         except InvalidSuggestion as exc:
             return _Outcome(errors=exc.errors)
         if not call.is_evaluation:
             assert isinstance(call.tool, Tool)
             return _Outcome(read=(call.tool, call.arguments))
-        config = self.space.validate_config(call.arguments)
+        assert isinstance(call.tool, EvaluationTool)
+        config = call.tool.space.validate_config(call.arguments)
+        if self._canonical is not None:
+            config = self._canonical(config)
         taken = self._taken(records) if self.settings.reject_repeats else {}
         repeat = taken.get(self.space.key(config))
         if repeat is not None:
             return _Outcome(errors=[_error(["arguments"], self._repeat_text(repeat))])
-        return _Outcome(configs=[config])
+        return _Outcome(configs=[config], tool=call.tool.name)
 
     def _batch_parser(self, records: Sequence[TrialRecord], k: int) -> Callable[[str], _Outcome]:
         def parse(text: str) -> _Outcome:
@@ -238,6 +268,8 @@ class Agent:
             valid = []
             for i, raw in enumerate(configs):
                 config = self.space.validate_config(raw)
+                if self._canonical is not None:
+                    config = self._canonical(config)
                 key = self.space.key(config)
                 earlier = taken.get(key)
                 if earlier is not None:
@@ -282,7 +314,7 @@ class Agent:
     # ---- prompt pieces ------------------------------------------------------------------------------
 
     def _tool_view(self, tool: Tool | EvaluationTool) -> dict[str, str]:
-        if isinstance(tool, EvaluationTool):
+        if tool is self.eval_tool:
             # Placeholders, not values: a small model copies an example's values verbatim, round after round.
             args = ", ".join(f'"{name}": <{name}>' for name in self.space.params)
             example = (
@@ -333,6 +365,14 @@ class Agent:
             "propose a configuration not tried yet"
         )
 
+    def _ledger_line(self, record: TrialRecord) -> str:
+        """A finished trial in a few tokens: ``7: 0.001,64,"relu" -> 0.213`` (parameters in the space's order;
+        the model's own proposals marked ``*``). A small model reads every digit as a token: two parameters of
+        six digits cost as much as a sentence."""
+        values = ",".join(short_value(record.config.get(name)) for name in self.space.params)
+        mark = " *" if record.source == "llm" else ""
+        return f"{record.number}: {values} -> {_short_outcome(record)}{mark}"
+
     def _history_limit_text(self, count: int) -> str:
         return self.templates.render("history_limit", count=count, eval_tool=self.eval_tool.name)
 
@@ -351,6 +391,14 @@ def _shown(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
     return [
         {"loc": ".".join(str(x) for x in e.get("loc", [])) or "answer", "msg": str(e.get("msg", ""))} for e in errors
     ]
+
+
+def _short_outcome(record: TrialRecord) -> str:
+    if record.state == "complete" and record.value is not None:
+        return f"{record.value:.3g}"
+    if record.state == "pruned":
+        return "stopped early"
+    return f"failed ({(record.error or 'unknown reason')[:80]})"
 
 
 def _error(loc: list[Any], msg: str) -> dict[str, Any]:

@@ -5,11 +5,14 @@ proposing it (the model's answers, reasks, ``read_history`` returns). The evalua
 round is not stored here: it lives in the trial itself and is rendered from the :class:`TrialRecord`, so a
 resumed study rebuilds exactly the same conversation from its storage.
 
-Two renderings, as in the paper:
+Three renderings, the first two as in the paper:
 
 - ``chat``: the whole multi-turn conversation (system, task, answer, result, answer, result, ...).
 - ``compressed``: one user message rebuilt each round listing every past configuration with its result (as
   the reference CIFAR code does), followed only by the current round's exchanges.
+- ``ledger``: the task, then one short line per finished trial, appended as trials finish, then the current
+  round's exchanges. Nothing before the newest line ever changes, so a server that caches the previous
+  prompt (llama.cpp's ``cache_prompt``) processes only the new lines and the round's own text.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from agent.records import TrialRecord
 
 __all__ = ["HistoryMode", "Memory", "Round"]
 
-HistoryMode = Literal["chat", "compressed"]
+HistoryMode = Literal["chat", "compressed", "ledger"]
 
 
 class Round(BaseModel):
@@ -40,6 +43,7 @@ class Round(BaseModel):
 # and the header of the compressed history. The loop passes them in, rendered from prompts/.
 FeedbackRenderer = Callable[[TrialRecord], str]
 HistoryRenderer = Callable[[Sequence[TrialRecord]], str]
+LineRenderer = Callable[[TrialRecord], str]
 
 
 class Memory(BaseModel):
@@ -59,10 +63,14 @@ class Memory(BaseModel):
         *,
         feedback: FeedbackRenderer,
         history: HistoryRenderer,
+        line: LineRenderer | None = None,
     ) -> list[ChatMessage]:
         """Render the prompt for the next model call. Builds a new list; never mutates the memory."""
         if mode == "chat":
             return self._chat(records, current, feedback)
+        if mode == "ledger":
+            assert line is not None, "the ledger rendering needs a line renderer"
+            return self._ledger(records, current, line)
         return self._compressed(records, current, history)
 
     def _chat(
@@ -86,6 +94,15 @@ class Memory(BaseModel):
     ) -> list[ChatMessage]:
         finished = [r for _, r in sorted(records.items()) if r.finished]
         user = self._opening() if not finished else f"{self.task}\n\n{history(finished)}"
+        out = [ChatMessage(role="system", content=self.system), ChatMessage(role="user", content=user)]
+        out.extend(_part_message(p) for p in current)
+        return _merge_consecutive(out)
+
+    def _ledger(
+        self, records: Mapping[int, TrialRecord], current: Sequence[Part], line: LineRenderer
+    ) -> list[ChatMessage]:
+        lines = [line(r) for _, r in sorted(records.items()) if r.finished]
+        user = "\n".join([self._opening(), *lines]) if lines else self._opening()
         out = [ChatMessage(role="system", content=self.system), ChatMessage(role="user", content=user)]
         out.extend(_part_message(p) for p in current)
         return _merge_consecutive(out)

@@ -40,6 +40,7 @@ __all__ = [
     "normalized_regret",
     "paired_outcomes",
     "quantiles",
+    "rank_rewards",
     "relative_change",
     "repeated_count",
     "sign_test",
@@ -93,6 +94,24 @@ def incumbent_scores(
 def at_budget(curve: FloatArray, budget: int) -> float:
     """The curve after ``budget`` evaluations; ``NaN`` when the study has not reached that budget."""
     return float(curve[budget - 1]) if 1 <= budget <= curve.size else math.nan
+
+
+def rank_rewards(values: Sequence[float | None]) -> list[float | None]:
+    """For each evaluation in order, the share of the earlier ones it beats (lower wins; a failure, ``None``,
+    beats nothing and is beaten by every success; ties count half); ``None`` for the first."""
+    out: list[float | None] = [None] if values else []
+    for i in range(1, len(values)):
+        mine = values[i]
+        score = 0.0
+        for other in values[:i]:
+            if mine is None:
+                continue
+            if other is None or mine < other:
+                score += 1.0
+            elif mine == other:
+                score += 0.5
+        out.append(score / i)
+    return out
 
 
 def repeated_count(keys: Sequence[str]) -> int:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from agent.messages import Part, Usage
-from agent.space import Choice
+from agent.space import Choice, short_number
 
 __all__ = [
     "Direction",
@@ -33,6 +33,7 @@ __all__ = [
     "compact_config",
     "format_outcome",
     "format_trial",
+    "short_value",
 ]
 
 #: Whether a study minimizes its objective (every built-in task: an error) or maximizes it.
@@ -166,6 +167,13 @@ def best_value(values: Iterable[float], direction: Direction) -> float | None:
 def compact_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """Floats to 6 significant digits: what a reader (or a model) needs, at a third of the tokens."""
     return {k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in config.items()}
+
+
+def short_value(value: Any) -> str:
+    """A parameter's value in a few tokens: floats to 3 significant digits (``1e-5`` style), others as JSON."""
+    if isinstance(value, float):
+        return short_number(value, 3)
+    return json.dumps(value)
 
 
 def format_outcome(record: TrialRecord) -> str:

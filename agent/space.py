@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from agent.errors import InvalidSuggestion, UserError
 
-__all__ = ["CategoricalParam", "Choice", "FloatParam", "IntParam", "Param", "SearchSpace"]
+__all__ = ["CategoricalParam", "Choice", "FloatParam", "IntParam", "Param", "SearchSpace", "short_number"]
 
 Choice = str | int | float | bool
 
@@ -74,10 +74,10 @@ class CategoricalParam(_ParamBase):
 Param = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
 
 
-def _short_number(x: float) -> str:
+def short_number(x: float, digits: int = 6) -> str:
     """``1e-5``, not ``1e-05``: a model copies the prompt's style, and llama.cpp's JSON grammar forbids a
-    leading zero in an exponent, so a copied ``1e-05`` would be cut to ``1e-0``."""
-    return re.sub(r"e([-+]?)0+(\d)", r"e\1\2", f"{x:g}")
+    leading zero in an exponent, so a copied ``1e-05`` would be cut to ``1e-0``. ``digits`` significant."""
+    return re.sub(r"e([-+]?)0+(\d)", r"e\1\2", f"{x:.{digits}g}")
 
 
 def _check_range(low: float, high: float, log: bool) -> None:
@@ -232,7 +232,7 @@ class SearchSpace(BaseModel):
             return "one of " + ", ".join(json.dumps(c) for c in p.choices)
         kind = "a number" if isinstance(p, FloatParam) else "an integer"
         scale = ", log scale" if p.log else ""
-        return f"{kind} in [{_short_number(p.low)}, {_short_number(p.high)}]{scale}"
+        return f"{kind} in [{short_number(p.low)}, {short_number(p.high)}]{scale}"
 
     def json_schema(self) -> dict[str, Any]:
         """The JSON schema of one configuration (every key required, nothing else allowed)."""

@@ -204,6 +204,7 @@ class EmbeddedProvider(Provider):
                     api_key="",
                     timeout=_LOCAL_TIMEOUT,
                     max_attempts=self._max_attempts,
+                    compact_json=True,
                 )
             return self._server
 

@@ -20,8 +20,9 @@ __all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "OpenAICompatProvider"]
 DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
 DEFAULT_TIMEOUT: Final = httpx.Timeout(connect=10.0, read=180.0, write=30.0, pool=30.0)
 
-# How a JSON schema is asked for, strictest first; a server that rejects one level gets the next.
-_FORMAT_LEVELS: Final = ("json_schema", "json_object", "text")
+# How a JSON schema is asked for, strictest first; a server that rejects one level gets the next. The first,
+# a llama.cpp grammar, is tried only when asked for (``compact_json``).
+_FORMAT_LEVELS: Final = ("compact_grammar", "json_schema", "json_object", "text")
 _REDACTED: Final = "[redacted]"
 _BODY_EXCERPT: Final = 300
 
@@ -61,6 +62,7 @@ class OpenAICompatProvider(Provider):
         http_client: httpx.AsyncClient | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         max_attempts: int = 4,
+        compact_json: bool = False,
     ) -> None:
         if not model:
             raise UserError("the OpenAI-compatible provider needs a model name: pass --model or set AGENT_MODEL")
@@ -74,7 +76,7 @@ class OpenAICompatProvider(Provider):
         self._client = http_client if http_client is not None else httpx.AsyncClient(timeout=timeout)
         self._timeout = timeout
         self._policy = RetryPolicy(max_attempts=max_attempts)
-        self._format_level = 0
+        self._format_level = 0 if compact_json else 1
         self._closed = False
 
     def __repr__(self) -> str:
@@ -119,9 +121,7 @@ class OpenAICompatProvider(Provider):
         while True:
             body = dict(payload)
             if json_schema is not None:
-                response_format = _response_format(_FORMAT_LEVELS[level], json_schema)
-                if response_format is not None:
-                    body["response_format"] = response_format
+                body.update(_schema_fields(_FORMAT_LEVELS[level], json_schema))
             try:
                 data = await with_retries(functools.partial(self._post, url, body), what=what, policy=self._policy)
             except _FormatRejected as rejected:
@@ -265,12 +265,41 @@ class OpenAICompatProvider(Provider):
         return text.replace(self._api_key, _REDACTED) if self._api_key else text
 
 
-def _response_format(level: str, json_schema: dict[str, Any]) -> dict[str, Any] | None:
+def _schema_fields(level: str, json_schema: dict[str, Any]) -> dict[str, Any]:
+    """The request fields asking for ``json_schema`` at ``level``.
+
+    ``compact_grammar`` is llama.cpp's own ``grammar`` field holding an llguidance grammar of the schema with
+    no optional whitespace: the model writes ``{"tool":"take","arguments":{"candidate":1}}`` rather than the
+    pretty-printed JSON a ``response_format`` schema lets it write (a fifth fewer tokens to generate, and on a
+    small CPU model every token is some 50 ms). llama.cpp takes the same options inside ``response_format``
+    no further than its own schema-to-grammar conversion, which drops them.
+    """
+    if level == "compact_grammar":
+        options = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+        schema = {**_without_float_bounds(json_schema), "x-guidance": options}
+        return {"grammar": "%llguidance {}\nstart: %json " + json.dumps(schema)}
     if level == "json_schema":
-        return {"type": "json_schema", "json_schema": {"name": "answer", "schema": json_schema, "strict": False}}
+        schema_format = {"name": "answer", "schema": json_schema, "strict": False}
+        return {"response_format": {"type": "json_schema", "json_schema": schema_format}}
     if level == "json_object":
-        return {"type": "json_object"}
-    return None
+        return {"response_format": {"type": "json_object"}}
+    return {}
+
+
+def _without_float_bounds(schema: Any) -> Any:
+    """``schema`` without ``minimum``/``maximum`` on numbers (integers keep theirs). A grammar bounding a float
+    forces a model that means a value past the bound into endless digits (asked for 7 under a maximum of 1,
+    it writes ``1.000000...`` to the token limit); unbounded, it writes 7, and the loop's validation reasks
+    with the range."""
+    if isinstance(schema, list):
+        return [_without_float_bounds(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _without_float_bounds(v) for k, v in schema.items()}
+    if out.get("type") == "number":
+        out.pop("minimum", None)
+        out.pop("maximum", None)
+    return out
 
 
 def _as_count(value: object) -> int:

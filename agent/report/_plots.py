@@ -4,6 +4,7 @@ touched, so worker threads and tests can draw at once)."""
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,23 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 from agent import metrics
 from evaluators.toy import TOY_FUNCTIONS, ToyFunction
 
-__all__ = ["plot_bench_curves", "plot_study_curve", "plot_trajectories", "plot_win_rates", "toy_function"]
+__all__ = [
+    "plot_bench_curves",
+    "plot_shares",
+    "plot_study_curve",
+    "plot_trajectories",
+    "plot_win_rates",
+    "toy_function",
+]
 
-_COLORS = {"llm-bo": "tab:purple", "llm": "tab:red", "bo": "tab:orange", "random": "tab:blue", "tpe": "tab:green"}
+_COLORS = {
+    "hybrid": "tab:brown",
+    "llm-bo": "tab:purple",
+    "llm": "tab:red",
+    "bo": "tab:orange",
+    "random": "tab:blue",
+    "tpe": "tab:green",
+}
 _OTHERS = ("tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
 _DPI = 110
 
@@ -205,6 +220,33 @@ def plot_study_curve(
     if v.size:
         ax.set_xlim(x.min() - 0.5, x.max() + 0.5)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.savefig(path, dpi=_DPI)
+
+
+def plot_shares(series: Mapping[str, Sequence[Sequence[float | None]]], path: Path) -> None:
+    """The model's share of each round as decided trial by trial: per label, the median over its studies with
+    the 25-75% band (one study: its own line)."""
+    fig = Figure(figsize=(7.5, 4.0), layout="constrained")
+    ax = fig.subplots()
+    order = list(series)
+    for label, studies in series.items():
+        width = max((len(s) for s in studies), default=0)
+        grid = np.full((len(studies), width), np.nan)
+        for i, shares in enumerate(studies):
+            grid[i, : len(shares)] = [np.nan if x is None else x for x in shares]
+        x = np.arange(width)
+        with warnings.catch_warnings():  # a trial index no study decided is all NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            median = np.nanmedian(grid, axis=0) if width else np.array([])
+            low, high = (np.nanpercentile(grid, q, axis=0) for q in (25, 75)) if width else (median, median)
+        color = _color(label, order)
+        ax.plot(x, median, color=color, lw=2, label=label)
+        if len(studies) > 1:
+            ax.fill_between(x, low, high, color=color, alpha=0.2)
+    ax.set(xlabel="trial #", ylabel="model's share of the round", ylim=(0.0, 1.0))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.savefig(path, dpi=_DPI)

@@ -12,7 +12,8 @@ from agent import metrics
 from agent.bench import BenchResult, Kind
 
 from ._markdown import fmt, pct, table
-from ._plots import plot_bench_curves, plot_trajectories, plot_win_rates, toy_function
+from ._plots import plot_bench_curves, plot_shares, plot_trajectories, plot_win_rates, toy_function
+from ._sources import source_rows
 
 __all__ = ["EXPECTED", "write_bench_report"]
 
@@ -57,6 +58,7 @@ def write_bench_report(result: BenchResult) -> Path:
     lines += _regret_section(result)
     lines += _per_task_section(result)
     lines += _cost_section(result)
+    lines += _sources_section(result, plots)
     lines += _wall_time_section(result)
     lines += _plot_section(result, plots)
     path = cfg.out / "report.md"
@@ -217,6 +219,46 @@ def _per_task_section(result: BenchResult) -> list[str]:
             cells.append(fmt(optimum) if optimum is not None else "n/a")
             rows.append(cells)
     return [*lines, *table(["task", "budget", *cfg.strategies, EXPECTED, "optimum"], rows)]
+
+
+def _sources_section(result: BenchResult, plots: Path) -> list[str]:
+    """Per strategy that calls a model: who proposed its trials and what they earned; the hybrid's share."""
+    talking = [
+        s
+        for s in result.config.strategies
+        if any(src == "llm" for (_, st, _), r in result.studies.items() if st == s for src in r.sources)
+    ]
+    if not talking:
+        return []
+    lines = [
+        "## Sources of proposals",
+        "",
+        "Who chose each trial's configuration (`llm`: the model; `surrogate`: the optimizer; `fallback`: the optimizer "
+        "or the sampler in the model's stead), over every study: trials, the mean reward (the share of the "
+        "study's earlier trials a trial beats, the credit the hybrid strategy's bandit gives each source) and the "
+        "new bests it found.",
+        "",
+    ]
+    rows = []
+    for s in talking:
+        studies = [(r.values, r.sources) for (_, st, _), r in result.studies.items() if st == s]
+        rows += [[s, *row] for row in source_rows(studies)]
+    lines += table(["strategy", "source", "trials", "mean reward", "new bests"], rows)
+    shares = {
+        s: [r.shares for (_, st, _), r in result.studies.items() if st == s and any(x is not None for x in r.shares)]
+        for s in talking
+    }
+    shares = {s: v for s, v in shares.items() if v}
+    if shares:
+        plot_shares(shares, plots / "model_share.png")
+        lines += [
+            "The model's share of each round as the hybrid strategy decided it (median over studies, 25-75% band): "
+            "a third at first, then following what the model's trials earned.",
+            "",
+            "![model share](plots/model_share.png)",
+            "",
+        ]
+    return lines
 
 
 def _cost_section(result: BenchResult) -> list[str]:

@@ -24,7 +24,8 @@ from agent.study import open_storage, study_meta, study_records
 from agent.tasks import Task, build_task
 
 from ._markdown import fenced, fmt, table
-from ._plots import plot_study_curve, plot_trajectories, toy_function
+from ._plots import plot_shares, plot_study_curve, plot_trajectories, toy_function
+from ._sources import source_rows
 
 __all__ = ["write_study_report"]
 
@@ -73,6 +74,7 @@ class _StudyView:
     done: list[TrialRecord]
     true: list[float | None] | None
     task: Task | None
+    maximize: bool = False
 
     @classmethod
     def load(cls, study: optuna.Study) -> _StudyView:
@@ -87,7 +89,8 @@ class _StudyView:
         if task is not None and task.true_error is not None:
             score = task.true_error
             true = [None if r.value is None else score(r.config) for r in done]
-        return cls(study.study_name, meta, records, done, true, task)
+        maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+        return cls(study.study_name, meta, records, done, true, task, maximize)
 
     @property
     def values(self) -> list[float | None]:
@@ -124,7 +127,30 @@ def _study_markdown(view: _StudyView, url: str, out: Path) -> list[str]:
         panels = {str(meta.get("strategy", "study")): [r.config for r in done]}
         plot_trajectories(task_name, panels, out / "plots" / "trajectory.png")
         lines += ["![proposals](plots/trajectory.png)", ""]
-    return [*lines, *_trials_table(view), *_conversation(view)]
+    return [*lines, *_sources(view, out), *_trials_table(view), *_conversation(view)]
+
+
+def _sources(view: _StudyView, out: Path) -> list[str]:
+    """Who proposed the trials and what they earned; the model's share as a hybrid strategy decided it."""
+    if not any(r.source == "llm" for r in view.done):
+        return []
+    sign = -1.0 if view.maximize else 1.0
+    values = [None if r.value is None else sign * r.value for r in view.done]
+    lines = [
+        "## Sources",
+        "",
+        *table(
+            ["source", "trials", "mean reward", "new bests"], source_rows([(values, [r.source for r in view.done])])
+        ),
+    ]
+    shares = [r.proposal.decision.get("share") for r in view.done]
+    if any(isinstance(s, int | float) for s in shares):
+        plot_shares(
+            {"model's share": [[s if isinstance(s, int | float) else None for s in shares]]},
+            out / "plots" / "share.png",
+        )
+        lines += ["The model's share of each round as the strategy decided it:", "", "![share](plots/share.png)", ""]
+    return lines
 
 
 def _trials_table(view: _StudyView) -> list[str]:

@@ -18,7 +18,6 @@ from agent.memory import Round
 from agent.space import Choice
 
 from .base import Proposal, ProposeContext, Strategy, resumed_seed
-from .grid import project
 from .surrogate import SurrogateModel
 
 __all__ = ["BOStrategy", "LLMBOStrategy"]
@@ -69,8 +68,7 @@ class LLMBOStrategy(BOStrategy):
     async def propose(self, ctx: ProposeContext) -> Proposal:
         if not ctx.records and not self._issued:
             proposal = await self.agent.propose(ctx.records)
-            if proposal.config is not None:
-                proposal.config = ctx.space.validate_config(project(ctx.space, proposal.config))
+            if proposal.config is not None:  # already on the grid (the agent's canonical configuration)
                 self._issued.add(ctx.space.key(proposal.config))
             return proposal
         return await super().propose(ctx)

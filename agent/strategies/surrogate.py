@@ -29,7 +29,7 @@ from agent.space import CategoricalParam, Choice, FloatParam, IntParam, SearchSp
 
 from .grid import is_ordinal
 
-__all__ = ["SurrogateModel", "decode", "encode", "ordinal_distributions", "untried"]
+__all__ = ["SurrogateModel", "decode", "encode", "ordinal_distributions", "training_data", "untried"]
 
 _ASKS = 4  # the sampler's tries at an untried configuration before a random one is drawn
 _RANDOM_TRIES = 1000
@@ -111,6 +111,32 @@ def untried(space: SearchSpace, taken: set[str], rng: random.Random) -> dict[str
     return config
 
 
+def training_data(
+    space: SearchSpace, records: Sequence[TrialRecord], direction: Direction
+) -> list[tuple[dict[str, Any], float]]:
+    """What the surrogate learns from: each finished trial's encoded configuration and value.
+
+    A failed trial (or one with a non-finite value) counts as the worst value seen so far: the model steers
+    away from it, and no penalty beyond the data's own range distorts its scale (a large fixed penalty would
+    flatten everything else). Running and pruned trials, and trials of another search space, are left out.
+    """
+    values = [r.value for r in records if r.state == "complete" and r.value is not None and math.isfinite(r.value)]
+    worst = (min(values) if direction == "maximize" else max(values)) if values else None
+    data = []
+    for r in records:
+        if r.state == "complete" and r.value is not None and math.isfinite(r.value):
+            value = r.value
+        elif r.state in ("fail", "complete") and worst is not None:
+            value = worst
+        else:
+            continue
+        try:
+            data.append((encode(space, r.config), value))
+        except (KeyError, TypeError, ValueError):
+            continue  # a trial from another search space (the user changed --search_space): not comparable
+    return data
+
+
 def _study(
     space: SearchSpace,
     dists: Mapping[str, od.BaseDistribution],
@@ -119,19 +145,6 @@ def _study(
     direction: Direction,
 ) -> optuna.Study:
     study = optuna.create_study(sampler=sampler, direction=direction)
-    values = [r.value for r in records if r.state == "complete" and r.value is not None and math.isfinite(r.value)]
-    worst = (min(values) if direction == "maximize" else max(values)) if values else None
-    for r in records:
-        if r.state == "complete" and r.value is not None and math.isfinite(r.value):
-            value = r.value
-        elif r.state in ("fail", "complete") and worst is not None:
-            value = worst  # a failed (or non-finite) trial counts as the worst seen: the model avoids it
-        else:
-            continue  # running, pruned, or nothing to compare with yet
-        try:
-            params = encode(space, r.config)
-        except (KeyError, TypeError, ValueError):
-            continue  # a trial from another search space (the user changed --search_space): not comparable
-        trial = optuna.trial.create_trial(params=params, distributions=dict(dists), value=value)
-        study.add_trial(trial)
+    for params, value in training_data(space, records, direction):
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=dict(dists), value=value))
     return study

@@ -5,6 +5,9 @@
 - :mod:`agent.study.workers`: who runs a trial, whether that process lives, the study-wide lock;
 - :mod:`agent.study.store`: one study's trial lifecycle (snapshot, claim, adopt, finish) and its files;
 - :mod:`agent.study.reading`: records of studies a run did not open (the bench, the report, Optuna samplers).
+
+Optuna's private API it needs (trial ids, the storage behind a study, telling a trial) is in
+:mod:`agent._optuna`.
 """
 
 from .reading import read_records, study_meta, study_records, write_proposal

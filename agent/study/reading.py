@@ -11,10 +11,10 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
+from agent._optuna import storage_of, trial_id_of
 from agent.records import ProposalInfo, TrialRecord
 
 from . import codec
-from ._optuna import storage_of, trial_id_of
 
 __all__ = ["read_records", "study_meta", "study_records", "write_proposal"]
 

@@ -35,13 +35,13 @@ import optuna
 import structlog
 from optuna.trial import FrozenTrial, TrialState
 
+from agent._optuna import new_trial, storage_of, study_id_of, tell, trial_id_of, trial_number
 from agent.errors import StudyError, UserError
 from agent.records import Direction, ProposalInfo, TrialRecord
 from agent.space import Choice, SearchSpace
 from evaluators.base import EvalResult
 
 from . import codec
-from ._optuna import new_trial, storage_of, study_id_of, tell, trial_id_of, trial_number
 from .storage import default_storage_url, open_storage
 from .workers import StudyMutex, Worker
 

@@ -88,6 +88,11 @@ class EvaluationTool(ABC):
     def validate_arguments(self, arguments: Any) -> dict[str, Choice]:
         return self.space.validate_config(arguments)
 
+    def example_arguments(self) -> dict[str, Any]:
+        """Arguments shown to the model as an example call, where the configuration's own placeholders are not
+        the example (a tool that names a candidate instead)."""
+        return {}
+
     @abstractmethod
     async def evaluate(self, config: dict[str, Choice], trial: TrialContext = NO_TRIAL) -> EvalResult:
         """Evaluate a validated configuration. Known failures come back as a failed result, not raised."""

@@ -259,6 +259,25 @@ def test_compressed_lists_finished_trials_and_only_the_current_round() -> None:
     ]
 
 
+def test_ledger_appends_a_line_per_finished_trial_after_the_task() -> None:
+    memory = Memory(system="S", task="T", rounds=[Round(trial=0, parts=(answer(0),))])
+    records = {2: record(2, state="fail"), 0: record(0), 1: record(1, state="running")}
+    current = [UserPart(content="state"), answer(5)]
+    messages = memory.messages(
+        "ledger", records, current, feedback=feedback, history=history, line=lambda r: f"line {r.number}"
+    )
+    assert messages == [
+        ChatMessage(role="system", content="S"),
+        ChatMessage(role="user", content="T\nline 0\nline 2\n\nstate"),
+        ChatMessage(role="assistant", content="answer 5"),
+    ]
+    records[1] = record(1)  # a trial finishes: its line goes in among the others, nothing else moves
+    later = memory.messages(
+        "ledger", records, [], feedback=feedback, history=history, line=lambda r: f"line {r.number}"
+    )
+    assert later[1].content == "T\nline 0\nline 1\nline 2"
+
+
 def test_compressed_without_finished_trials_is_the_task() -> None:
     memory = Memory(system="S", task="T")
     assert memory.messages("compressed", {}, [], feedback=feedback, history=history) == [
@@ -267,7 +286,7 @@ def test_compressed_without_finished_trials_is_the_task() -> None:
     ]
 
 
-@pytest.mark.parametrize("mode", ["chat", "compressed"])
+@pytest.mark.parametrize("mode", ["chat", "compressed", "ledger"])
 def test_messages_never_mutate_memory(mode: HistoryMode) -> None:
     memory = Memory(
         system="S",
@@ -277,12 +296,15 @@ def test_messages_never_mutate_memory(mode: HistoryMode) -> None:
     records = {0: record(0), 1: record(1), 2: record(2, source="resumed")}
     current: list[Part] = [ReaskPart(content="x"), answer(3)]
     before = (memory.model_dump(), dict(records), list(current))
-    first = memory.messages(mode, records, current, feedback=feedback, history=history)
-    second = memory.messages(mode, records, current, feedback=feedback, history=history)
+    first = memory.messages(mode, records, current, feedback=feedback, history=history, line=lambda r: str(r.number))
+    second = memory.messages(mode, records, current, feedback=feedback, history=history, line=lambda r: str(r.number))
     assert first == second
     assert (memory.model_dump(), dict(records), list(current)) == before
     first.append(ChatMessage(role="user", content="appended by the caller"))
-    assert memory.messages(mode, records, current, feedback=feedback, history=history) == second
+    assert (
+        memory.messages(mode, records, current, feedback=feedback, history=history, line=lambda r: str(r.number))
+        == second
+    )
 
 
 # ---- feedback texts through the agent's templates -----------------------------------------------------

@@ -138,3 +138,9 @@ def test_bootstrap_win_rate_interval() -> None:
     assert 0.0 <= lo < 0.5 < hi <= 1.0
     paired = {"a": np.array([1.0, 2.0, 3.0])}
     assert m.bootstrap_win_rate(paired, {"a": np.array([2.0, 3.0, 4.0])}, reps=100, rng=rng) == (1.0, 1.0)
+
+
+def test_rank_rewards_are_the_share_of_earlier_evaluations_beaten() -> None:
+    assert m.rank_rewards([]) == []
+    rewards = m.rank_rewards([3.0, 1.0, None, 2.0, 1.0])
+    assert rewards == [None, 1.0, 0.0, pytest.approx(2 / 3), pytest.approx(3.5 / 4)]

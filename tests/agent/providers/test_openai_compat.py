@@ -179,6 +179,38 @@ async def test_json_schema_response_format_is_sent() -> None:
 
 
 @pytest.mark.anyio
+async def test_a_compact_grammar_for_llama_cpp_when_asked_then_json_schema_if_refused() -> None:
+    """llama.cpp's llguidance grammar: no pretty-printing, float bounds left to the loop's validation."""
+    schema = {
+        "type": "object",
+        "properties": {"x": {"type": "number", "minimum": 0, "maximum": 1}, "n": {"type": "integer", "minimum": 1}},
+        "required": ["x", "n"],
+        "additionalProperties": False,
+    }
+    recorder = Recorder(ok())
+    async with provider(recorder, compact_json=True) as p:
+        assert p.response_format_level == "compact_grammar"
+        await p.complete(MESSAGES, json_schema=schema)
+    body = recorder.bodies()[0]
+    assert "response_format" not in body
+    header, grammar = body["grammar"].split("\n", 1)
+    assert header == "%llguidance {}" and grammar.startswith("start: %json ")
+    sent = json.loads(grammar.removeprefix("start: %json "))
+    assert sent["x-guidance"] == {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+    assert sent["properties"]["x"] == {"type": "number"} and sent["properties"]["n"]["minimum"] == 1
+
+    def refuses_grammars(request: httpx.Request) -> httpx.Response:
+        grammar_sent = "grammar" in json.loads(request.content)
+        return httpx.Response(400, json={"error": {"message": "unknown field grammar"}}) if grammar_sent else ok()
+
+    other = Recorder(refuses_grammars)
+    async with provider(other, compact_json=True) as p:
+        await p.complete(MESSAGES, json_schema=schema)
+        assert p.response_format_level == "json_schema"
+    assert ["grammar" in b for b in other.bodies()] == [True, False]
+
+
+@pytest.mark.anyio
 async def test_rejected_format_falls_back_and_is_remembered(sleeps: list[float]) -> None:
     def answer(request: httpx.Request) -> httpx.Response:
         fmt = json.loads(request.content).get("response_format")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import optuna
 
+from agent._optuna import storage_of, study_id_of, trial_id_of, trial_number
 from agent.study import open_storage
-from agent.study._optuna import storage_of, study_id_of, trial_id_of, trial_number
 
 
 def test_trial_and_study_ids_are_the_storages(tmp_path: Path) -> None:

@@ -1,0 +1,115 @@
+"""Tests for agent/strategies/hybrid.py: the model and the optimizer sharing a study, on scripted models."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from agent.bench import best_configs
+from agent.messages import ChatMessage
+from agent.optimize import optimize
+from agent.providers.scripted import ConfigProvider, ScriptedProvider
+from agent.records import TrialRecord
+from agent.strategies.factory import make_strategy
+from agent.strategies.hybrid import CANDIDATES, HybridStrategy
+from agent.study import StudyStore
+from agent.tasks import Task, build_task
+
+pytestmark = pytest.mark.anyio
+call = ScriptedProvider.call
+
+
+def open_store(tmp_path: Path, task: Task) -> StudyStore:
+    return StudyStore.open(
+        save_dir=tmp_path, study_name="h", space=task.space, meta={}, storage=str(tmp_path / "s.log")
+    )
+
+
+async def run(tmp_path: Path, task: Task, provider: object, budget: int) -> tuple[list[TrialRecord], StudyStore]:
+    store = open_store(tmp_path, task)
+    try:
+        strategy = make_strategy("hybrid", task=task, store=store, budget=budget, seed=0, provider=provider)  # type: ignore[arg-type]
+        assert isinstance(strategy, HybridStrategy)
+        await optimize(tool=task.tool, strategy=strategy, store=store, budget=budget)
+        return store.records(), store
+    finally:
+        store.close()
+
+
+def takes_the_first(messages: Sequence[ChatMessage]) -> str:
+    """A model that opens with a configuration of its own, then always takes the optimizer's first candidate."""
+    if "Candidates:" in messages[-1].content:
+        return call("take", candidate=1)
+    return call("evaluate_toy", x1=2.5, x2=2.5)
+
+
+async def test_the_model_opens_the_study_then_shares_the_rounds(tmp_path: Path) -> None:
+    task = build_task("toy-branin")
+    provider = ScriptedProvider([takes_the_first] * 12)
+    records, _ = await run(tmp_path, task, provider, budget=12)
+    assert records[0].source == "llm" and records[0].config == {"x1": 2.5, "x2": 2.5}
+    assert records[0].proposal.decision == {"round": "model", "choice": "own"}
+    later = [r.proposal.decision for r in records[1:]]
+    assert all({"share", "credit", "round"} <= set(d) for d in later)
+    assert all(0.1 <= d["share"] <= 0.9 for d in later)
+    model_rounds = [r for r in records[1:] if r.proposal.decision["round"] == "model"]
+    assert model_rounds, "with a share of about a third, some rounds of 11 go to the model"
+    for r in model_rounds:
+        assert r.source == "llm" and r.proposal.decision["choice"] == "candidate 1"
+        state = r.proposal.conversation[0].content
+        assert state.startswith(f"Trial {r.number} of 12. Candidates:")
+        assert state.count(" ~ ") == CANDIDATES
+    optimizer_rounds = [r for r in records[1:] if r.proposal.decision["round"] == "optimizer"]
+    assert all(r.source == "surrogate" and not r.proposal.usage for r in optimizer_rounds)
+    assert len(provider.calls) == 1 + len(model_rounds)
+
+
+async def test_the_prompt_only_grows_so_a_cache_reuses_it(tmp_path: Path) -> None:
+    """Everything before a round's own text is the previous prompt's, unchanged: llama.cpp's cache reuses it."""
+    task = build_task("toy-branin")
+    provider = ScriptedProvider([takes_the_first] * 12)
+    await run(tmp_path, task, provider, budget=12)
+    prompts = [c.messages for c in provider.calls]
+    assert len(prompts) >= 3
+    for before, after in zip(prompts, prompts[1:], strict=False):
+        assert before[0] == after[0], "the system prompt never changes"
+        shared = before[1].content.rsplit("\n\n", 1)[0]  # the previous prompt without its round's own text
+        assert after[1].content.startswith(shared)
+        assert "Results, one line per trial" in shared
+    last = prompts[-1][1].content
+    assert "0: 2.5,2.5 -> " in last and last.count(" *") >= 1  # results listed in a few tokens, the model's marked
+
+
+async def test_own_configurations_are_moved_onto_the_grid_and_repeats_reasked(tmp_path: Path) -> None:
+    task = build_task("hpobench-kc1")
+    first = {"alpha": 1.1e-4, "batch_size": 30, "depth": 2, "learning_rate_init": 1.2e-3, "width": 250}
+
+    def answer(messages: Sequence[ChatMessage]) -> str:
+        return call("evaluate_tabular", **first)  # the same configuration every time: a repeat from then on
+
+    provider = ScriptedProvider([answer] * 40)
+    records, _ = await run(tmp_path, task, provider, budget=6)
+    grid = records[0].config
+    assert grid == task.space.validate_config(grid) and grid["learning_rate_init"] != first["learning_rate_init"]
+    again = [r for r in records[1:] if r.proposal.decision.get("round") == "model"]
+    for r in again:  # asked again and again, the reasks ran out: the optimizer's choice instead
+        assert r.source == "fallback" and r.proposal.reasks == 3
+        assert "already evaluated in trial 0" in r.proposal.conversation[2].content
+    assert len({task.space.key(r.config) for r in records}) == len(records)
+
+
+async def test_a_strong_model_takes_over_and_a_useless_one_fades(tmp_path: Path) -> None:
+    """Stand-ins of known quality (the bench's): the best 1% of the table, or random configurations."""
+    task = build_task("hpobench-kc1", seed=0)
+    best = await best_configs(task)
+    strong, _ = await run(
+        tmp_path / "strong", task, ConfigProvider("evaluate_tabular", lambda r: dict(r.choice(best))), 16
+    )
+    assert strong[15].proposal.decision["share"] > 0.5
+    useless, _ = await run(tmp_path / "useless", task, ConfigProvider("evaluate_tabular", task.space.sample), 24)
+    shares = [r.proposal.decision["share"] for r in useless[1:]]
+    assert shares[-1] < shares[0]
+    assert json.dumps(useless[-1].proposal.decision)  # stored as JSON
