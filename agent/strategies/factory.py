@@ -63,7 +63,7 @@ def make_strategy(
         settings=settings,
         templates=templates,
         # llm-bo asks once, before any result exists: reading the history would have nothing to show.
-        extra_tools=[ReadHistory(store.records)] if name == "llm" else [],
+        extra_tools=[ReadHistory(store.records, task.direction)] if name == "llm" else [],
         events=store.events,
         start_template="start" if name == "llm" else "start_default",
         direction=task.direction,
