@@ -78,7 +78,7 @@ class _Loader:
         data = self._read()
         unknown = [k for k in data if k not in KEYS]
         if unknown:
-            self.fail(f"unknown key {unknown[0]!r}; a task file holds {', '.join(KEYS)}")
+            self.fail(f"unknown key; a task file holds {', '.join(KEYS)}", unknown[0])
         description = self._text(data, "description")
         space = override or self._space(data)
         metric = self._text(data, "metric")

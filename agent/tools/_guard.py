@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -88,8 +89,12 @@ def main(argv: list[str]) -> int:
             _stop_group(child, grace_s)
             return 128 + int(signal.SIGTERM)
     _signal_group(child.pid, signal.SIGKILL)  # what the command left running in its group
-    if code < 0:  # killed by a signal: die the same way, so the runner sees it
-        signal.signal(-code, signal.SIG_DFL)
+    if code < 0:  # killed by a signal: die the same way (leaving no core file), so the runner sees it
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        try:
+            signal.signal(-code, signal.SIG_DFL)
+        except (OSError, ValueError):  # SIGKILL and SIGSTOP have no handler to reset
+            pass
         os.kill(os.getpid(), -code)
     return code
 

@@ -29,7 +29,9 @@ def test_the_model_proposes_every_trial_after_the_first(tmp_path: Any) -> None:
         call("evaluate", x=0.5, n=2, kind="b"),
     ]
     provider = ScriptedProvider(answers)
-    study = optuna.create_study(sampler=LLMSampler(task_description="A test objective.", provider=provider, seed=0))
+    study = optuna.create_study(
+        sampler=LLMSampler("llm", task_description="A test objective.", provider=provider, seed=0)
+    )
     study.optimize(objective, n_trials=3)
 
     first, second, third = study.get_trials()
@@ -58,7 +60,7 @@ def test_invalid_answers_are_reasked_then_fall_back_to_random() -> None:
     ]
     provider = ScriptedProvider(answers)
     sampler = LLMSampler(
-        task_description="A test objective.", provider=provider, seed=1, settings=AgentSettings(max_retries=1)
+        "llm", task_description="A test objective.", provider=provider, seed=1, settings=AgentSettings(max_retries=1)
     )
     study = optuna.create_study(sampler=sampler)
     study.optimize(objective, n_trials=3)
@@ -82,7 +84,7 @@ def test_a_maximized_study_is_shown_its_values_and_the_direction_plainly() -> No
         return x
 
     provider = ScriptedProvider([call("evaluate", x=0.25), call("evaluate", x=0.75)])
-    with LLMSampler(task_description="Maximize x.", provider=provider) as sampler:
+    with LLMSampler("llm", task_description="Maximize x.", provider=provider) as sampler:
         study = optuna.create_study(direction="maximize", sampler=sampler)
         study.optimize(flaky, n_trials=3)
     states = [t.state for t in study.get_trials()]
@@ -98,7 +100,7 @@ def test_the_embedded_model_drives_an_optuna_study(embedded_server: Any) -> None
     from agent.providers.openai_compat import OpenAICompatProvider
 
     provider = OpenAICompatProvider(model="qwen", base_url=f"{embedded_server.base_url}/v1", api_key="")
-    with LLMSampler(task_description="Minimize a smooth function of x and y.", provider=provider, seed=0) as s:
+    with LLMSampler("llm", task_description="Minimize a smooth function of x and y.", provider=provider, seed=0) as s:
         study = optuna.create_study(sampler=s)
         study.optimize(
             lambda t: (t.suggest_float("x", -3.0, 3.0) - 1) ** 2 + t.suggest_float("y", -3.0, 3.0) ** 2, n_trials=3
