@@ -17,7 +17,9 @@ study's finished trials (Optuna's ``IntersectionSearchSpace``), less what a
 :class:`~agent.space.SearchSpace` cannot represent (a ``step``, ``None`` among the choices) and one-value
 parameters; from the second trial on, those parameters come from one proposal of the strategy. It is shown
 the space (``SearchSpace.from_optuna``), the trials that hold those parameters (running ones as pending,
-whose configurations it will not repeat) and the study's direction. A proposal without a configuration
+whose configurations it will not repeat) and the study's direction. Its first proposal does not see the
+trials Optuna drew before the space was known (the first one): it opens the study as in the CLI, where
+``llm-bo``'s model picks the starting configuration; from its second proposal on it sees them all. A proposal without a configuration
 (``random``, ``tpe``, and a model's fallback) is drawn by the strategy's own Optuna sampler
 (:meth:`~agent.strategies.base.Strategy.sampler`), which also samples every parameter outside the relative
 space (the first trial's, conditional ones, those with a step). When the model cannot be reached, the round
@@ -115,6 +117,8 @@ class StrategySampler(optuna.samplers.BaseSampler):
         self._rng = random.Random(self.seed)
         self._intersection = IntersectionSearchSpace()
         self._strategies: dict[tuple[str, str], Strategy] = {}
+        self._opened: set[tuple[str, str]] = set()  # strategies that made their first proposal
+        self._blind: set[int] = set()  # trials drawn before any search space was known (the first)
         self._inner: optuna.samplers.BaseSampler | None = None
         self._lock = threading.RLock()  # one proposal at a time; the caches and the loop
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -132,9 +136,12 @@ class StrategySampler(optuna.samplers.BaseSampler):
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
         _single_objective(study)
+        known = {name: dist for name, dist in search_space.items() if _representable(dist)}
+        if not known:
+            with self._lock:
+                self._blind.add(trial.number)
         if not search_space:
             return {}
-        known = {name: dist for name, dist in search_space.items() if _representable(dist)}
         params: dict[str, Any] = dict(self._propose(study, trial, known) or {}) if known else {}
         # What the strategy left open, its own Optuna sampler draws (random, tpe, a fallback, a step).
         inner = self._inner_sampler(study)
@@ -174,7 +181,10 @@ class StrategySampler(optuna.samplers.BaseSampler):
         space = SearchSpace.from_optuna(dists)
         with self._lock:
             strategy = self._strategy_for(study, space)
-            records = _records(study, space, exclude=trial.number)
+            key = _key(study, space)
+            hidden = set() if key in self._opened else self._blind
+            self._opened.add(key)
+            records = [r for r in _records(study, space, exclude=trial.number) if r.number not in hidden]
             finished = sum(r.finished for r in records)
             ctx = ProposeContext(
                 space=space,
@@ -196,7 +206,7 @@ class StrategySampler(optuna.samplers.BaseSampler):
         return proposal.config
 
     def _strategy_for(self, study: Study, space: SearchSpace) -> Strategy:
-        key = (study.study_name, space.model_dump_json())
+        key = _key(study, space)
         strategy = self._strategies.get(key)
         if strategy is None:
             strategy = self._strategies[key] = self._build(study, space)
@@ -278,6 +288,10 @@ class StrategySampler(optuna.samplers.BaseSampler):
 
 #: The earlier name of :class:`StrategySampler` (it then ran only the paper's loop, now ``strategy="llm"``).
 LLMSampler = StrategySampler
+
+
+def _key(study: Study, space: SearchSpace) -> tuple[str, str]:
+    return study.study_name, space.model_dump_json()
 
 
 def _single_objective(study: Study) -> None:

@@ -8,7 +8,7 @@ own folder (``save_dir/trials/trial_NNNN/``, the process's working directory) wi
 command line in ``command.txt``.
 
 What the process prints: every stdout line that is a JSON object is read. The trial's value is the ``metric``
-key of the last such line holding it; every other key (its last value) becomes one of the trial's metrics.
+key of the last such line; every other key (its last value) becomes one of the trial's metrics.
 A line that also holds ``step`` (a non-negative integer) is an intermediate value: it is reported to the
 study as it comes (``TrialContext.report``), and when the study's pruner says stop, the process is stopped
 and the trial is PRUNED at that value. A non-zero exit, a timeout, no metric or a non-finite one make a
@@ -217,7 +217,7 @@ class _Lines:
 
 
 class _Output:
-    """What the process printed that counts: the last line holding the metric, the other keys, the reports."""
+    """What the process printed that counts: its last JSON line, every key's last value, the reports."""
 
     def __init__(self, metric: str) -> None:
         self.metric = metric
@@ -232,8 +232,7 @@ class _Output:
         if obj is None:
             return None
         self.keys.update(obj)
-        if self.metric in obj:
-            self.final = obj
+        self.final = obj
         step, value = _step(obj.get("step")), number_or_none(obj.get(self.metric))
         if "step" not in obj or step is None or value is None or not math.isfinite(value) or step <= self.last_step:
             return None
@@ -245,8 +244,8 @@ class _Output:
 
     def result(self, tail: str) -> EvalResult:
         if self.final is None:
-            return self.failed(f"the command printed no JSON line holding {self.metric!r} on stdout", tail)
-        result = result_from(self.final, self.metric, "the command printed")
+            return self.failed(f"the command printed no JSON line on stdout (the last one holds {self.metric!r})", tail)
+        result = result_from(self.final, self.metric, "the last JSON line the command printed held")
         if result.state != "complete":
             return self.failed(result.error or "", tail)
         return EvalResult(value=result.value, metrics=self.metrics())

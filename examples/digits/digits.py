@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-EPOCHS = 15
+EPOCHS = 10
 
 
 def train(config: dict[str, Any], epochs: int = EPOCHS, on_epoch: Callable[[dict[str, Any]], None] | None = None):
@@ -26,6 +26,7 @@ def train(config: dict[str, Any], epochs: int = EPOCHS, on_epoch: Callable[[dict
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
     from sklearn.neural_network import MLPClassifier
+    from threadpoolctl import threadpool_limits
 
     x, y = load_digits(return_X_y=True)
     x_train, x_val, y_train, y_val = train_test_split(x / 16.0, y, test_size=0.25, random_state=0, stratify=y)
@@ -37,12 +38,13 @@ def train(config: dict[str, Any], epochs: int = EPOCHS, on_epoch: Callable[[dict
         random_state=0,
     )
     result: dict[str, Any] = {}
-    for epoch in range(1, epochs + 1):
-        model.partial_fit(x_train, y_train, classes=np.arange(10))
-        accuracy = float(model.score(x_val, y_val))
-        result = {"val_error": 1.0 - accuracy, "val_accuracy": accuracy, "train_loss": float(model.loss_)}
-        if on_epoch is not None:
-            on_epoch({"step": epoch, **result})
+    with threadpool_limits(limits=1):  # a network this small trains 2-3x faster on one thread than on several
+        for epoch in range(1, epochs + 1):
+            model.partial_fit(x_train, y_train, classes=np.arange(10))
+            accuracy = float(model.score(x_val, y_val))
+            result = {"val_error": 1.0 - accuracy, "val_accuracy": accuracy, "train_loss": float(model.loss_)}
+            if on_epoch is not None:
+                on_epoch({"step": epoch, **result})
     return {**result, "epochs": epochs}
 
 

@@ -65,7 +65,7 @@ def test_placeholders_take_the_configuration_token_by_token() -> None:
         RunCommand(SPACE, ["prog", "--lr", "{lr}"], "loss")
 
 
-async def test_the_value_is_the_last_json_line_holding_the_metric(tmp_path: Path) -> None:
+async def test_the_value_is_the_metric_of_the_last_json_line(tmp_path: Path) -> None:
     tool = command(
         tmp_path,
         """
@@ -85,7 +85,7 @@ async def test_the_value_is_the_last_json_line_holding_the_metric(tmp_path: Path
             "trial_dir": os.environ["TRIAL_DIR"],
             "trial_params": os.environ["TRIAL_PARAMS"],
         }))
-        print(json.dumps({"done": True}))
+        print("a last line that is not JSON")
         """,
     )
     trial = trial_in(tmp_path)
@@ -95,7 +95,7 @@ async def test_the_value_is_the_last_json_line_holding_the_metric(tmp_path: Path
     assert result.value == 3.25
     folder = trial.directory
     assert folder is not None
-    assert result.metrics["accuracy"] == 0.9 and result.metrics["lr"] == 0.1 and result.metrics["done"] is True
+    assert result.metrics["accuracy"] == 0.9 and result.metrics["lr"] == 0.1
     assert "nested" not in result.metrics and "argv" not in result.metrics and "step" not in result.metrics
     assert result.metrics["cwd"] == str(folder), "the command runs in the trial's own folder"
     assert result.metrics["trial_number"] == "7"
@@ -106,7 +106,7 @@ async def test_the_value_is_the_last_json_line_holding_the_metric(tmp_path: Path
     assert (folder / "command.txt").read_text().split()[-4:] == ["--x", "0.25", "--n=3", "b"]
 
 
-async def test_the_last_step_line_is_the_value_when_no_final_line_follows(tmp_path: Path) -> None:
+async def test_the_last_step_line_is_the_value_when_no_other_line_follows(tmp_path: Path) -> None:
     tool = command(tmp_path, 'for s in range(3):\n    print(json.dumps({"step": s, "loss": 1.0 / (s + 1)}))\n')
     result = await tool.evaluate(dict(CONFIG), trial_in(tmp_path))
     assert result.state == "complete" and result.value == pytest.approx(1 / 3)
@@ -119,13 +119,17 @@ async def test_the_last_step_line_is_the_value_when_no_final_line_follows(tmp_pa
             'print(json.dumps({"loss": 1.0}))\nprint("Traceback: it broke", file=sys.stderr)\nsys.exit(3)',
             "the command exited with status 3; the last lines of its stderr:\nTraceback: it broke",
         ),
-        ('print("no result here")\nprint(json.dumps({"accuracy": 1}))', "printed no JSON line holding 'loss'"),
+        ('print("no result here")', "the command printed no JSON line on stdout (the last one holds 'loss')"),
+        (
+            'print(json.dumps({"loss": 1.0}))\nprint(json.dumps({"accuracy": 1}))',
+            "the last JSON line the command printed held no 'loss' (its keys: 'accuracy')",
+        ),
         ('print(json.dumps({"loss": float("nan")}))', "loss = nan: not a finite number"),
         ("print('{\"loss\": Infinity}')", "loss = inf: not a finite number"),
         ('print(json.dumps({"loss": "0.5"}))', "loss = '0.5': not a number"),
         ("import signal\nos.kill(os.getpid(), signal.SIGKILL)", "the command was killed by signal 9"),
     ],
-    ids=["exit-status", "no-metric", "nan", "infinity", "string", "signal"],
+    ids=["exit-status", "no-json", "no-metric", "nan", "infinity", "string", "signal"],
 )
 async def test_a_failing_run_is_a_failed_trial_saying_why(tmp_path: Path, body: str, reason: str) -> None:
     result = await command(tmp_path, body).evaluate(dict(CONFIG), trial_in(tmp_path))
