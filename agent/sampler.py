@@ -19,14 +19,15 @@ parameters; from the second trial on, those parameters come from one proposal of
 the space (``SearchSpace.from_optuna``), the trials that hold those parameters (running ones as pending,
 whose configurations it will not repeat) and the study's direction. Its first proposal does not see the
 trials Optuna drew before the space was known (the first one): it opens the study as in the CLI, where
-``llm-bo``'s model picks the starting configuration; from its second proposal on it sees them all. A proposal without a configuration
-(``random``, ``tpe``, and a model's fallback) is drawn by the strategy's own Optuna sampler
-(:meth:`~agent.strategies.base.Strategy.sampler`), which also samples every parameter outside the relative
-space (the first trial's, conditional ones, those with a step). When the model cannot be reached, the round
-is proposed without it (:meth:`~agent.strategies.base.Strategy.fallback`), as the CLI does by default. How
-each trial was proposed (the source, the model's raw answer, reasks, conversation, usage) lands on it as
-user attributes (:func:`agent.study.write_proposal`), so optuna-dashboard, Optuna's plots and
-``python -m agent report`` show it.
+``llm-bo``'s model picks the starting configuration; from its second proposal on it sees them all.
+
+A proposal without a configuration (``random``, ``tpe``, a model's fallback) is drawn by the strategy's own
+Optuna sampler (:meth:`~agent.strategies.base.Strategy.sampler`), which also samples every parameter outside
+the relative space (the first trial's, conditional ones, those with a step). When the model cannot be
+reached, the round is proposed without it (:meth:`~agent.strategies.base.Strategy.fallback`), as the CLI
+does by default. How each trial was proposed (the source, the model's raw answer, reasks, conversation,
+usage) lands on it as user attributes (:func:`agent.study.write_proposal`), so optuna-dashboard, Optuna's
+plots and ``python -m agent report`` show it.
 
 The model meets the study as a task: ``task_description``, the space, ``prompts/task_optuna.j2``, a tool
 ``evaluate`` to call (Optuna, not the agent, runs the objective) and the study's direction, stated plainly.

@@ -125,7 +125,7 @@ class RunCommand(EvaluationTool):
         try:
             async with _guarded(argv, folder, env, self.grace_s) as process:
                 with anyio.move_on_after(self.timeout) as deadline:
-                    pruned = await _watch(process, logs, output, trial)
+                    pruned = await _watch(process, logs, output, trial, self.grace_s)
                     code = await process.wait()
         finally:
             logs.close()
@@ -142,7 +142,7 @@ class RunCommand(EvaluationTool):
         return output.result(tail)
 
 
-async def _watch(process: Process, logs: _Logs, output: _Output, trial: TrialContext) -> bool:
+async def _watch(process: Process, logs: _Logs, output: _Output, trial: TrialContext, grace_s: float) -> bool:
     """Read the process's output until it ends; True when the study's pruner stopped it."""
     assert process.stdout is not None and process.stderr is not None
     stderr = process.stderr
@@ -161,7 +161,7 @@ async def _watch(process: Process, logs: _Logs, output: _Output, trial: TrialCon
                 if report is None or trial.report is None:
                     continue
                 if await anyio.to_thread.run_sync(trial.report, *report):  # the pruner stops the trial
-                    await _stop(process)
+                    await _stop(process, grace_s)
                     return True
         output.read(lines.rest())  # a last line without a newline
     return False
@@ -181,7 +181,7 @@ async def _guarded(argv: list[str], folder: Path, env: Mapping[str, str], grace_
             await process.aclose()
 
 
-async def _stop(process: Process, grace_s: float = KILL_GRACE_S) -> None:
+async def _stop(process: Process, grace_s: float) -> None:
     """Ask the guard to stop the command's group; kill the guard itself if it has not exited in time."""
     with contextlib.suppress(ProcessLookupError):
         process.terminate()
