@@ -260,6 +260,25 @@ def test_sigkill_mid_trial_leaves_nothing_running_and_the_study_resumes(
             assert t.value == last_printed(save / "trials" / f"trial_{t.number:04d}", "loss")
 
 
+def test_ctrl_c_mid_trial_stops_its_processes_and_says_how_to_resume(
+    project: Path, killable: list[subprocess.Popen[bytes]]
+) -> None:
+    (project / "hang").touch()
+    save = project / "study"
+    args = ["--task", str(project / "modes.yaml"), "--strategy", "random", "--budget", "2", "--save_dir", str(save)]
+    study_process = subprocess.Popen(
+        [sys.executable, "-m", "agent", *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    killable.append(study_process)
+    pids = wait_for_pids(save / "trials" / "trial_0000", 2)
+    study_process.send_signal(signal.SIGINT)
+    _, stderr = study_process.communicate(timeout=30)
+    assert study_process.returncode == 130
+    assert b"run the same command again to resume" in stderr
+    assert wait_gone(pids, timeout=2) == [], "stopped before the study's process exited"
+    assert processes_mentioning(str(project)) == []
+
+
 @pytest.mark.slow
 @pytest.mark.embedded
 def test_the_readme_example_runs_with_the_default_strategy_and_model(tmp_path: Path, needs_xllamacpp: None) -> None:
