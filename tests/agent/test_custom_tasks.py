@@ -140,7 +140,7 @@ async def test_intermediate_values_let_the_median_pruner_stop_a_lagging_run(
     assert second.state == TrialState.PRUNED
     assert second.intermediate_values == {0: pytest.approx(1.81)}, "stopped at its first step"
     record = store.records()[1]
-    assert record.state == "pruned" and record.metrics["step"] == 0 and (record.seconds or 99) < 1.5
+    assert record.state == "pruned" and record.metrics["step"] == 0
     lines = (project / "study" / "trials" / "trial_0001" / "stdout.log").read_text().splitlines()
     assert len(lines) < 4, "the process was stopped before it printed every step"
 
