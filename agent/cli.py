@@ -31,7 +31,7 @@ from .optimize import StudySummary, optimize
 from .space import SearchSpace
 from .strategies.factory import DEFAULT_STRATEGY, LLM_STRATEGIES, STRATEGIES, make_strategy
 from .study import StudyStore
-from .tasks import Task, build_task, list_tasks, resolve_tasks
+from .tasks import ENTRY_POINT_GROUP, Task, build_task, list_tasks, resolve_tasks
 from .templates import Templates
 
 __all__ = ["build_parser", "main", "parse_budgets", "parse_strategies"]
@@ -113,7 +113,12 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("study")
-    g.add_argument("--task", required=True, help="task name; `python -m agent tasks` lists them")
+    g.add_argument(
+        "--task",
+        required=True,
+        help="a task name (`python -m agent tasks` lists them) or a task file (.yaml, .yml, .json) describing "
+        "your own training; README 'Tune your own training script'",
+    )
     g.add_argument(
         "--strategy",
         choices=STRATEGIES,
@@ -321,7 +326,13 @@ def _tasks() -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("task", "family", "what it is")
+    table = Table(
+        "task",
+        "family",
+        "what it is",
+        caption="--task also takes a task file of your own (.yaml, .yml, .json): README 'Tune your own training "
+        f"script'. Packages add tasks under the entry-point group {ENTRY_POINT_GROUP}.",
+    )
     for info in list_tasks():
         table.add_row(info.name, info.family, info.summary)
     Console().print(table)

@@ -1,54 +1,83 @@
-"""``LLMSampler``: the agent as an Optuna sampler, for your own objective.
+"""Every strategy as an Optuna sampler: ``study.optimize(objective)`` gets the search ``python -m agent`` runs.
 
-    sampler = LLMSampler(task_description="Tune an MLP on my data; the value is the validation error.",
-                         provider=OpenAICompatProvider(model="gpt-4o-mini"), budget=30)
-    study = optuna.create_study(sampler=sampler)
-    study.optimize(objective, n_trials=30)
-    sampler.close()
+    with StrategySampler(task_description="Tune an MLP on my data; the value is the validation error.",
+                         budget=30) as sampler:          # llm-bo, the CLI's default, on the embedded model
+        study = optuna.create_study(sampler=sampler)
+        study.optimize(objective, n_trials=30)
+
+``strategy`` is any name ``--strategy`` accepts (:data:`~agent.strategies.factory.STRATEGIES`; default
+``llm-bo``, as the CLI). The sampler builds the strategy the CLI builds
+(:func:`~agent.strategies.factory.make_strategy`) and asks it for each trial with the study's trials as
+records, as the CLI's runner does: one implementation of each strategy serves both. ``LLMSampler`` is the same
+class under its earlier name.
 
 How it works. Optuna asks a sampler for the *relative* parameters of a trial once, before the objective's
-first ``suggest_*``: :meth:`infer_relative_search_space` gives the intersection of the distributions of the
-study's finished trials (Optuna's ``IntersectionSearchSpace``), so from the second trial on every parameter
-comes from one answer of the model. The model sees the search space (``SearchSpace.from_optuna``), the
-study's finished trials (told plainly whether higher or lower values are better) and answers
-``{"tool": "evaluate", "arguments": {...}}``; the answer is validated and reasked with its errors
-(``max_retries``), and after that the trial's parameters are sampled at random (``RandomSampler``), as are
-parameters outside the relative space (the first trial's, and any conditional parameters). The model's raw
-answer, its reasks, the source (``llm`` or ``fallback``) and the token usage land on the trial as user
-attributes, so optuna-dashboard and Optuna's plots show LLM-driven studies like any other.
+first ``suggest_*``. :meth:`infer_relative_search_space` gives the intersection of the distributions of the
+study's finished trials (Optuna's ``IntersectionSearchSpace``), less what a
+:class:`~agent.space.SearchSpace` cannot represent (a ``step``, ``None`` among the choices) and one-value
+parameters; from the second trial on, those parameters come from one proposal of the strategy. It is shown
+the space (``SearchSpace.from_optuna``), the trials that hold those parameters (running ones as pending,
+whose configurations it will not repeat) and the study's direction. Its first proposal does not see the
+trials Optuna drew before the space was known (the first one): it opens the study as in the CLI, where
+``llm-bo``'s model picks the starting configuration; from its second proposal on it sees them all.
 
-Optuna's samplers are synchronous and providers are async: the sampler runs its own event loop in one
-private daemon thread for its lifetime and submits each call to it (``asyncio.run_coroutine_threadsafe``),
-so a provider's HTTP connections stay on one loop. It works from ``study.optimize`` (any ``n_jobs``) and from
-code that already runs an event loop. Call :meth:`close` (or use the sampler as a context manager) to close
-the provider and stop the thread.
+A proposal without a configuration (``random``, ``tpe``, a model's fallback) is drawn by the strategy's own
+Optuna sampler (:meth:`~agent.strategies.base.Strategy.sampler`), which also samples every parameter outside
+the relative space (the first trial's, conditional ones, those with a step). When the model cannot be
+reached, the round is proposed without it (:meth:`~agent.strategies.base.Strategy.fallback`), as the CLI
+does by default. How each trial was proposed (the source, the model's raw answer, reasks, conversation,
+usage) lands on it as user attributes (:func:`agent.study.write_proposal`), so optuna-dashboard, Optuna's
+plots and ``python -m agent report`` show it.
+
+The model meets the study as a task: ``task_description``, the space, ``prompts/task_optuna.j2``, a tool
+``evaluate`` to call (Optuna, not the agent, runs the objective) and the study's direction, stated plainly.
+Strategies that call a model (``llm``, ``llm-bo``) use ``provider``, or, when it is None, the one
+``AGENT_PROVIDER``/``AGENT_MODEL`` name (the embedded model by default), started on first use.
+
+Threads and loops. Optuna's samplers are synchronous and providers async: the sampler runs its own event
+loop in one private daemon thread and submits each call to it, so a provider's connections stay on one
+loop; it works from ``study.optimize`` and from code that already runs an event loop. Proposals are made one
+at a time, as the CLI's runner makes them, so ``study.optimize(n_jobs=N)`` is safe. Call :meth:`close` (or
+use the sampler as a context manager) to close the provider and stop the thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
-from collections.abc import Sequence
-from typing import Any, ClassVar, Self
+import time
+from collections.abc import Coroutine, Mapping, Sequence
+from typing import Any, ClassVar, Self, TypeVar
 
 import optuna
-from optuna.distributions import BaseDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.search_space import IntersectionSearchSpace
 from optuna.study import Study, StudyDirection
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from evaluators.base import EvalResult
 
-from .loop import Agent, AgentSettings
+from .errors import InvalidSuggestion, ProviderUnavailable
+from .loop import AgentSettings
 from .memory import Round
 from .providers.base import Provider
-from .records import Proposal, TrialRecord
-from .space import Choice, SearchSpace
-from .study import study_records, write_proposal
+from .records import Direction, Proposal, TrialRecord
+from .space import Choice, FloatParam, SearchSpace
+from .strategies.base import ProposeContext, Strategy
+from .strategies.factory import DEFAULT_STRATEGY, LLM_STRATEGIES, STRATEGIES, make_strategy
+from .study import StudyStore, study_records, write_proposal
+from .tasks import Task
 from .templates import Templates
 from .tools.base import NO_TRIAL, EvaluationTool, TrialContext
 
-__all__ = ["LLMSampler"]
+__all__ = ["LLMSampler", "StrategySampler"]
+
+_T = TypeVar("_T")
+_DESCRIPTION = "Find the best configuration for an objective function."
+# Strategy.sampler does not depend on the space; a strategy is built over this one only to get it, when
+# no real space is known yet (the first trial).
+_STAND_IN = SearchSpace(params={"x": FloatParam(low=0.0, high=1.0)})
 
 
 class _Objective(EvaluationTool):
@@ -60,74 +89,180 @@ class _Objective(EvaluationTool):
     async def evaluate(
         self, config: dict[str, Choice], trial: TrialContext = NO_TRIAL
     ) -> EvalResult:  # pragma: no cover - never called
-        raise NotImplementedError("LLMSampler proposes; study.optimize evaluates")
+        raise NotImplementedError("the sampler proposes; study.optimize evaluates")
 
 
-class LLMSampler(optuna.samplers.BaseSampler):
-    """An Optuna sampler that asks an LLM agent for each trial's parameters (see the module docstring)."""
+class StrategySampler(optuna.samplers.BaseSampler):
+    """An Optuna sampler that proposes with one of the agent's strategies (see the module docstring)."""
 
     def __init__(
         self,
+        strategy: str = DEFAULT_STRATEGY,
         *,
-        task_description: str,
-        provider: Provider,
+        task_description: str = _DESCRIPTION,
+        provider: Provider | None = None,
         budget: int = 20,
         seed: int | None = None,
         settings: AgentSettings | None = None,
         templates: Templates | None = None,
     ) -> None:
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        self.strategy = strategy
         self.task_description = task_description
         self.provider = provider
         self.budget = budget
-        self.seed = seed
+        self.seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
         self.settings = settings or AgentSettings()
         self.templates = templates or Templates()
-        self._random = optuna.samplers.RandomSampler(seed=seed)
+        self._rng = random.Random(self.seed)
         self._intersection = IntersectionSearchSpace()
-        self._agents: dict[str, Agent] = {}
-        self._lock = threading.Lock()
+        self._strategies: dict[tuple[str, str], Strategy] = {}
+        self._opened: set[tuple[str, str]] = set()  # strategies that made their first proposal
+        self._blind: set[int] = set()  # trials drawn before any search space was known (the first)
+        self._inner: optuna.samplers.BaseSampler | None = None
+        self._lock = threading.RLock()  # one proposal at a time; the caches and the loop
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
     # ---- Optuna's sampler interface -----------------------------------------------------------------
 
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return {
-            name: dist
-            for name, dist in self._intersection.calculate(study).items()
-            if not dist.single()  # a one-value parameter needs no question
-        }
+        _single_objective(study)
+        with self._lock:
+            space = self._intersection.calculate(study)
+        return {name: dist for name, dist in space.items() if _representable(dist) and not dist.single()}
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
+        _single_objective(study)
+        known = {name: dist for name, dist in search_space.items() if _representable(dist)}
+        if not known:
+            with self._lock:
+                self._blind.add(trial.number)
         if not search_space:
             return {}
-        space = SearchSpace.from_optuna(search_space)
-        agent = self._agent_for(space, study)
-        records = _records(study, space, exclude=trial.number)
-        proposal: Proposal = self._call(agent.propose(records))
-        write_proposal(study, trial, proposal.info())
-        if proposal.config is None:  # invalid after every reask: Optuna samples each parameter at random
-            return {}
-        agent.add_round(trial.number, proposal.parts)
-        return dict(proposal.config)
+        params: dict[str, Any] = dict(self._propose(study, trial, known) or {}) if known else {}
+        # What the strategy left open, its own Optuna sampler draws (random, tpe, a fallback, a step).
+        inner = self._inner_sampler(study)
+        rest = {name: dist for name, dist in search_space.items() if name not in params}
+        params.update(inner.sample_relative(study, trial, rest) if rest else {})
+        for name, dist in rest.items():
+            if name not in params:
+                params[name] = inner.sample_independent(study, trial, name, dist)
+        return params
 
     def sample_independent(
         self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
     ) -> Any:
-        return self._random.sample_independent(study, trial, param_name, param_distribution)
+        _single_objective(study)
+        return self._inner_sampler(study).sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        if self._inner is not None:
+            self._inner.before_trial(study, trial)
+
+    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None) -> None:
+        if self._inner is not None:
+            self._inner.after_trial(study, trial, state, values)
 
     def reseed_rng(self) -> None:
-        self._random.reseed_rng()
+        with self._lock:
+            self._rng.seed(random.SystemRandom().randrange(2**31))
+            if self._inner is not None:
+                self._inner.reseed_rng()
+
+    # ---- proposing ----------------------------------------------------------------------------------
+
+    def _propose(
+        self, study: Study, trial: FrozenTrial, dists: Mapping[str, BaseDistribution]
+    ) -> dict[str, Choice] | None:
+        """The strategy's configuration of the relative space, or None (its Optuna sampler draws it)."""
+        space = SearchSpace.from_optuna(dists)
+        with self._lock:
+            strategy = self._strategy_for(study, space)
+            key = _key(study, space)
+            hidden = set() if key in self._opened else self._blind
+            self._opened.add(key)
+            records = [r for r in _records(study, space, exclude=trial.number) if r.number not in hidden]
+            finished = sum(r.finished for r in records)
+            ctx = ProposeContext(
+                space=space,
+                records=records,
+                budget=self.budget,
+                remaining=max(self.budget - finished, 1),  # past the budget, propose as for the last trial
+                rng=self._rng,
+                direction=_direction(study),
+            )
+            started = time.perf_counter()
+            try:
+                proposal: Proposal = self._call(strategy.propose_batch(ctx, 1))[0]
+            except ProviderUnavailable as exc:
+                proposal = self._call(strategy.fallback(ctx, f"the model could not be reached: {exc}"))
+            if proposal.config is not None:
+                proposal.seconds = time.perf_counter() - started
+            write_proposal(study, trial, proposal.info())
+            strategy.trial_started(trial.number, proposal)
+        return proposal.config
+
+    def _strategy_for(self, study: Study, space: SearchSpace) -> Strategy:
+        key = _key(study, space)
+        strategy = self._strategies.get(key)
+        if strategy is None:
+            strategy = self._strategies[key] = self._build(study, space)
+        return strategy
+
+    def _build(self, study: Study, space: SearchSpace) -> Strategy:
+        """The strategy the CLI would build, for a task made of the study and ``space``."""
+        task = Task(
+            name="optuna",
+            family="custom",
+            description=self.task_description,
+            space=space,
+            template="task_optuna",
+            tool=_Objective(space),
+            direction=_direction(study),
+        )
+        strategy = make_strategy(
+            self.strategy,
+            task=task,
+            store=StudyStore.attach(study, space),
+            budget=self.budget,
+            seed=self.seed,
+            provider=self._provider(),
+            settings=self.settings,
+            templates=self.templates,
+        )
+        strategy.restore(_rounds(study_records(study)))
+        return strategy
+
+    def _inner_sampler(self, study: Study) -> optuna.samplers.BaseSampler:
+        """The strategy's own Optuna sampler, made once (its seed moves on when the study has trials)."""
+        if self._inner is None:
+            with self._lock:
+                if self._inner is None:
+                    strategy = next(iter(self._strategies.values()), None) or self._build(study, _STAND_IN)
+                    finished = sum(r.finished for r in study_records(study))
+                    self._inner = strategy.sampler(self.seed, finished)
+        return self._inner
+
+    def _provider(self) -> Provider | None:
+        if self.strategy not in LLM_STRATEGIES:
+            return None
+        if self.provider is None:
+            from .providers import get_provider
+
+            self.provider = get_provider()
+        return self.provider
 
     # ---- the private event loop ---------------------------------------------------------------------
 
-    def _call(self, coro: Any) -> Any:
+    def _call(self, coro: Coroutine[Any, Any, _T]) -> _T:
         with self._lock:
             if self._loop is None:
                 self._loop = asyncio.new_event_loop()
-                self._thread = threading.Thread(target=self._loop.run_forever, name="LLMSampler", daemon=True)
+                self._thread = threading.Thread(target=self._loop.run_forever, name="StrategySampler", daemon=True)
                 self._thread.start()
             loop = self._loop
         return asyncio.run_coroutine_threadsafe(coro, loop).result()
@@ -138,7 +273,8 @@ class LLMSampler(optuna.samplers.BaseSampler):
             loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
         if loop is None:
             return
-        asyncio.run_coroutine_threadsafe(self.provider.aclose(), loop).result()
+        if self.provider is not None:
+            asyncio.run_coroutine_threadsafe(self.provider.aclose(), loop).result()
         loop.call_soon_threadsafe(loop.stop)
         if thread is not None:
             thread.join()
@@ -150,40 +286,48 @@ class LLMSampler(optuna.samplers.BaseSampler):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ---- the agent ----------------------------------------------------------------------------------
 
-    def _agent_for(self, space: SearchSpace, study: Study) -> Agent:
-        key = space.model_dump_json()
-        with self._lock:
-            agent = self._agents.get(key)
-            if agent is None:
-                agent = Agent(
-                    provider=self.provider,
-                    eval_tool=_Objective(space),
-                    task_description=self.task_description,
-                    direction="maximize" if study.direction == StudyDirection.MAXIMIZE else "minimize",
-                    task_template="task_optuna",
-                    budget=self.budget,
-                    seed=self.seed or 0,
-                    settings=self.settings,
-                    templates=self.templates,
-                )
-                agent.restore(_rounds(study))
-                self._agents[key] = agent
-            return agent
+#: The earlier name of :class:`StrategySampler` (it then ran only the paper's loop, now ``strategy="llm"``).
+LLMSampler = StrategySampler
+
+
+def _key(study: Study, space: SearchSpace) -> tuple[str, str]:
+    return study.study_name, space.model_dump_json()
+
+
+def _single_objective(study: Study) -> None:
+    if len(study.directions) != 1:
+        raise ValueError("StrategySampler supports single-objective studies only")
+
+
+def _direction(study: Study) -> Direction:
+    return "maximize" if study.direction == StudyDirection.MAXIMIZE else "minimize"
+
+
+def _representable(dist: BaseDistribution) -> bool:
+    """Can a :class:`SearchSpace` hold it (no step, no None among the choices)?"""
+    if isinstance(dist, FloatDistribution):
+        return dist.step is None
+    if isinstance(dist, IntDistribution):
+        return dist.step == 1
+    return isinstance(dist, CategoricalDistribution) and None not in dist.choices
 
 
 def _records(study: Study, space: SearchSpace, exclude: int) -> list[TrialRecord]:
-    """The study's finished trials as the model sees them (only parameters of the relative space)."""
-    return [
-        r.model_copy(update={"config": {name: r.config[name] for name in space.params}})
-        for r in study_records(study)
-        if r.finished and r.number != exclude and set(space.params) <= set(r.config)
-    ]
+    """The study's trials as the strategy sees them: those holding a valid value of every parameter of
+    ``space`` (finished, and running ones as pending), with only those parameters."""
+    out = []
+    for r in study_records(study):
+        if r.number == exclude or not set(space.params) <= set(r.config):
+            continue
+        try:
+            config = space.validate_config({name: r.config[name] for name in space.params})
+        except InvalidSuggestion:  # a value outside today's range (the objective changed its space)
+            continue
+        out.append(r.model_copy(update={"config": config}))
+    return out
 
 
-def _rounds(study: Study) -> Sequence[Round]:
+def _rounds(records: Sequence[TrialRecord]) -> list[Round]:
     """Conversations stored on the study's trials (a resumed study, or another process's sampler)."""
-    return [
-        Round(trial=r.number, parts=r.proposal.conversation) for r in study_records(study) if r.proposal.conversation
-    ]
+    return [Round(trial=r.number, parts=r.proposal.conversation) for r in records if r.proposal.conversation]

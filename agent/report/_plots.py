@@ -198,25 +198,29 @@ def plot_study_curve(
     values: Sequence[float | None],
     true: Sequence[float | None] | None,
     path: Path,
+    maximize: bool = False,
 ) -> None:
-    """Every trial's value and the best so far (and the true error of the configuration picked, if noisy),
-    against the trial numbers the trials table shows."""
+    """Every trial's value and the best so far (the highest when ``maximize``; and the true error of the
+    configuration picked, if noisy), against the trial numbers the trials table shows."""
     v = np.array([np.nan if x is None else x for x in values], dtype=np.float64)
     x = np.asarray(numbers, dtype=np.float64)
     fig = Figure(figsize=(7.5, 4.4), layout="constrained")
     ax = fig.subplots()
-    best = _finite(metrics.best_so_far(values))
+    sign = -1.0 if maximize else 1.0
+    losses = [None if x is None else sign * x for x in values]
+    best = sign * _finite(metrics.best_so_far(losses))
     ax.scatter(x, v, s=20, color="tab:blue", alpha=0.5, label="each trial")
     ax.step(x, best, where="post", color="tab:blue", lw=2, label="best so far")
     shown = [v, best]
     if true is not None:
-        picked = _finite(metrics.incumbent_scores(values, true))
+        picked = _finite(metrics.incumbent_scores(losses, true))
         ax.step(x, picked, where="post", color="tab:orange", lw=2, ls="--", label="true error of the best so far")
         shown.append(picked)
     _log_scale(ax, *shown)
     failed = int(np.isnan(v).sum())
     note = f" ({failed} failed, not drawn)" if failed else ""
-    ax.set(title=f"{title}: {v.size} trials{note}", xlabel="trial #", ylabel="value (lower is better)")
+    better = "higher" if maximize else "lower"
+    ax.set(title=f"{title}: {v.size} trials{note}", xlabel="trial #", ylabel=f"value ({better} is better)")
     if v.size:
         ax.set_xlim(x.min() - 0.5, x.max() + 0.5)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -96,13 +96,20 @@ class _StudyView:
     def values(self) -> list[float | None]:
         return [r.value for r in self.done]
 
+    @property
+    def losses(self) -> list[float | None]:
+        """The values as losses (negated in a maximized study), for what picks the lowest."""
+        return [None if v is None else (-v if self.maximize else v) for v in self.values]
+
 
 def _study_markdown(view: _StudyView, url: str, out: Path) -> list[str]:
     meta, done = view.meta, view.done
     facts = [[k, str(meta[k])] for k in ("task", "strategy", "seed", "bench_seed", "budget") if k in meta]
     failed = sum(r.state == "fail" for r in done)
     facts.append(["trials", f"{len(done)} finished ({failed} failed), {len(view.records) - len(done)} running"])
-    pick = int(metrics.incumbent_indices(view.values)[-1]) if done else -1
+    if view.maximize:
+        facts.append(["direction", "maximize (the best is the highest value)"])
+    pick = int(metrics.incumbent_indices(view.losses)[-1]) if done else -1
     if pick >= 0:
         facts.append(["best", f"trial #{done[pick].number}: {fmt(done[pick].value or 0.0, 6)}"])
         facts.append(["best configuration", f"`{json.dumps(compact_config(done[pick].config))}`"])
@@ -120,7 +127,9 @@ def _study_markdown(view: _StudyView, url: str, out: Path) -> list[str]:
     facts.append(["repeated configurations", str(cost.repeated)])
     lines = [f"# Study `{view.name}`", "", f"Storage: `{url}`.", ""]
     lines += [*(f"- **{key}**: {value}" for key, value in facts), ""]
-    plot_study_curve(view.name, [r.number for r in done], view.values, view.true, out / "plots" / "best.png")
+    plot_study_curve(
+        view.name, [r.number for r in done], view.values, view.true, out / "plots" / "best.png", view.maximize
+    )
     lines += ["![best so far](plots/best.png)", ""]
     task_name = str(meta.get("task", ""))
     if toy_function(task_name) is not None:

@@ -15,7 +15,6 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import norm
 
 from agent._optuna import GaussianProcess
 from agent.records import Direction, TrialRecord
@@ -66,12 +65,21 @@ def optimizer_candidates(
         values = [v for _, v in data]
         incumbent = max(values) if direction == "maximize" else min(values)
         improvement = (mean - incumbent) if direction == "maximize" else (incumbent - mean)
-        z = improvement / np.maximum(sd, 1e-12)
-        ei = improvement * norm.cdf(z) + sd * norm.pdf(z)
+        ei = _expected_improvement(improvement, sd)
         for i in np.argsort(-ei, kind="stable")[: k - 1]:
             chosen.append(pool[int(i)])
     mean, sd = gp.predict([encode(space, c) for c in chosen])
     return [Candidate(c, float(m), float(s)) for c, m, s in zip(chosen, mean, sd, strict=True)]
+
+
+def _expected_improvement(improvement: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """E[max(0, improvement)] under a normal belief: ``improvement * Phi(z) + sd * phi(z)``, ``z = improvement /
+    sd`` (math.erf: scipy.stats would add most of a second to the CLI's start)."""
+    z = improvement / np.maximum(sd, 1e-12)
+    cdf = np.array([0.5 * math.erfc(-x / math.sqrt(2.0)) for x in z])
+    pdf = np.exp(-0.5 * z**2) / math.sqrt(2.0 * math.pi)
+    result: np.ndarray = improvement * cdf + sd * pdf
+    return result
 
 
 def _pool(

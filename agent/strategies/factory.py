@@ -63,7 +63,7 @@ def make_strategy(
     settings = settings or AgentSettings()
     extra: list[Tool | EvaluationTool] = []
     if name == "llm":
-        extra.append(ReadHistory(store.records))  # llm-bo asks once, before any result: nothing to read
+        extra.append(ReadHistory(store.records, task.direction))  # llm-bo asks once, before any result
     take = TakeCandidate(task.space, CANDIDATES)
     if name == "hybrid":
         extra.append(take)

@@ -21,6 +21,7 @@ finished under the same number, so a crash never loses nor duplicates a trial.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -161,6 +162,13 @@ class StudyStore:
             events_file.close()
             raise
         return cls(study, save_dir, space, events_file, direction)
+
+    @classmethod
+    def attach(cls, study: optuna.Study, space: SearchSpace) -> StudyStore:
+        """A store over a study that Optuna itself runs (the agent's Optuna samplers): its records, and an
+        events log that goes nowhere. It has no folder: it is for reading, never for claiming or finishing."""
+        direction: Direction = "maximize" if study.direction == optuna.study.StudyDirection.MAXIMIZE else "minimize"
+        return cls(study, Path(os.devnull), space, _Discard(), direction)
 
     def close(self) -> None:
         self._events_file.close()
@@ -405,6 +413,13 @@ class StudyStore:
         tmp = path.with_suffix(f".json.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(body, indent=2, default=str))
         os.replace(tmp, path)
+
+
+class _Discard(io.StringIO):
+    """An events file that keeps nothing."""
+
+    def write(self, text: str) -> int:
+        return len(text)
 
 
 def _check_matches(

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.records import TrialRecord, format_trial
+from agent.records import Direction, TrialRecord, format_trial
 
 from .base import Tool, validate_with_model
 
@@ -27,8 +27,9 @@ class ReadHistory(Tool):
         "Show the best or the last n finished trials with their results. Does not use the evaluation budget."
     )
 
-    def __init__(self, history: Callable[[], Sequence[TrialRecord]]) -> None:
+    def __init__(self, history: Callable[[], Sequence[TrialRecord]], direction: Direction = "minimize") -> None:
         self._history = history
+        self._sign = -1.0 if direction == "maximize" else 1.0
 
     def arguments_schema(self) -> dict[str, Any]:
         return ReadHistoryArgs.model_json_schema()
@@ -45,7 +46,9 @@ class ReadHistory(Tool):
         if not finished:
             return "No trial has finished yet."
         if args.which == "best":
-            done = sorted((r for r in finished if r.value is not None), key=lambda r: (r.value, r.number))
+            done = sorted(
+                (r for r in finished if r.value is not None), key=lambda r: (self._sign * (r.value or 0.0), r.number)
+            )
             if not done:
                 return f"No trial has completed yet ({len(finished)} finished without a value):\n" + "\n".join(
                     format_trial(r) for r in finished[-args.n :]

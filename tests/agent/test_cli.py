@@ -34,7 +34,13 @@ def _agent(*args: str, **kwargs: object) -> subprocess.Popen[bytes]:
 
 
 def _trials(save_dir: Path, name: str) -> list[optuna.trial.FrozenTrial]:
-    study = optuna.load_study(study_name=name, storage=f"sqlite:///{save_dir / 'study.db'}")
+    """The study's trials; none while a run killed early had not created it yet."""
+    if not (save_dir / "study.db").exists():
+        return []
+    try:
+        study = optuna.load_study(study_name=name, storage=f"sqlite:///{save_dir / 'study.db'}")
+    except KeyError:
+        return []
     return study.get_trials(deepcopy=False)
 
 
@@ -116,7 +122,10 @@ def test_sigint_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
     save = tmp_path / "i"
     args = ["--task", "hpobench-kc1", "--strategy", "random", "--budget", "100000", "--save_dir", str(save), "--quiet"]
     proc = _agent(*args)
-    time.sleep(2.5)
+    deadline = time.monotonic() + 60
+    while not any(t.state.is_finished() for t in _trials(save, "hpobench-kc1-random-seed0")):
+        assert time.monotonic() < deadline and proc.poll() is None, "the study never finished a trial"
+        time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err.decode()

@@ -1,16 +1,23 @@
-"""Tests for agent/sampler.py: ``LLMSampler`` in plain Optuna studies with the user's own objective."""
+"""Tests for agent/sampler.py: every strategy as an Optuna sampler in plain studies with the user's objective.
+
+Optuna's own sampler contract tests run for every strategy in test_sampler_contract.py.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
+from agent.errors import ProviderUnavailable
 from agent.loop import AgentSettings
-from agent.providers.scripted import ScriptedProvider
-from agent.sampler import LLMSampler
+from agent.providers.base import ChatMessage, Completion, Provider
+from agent.providers.scripted import RandomAnswerProvider, ScriptedProvider
+from agent.sampler import LLMSampler, StrategySampler
+from agent.strategies.factory import DEFAULT_STRATEGY, LLM_STRATEGIES, STRATEGIES
 from agent.study import study_records
 
 call = ScriptedProvider.call
@@ -29,7 +36,9 @@ def test_the_model_proposes_every_trial_after_the_first(tmp_path: Any) -> None:
         call("evaluate", x=0.5, n=2, kind="b"),
     ]
     provider = ScriptedProvider(answers)
-    study = optuna.create_study(sampler=LLMSampler(task_description="A test objective.", provider=provider, seed=0))
+    study = optuna.create_study(
+        sampler=LLMSampler("llm", task_description="A test objective.", provider=provider, seed=0)
+    )
     study.optimize(objective, n_trials=3)
 
     first, second, third = study.get_trials()
@@ -58,7 +67,7 @@ def test_invalid_answers_are_reasked_then_fall_back_to_random() -> None:
     ]
     provider = ScriptedProvider(answers)
     sampler = LLMSampler(
-        task_description="A test objective.", provider=provider, seed=1, settings=AgentSettings(max_retries=1)
+        "llm", task_description="A test objective.", provider=provider, seed=1, settings=AgentSettings(max_retries=1)
     )
     study = optuna.create_study(sampler=sampler)
     study.optimize(objective, n_trials=3)
@@ -82,7 +91,7 @@ def test_a_maximized_study_is_shown_its_values_and_the_direction_plainly() -> No
         return x
 
     provider = ScriptedProvider([call("evaluate", x=0.25), call("evaluate", x=0.75)])
-    with LLMSampler(task_description="Maximize x.", provider=provider) as sampler:
+    with LLMSampler("llm", task_description="Maximize x.", provider=provider) as sampler:
         study = optuna.create_study(direction="maximize", sampler=sampler)
         study.optimize(flaky, n_trials=3)
     states = [t.state for t in study.get_trials()]
@@ -94,17 +103,105 @@ def test_a_maximized_study_is_shown_its_values_and_the_direction_plainly() -> No
 
 
 @pytest.mark.embedded
-def test_the_embedded_model_drives_an_optuna_study(embedded_server: Any) -> None:
-    from agent.providers.openai_compat import OpenAICompatProvider
-
-    provider = OpenAICompatProvider(model="qwen", base_url=f"{embedded_server.base_url}/v1", api_key="")
-    with LLMSampler(task_description="Minimize a smooth function of x and y.", provider=provider, seed=0) as s:
+def test_the_embedded_model_drives_an_optuna_study(embedded_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No strategy and no provider named: the CLI's default strategy on the provider the environment names."""
+    monkeypatch.setenv("AGENT_PROVIDER", "openai")
+    monkeypatch.setenv("OPENAI_BASE_URL", f"{embedded_server.base_url}/v1")
+    monkeypatch.setenv("AGENT_MODEL", "qwen")
+    with StrategySampler(task_description="Minimize a smooth function of x and y.", seed=0) as s:
+        assert s.strategy == DEFAULT_STRATEGY == "llm-bo"
         study = optuna.create_study(sampler=s)
         study.optimize(
-            lambda t: (t.suggest_float("x", -3.0, 3.0) - 1) ** 2 + t.suggest_float("y", -3.0, 3.0) ** 2, n_trials=3
+            lambda t: (t.suggest_float("x", -3.0, 3.0) - 1) ** 2 + t.suggest_float("y", -3.0, 3.0) ** 2, n_trials=4
         )
     trials = study.get_trials()
-    assert len(trials) == 3 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert len(trials) == 4 and all(t.state == TrialState.COMPLETE for t in trials)
     records = study_records(study)
-    assert all(r.source in ("llm", "fallback") for r in records[1:])
-    assert all(r.proposal.usage for r in records[1:])
+    assert records[1].source in ("llm", "fallback") and records[1].proposal.usage, "the model opens the search"
+    assert [r.source for r in records[2:]] == ["surrogate", "surrogate"]
+
+
+def mixed(trial: optuna.Trial) -> float:
+    lr = trial.suggest_float("lr", 1e-5, 1e-1, log=True)
+    width = trial.suggest_int("width", 8, 256, log=True)
+    opt = trial.suggest_categorical("opt", ["adam", "sgd"])
+    return abs(lr - 1e-3) * 100 + abs(width - 64) / 64 + (opt == "sgd")
+
+
+# What each strategy's trials after the first are proposed by (the first has no search space yet).
+EXPECTED_SOURCES = {
+    "llm": ["llm"] * 5,
+    "llm-bo": ["llm", "surrogate", "surrogate", "surrogate", "surrogate"],
+    "bo": ["surrogate"] * 5,
+    "random": ["sampler"] * 5,
+    "tpe": ["sampler"] * 5,
+}
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_strategy_drives_study_optimize(strategy: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENT_PROVIDER", "no-such-provider")  # a strategy without a model must not open one
+    provider = RandomAnswerProvider(seed=1) if strategy in LLM_STRATEGIES else None
+    with StrategySampler(strategy, provider=provider, seed=0, budget=6) as sampler:
+        study = optuna.create_study(sampler=sampler)
+        study.optimize(mixed, n_trials=6)
+    records = study_records(study)
+    assert [r.state for r in records] == ["complete"] * 6
+    assert records[0].source == "sampler"
+    if strategy in EXPECTED_SOURCES:
+        assert [r.source for r in records[1:]] == EXPECTED_SOURCES[strategy]
+    if provider is not None:
+        assert provider.calls, "the model was asked"
+        assert all(r.proposal.usage for r in records if r.source == "llm")
+        prompt = "\n".join(m.content for m in provider.calls[0].messages)
+        assert "- width: an integer in [8, 256], log scale" in prompt and "lowest value" in prompt
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 6, "no configuration twice"
+
+
+def test_a_maximized_study_is_climbed_by_the_surrogate() -> None:
+    with StrategySampler("bo", seed=0) as sampler:
+        study = optuna.create_study(sampler=sampler, direction="maximize")
+        study.optimize(lambda t: -((t.suggest_float("x", 0.0, 1.0) - 0.7) ** 2), n_trials=10)
+    assert abs(study.best_params["x"] - 0.7) < 0.05
+    assert [r.source for r in study_records(study)[1:]] == ["surrogate"] * 9
+
+
+def test_distributions_a_search_space_cannot_hold_are_sampled_by_the_strategy_sampler() -> None:
+    def stepped(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0.0, 1.0, step=0.25)
+        n = trial.suggest_int("n", 0, 10, step=5)
+        y = trial.suggest_float("y", 0.0, 1.0)
+        return x + n + y
+
+    provider = RandomAnswerProvider(seed=0)
+    with StrategySampler("llm", provider=provider, seed=0) as sampler:
+        study = optuna.create_study(sampler=sampler)
+        study.optimize(stepped, n_trials=4)
+    assert all(t.params["x"] in (0.0, 0.25, 0.5, 0.75, 1.0) and t.params["n"] in (0, 5, 10) for t in study.trials)
+    prompt = "\n".join(m.content for m in provider.calls[-1].messages)
+    assert "- y: a number in [0, 1]" in prompt and "- x:" not in prompt and "- n:" not in prompt
+    assert [r.source for r in study_records(study)[1:]] == ["llm"] * 3
+
+
+class Unreachable(Provider):
+    """Fault injection: the model's endpoint is down (the provider's retries ran out)."""
+
+    async def complete(self, messages: Sequence[ChatMessage], **kwargs: Any) -> Completion:
+        raise ProviderUnavailable("connection refused")
+
+
+def test_an_unreachable_model_is_a_fallback_and_the_study_goes_on() -> None:
+    with StrategySampler("llm-bo", provider=Unreachable(), seed=0) as sampler:
+        study = optuna.create_study(sampler=sampler)
+        study.optimize(objective, n_trials=4)
+    records = study_records(study)
+    assert all(r.state == "complete" for r in records)
+    assert records[1].source == "fallback"
+    assert records[1].proposal.reason == "the model could not be reached: connection refused"
+    assert [r.source for r in records[2:]] == ["surrogate", "surrogate"]
+
+
+def test_an_unknown_strategy_names_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match=f"unknown strategy 'gpt'; choose one of {', '.join(STRATEGIES)}"):
+        StrategySampler("gpt")
+    assert LLMSampler is StrategySampler

@@ -133,3 +133,12 @@ def test_valid_arguments_and_schema() -> None:
     assert (schema["properties"]["n"]["minimum"], schema["properties"]["n"]["maximum"]) == (1, 20)
     assert tool.name == "read_history"
     assert "budget" in tool.description
+
+
+async def test_best_of_a_maximized_study_is_the_highest() -> None:
+    tool = ReadHistory(lambda: HISTORY, direction="maximize")
+    assert await tool(tool.validate_arguments({"which": "best", "n": 2})) == (
+        "The best 2 of 6 finished trials:\n"
+        'trial 0: {"x1": 0.0, "opt": "adam"} -> value 3\n'
+        'trial 4: {"x1": 4.0, "opt": "adam"} -> value 2'
+    )

@@ -1,84 +1,39 @@
-"""The registry of tasks: name -> search space, evaluation tool, prompt template and description.
+"""The built-in tasks: toy functions, tabular benchmarks (HPOBench, NAS-Bench-201) and CIFAR-10 training.
 
-Tasks are built lazily (a tabular table takes a second to load), so listing them costs nothing.
+Each is registered with a factory, so listing them costs nothing (a tabular table takes a second to load).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from agent.tools.base import EvaluationTool
+from agent.errors import UserError
+from agent.space import CategoricalParam, FloatParam, SearchSpace
 from agent.tools.evaluate_tabular import EvaluateTabular
 from agent.tools.evaluate_toy import EvaluateToy
 from evaluators.tabular import TABULAR_DATASETS, TabularBenchmark
 from evaluators.toy import TOY_FUNCTIONS
 
-from .errors import UserError
-from .records import Direction
-from .space import CategoricalParam, FloatParam, SearchSpace
+from .base import Task, TaskInfo
 
-__all__ = ["TASK_GROUPS", "Task", "TaskInfo", "build_task", "list_tasks", "resolve_tasks"]
+__all__ = ["BUILTIN", "CIFAR_SPACE", "TASK_GROUPS", "BuiltinFactory"]
 
-Family = Literal["toy", "tabular", "cifar"]
-
-
-@dataclass(frozen=True)
-class Task:
-    """A built task, ready to evaluate."""
-
-    name: str
-    family: Family
-    description: str
-    space: SearchSpace
-    template: str
-    tool: EvaluationTool
-    #: The known optimum (toy minima, a table's best true error), for regret; None where unknown.
-    optimum: float | None = None
-    #: Noise-free score of a configuration where the objective is noisy (tabular: mean over seeds).
-    true_error: Callable[[Mapping[str, Any]], float] | None = None
-    #: Every built-in task minimizes an error; a task file may maximize its metric.
-    direction: Direction = "minimize"
+#: A built-in factory takes (seed, search-space override, options) and builds the task.
+BuiltinFactory = Callable[[int, SearchSpace | None, Mapping[str, Any]], Task]
+#: name -> (what the listing shows, the factory).
+BUILTIN: dict[str, tuple[TaskInfo, BuiltinFactory]] = {}
 
 
-@dataclass(frozen=True)
-class TaskInfo:
-    name: str
-    family: Family
-    summary: str
-
-
-# A factory takes (seed, search-space override, options) and builds the task.
-_Factory = Callable[[int, SearchSpace | None, Mapping[str, Any]], Task]
-_REGISTRY: dict[str, tuple[TaskInfo, _Factory]] = {}
-
-
-def _register(info: TaskInfo, factory: _Factory) -> None:
-    _REGISTRY[info.name] = (info, factory)
-
-
-def list_tasks() -> list[TaskInfo]:
-    return [info for info, _ in _REGISTRY.values()]
-
-
-def build_task(
-    name: str, seed: int = 0, space: SearchSpace | None = None, options: Mapping[str, Any] | None = None
-) -> Task:
-    """Build task ``name``; ``space`` replaces its default search space (``--search_space``)."""
-    if name not in _REGISTRY:
-        raise UserError(
-            f"unknown task {name!r} (--task); run `python -m agent tasks` to list them: " + ", ".join(sorted(_REGISTRY))
-        )
-    _, factory = _REGISTRY[name]
-    return factory(seed, space, options or {})
+def _register(info: TaskInfo, factory: BuiltinFactory) -> None:
+    BUILTIN[info.name] = (info, factory)
 
 
 # ---- toy functions ------------------------------------------------------------------------------------
 
 
-def _toy_factory(fn_name: str) -> _Factory:
+def _toy_factory(fn_name: str) -> BuiltinFactory:
     def build(seed: int, space: SearchSpace | None, options: Mapping[str, Any]) -> Task:
         fn = TOY_FUNCTIONS[fn_name]
         default = SearchSpace(params={name: FloatParam(low=lo, high=hi) for name, (lo, hi) in fn.bounds.items()})
@@ -103,7 +58,7 @@ for _fn in TOY_FUNCTIONS.values():
 # ---- tabular benchmarks -------------------------------------------------------------------------------
 
 
-def _tabular_factory(family: str, dataset: str) -> _Factory:
+def _tabular_factory(family: str, dataset: str) -> BuiltinFactory:
     def build(seed: int, space: SearchSpace | None, options: Mapping[str, Any]) -> Task:
         bench = TabularBenchmark(family, dataset, seed=seed)
         default = SearchSpace(params={p.name: CategoricalParam(choices=tuple(p.choices)) for p in bench.params})
@@ -151,7 +106,7 @@ _CIFAR_NETS = {
 }
 
 
-def _cifar_factory(arch: str) -> _Factory:
+def _cifar_factory(arch: str) -> BuiltinFactory:
     def build(seed: int, space: SearchSpace | None, options: Mapping[str, Any]) -> Task:
         # torch loads only when a CIFAR task is built.
         from agent.tools.train_cifar import TrainCifar
@@ -196,29 +151,8 @@ for _arch, _net in _CIFAR_NETS.items():
 
 #: Groups accepted wherever a list of tasks is (``bench --tasks hpobench,toy``).
 TASK_GROUPS: dict[str, list[str]] = {
-    "toy": [n for n in _REGISTRY if n.startswith("toy-")],
-    "hpobench": [n for n in _REGISTRY if n.startswith("hpobench-")],
-    "nb201": [n for n in _REGISTRY if n.startswith("nb201-")],
-    "cifar": [n for n in _REGISTRY if n.startswith("cifar-")],
+    "toy": [n for n in BUILTIN if n.startswith("toy-")],
+    "hpobench": [n for n in BUILTIN if n.startswith("hpobench-")],
+    "nb201": [n for n in BUILTIN if n.startswith("nb201-")],
+    "cifar": [n for n in BUILTIN if n.startswith("cifar-")],
 }
-
-
-def resolve_tasks(text: str) -> tuple[str, ...]:
-    """Comma-separated task names and groups (``hpobench``, ``toy``, ``nb201``), in order, without repeats."""
-    known = {info.name for info in list_tasks()}
-    out: list[str] = []
-    for item in (x.strip() for x in text.split(",")):
-        if not item:
-            continue
-        names = TASK_GROUPS.get(item, [item])
-        for name in names:
-            if name not in known:
-                raise UserError(
-                    f"--tasks: unknown task or group {item!r}; groups: {', '.join(TASK_GROUPS)}; "
-                    "`python -m agent tasks` lists the tasks"
-                )
-            if name not in out:
-                out.append(name)
-    if not out:
-        raise UserError("--tasks: name at least one task or group")
-    return tuple(out)
