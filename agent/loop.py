@@ -366,12 +366,12 @@ class Agent:
         )
 
     def _ledger_line(self, record: TrialRecord) -> str:
-        """A finished trial in a few tokens: ``7: 0.001,64,"relu" -> 0.213`` (parameters in the space's order;
+        """A finished trial in a few tokens: ``0.001,64,"relu" -> 0.213`` (parameters in the space's order;
         the model's own proposals marked ``*``). A small model reads every digit as a token: two parameters of
         six digits cost as much as a sentence."""
         values = ",".join(short_value(record.config.get(name)) for name in self.space.params)
         mark = " *" if record.source == "llm" else ""
-        return f"{record.number}: {values} -> {_short_outcome(record)}{mark}"
+        return f"{values} -> {_short_outcome(record)}{mark}"
 
     def _history_limit_text(self, count: int) -> str:
         return self.templates.render("history_limit", count=count, eval_tool=self.eval_tool.name)

@@ -120,7 +120,7 @@ class HybridStrategy(BOStrategy):
         shown = []
         for c in candidates:
             values = ",".join(short_value(c.config[name]) for name in ctx.space.params)
-            prediction = "unknown" if math.isnan(c.mean) else f"{c.mean:.3g}±{c.sd:.2g}"
+            prediction = "unknown" if math.isnan(c.mean) else f"{c.mean:.2g}±{c.sd:.1g}"
             shown.append({"line": values, "prediction": prediction})
         return self.agent.templates.render(
             self._state_template, number=len(ctx.records), budget=ctx.budget, candidates=shown

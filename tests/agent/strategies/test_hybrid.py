@@ -80,7 +80,7 @@ async def test_the_prompt_only_grows_so_a_cache_reuses_it(tmp_path: Path) -> Non
         assert after[1].content.startswith(shared)
         assert "Results, one line per trial" in shared
     last = prompts[-1][1].content
-    assert "0: 2.5,2.5 -> " in last and last.count(" *") >= 1  # results listed in a few tokens, the model's marked
+    assert "\n2.5,2.5 -> " in last and last.count(" *") >= 1  # results listed in a few tokens, the model's marked
 
 
 async def test_own_configurations_are_moved_onto_the_grid_and_repeats_reasked(tmp_path: Path) -> None:
