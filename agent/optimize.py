@@ -24,9 +24,11 @@ from .strategies.base import ProposeContext, Strategy
 from .study import StudyStore
 from .tools.base import EvaluationTool, TrialContext
 
-__all__ = ["Reporter", "StudySummary", "optimize"]
+__all__ = ["UNREACHABLE", "Reporter", "StudySummary", "optimize"]
 
 _UNOWNED_POLL_S = 0.5
+#: How the reason of a round proposed without an unreachable model begins.
+UNREACHABLE = "the model could not be reached"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,6 +36,8 @@ class StudySummary(UsageTotals):
     best: TrialRecord | None
     n_trials: int
     n_new: int
+    #: Of the ``fallbacks``, the rounds proposed without the model because it could not be reached.
+    unreachable: int = 0
 
 
 class Reporter:
@@ -49,7 +53,8 @@ class Reporter:
         """Trial ``number`` is being evaluated."""
 
     def progress(self, number: int, progress: Progress) -> None:
-        """Trial ``number``'s evaluation reports where it is (training epochs)."""
+        """Trial ``number``'s evaluation reports where it is (training epochs). May come from the thread the
+        evaluation runs in, never from another process."""
 
     def trial_finished(self, record: TrialRecord, best: TrialRecord | None) -> None:
         """A trial finished; ``best`` is the study's best so far."""
@@ -168,7 +173,7 @@ async def optimize(
             except ProviderUnavailable as exc:
                 if on_provider_error == "stop":
                     raise
-                reason = f"the model could not be reached: {exc}"
+                reason = f"{UNREACHABLE}: {exc}"
                 store.events.warning("provider_unavailable", error=str(exc), trials=k)
                 proposals = [await strategy.fallback(ctx, reason) for _ in range(k)]
             seconds_each = (time.perf_counter() - started_at) / len(proposals)
@@ -196,6 +201,9 @@ async def optimize(
         best=snapshot.best,
         n_trials=snapshot.finished,
         n_new=snapshot.finished - before,
+        unreachable=sum(
+            r.source == "fallback" and (r.proposal.reason or "").startswith(UNREACHABLE) for r in snapshot.records
+        ),
         **vars(UsageTotals.of(snapshot.records)),
     )
     store.events.info(
@@ -205,6 +213,8 @@ async def optimize(
         n_trials=summary.n_trials,
         llm_calls=summary.llm_calls,
         tokens=summary.prompt_tokens + summary.completion_tokens,
+        fallbacks=summary.fallbacks,
+        unreachable=summary.unreachable,
     )
     reporter.finished(summary)
     return summary

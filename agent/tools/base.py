@@ -88,6 +88,10 @@ class EvaluationTool(ABC):
     def validate_arguments(self, arguments: Any) -> dict[str, Choice]:
         return self.space.validate_config(arguments)
 
+    def check_setup(self) -> None:  # noqa: B027 (optional hook: most tools need nothing)
+        """Check, cheaply and before any trial, what would fail every trial the same way (data missing or too
+        small); raise :class:`~evaluators.base.SetupError` naming what to fix. Default: nothing to check."""
+
     @abstractmethod
     async def evaluate(self, config: dict[str, Choice], trial: TrialContext = NO_TRIAL) -> EvalResult:
         """Evaluate a validated configuration. Known failures come back as a failed result, not raised."""

@@ -105,7 +105,6 @@ async def test_train_cifar_reports_each_epoch_and_stops_when_told(tmp_path: Path
         train_batch_size=32,
         max_train_batches=1,
         max_eval_batches=1,
-        progress=False,
     )
     task = build_task("cifar-resnet9", options={"train_config": base})
     assert isinstance(task.tool, TrainCifar)
