@@ -18,7 +18,7 @@ from evaluators.base import EvalResult, Progress, SetupError, TrialFailed
 from .errors import AgentError, InvalidSuggestion, ProviderUnavailable, UserError
 from .executors import Executor, LocalExecutor
 from .memory import Round
-from .records import TrialRecord, UsageTotals
+from .records import UNREACHABLE, TrialRecord, UsageTotals
 from .space import Choice
 from .strategies.base import ProposeContext, Strategy
 from .study import StudyStore
@@ -27,8 +27,6 @@ from .tools.base import EvaluationTool, TrialContext
 __all__ = ["UNREACHABLE", "Reporter", "StudySummary", "optimize"]
 
 _UNOWNED_POLL_S = 0.5
-#: How the reason of a round proposed without an unreachable model begins.
-UNREACHABLE = "the model could not be reached"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,8 +34,6 @@ class StudySummary(UsageTotals):
     best: TrialRecord | None
     n_trials: int
     n_new: int
-    #: Of the ``fallbacks``, the rounds proposed without the model because it could not be reached.
-    unreachable: int = 0
 
 
 class Reporter:
@@ -201,9 +197,6 @@ async def optimize(
         best=snapshot.best,
         n_trials=snapshot.finished,
         n_new=snapshot.finished - before,
-        unreachable=sum(
-            r.source == "fallback" and (r.proposal.reason or "").startswith(UNREACHABLE) for r in snapshot.records
-        ),
         **vars(UsageTotals.of(snapshot.records)),
     )
     store.events.info(

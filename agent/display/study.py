@@ -181,9 +181,12 @@ class RichReporter(Reporter):
             if trial is not None:
                 state.durations.append(time.monotonic() - trial.started)
             head = self._trial_head(trial) if trial is not None and not trial.announced else f"trial #{record.number}"
-            status = "" if self.live else f"  [dim]{self._study_text()}[/]"
+            status = "" if self.live else f"  [dim]\\[{self._study_text(best=False)}][/]"
+            live = self._live
         if self.quiet:
             return
+        if live is not None:
+            live.refresh()  # the finished trial leaves the live area before its line prints above it
         if record.state == "complete":
             outcome = f"-> [green]{record.value:.6g}[/]"
         elif record.state == "pruned":
@@ -252,15 +255,16 @@ class RichReporter(Reporter):
             remaining=state.budget - state.done, durations=state.durations, running=running, workers=self.workers
         )
 
-    def _study_text(self) -> str:
+    def _study_text(self, *, best: bool = True) -> str:
+        """``trial 3/20, best 0.12 (#1), 4m12s elapsed, ~20m left``: where the study is."""
         state = self._state
         at = min(state.done + len(state.running), state.budget)
         parts = [f"trial {at}/{state.budget}"]
-        if state.best is not None and state.best.value is not None:
+        if best and state.best is not None and state.best.value is not None:
             parts.append(f"best {state.best.value:.6g} (#{state.best.number})")
         parts.append(f"{duration(time.monotonic() - state.started)} elapsed")
         left = self._time_left()
-        if left is not None:
+        if left is not None and left >= 1:
             parts.append(f"~{duration(left)} left")
         return ", ".join(parts)
 

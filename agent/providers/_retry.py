@@ -161,7 +161,9 @@ class _Retrying:
     def before_sleep(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
         wait_s = state.next_action.sleep if state.next_action is not None else 0.0
-        log.warning(
+        # The first retry of a call is worth a warning; the rest of a long outage would flood the terminal.
+        emit = log.warning if state.attempt_number == 1 else log.info
+        emit(
             "provider_retry",
             call=self.what,
             attempt=state.attempt_number,

@@ -85,13 +85,14 @@ def test_provider_down_stops_with_a_clear_message_and_the_study_resumes(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Retries run out on a refused connection: a clear stop; the same command later resumes, losing nothing."""
+    """With --on-provider-error stop, a refused connection stops the run once its call's time (here 5 s) ran out,
+    with a clear message; the same command later resumes, losing nothing."""
     save = tmp_path / "down"
     monkeypatch.setenv("AGENT_PROVIDER", "openai")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     # The paper's loop calls the model every trial, so the provider is needed again after the resume.
     argv = ["--task", "toy-branin", "--strategy", "llm", "--model", "qwen", "--save_dir", str(save), "--quiet"]
-    argv += ["--on-provider-error", "stop"]
+    argv += ["--on-provider-error", "stop", "--provider-timeout", "5"]
 
     monkeypatch.setenv("OPENAI_BASE_URL", f"{embedded_server.base_url}/v1")
     assert main([*argv, "--budget", "2"]) == 0
