@@ -92,14 +92,14 @@ def test_provider_down_stops_with_a_clear_message_and_the_study_resumes(
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     # The paper's loop calls the model every trial, so the provider is needed again after the resume.
     argv = ["--task", "toy-branin", "--strategy", "llm", "--model", "qwen", "--save_dir", str(save), "--quiet"]
-    argv += ["--on-provider-error", "stop", "--provider-timeout", "5"]
+    argv += ["--on-provider-error", "stop"]
 
     monkeypatch.setenv("OPENAI_BASE_URL", f"{embedded_server.base_url}/v1")
     assert main([*argv, "--budget", "2"]) == 0
     capsys.readouterr()
 
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens on the discard port
-    assert main([*argv, "--budget", "4"]) == 1
+    assert main([*argv, "--budget", "4", "--provider-timeout", "5"]) == 1
     err = capsys.readouterr().err
     assert "run the same command again to resume" in err
     assert "127.0.0.1:9" in err
