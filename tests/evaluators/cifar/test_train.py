@@ -226,7 +226,7 @@ def test_progress_reports_each_epoch_and_within_epochs_at_a_bounded_pace(
     interval allows (here: every batch, the interval set to 0)."""
     monkeypatch.setattr(train_module, "PROGRESS_INTERVAL_S", 0.0)
     seen: list[Progress] = []
-    short = dataclasses.replace(cfg, num_train_epochs=2, train_batch_size=80)  # 3 batches an epoch
+    short = dataclasses.replace(cfg, num_train_epochs=2, max_train_batches=3)  # 3 batches an epoch
     result = train(short, on_progress=seen.append)
     assert result.state == "complete", result.error
     assert [p.done for p in seen] == pytest.approx([1 / 3, 2 / 3, 1, 4 / 3, 5 / 3, 2])
@@ -243,5 +243,5 @@ def test_progress_reports_each_epoch_and_within_epochs_at_a_bounded_pace(
 def test_progress_within_an_epoch_is_throttled(cfg: TrainConfig, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(train_module, "PROGRESS_INTERVAL_S", 3600.0)
     seen: list[Progress] = []
-    train(dataclasses.replace(cfg, num_train_epochs=2, train_batch_size=40), on_progress=seen.append)
+    train(dataclasses.replace(cfg, num_train_epochs=2, max_train_batches=3), on_progress=seen.append)
     assert [p.done for p in seen] == [1, 2]  # an hour between reports: only the epochs' ends
