@@ -301,7 +301,8 @@ def _run(
             reason = watch.add(loss, epoch, batch)
             if reason is not None:
                 return EvalResult.failed(reason, device=str(device), epochs_run=epoch - 1)
-            reports.batch(epoch, batch, steps, batch * cfg.train_batch_size, epoch_start, watch.running_mean)
+            if not watch.pending:  # just checked, so the device has caught up: the time and the loss are current
+                reports.batch(epoch, batch, steps, batch * cfg.train_batch_size, epoch_start, watch.running_mean)
         reason = watch.flush(epoch, batch)
         if reason is not None:
             return EvalResult.failed(reason, device=str(device), epochs_run=epoch - 1)
@@ -386,7 +387,8 @@ def train(
     exception it raises, such as a pruning signal, propagates. ``on_progress(Progress)`` runs at the end of
     every epoch (``done`` = the epoch; metrics loss, val_error, val_loss, images_per_s, epoch_s: each epoch
     then scores the validation split) and within an epoch at most once a second (``done`` fractional; loss
-    so far, images_per_s), in the thread that trains. Metrics: val_error, val_loss, train_loss (mean
+    so far, images_per_s; on a GPU only after a batch whose loss was checked, every 16th, so that the device
+    has caught up with the clock), in the thread that trains. Metrics: val_error, val_loss, train_loss (mean
     training loss of the last epoch, smoothed as trained), epochs_run, seconds (the whole call),
     train_seconds, images_per_s (training only), device, precision. A diverging loss or running out of
     memory gives a failed result with the reason; a setup no run can use raises ``SetupError``; any other
