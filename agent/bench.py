@@ -18,7 +18,6 @@ import contextlib
 import json
 import math
 import random
-import threading
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +31,7 @@ import numpy as np
 from optuna.trial import TrialState
 
 from . import metrics
+from .display import BenchDisplay
 from .errors import UserError
 from .loop import AgentSettings
 from .memory import HistoryMode
@@ -130,19 +130,18 @@ async def run_bench(
     todo = [spec for spec in config.specs() if study_name(*spec) not in done]
     plain = [spec for spec in todo if spec[1] not in LLM_STRATEGIES]
     llm = [spec for spec in todo if spec[1] in LLM_STRATEGIES]
-    progress = _Progress(len(todo), config.quiet)
-    await _run_plain(plain, config, progress)
-    if llm and provider_for is not None:
-        for spec in llm:
-            await _run_study(spec, config, None, progress, provider_for)
-    elif llm:
-        async with contextlib.AsyncExitStack() as stack:
-            if provider is None:
-                from .providers import get_provider
+    async with contextlib.AsyncExitStack() as stack:
+        if llm and provider is None and provider_for is None:  # opened and probed first: a refused key stops it at once
+            from .preflight import probe_provider
+            from .providers import get_provider
+            from .providers.breaker import CircuitBreaker
 
-                provider = await stack.enter_async_context(get_provider(config.provider, config.model))
-            for spec in llm:
-                await _run_study(spec, config, provider, progress)
+            provider = await stack.enter_async_context(CircuitBreaker(get_provider(config.provider, config.model)))
+            await probe_provider(provider)
+        progress = stack.enter_context(BenchDisplay(len(todo), jobs=config.jobs, quiet=config.quiet))
+        await _run_plain(plain, config, progress)
+        for spec in llm:
+            await _run_study(spec, config, provider, progress, provider_for)
     run = {
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "seconds": round(time.perf_counter() - started, 2),
@@ -171,20 +170,7 @@ def _finished_studies(config: BenchConfig) -> set[str]:
     return done
 
 
-class _Progress:
-    def __init__(self, total: int, quiet: bool) -> None:
-        self.total, self.count, self.quiet = total, 0, quiet
-        self._lock = threading.Lock()  # studies finish in worker threads
-
-    def done(self, name: str, best: float | None, seconds: float) -> None:
-        with self._lock:
-            self.count += 1
-        if not self.quiet:
-            shown = f"{best:.6g}" if best is not None else "none"
-            print(f"[{self.count}/{self.total}] {name}: best {shown} ({seconds:.1f} s)", flush=True)
-
-
-async def _run_plain(specs: list[tuple[str, str, int]], config: BenchConfig, progress: _Progress) -> None:
+async def _run_plain(specs: list[tuple[str, str, int]], config: BenchConfig, progress: BenchDisplay) -> None:
     """Sampler studies: in this thread when ``jobs`` is 1, else ``jobs`` worker threads (Optuna's calls
     block; each thread runs its study on its own event loop)."""
     if config.jobs <= 1:
@@ -208,7 +194,7 @@ async def _run_study(
     spec: tuple[str, str, int],
     config: BenchConfig,
     provider: Provider | None,
-    progress: _Progress,
+    progress: BenchDisplay,
     provider_for: Callable[[Task, int], Provider] | None = None,
 ) -> None:
     task_name, strategy_name, bench_seed = spec
@@ -241,7 +227,14 @@ async def _run_study(
             provider=provider,
             settings=AgentSettings(history=config.history, max_retries=config.max_retries),
         )
-        summary = await optimize(tool=task.tool, strategy=strategy, store=store, budget=config.horizon, seed=seed)
+        summary = await optimize(
+            tool=task.tool,
+            strategy=strategy,
+            store=store,
+            budget=config.horizon,
+            seed=seed,
+            reporter=progress.study(study_name(*spec)),
+        )
     finally:
         store.close()
     progress.done(study_name(*spec), summary.best.value if summary.best else None, time.perf_counter() - started)

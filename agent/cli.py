@@ -12,7 +12,7 @@ import dataclasses
 import gc
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +21,16 @@ import anyio.to_thread
 import optuna
 import structlog
 
+from evaluators.base import Progress, SetupError
 from evaluators.cifar.options import add_training_arguments
 
-from .display import RichReporter
+from .display import DurationHint, RichReporter, progress_text
 from .errors import AgentError, ProviderError, UserError
 from .executors import make_executor
 from .loop import AgentSettings
 from .optimize import StudySummary, optimize
+from .preflight import check_setup
+from .providers.base import Provider
 from .space import SearchSpace
 from .strategies.factory import DEFAULT_STRATEGY, LLM_STRATEGIES, STRATEGIES, make_strategy
 from .study import StudyStore
@@ -219,7 +222,15 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         choices=("continue", "stop"),
         default="continue",
         help="when the model cannot be reached after its retries: propose that round without it and ask again "
-        "later, or stop (re-running resumes) (default: continue)",
+        "later, backing off after repeated failures, or stop (re-running resumes) (default: continue)",
+    )
+    a.add_argument(
+        "--provider-timeout",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="the most one model call may take, retries included (env AGENT_PROVIDER_TIMEOUT; default: 120 "
+        "for openai, 600 for ollama, 900 for embedded)",
     )
     a.add_argument(
         "--allow-repeats",
@@ -269,6 +280,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
 def _non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -314,11 +335,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is when a line is written: the display's live area swaps it so that warnings
+    print above the area instead of through it."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def _quiet_library_logs() -> None:
     """Our own events go to events.jsonl; on the terminal only warnings (a retry, say) are worth showing."""
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(_CurrentStderr()),  # type: ignore[arg-type]
     )
 
 
@@ -345,68 +377,107 @@ async def _run(args: argparse.Namespace) -> StudySummary:
     task = build_task(args.task, seed=args.seed, space=space, options={"train_config": _train_config(args)})
     save_dir = Path(args.save_dir or f"runs/{task.name}-{strategy_name}-seed{args.seed}")
     study_name = args.study_name or f"{task.name}-{strategy_name}-seed{args.seed}"
-    store = StudyStore.open(
-        save_dir=save_dir,
-        study_name=study_name,
-        space=task.space,
-        storage=args.storage,
-        meta={"task": task.name, "strategy": strategy_name, "seed": args.seed},
-        direction=task.direction,
-    )
-    store.set_meta("budget", args.budget)  # the latest budget asked for
-    try:
-        async with contextlib.AsyncExitStack() as stack:
-            provider = None
-            if strategy_name in LLM_STRATEGIES:
-                from .providers import get_provider
+    async with contextlib.AsyncExitStack() as stack:
+        provider = None
+        if strategy_name in LLM_STRATEGIES:
+            from .providers import get_provider
+            from .providers.breaker import CircuitBreaker
 
-                provider = await stack.enter_async_context(get_provider(args.provider, args.model))
-                store.events.info("provider", provider=provider.name, model=provider.model)
-            strategy = make_strategy(
-                strategy_name,
-                task=task,
-                store=store,
-                budget=args.budget,
-                seed=args.seed,
-                provider=provider,
-                settings=AgentSettings(
-                    history=args.history,
-                    max_retries=args.max_retries,
-                    on_invalid=args.on_invalid,
-                    reject_repeats=not args.allow_repeats,
-                    temperature=args.temperature,
-                    max_tokens=args.max_tokens,
-                ),
-                templates=Templates(args.prompts_dir),
+            # Made (not started: the embedded model loads at the first call) before the checks, which probe it.
+            provider = await stack.enter_async_context(
+                get_provider(args.provider, args.model, call_timeout_s=args.provider_timeout)
             )
-            executor = make_executor(
-                args.executor,
-                workers=args.workers,
-                address=args.ray_address,
-                cpus_per_trial=args.cpus_per_trial,
-                gpus_per_trial=args.gpus_per_trial,
-            )
-            stack.callback(executor.close)
-            # What exists now (modules, the task's tables, the model's client) lives as long as the run: keep
-            # the garbage collector from rescanning it between the many small objects each trial makes.
-            gc.freeze()
-            summary = await optimize(
-                tool=task.tool,
-                strategy=strategy,
-                store=store,
-                budget=args.budget,
-                seed=args.seed,
-                reporter=RichReporter(quiet=args.quiet),
-                executor=executor,
-                batch=min(args.batch, args.workers),
-                pruner=optuna.pruners.MedianPruner() if args.pruner == "median" else None,
-                on_provider_error=args.on_provider_error,
-            )
-        if task.family == "cifar" and args.final_test:
-            await _final_test(task, store, summary)
-        return summary
-    finally:
-        store.close()
+            if args.on_provider_error == "continue":
+                provider = CircuitBreaker(provider)
+        # Before the model loads, before any trial, before study.db exists: a setup error ends here.
+        await check_setup(task=task, save_dir=save_dir, storage=args.storage, provider=provider)
+        store = StudyStore.open(
+            save_dir=save_dir,
+            study_name=study_name,
+            space=task.space,
+            storage=args.storage,
+            meta={"task": task.name, "strategy": strategy_name, "seed": args.seed},
+            direction=task.direction,
+        )
+        stack.callback(store.close)
+        store.set_meta("budget", args.budget)  # the latest budget asked for
+        if provider is not None:
+            store.events.info("provider", provider=provider.name, model=provider.model)
+        return await _study(args, strategy_name, task, store, provider, stack)
+    raise AssertionError("unreachable")  # pragma: no cover (mypy: the stack may swallow exceptions)
+
+
+async def _study(
+    args: argparse.Namespace,
+    strategy_name: str,
+    task: Task,
+    store: StudyStore,
+    provider: Provider | None,
+    stack: contextlib.AsyncExitStack,
+) -> StudySummary:
+    strategy = make_strategy(
+        strategy_name,
+        task=task,
+        store=store,
+        budget=args.budget,
+        seed=args.seed,
+        provider=provider,
+        settings=AgentSettings(
+            history=args.history,
+            max_retries=args.max_retries,
+            on_invalid=args.on_invalid,
+            reject_repeats=not args.allow_repeats,
+            temperature=args.temperature,
+            max_tokens=args.max_tokens,
+        ),
+        templates=Templates(args.prompts_dir),
+    )
+    executor = make_executor(
+        args.executor,
+        workers=args.workers,
+        address=args.ray_address,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+    )
+    stack.callback(executor.close)
+    reporter = stack.enter_context(RichReporter(quiet=args.quiet, workers=args.workers, hint=_duration_hint(task)))
+    # What exists now (modules, the task's tables, the model's client) lives as long as the run: keep
+    # the garbage collector from rescanning it between the many small objects each trial makes.
+    gc.freeze()
+    summary = await optimize(
+        tool=task.tool,
+        strategy=strategy,
+        store=store,
+        budget=args.budget,
+        seed=args.seed,
+        reporter=reporter,
+        executor=executor,
+        batch=min(args.batch, args.workers),
+        pruner=optuna.pruners.MedianPruner() if args.pruner == "median" else None,
+        on_provider_error=args.on_provider_error,
+    )
+    if task.family == "cifar" and args.final_test:
+        await _final_test(task, store, summary, quiet=args.quiet)
+    return summary
+
+
+def _duration_hint(task: Task) -> DurationHint | None:
+    """CIFAR on a CPU: the study's length after its first epoch, and how to shorten it past an hour."""
+    if task.family != "cifar":
+        return None  # before importing torch
+    from agent.tools.train_cifar import TrainCifar
+    from evaluators.cifar.train import resolve_device
+
+    if not isinstance(task.tool, TrainCifar):
+        return None
+
+    if resolve_device(task.tool.base.device).type != "cpu":
+        return None
+    return DurationHint(
+        where="on CPU",
+        shorten="--subset N (train on N images, e.g. --subset 5000) or --num_train_epochs N (fewer epochs), "
+        "or a GPU (--device cuda)",
+    )
 
 
 def _train_config(args: argparse.Namespace) -> Any:
@@ -416,7 +487,7 @@ def _train_config(args: argparse.Namespace) -> Any:
     return train_config_from_args(args, seed=args.seed)
 
 
-async def _final_test(task: Task, store: StudyStore, summary: StudySummary) -> None:
+async def _final_test(task: Task, store: StudyStore, summary: StudySummary, *, quiet: bool = False) -> None:
     """Retrain the best configuration and score the test set once (tuning never sees the test set)."""
     from agent.tools.train_cifar import TrainCifar
     from evaluators.cifar.train import evaluate_test
@@ -430,7 +501,8 @@ async def _final_test(task: Task, store: StudyStore, summary: StudySummary) -> N
         return
     print(f"training the best configuration (trial #{best.number}) once more to score the test set...")
     cfg = task.tool.config_for(best.config)
-    result = await anyio.to_thread.run_sync(evaluate_test, cfg, abandon_on_cancel=True)
+    progress = None if quiet else _epoch_lines("final run")
+    result = await anyio.to_thread.run_sync(evaluate_test, cfg, progress, abandon_on_cancel=True)
     if result.state != "complete" or result.value is None:
         print(f"the final test run failed: {result.error}")
         return
@@ -439,17 +511,30 @@ async def _final_test(task: Task, store: StudyStore, summary: StudySummary) -> N
     print(f"test error of the best configuration (trial #{best.number}): {result.value:.4f}")
 
 
+def _epoch_lines(label: str) -> Callable[[Progress], None]:
+    """A training's progress as one plain line per epoch, on stderr."""
+
+    def line(progress: Progress) -> None:
+        if progress.done == int(progress.done):
+            print(f"{label} {progress_text(progress)}", file=sys.stderr, flush=True)
+
+    return line
+
+
 def _train(args: argparse.Namespace) -> int:
     import json
 
     from evaluators.cifar.data import CifarNotFoundError
-    from evaluators.cifar.train import evaluate_test, train
+    from evaluators.cifar.train import evaluate_test, resolve_device, train
 
     cfg = _train_config(args)
+    lines = _epoch_lines(f"[{cfg.arch} {resolve_device(cfg.device)}]")
     try:
-        result = evaluate_test(cfg) if args.test else train(cfg)
+        result = evaluate_test(cfg, lines) if args.test else train(cfg, on_progress=lines)
     except CifarNotFoundError as exc:
         raise UserError(f"{exc} (--dataset_dir)") from exc
+    except SetupError as exc:
+        raise UserError(str(exc)) from exc
     save_dir = Path(args.save_dir)
     try:
         save_dir.mkdir(parents=True, exist_ok=True)

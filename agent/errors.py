@@ -1,9 +1,13 @@
 """The agent's errors, in one small hierarchy.
 
 AgentError                  anything this package raises on purpose
-├── UserError               bad configuration: the message names the flag or env var to fix
-├── ProviderError           the LLM could not be reached or answered garbage at the transport level
-│   └── ProviderUnavailable retries ran out (connection refused, timeouts, 429, 5xx, CLI exit != 0)
+├── UserError               bad configuration: the message names the flag or env var to fix (also what no
+│                           retry fixes: a refused API key, an unknown model, a missing executable, a
+│                           corrupt model file; the run stops at once)
+├── ProviderError           the LLM failed at the transport level (a request it rejects as sent)
+│   └── ProviderUnavailable a call's retries ran out within its time (connection refused, timeouts, 429,
+│                           5xx, garbage bodies, CLI exit != 0), or the circuit breaker held the call back:
+│                           the study proposes that round without the model
 ├── InvalidSuggestion       a proposal failed validation; carries per-field errors for the reask
 ├── ReaskBudgetExhausted    the model kept answering invalid proposals (`--on-invalid stop`)
 └── StudyError              the study storage is inconsistent with this run (other space, other task)
@@ -37,7 +41,7 @@ class ProviderError(AgentError):
 
 
 class ProviderUnavailable(ProviderError):
-    """Transport retries ran out."""
+    """Transport retries ran out within the call's time, or the circuit breaker held the call back."""
 
 
 class InvalidSuggestion(AgentError):

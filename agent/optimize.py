@@ -18,13 +18,13 @@ from evaluators.base import EvalResult, Progress, SetupError, TrialFailed
 from .errors import AgentError, InvalidSuggestion, ProviderUnavailable, UserError
 from .executors import Executor, LocalExecutor
 from .memory import Round
-from .records import TrialRecord, UsageTotals
+from .records import UNREACHABLE, TrialRecord, UsageTotals
 from .space import Choice
 from .strategies.base import ProposeContext, Strategy
 from .study import StudyStore
 from .tools.base import EvaluationTool, TrialContext
 
-__all__ = ["Reporter", "StudySummary", "optimize"]
+__all__ = ["UNREACHABLE", "Reporter", "StudySummary", "optimize"]
 
 _UNOWNED_POLL_S = 0.5
 
@@ -49,7 +49,8 @@ class Reporter:
         """Trial ``number`` is being evaluated."""
 
     def progress(self, number: int, progress: Progress) -> None:
-        """Trial ``number``'s evaluation reports where it is (training epochs)."""
+        """Trial ``number``'s evaluation reports where it is (training epochs). May come from the thread the
+        evaluation runs in, never from another process."""
 
     def trial_finished(self, record: TrialRecord, best: TrialRecord | None) -> None:
         """A trial finished; ``best`` is the study's best so far."""
@@ -168,7 +169,7 @@ async def optimize(
             except ProviderUnavailable as exc:
                 if on_provider_error == "stop":
                     raise
-                reason = f"the model could not be reached: {exc}"
+                reason = f"{UNREACHABLE}: {exc}"
                 store.events.warning("provider_unavailable", error=str(exc), trials=k)
                 proposals = [await strategy.fallback(ctx, reason) for _ in range(k)]
             seconds_each = (time.perf_counter() - started_at) / len(proposals)
@@ -205,6 +206,8 @@ async def optimize(
         n_trials=summary.n_trials,
         llm_calls=summary.llm_calls,
         tokens=summary.prompt_tokens + summary.completion_tokens,
+        fallbacks=summary.fallbacks,
+        unreachable=summary.unreachable,
     )
     reporter.finished(summary)
     return summary

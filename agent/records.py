@@ -27,6 +27,7 @@ __all__ = [
     "Proposal",
     "ProposalInfo",
     "ProposalSource",
+    "UNREACHABLE",
     "TrialRecord",
     "UsageTotals",
     "best_value",
@@ -43,6 +44,8 @@ Direction = Literal["minimize", "maximize"]
 #: answers stayed invalid or that could not be reached (``fallback``), an Optuna sampler (``sampler``), a
 #: surrogate model (``surrogate``), or nobody: a dead worker's trial re-run as it was (``resumed``).
 ProposalSource = Literal["llm", "fallback", "sampler", "surrogate", "resumed"]
+#: How the reason of a ``fallback`` begins when the model could not be reached (its provider's retries ran out).
+UNREACHABLE = "the model could not be reached"
 PROPOSAL_SOURCES: tuple[ProposalSource, ...] = ("llm", "fallback", "sampler", "surrogate", "resumed")
 
 
@@ -122,10 +125,16 @@ class TrialRecord(BaseModel):
     def source(self) -> ProposalSource:
         return self.proposal.source
 
+    @property
+    def unreachable(self) -> bool:
+        """Proposed without the model because it could not be reached (not because its answers were invalid)."""
+        return self.source == "fallback" and (self.proposal.reason or "").startswith(UNREACHABLE)
+
 
 @dataclass(frozen=True, kw_only=True)
 class UsageTotals:
-    """LLM calls, tokens, seconds, reasks and rounds proposed without the model, over a set of trials."""
+    """LLM calls, tokens, seconds, reasks and rounds proposed without the model (and of them, those with the
+    model unreachable), over a set of trials."""
 
     llm_calls: int = 0
     prompt_tokens: int = 0
@@ -133,10 +142,12 @@ class UsageTotals:
     llm_seconds: float = 0.0
     reasks: int = 0
     fallbacks: int = 0
+    #: Of the ``fallbacks``, the rounds proposed without the model because it could not be reached.
+    unreachable: int = 0
 
     @classmethod
     def of(cls, records: Iterable[TrialRecord]) -> UsageTotals:
-        calls = prompt = completion = reasks = fallbacks = 0
+        calls = prompt = completion = reasks = fallbacks = unreachable = 0
         seconds = 0.0
         for r in records:
             for u in r.proposal.usage:
@@ -146,6 +157,7 @@ class UsageTotals:
                 seconds += u.latency_s
             reasks += r.proposal.reasks
             fallbacks += r.source == "fallback"
+            unreachable += r.unreachable
         return cls(
             llm_calls=calls,
             prompt_tokens=prompt,
@@ -153,6 +165,7 @@ class UsageTotals:
             llm_seconds=round(seconds, 3),
             reasks=reasks,
             fallbacks=fallbacks,
+            unreachable=unreachable,
         )
 
 
@@ -190,5 +203,11 @@ def format_outcome(record: TrialRecord) -> str:
 def format_trial(record: TrialRecord) -> str:
     """One line: number, configuration, outcome."""
     config = json.dumps(compact_config(record.config), separators=(", ", ": "))
-    note = " (a random configuration: your answers were invalid)" if record.source == "fallback" else ""
+    note = ""
+    if record.source == "fallback":
+        note = (
+            " (chosen without you: you could not be reached)"
+            if record.unreachable
+            else " (a random configuration: your answers were invalid)"
+        )
     return f"trial {record.number}{note}: {config} -> {format_outcome(record)}"

@@ -110,7 +110,6 @@ def our_images_per_s(
         dataset_dir=str(root),
         val_size=batch_size,
         device=str(device),
-        progress=False,
         precision=precision,
     )
     if warmup:

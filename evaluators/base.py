@@ -45,7 +45,11 @@ class EvalResult:
 @dataclass(frozen=True)
 class Progress:
     """Where a running evaluation is, for a display: ``done`` of ``total`` units (epochs, steps), with what it
-    measured so far (``loss``, ``val_error``, ``images_per_s``...) and the seconds since it started."""
+    measured so far (``loss``, ``val_error``, ``images_per_s``...) and the seconds since it started.
+
+    A report at a whole ``done`` marks the end of a unit (an epoch) with what was measured then; reports within
+    a unit have a fractional ``done``. Evaluators send it through a plain callback and know nothing of displays.
+    """
 
     done: float
     total: float | None

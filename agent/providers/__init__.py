@@ -1,11 +1,14 @@
 """LLM providers behind one interface, chosen by name: ``embedded`` (default), ``openai``, ``ollama``.
 
-``get_provider()`` reads ``AGENT_PROVIDER`` and ``AGENT_MODEL`` when no name or model is given (flags
-override env). Backends are imported only when chosen, so xllamacpp loads only for ``embedded``.
+``get_provider()`` reads ``AGENT_PROVIDER``, ``AGENT_MODEL`` and ``AGENT_PROVIDER_TIMEOUT`` when no name,
+model or call timeout is given (flags override env). Backends are imported only when chosen, so xllamacpp
+loads only for ``embedded``. :class:`~agent.providers.breaker.CircuitBreaker` wraps any of them for a long
+study.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Final
 
@@ -30,12 +33,16 @@ DEFAULT_PROVIDER: Final = "embedded"
 DEFAULT_MODELS: Final = {"openai": "gpt-4o-mini", "ollama": "qwen2.5-coder:1.5b"}
 
 
-def get_provider(name: str | None = None, model: str | None = None, **kwargs: Any) -> Provider:
+def get_provider(
+    name: str | None = None, model: str | None = None, *, call_timeout_s: float | None = None, **kwargs: Any
+) -> Provider:
     """The provider called ``name`` (else ``AGENT_PROVIDER``, else ``embedded``) for ``model``.
 
     ``model`` (else ``AGENT_MODEL``) is a model name for ``openai`` and ``ollama`` and a GGUF file path
-    for ``embedded`` (which otherwise uses ``AGENT_EMBEDDED_MODEL`` or its bundled model). ``kwargs`` go to
-    the provider's constructor. An unknown name raises a ``UserError`` listing the valid ones.
+    for ``embedded`` (which otherwise uses ``AGENT_EMBEDDED_MODEL`` or its bundled model).
+    ``call_timeout_s`` (else ``AGENT_PROVIDER_TIMEOUT``, else the provider's default: 120 s for ``openai``,
+    600 s for ``ollama``, 900 s for ``embedded``) is the most one call may take, retries included. ``kwargs``
+    go to the provider's constructor. An unknown name raises a ``UserError`` listing the valid ones.
     """
     chosen = (name if name is not None else os.environ.get("AGENT_PROVIDER", "")).strip().lower()
     chosen = chosen or DEFAULT_PROVIDER
@@ -45,6 +52,11 @@ def get_provider(name: str | None = None, model: str | None = None, **kwargs: An
             f"unknown provider {chosen!r} (from {origin}); choose one of {', '.join(PROVIDERS)} "
             "with --provider or AGENT_PROVIDER"
         )
+    timeout = call_timeout_s if call_timeout_s is not None else _timeout_from_env()
+    if timeout is not None:
+        if not timeout > 0:
+            raise UserError(f"--provider-timeout must be a positive number of seconds, got {timeout:g}")
+        kwargs["call_timeout_s"] = timeout
     model_source = "--model"
     if model is None:
         model, model_source = os.environ.get("AGENT_MODEL") or None, "AGENT_MODEL"
@@ -67,3 +79,16 @@ def get_provider(name: str | None = None, model: str | None = None, **kwargs: An
             f"another provider with --provider/AGENT_PROVIDER ({', '.join(PROVIDERS)})."
         )
     return EmbeddedProvider(model, **kwargs)
+
+
+def _timeout_from_env() -> float | None:
+    text = os.environ.get("AGENT_PROVIDER_TIMEOUT", "").strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise UserError(f"AGENT_PROVIDER_TIMEOUT must be a positive number of seconds, got {text!r}")
+    return seconds

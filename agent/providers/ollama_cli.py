@@ -12,13 +12,19 @@ from typing import Any, Final
 
 import anyio
 
-from agent.errors import ProviderError, UserError
+from agent.errors import ProviderError, ProviderUnavailable, UserError
 from agent.providers._retry import RetryPolicy, TransientFault, with_retries
 from agent.providers.base import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, ChatMessage, Completion, Provider, Usage
 
 __all__ = ["OllamaCLIProvider", "render_prompt"]
 
 _STDERR_TAIL: Final = 2000
+#: A local model is slow, not down: a call may take this long, retries included (``--provider-timeout``).
+DEFAULT_CALL_TIMEOUT_S: Final = 600.0
+_PROBE_TIMEOUT_S: Final = 30.0
+# What `ollama` prints for a model it does not have ("model 'x' not found", "pull model manifest: file does
+# not exist" for a name the registry does not know either).
+_UNKNOWN_MODEL: Final = ("not found", "file does not exist")
 _ROLE_LABELS: Final = {"system": "System", "user": "User", "assistant": "Assistant"}
 
 
@@ -59,8 +65,10 @@ class OllamaCLIProvider(Provider):
     ``Usage.completion_tokens`` stay 0; the latency is measured.
 
     The executable is ``executable``, else ``OLLAMA_EXECUTABLE``, else ``ollama`` on PATH. A non-zero
-    exit or a call running past ``timeout_s`` is retried ``max_attempts`` times in all, then raises
-    :class:`~agent.errors.ProviderUnavailable` carrying the tail of stderr.
+    exit or an attempt running past ``timeout_s`` is retried for at most ``call_timeout_s`` seconds in all
+    (and at most ``max_attempts`` times when given), then raises :class:`~agent.errors.ProviderUnavailable`
+    carrying the tail of stderr. A model Ollama does not have raises a ``UserError`` at once; :meth:`probe`
+    finds it before a study starts (``ollama show MODEL``).
     """
 
     name = "ollama"
@@ -69,15 +77,16 @@ class OllamaCLIProvider(Provider):
         self,
         model: str,
         executable: str | None = None,
-        max_attempts: int = 4,
-        timeout_s: float = 600.0,
+        max_attempts: int | None = None,
+        timeout_s: float = 300.0,
+        call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
     ) -> None:
         if not model:
             raise UserError("the ollama provider needs a model name: pass --model or set AGENT_MODEL")
         self.model = model
         self.executable = _resolve_executable(executable)
         self.timeout_s = timeout_s
-        self._policy = RetryPolicy(max_attempts=max_attempts)
+        self._policy = RetryPolicy(deadline_s=call_timeout_s, max_attempts=max_attempts)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r}, executable={self.executable!r})"
@@ -104,6 +113,32 @@ class OllamaCLIProvider(Provider):
         latency = time.perf_counter() - started
         return Completion(text=text, usage=Usage(provider=self.name, model=self.model, latency_s=latency))
 
+    async def probe(self) -> None:
+        """``ollama show MODEL``: a model Ollama does not have raises a ``UserError`` (pull it first: ``run``
+        would download it inside a timed call); a daemon that does not answer raises ``ProviderUnavailable``."""
+        argv = [self.executable, "show", self.model]
+        try:
+            with anyio.fail_after(_PROBE_TIMEOUT_S):
+                result = await anyio.run_process(argv, check=False)
+        except TimeoutError:
+            raise ProviderUnavailable(f"`{' '.join(argv)}` gave no answer within {_PROBE_TIMEOUT_S:g} s") from None
+        except OSError as exc:
+            raise UserError(f"cannot run {argv[0]!r}: {exc}; set OLLAMA_EXECUTABLE to the ollama binary") from None
+        if result.returncode == 0:
+            return
+        if _unknown_model(result.stderr):
+            raise self._unknown_model(result.stderr)
+        raise ProviderUnavailable(
+            f"`{' '.join(argv)}` exited with status {_describe_status(result.returncode)}: {_tail(result.stderr)}; "
+            "check that `ollama serve` is running"
+        )
+
+    def _unknown_model(self, stderr: bytes) -> UserError:
+        return UserError(
+            f"Ollama has no model {self.model!r} ({_tail(stderr)}): run `ollama pull {self.model}` first, or "
+            "choose another --model/AGENT_MODEL (`ollama list` shows the models you have)"
+        )
+
     async def _run(self, argv: list[str], prompt: bytes) -> str:
         try:
             with anyio.fail_after(self.timeout_s):
@@ -116,6 +151,8 @@ class OllamaCLIProvider(Provider):
         except OSError as exc:
             raise UserError(f"cannot run {argv[0]!r}: {exc}; set OLLAMA_EXECUTABLE to the ollama binary") from None
         if result.returncode != 0:
+            if _unknown_model(result.stderr):
+                raise self._unknown_model(result.stderr)
             raise TransientFault(
                 f"exit status {_describe_status(result.returncode)}; stderr: {_tail(result.stderr)}",
                 hint=f"that `ollama serve` is running and `ollama pull {self.model}` has been done",
@@ -124,6 +161,11 @@ class OllamaCLIProvider(Provider):
             return result.stdout.decode("utf-8").strip()
         except UnicodeDecodeError:
             raise ProviderError(f"`{' '.join(argv)}` printed output that is not UTF-8") from None
+
+
+def _unknown_model(stderr: bytes) -> bool:
+    text = stderr.decode("utf-8", errors="replace").lower()
+    return any(marker in text for marker in _UNKNOWN_MODEL)
 
 
 def _tail(stderr: bytes) -> str:

@@ -11,14 +11,24 @@ from typing import Any, Final
 
 import httpx
 
-from agent.errors import ProviderError, UserError
-from agent.providers._retry import RETRYABLE_STATUS, RetryPolicy, TransientFault, parse_retry_after, with_retries
+from agent.errors import ProviderError, ProviderUnavailable, UserError
+from agent.providers._retry import (
+    DEFAULT_DEADLINE_S,
+    RETRYABLE_STATUS,
+    RetryPolicy,
+    TransientFault,
+    parse_retry_after,
+    with_retries,
+)
 from agent.providers.base import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, ChatMessage, Completion, Provider, Usage
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "OpenAICompatProvider"]
 
 DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
 DEFAULT_TIMEOUT: Final = httpx.Timeout(connect=10.0, read=180.0, write=30.0, pool=30.0)
+# The probe asks little: a list of models, at most one token. A local server may load its model first.
+_PROBE_TIMEOUT: Final = httpx.Timeout(connect=10.0, read=30.0, write=10.0, pool=10.0)
+_LISTED_IN_ERRORS: Final = 8
 
 # How a JSON schema is asked for, strictest first; a server that rejects one level gets the next. The first,
 # a llama.cpp grammar, is tried only when asked for (``compact_json``).
@@ -47,9 +57,11 @@ class OpenAICompatProvider(Provider):
     A schema is sent as ``response_format={"type": "json_schema", ...}``. A server that rejects that
     (HTTP 4xx other than 401/403/404/429) is asked again with ``{"type": "json_object"}``, then with no
     ``response_format``; the level that worked is remembered for later calls. Connection errors,
-    timeouts, 429 (honouring ``Retry-After``), 5xx and bodies that are not a chat completion are retried
-    ``max_attempts`` times in all, then raise :class:`~agent.errors.ProviderUnavailable` (or
-    :class:`~agent.errors.ProviderError` for garbage bodies). The key never appears in errors, logs or repr.
+    timeouts, 429 (honouring ``Retry-After``), 5xx and bodies that are not a chat completion (an HTML page
+    from a proxy) are retried for at most ``call_timeout_s`` seconds in all (and at most ``max_attempts``
+    times when given), then raise :class:`~agent.errors.ProviderUnavailable`. What no retry fixes raises a
+    :class:`~agent.errors.UserError` at once: a refused key (401/403), an unknown model or URL (404).
+    :meth:`probe` finds those before a study starts. The key never appears in errors, logs or repr.
     """
 
     name = "openai"
@@ -61,7 +73,8 @@ class OpenAICompatProvider(Provider):
         api_key: str | None = None,
         http_client: httpx.AsyncClient | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-        max_attempts: int = 4,
+        max_attempts: int | None = None,
+        call_timeout_s: float = DEFAULT_DEADLINE_S,
         compact_json: bool = False,
     ) -> None:
         if not model:
@@ -75,7 +88,7 @@ class OpenAICompatProvider(Provider):
         self._owns_client = http_client is None
         self._client = http_client if http_client is not None else httpx.AsyncClient(timeout=timeout)
         self._timeout = timeout
-        self._policy = RetryPolicy(max_attempts=max_attempts)
+        self._policy = RetryPolicy(deadline_s=call_timeout_s, max_attempts=max_attempts)
         self._format_level = 0 if compact_json else 1
         self._closed = False
 
@@ -147,12 +160,68 @@ class OpenAICompatProvider(Provider):
             ),
         )
 
-    async def _post(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def probe(self) -> None:
+        """Check what no retry can fix before a study starts: the key and the model.
+
+        ``GET {base_url}/models`` with the key: 401/403 raise a ``UserError``. When that list names the model,
+        nothing more is sent; otherwise (a server without ``/models``, or one such as llama.cpp's that serves
+        its one model under any name) a one-token completion settles it: 404 raises a ``UserError`` naming
+        the models the server listed. A server that cannot be reached now raises ``ProviderUnavailable``
+        (one try, no retries: the study's calls retry).
+        """
+        if self._closed:
+            raise ProviderError(f"{self!r} is closed")
+        url = f"{self.base_url}/models"
+        response = await self._probe_request("GET", url)
+        if response.status_code in (401, 403):
+            raise self._refused_key(response)
+        listed = _model_ids(response) if response.status_code == 200 else None
+        if listed is not None and self.model in listed:
+            return
+        chat = f"{self.base_url}/chat/completions"
+        body = {"model": self.model, "messages": [{"role": "user", "content": "Say OK."}], "max_tokens": 1}
+        response = await self._probe_request("POST", chat, body)
+        status = response.status_code
+        if status in (401, 403):
+            raise self._refused_key(response)
+        if status == 404:
+            served = f"; it lists {', '.join(listed[:_LISTED_IN_ERRORS])}" if listed else ""
+            raise UserError(
+                f"{self.base_url} does not serve model {self.model!r} (HTTP 404 from {chat}: "
+                f"{self._detail(response)}){served}. Check --model/AGENT_MODEL and OPENAI_BASE_URL"
+            )
+        if status in RETRYABLE_STATUS:
+            raise ProviderUnavailable(f"POST {chat} answered HTTP {status}: {self._detail(response)}")
+        # Anything else (200, or a 400 about max_tokens) means the server took the key and knows the model.
+
+    async def _probe_request(self, method: str, url: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        try:
+            return await self._client.request(method, url, json=body, headers=self._headers(), timeout=_PROBE_TIMEOUT)
+        except httpx.UnsupportedProtocol as exc:
+            raise UserError(f"cannot reach {url}: {exc} (set OPENAI_BASE_URL)") from None
+        except httpx.TimeoutException as exc:
+            raise ProviderUnavailable(f"{method} {url} timed out ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise ProviderUnavailable(
+                f"{method} {url}: {type(exc).__name__}: {self._redact(str(exc))}; check that the server is "
+                "running and reachable (OPENAI_BASE_URL)"
+            ) from None
+
+    def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
+        return headers
+
+    def _refused_key(self, response: httpx.Response) -> UserError:
+        return UserError(
+            f"{self.base_url} refused the API key (HTTP {response.status_code}): {self._detail(response)}; "
+            "set OPENAI_API_KEY to a valid key for this server"
+        )
+
+    async def _post(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
-            response = await self._client.post(url, json=body, headers=headers, timeout=self._timeout)
+            response = await self._client.post(url, json=body, headers=self._headers(), timeout=self._timeout)
         except httpx.TimeoutException as exc:
             raise TransientFault(
                 f"timed out ({type(exc).__name__})",
@@ -170,17 +239,14 @@ class OpenAICompatProvider(Provider):
     def _check(self, response: httpx.Response) -> dict[str, Any]:
         status = response.status_code
         if status in (401, 403):
-            raise UserError(
-                f"{self.base_url} refused the API key (HTTP {status}): {self._detail(response)}; "
-                "set OPENAI_API_KEY to a valid key for this server"
-            )
+            raise self._refused_key(response)
         if status == 404:
             raise UserError(
                 f"{self.base_url}/chat/completions or model {self.model!r} not found (HTTP 404): "
                 f"{self._detail(response)}; check OPENAI_BASE_URL and --model/AGENT_MODEL"
             )
         if status in RETRYABLE_STATUS:
-            retry_after = parse_retry_after(response.headers.get("retry-after"), cap_s=self._policy.retry_after_cap_s)
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
             hint = (
                 "your rate limits and quota with the provider"
                 if status == 429
@@ -193,7 +259,6 @@ class OpenAICompatProvider(Provider):
             raise TransientFault(
                 f"unexpected HTTP {status}: {self._detail(response)}",
                 hint=f"that {self.base_url} is an OpenAI-compatible API (OPENAI_BASE_URL)",
-                final=ProviderError,
             )
         content_type = response.headers.get("content-type", "")
         if "json" not in content_type:
@@ -239,7 +304,6 @@ class OpenAICompatProvider(Provider):
         return TransientFault(
             f"HTTP 200 with {what}: {self._excerpt(response)}",
             hint=f"that {self.base_url} is an OpenAI-compatible API and no proxy rewrites its answers",
-            final=ProviderError,
         )
 
     def _detail(self, response: httpx.Response) -> str:
@@ -300,6 +364,18 @@ def _without_float_bounds(schema: Any) -> Any:
         out.pop("minimum", None)
         out.pop("maximum", None)
     return out
+
+
+def _model_ids(response: httpx.Response) -> list[str] | None:
+    """The ids of an OpenAI ``/models`` list (``{"data": [{"id": ...}]}``), or None for any other body."""
+    try:
+        data = json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    entries = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        return None
+    return [e["id"] for e in entries if isinstance(e, dict) and isinstance(e.get("id"), str)]
 
 
 def _as_count(value: object) -> int:

@@ -121,9 +121,14 @@ def _study_markdown(view: _StudyView, url: str, out: Path) -> list[str]:
             [
                 "LLM",
                 f"{cost.llm_calls} calls, {cost.prompt_tokens}+{cost.completion_tokens} tokens, "
-                f"{cost.llm_seconds:.1f} s, {cost.reasks} reasks, {cost.fallbacks} rounds without the model",
+                f"{cost.llm_seconds:.1f} s, {cost.reasks} reasks",
             ]
         )
+    if cost.fallbacks:
+        unreachable, invalid = cost.unreachable, cost.fallbacks - cost.unreachable
+        why = [f"{unreachable} with the model unreachable"] * bool(unreachable)
+        why += [f"{invalid} after invalid answers"] * bool(invalid)
+        facts.append(["rounds without the model", f"{cost.fallbacks} ({', '.join(why)}); reasons in the trials' notes"])
     facts.append(["repeated configurations", str(cost.repeated)])
     lines = [f"# Study `{view.name}`", "", f"Storage: `{url}`.", ""]
     lines += [*(f"- **{key}**: {value}" for key, value in facts), ""]

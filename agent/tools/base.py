@@ -93,6 +93,10 @@ class EvaluationTool(ABC):
         the example (a tool that names a candidate instead)."""
         return {}
 
+    def check_setup(self) -> None:  # noqa: B027 (optional hook: most tools need nothing)
+        """Check, cheaply and before any trial, what would fail every trial the same way (data missing or too
+        small); raise :class:`~evaluators.base.SetupError` naming what to fix. Default: nothing to check."""
+
     @abstractmethod
     async def evaluate(self, config: dict[str, Choice], trial: TrialContext = NO_TRIAL) -> EvalResult:
         """Evaluate a validated configuration. Known failures come back as a failed result, not raised."""

@@ -9,8 +9,8 @@ import anyio.to_thread
 
 from agent.errors import UserError
 from agent.space import Choice, SearchSpace
-from evaluators.base import EvalResult
-from evaluators.cifar.data import CifarNotFoundError
+from evaluators.base import EvalResult, SetupError
+from evaluators.cifar.data import CifarNotFoundError, check_dataset
 from evaluators.cifar.train import TrainConfig, train
 
 from .base import NO_TRIAL, EvaluationTool, TrialContext
@@ -46,12 +46,23 @@ class TrainCifar(EvaluationTool):
             raise ValueError(f"train_cifar cannot set {unknown}; settable: {sorted(fields)}")
         self.base = base
 
+    def check_setup(self) -> None:
+        """The data present (downloaded when missing and the network allows) and large enough for
+        ``--val_size`` and ``--subset``, read from the files' labels; at least one epoch."""
+        if self.base.num_train_epochs < 1:
+            raise SetupError(f"--num_train_epochs must be at least 1, got {self.base.num_train_epochs}")
+        try:
+            check_dataset(self.base.dataset_dir, val_size=self.base.val_size, subset=self.base.subset)
+        except CifarNotFoundError as exc:
+            raise SetupError(f"{exc} (--dataset_dir)") from None
+
     def config_for(self, config: dict[str, Choice]) -> TrainConfig:
-        return dataclasses.replace(self.base, progress=False, **config)  # type: ignore[arg-type]
+        return dataclasses.replace(self.base, **config)  # type: ignore[arg-type]
 
     async def evaluate(self, config: dict[str, Choice], trial: TrialContext = NO_TRIAL) -> EvalResult:
         """Train once. ``trial.report(epoch, val_error) -> stop`` runs after every epoch when given (early
-        stopping): when it says stop, training ends and the result is ``pruned`` with the last validation error."""
+        stopping): when it says stop, training ends and the result is ``pruned`` with the last validation error.
+        ``trial.progress`` gets the epochs as they go (from the training thread)."""
         cfg = self.config_for(config)
         report = trial.report
 
@@ -63,7 +74,7 @@ class TrainCifar(EvaluationTool):
         # Training holds no event-loop state; a worker thread keeps the loop (and Ctrl-C) responsive.
         try:
             return await anyio.to_thread.run_sync(
-                train, cfg, on_epoch if report is not None else None, abandon_on_cancel=True
+                train, cfg, on_epoch if report is not None else None, trial.progress, abandon_on_cancel=True
             )
         except CifarNotFoundError as exc:  # not this trial's fault: stop the study, lose nothing
             raise UserError(f"{exc} (--dataset_dir)") from exc

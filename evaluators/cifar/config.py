@@ -31,5 +31,4 @@ class TrainConfig:
     subset: int | None = None
     device: str | None = None
     compile: bool = False
-    progress: bool = True
     precision: str = "auto"  # "auto": bf16 autocast on CUDA and on CPUs with native bf16, else fp32

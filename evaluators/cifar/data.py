@@ -9,6 +9,7 @@ channels-last float tensor. This replaces the reference's per-image PIL transfor
 
 from __future__ import annotations
 
+import codecs
 import functools
 import pickle
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from evaluators.base import SetupError
+
 __all__ = [
     "CIFAR10_MEAN",
     "CIFAR10_STD",
@@ -28,6 +31,9 @@ __all__ = [
     "CifarSplits",
     "ImageSet",
     "augment",
+    "check_dataset",
+    "check_split",
+    "count_training_images",
     "eval_batches",
     "load_cifar10",
     "normalize",
@@ -112,6 +118,83 @@ def _read_batch(path: Path) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]
     return data, labels
 
 
+class _Stub:
+    """Whatever numpy object a batch file names, unbuilt: counting labels needs no image array."""
+
+    def __init__(self, *args: object) -> None:
+        pass
+
+    def __setstate__(self, state: object) -> None:
+        pass
+
+
+class _LabelsOnly(pickle.Unpickler):
+    """Unpickles a batch file with numpy's classes replaced by stubs (and nothing else allowed)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module.split(".")[0] == "numpy":
+            return _Stub
+        if (module, name) == ("_codecs", "encode"):  # how protocol 2 spells bytes written by Python 3
+            return codecs.encode
+        raise pickle.UnpicklingError(f"{module}.{name} has no place in a CIFAR-10 batch file")
+
+
+def count_training_images(dataset_dir: str | Path, *, download: bool = True) -> tuple[Path, int]:
+    """The CIFAR-10 folder under ``dataset_dir`` and its number of training images, read from the labels of
+    the five batch files without decoding any image (cheap enough to check a setup before a study).
+    Downloads a missing copy when ``download`` and the network allow; else :class:`CifarNotFoundError`."""
+    folder = _locate(Path(dataset_dir).expanduser(), download)
+    total = 0
+    for name in TRAIN_FILES:
+        path = folder / name
+        try:
+            with path.open("rb") as f:
+                entry = _LabelsOnly(f, encoding="bytes").load()
+            total += len(entry[b"labels"])
+        except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise SetupError(
+                f"{path} is not a CIFAR-10 batch file ({type(exc).__name__}: {exc}); replace the copy in "
+                f"{folder} (--dataset_dir)"
+            ) from None
+    return folder, total
+
+
+def check_split(n_train: int, *, val_size: int, subset: int | None, folder: Path | str, scored: bool = True) -> None:
+    """Raise :class:`SetupError` naming the flag to change when ``n_train`` training images cannot give the
+    split asked for: ``val_size`` held out (at least one when trials are ``scored`` on it) and ``subset``
+    images left to train on."""
+    smallest = 1 if scored else 0
+    if not smallest <= val_size < n_train:
+        if val_size < smallest:
+            raise SetupError(
+                f"--val_size {val_size} leaves no validation images to score trials on: choose a --val_size "
+                f"of at least 1 (a tenth of the {n_train} training images, {max(n_train // 10, 1)}, is usual)"
+            )
+        raise SetupError(
+            f"--val_size {val_size} holds out at least as many images as the {n_train} training images in "
+            f"{folder}: choose a --val_size below {n_train} (a tenth, {max(n_train // 10, 1)}, is usual)"
+        )
+    if subset is not None:
+        left = n_train - val_size
+        if subset < 1:
+            raise SetupError(f"--subset must be a positive number of images, got {subset}")
+        if subset > left:
+            raise SetupError(
+                f"--subset {subset} asks for more training images than the {left} left in {folder} after "
+                f"--val_size {val_size}: choose a --subset of at most {left}, or a smaller --val_size"
+            )
+
+
+def check_dataset(
+    dataset_dir: str | Path, *, val_size: int, subset: int | None, download: bool = True
+) -> tuple[Path, int]:
+    """What a study needs of its data, checked before it starts: the copy present (downloaded if missing and
+    possible) and large enough for ``val_size`` and ``subset``. Returns the folder and its training images."""
+    folder, n_train = count_training_images(dataset_dir, download=download)
+    check_split(n_train, val_size=val_size, subset=subset, folder=folder)
+    return folder, n_train
+
+
 @functools.lru_cache(maxsize=2)
 def _decode(folder: str, _stamp: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
     """Decoded (train images, train labels, test images, test labels), cached per folder and file mtimes."""
@@ -136,17 +219,14 @@ def load_cifar10(
     ``val_size`` training images chosen by a permutation seeded with ``split_seed`` are held out for
     validation; the split does not depend on the training seed, so every trial of a study is scored on the
     same images. ``subset`` keeps the first N of the remaining training images. Tensors are copies, placed
-    on ``device``.
+    on ``device``. A split the data cannot give raises :class:`SetupError` (see :func:`check_split`).
     """
     root = Path(dataset_dir).expanduser()
     folder = _locate(root, download)
     stamp = tuple((folder / name).stat().st_mtime_ns for name in (*TRAIN_FILES, TEST_FILE))
     train_x, train_y, test_x, test_y = _decode(str(folder.resolve()), stamp)
     n = int(train_y.shape[0])
-    if not 0 <= val_size < n:
-        raise ValueError(f"val_size must be in [0, {n}) for the {n} training images in {folder}, got {val_size}")
-    if subset is not None and subset < 1:
-        raise ValueError(f"subset must be a positive number of images, got {subset}")
+    check_split(n, val_size=val_size, subset=subset, folder=folder, scored=False)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed))
     val_idx, train_idx = order[:val_size], order[val_size:]
     if subset is not None:

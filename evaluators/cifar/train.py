@@ -6,7 +6,9 @@ Kept from the reference: the models, ``sgd`` (no momentum) and ``adam`` (coupled
 Changed: the data are uint8 tensors on the training device, augmented in batches (``data.py``); validation
 is held out of the training images (the reference scored its "valid" split, the test set); bf16 autocast
 and channels-last where they pay; a diverging run or an out-of-memory error comes back as a failed
-``EvalResult`` with a reason instead of an exception.
+``EvalResult`` with a reason instead of an exception; a setup that would fail every run the same way (data
+too small for the split, an unknown arch) raises :class:`~evaluators.base.SetupError`. Where a run is goes
+to an ``on_progress`` callback as :class:`~evaluators.base.Progress` (no printing here).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from __future__ import annotations
 import gc
 import math
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evaluators.base import EvalResult
+from evaluators.base import EvalResult, Progress, SetupError
 from evaluators.cifar.config import ARCHS, OPTIMIZERS, PRECISIONS, TrainConfig
 from evaluators.cifar.data import ImageSet, eval_batches, load_cifar10, num_train_batches, train_batches
 from evaluators.cifar.models import build_model
@@ -32,6 +33,7 @@ from evaluators.cifar.models import build_model
 __all__ = [
     "ARCHS",
     "OPTIMIZERS",
+    "ProgressCallback",
     "TrainConfig",
     "evaluate_test",
     "lr_factor",
@@ -43,6 +45,9 @@ __all__ = [
 
 EXPLODED_LOSS = 1e4  # a loss above this, or above 100x the first batch's loss, ends the run
 EXPLOSION_FACTOR = 100.0
+PROGRESS_INTERVAL_S = 1.0  # the least time between two reports within an epoch
+
+ProgressCallback = Callable[[Progress], None]
 
 
 def resolve_device(name: str | None = None) -> torch.device:
@@ -161,6 +166,11 @@ class _LossWatch:
             self.count += 1
         return None
 
+    @property
+    def running_mean(self) -> float | None:
+        """The mean of this epoch's losses checked so far, or None before the first."""
+        return self.total / self.count if self.count else None
+
     def take_mean(self) -> float:
         mean = self.total / max(self.count, 1)
         self.total, self.count = 0.0, 0
@@ -200,8 +210,30 @@ def _evaluate(
     return loss_sum.item() / seen, 1.0 - correct.item() / seen
 
 
-def _progress(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+class _Reports:
+    """Sends :class:`Progress` to a callback: each epoch's end, and within an epoch at most once per interval."""
+
+    def __init__(self, callback: ProgressCallback | None, epochs: int, started: float) -> None:
+        self.callback = callback
+        self.epochs = epochs
+        self.started = started
+        self.last = started
+
+    def batch(self, epoch: int, batch: int, steps: int, images: int, epoch_start: float, loss: float | None) -> None:
+        now = time.perf_counter()
+        if self.callback is None or batch >= steps or now - self.last < PROGRESS_INTERVAL_S:
+            return  # a whole ``done`` is left to the epoch's end
+        self.last = now
+        metrics = {"images_per_s": images / max(now - epoch_start, 1e-9)}
+        if loss is not None:
+            metrics["loss"] = loss
+        self.callback(Progress(epoch - 1 + batch / steps, self.epochs, now - self.started, "epoch", metrics))
+
+    def epoch(self, epoch: int, metrics: dict[str, float]) -> None:
+        now = time.perf_counter()
+        self.last = now
+        if self.callback is not None:
+            self.callback(Progress(epoch, self.epochs, now - self.started, "epoch", metrics))
 
 
 def _run(
@@ -209,14 +241,15 @@ def _run(
     device: torch.device,
     on_epoch: Callable[[int, float], None] | None,
     score: Literal["val", "test"],
+    on_progress: ProgressCallback | None = None,
 ) -> EvalResult:
     started = time.perf_counter()
     if cfg.arch not in ARCHS:
-        raise ValueError(f"unknown arch {cfg.arch!r}; choose one of {', '.join(ARCHS)}")
+        raise SetupError(f"unknown arch {cfg.arch!r} (--arch); choose one of {', '.join(ARCHS)}")
     if cfg.optimizer.lower() not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     if cfg.num_train_epochs < 1:
-        raise ValueError(f"num_train_epochs must be at least 1, got {cfg.num_train_epochs}")
+        raise SetupError(f"--num_train_epochs must be at least 1, got {cfg.num_train_epochs}")
     bf16 = use_bf16(device, cfg.precision)
     if device.type == "cpu":
         _limit_cpu_threads()
@@ -226,7 +259,7 @@ def _run(
     splits = load_cifar10(cfg.dataset_dir, val_size=cfg.val_size, subset=cfg.subset, device=device)
     scored = splits.test if score == "test" else splits.val
     if len(scored) == 0:
-        raise ValueError(f"nothing to score on: the {score} split is empty (val_size={cfg.val_size})")
+        raise SetupError(f"nothing to score on: the {score} split is empty (--val_size {cfg.val_size})")
     steps = num_train_batches(len(splits.train), cfg.train_batch_size, cfg.max_train_batches)
     if steps == 0:
         return EvalResult.failed(
@@ -247,6 +280,7 @@ def _run(
     )
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     watch = _LossWatch(cfg, every=1 if device.type == "cpu" else 16)
+    reports = _Reports(on_progress, epochs, started)
 
     train_seconds, images_seen, train_loss = 0.0, 0, math.nan
     val_loss = val_error = math.nan
@@ -267,6 +301,8 @@ def _run(
             reason = watch.add(loss, epoch, batch)
             if reason is not None:
                 return EvalResult.failed(reason, device=str(device), epochs_run=epoch - 1)
+            if not watch.pending:  # just checked, so the device has caught up: the time and the loss are current
+                reports.batch(epoch, batch, steps, batch * cfg.train_batch_size, epoch_start, watch.running_mean)
         reason = watch.flush(epoch, batch)
         if reason is not None:
             return EvalResult.failed(reason, device=str(device), epochs_run=epoch - 1)
@@ -275,19 +311,16 @@ def _run(
         train_seconds += epoch_seconds
         images_seen += steps * cfg.train_batch_size
         train_loss = watch.take_mean()
-        line = (
-            f"epoch {epoch}/{epochs}  train_loss {train_loss:.4f}  "
-            f"{steps * cfg.train_batch_size / epoch_seconds:.0f} img/s"
-        )
-        if on_epoch is not None or epoch == epochs:
+        measured = {"loss": train_loss, "images_per_s": steps * cfg.train_batch_size / epoch_seconds}
+        if on_epoch is not None or on_progress is not None or epoch == epochs:
             val_loss, val_error = (
                 _evaluate(model, splits.val, cfg.eval_batch_size, cfg.max_eval_batches, device, bf16)
                 if len(splits.val)
                 else (math.nan, math.nan)
             )
-            line += f"  val_error {val_error:.4f}  val_loss {val_loss:.4f}"
-        if cfg.progress:
-            _progress(f"[{cfg.arch} {device}] {line}")
+            measured |= {"val_error": val_error, "val_loss": val_loss}
+        measured["epoch_s"] = time.perf_counter() - epoch_start
+        reports.epoch(epoch, measured)
         if on_epoch is not None:
             on_epoch(epoch, val_error)
 
@@ -317,11 +350,14 @@ def _is_oom(exc: BaseException, device: torch.device) -> bool:
 
 
 def _guarded(
-    cfg: TrainConfig, on_epoch: Callable[[int, float], None] | None, score: Literal["val", "test"]
+    cfg: TrainConfig,
+    on_epoch: Callable[[int, float], None] | None,
+    score: Literal["val", "test"],
+    on_progress: ProgressCallback | None,
 ) -> EvalResult:
     device = resolve_device(cfg.device)
     try:
-        return _run(cfg, device, on_epoch, score)
+        return _run(cfg, device, on_epoch, score, on_progress)
     except RuntimeError as exc:  # torch.OutOfMemoryError is a RuntimeError
         if not _is_oom(exc, device):
             raise
@@ -340,21 +376,30 @@ def _guarded(
     return EvalResult.failed(reason, device=str(device))
 
 
-def train(cfg: TrainConfig, on_epoch: Callable[[int, float], None] | None = None) -> EvalResult:
+def train(
+    cfg: TrainConfig,
+    on_epoch: Callable[[int, float], None] | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> EvalResult:
     """Train with ``cfg`` and score the held-out validation split: ``value`` is the validation error.
 
     ``on_epoch(epoch, val_error)`` runs after every epoch (each then scores the validation split); an
-    exception it raises, such as a pruning signal, propagates. Metrics: val_error, val_loss, train_loss
-    (mean training loss of the last epoch, smoothed as trained), epochs_run, seconds (the whole call),
+    exception it raises, such as a pruning signal, propagates. ``on_progress(Progress)`` runs at the end of
+    every epoch (``done`` = the epoch; metrics loss, val_error, val_loss, images_per_s, epoch_s: each epoch
+    then scores the validation split) and within an epoch at most once a second (``done`` fractional; loss
+    so far, images_per_s; on a GPU only after a batch whose loss was checked, every 16th, so that the device
+    has caught up with the clock), in the thread that trains. Metrics: val_error, val_loss, train_loss (mean
+    training loss of the last epoch, smoothed as trained), epochs_run, seconds (the whole call),
     train_seconds, images_per_s (training only), device, precision. A diverging loss or running out of
-    memory gives a failed result with the reason; any other error is raised.
+    memory gives a failed result with the reason; a setup no run can use raises ``SetupError``; any other
+    error is raised.
     """
-    return _guarded(cfg, on_epoch, "val")
+    return _guarded(cfg, on_epoch, "val", on_progress)
 
 
-def evaluate_test(cfg: TrainConfig) -> EvalResult:
+def evaluate_test(cfg: TrainConfig, on_progress: ProgressCallback | None = None) -> EvalResult:
     """Train with ``cfg`` as ``train`` does (the validation split still held out), then score the test set.
 
     For the final, best configuration only. ``value`` is the test error; metrics add test_error, test_loss.
     """
-    return _guarded(cfg, None, "test")
+    return _guarded(cfg, None, "test", on_progress)

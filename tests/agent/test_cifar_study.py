@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
 from pathlib import Path
 
 import optuna
@@ -14,6 +22,7 @@ from agent.records import TrialRecord
 from agent.study import study_records
 from evaluators.cifar.synthetic import write_synthetic_cifar
 
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--subset", "256", "--val_size", "128", "--max_train_batches", "2", "--max_eval_batches", "2"]
 
 
@@ -126,6 +135,75 @@ def test_a_study_without_data_stops_at_once_and_burns_no_budget(
     argv = ["--task", "cifar-resnet9", "--strategy", "random", "--budget", "3", "--save_dir", str(save)]
     argv += ["--dataset_dir", str(tmp_path / "empty"), *TINY]
     assert main(argv) == 2
-    assert "cifar-10-batches-py" in capsys.readouterr().err
-    trials = _study(save, "cifar-resnet9-random-seed0")
-    assert not [t for t in trials if t.state.is_finished()], "no trial may be recorded as failed or complete"
+    err = capsys.readouterr().err
+    assert "cifar-10-batches-py" in err and "--dataset_dir" in err
+    assert not save.exists(), "found before the study is created: no study.db, no trial"
+
+
+# ---- progress: a two-epoch trial through a pseudo-terminal and through a pipe ----------------------------
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+TWO_EPOCHS = [*TINY, "--num_train_epochs", "2", "--train_batch_size", "64", "--device", "cpu", "--no-final-test"]
+
+
+def _progress_run(cifar_dir: Path, save: Path, *extra: str) -> list[str]:
+    argv = [sys.executable, "-m", "agent", "--task", "cifar-resnet9", "--strategy", "random", "--budget", "1"]
+    argv += ["--search_space", str(_space_without_big_batches(save.parent))]
+    return [*argv, "--dataset_dir", str(cifar_dir), "--save_dir", str(save), *TWO_EPOCHS, *extra]
+
+
+def _through_a_terminal(argv: list[str]) -> tuple[int, str]:
+    """Run ``argv`` with a pseudo-terminal of 140 columns as its stdin, stdout and stderr."""
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 140, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "140", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(argv, cwd=ROOT, stdin=terminal, stdout=terminal, stderr=terminal, env=env)
+    os.close(terminal)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # EIO: every writer closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(controller)
+    return proc.wait(timeout=600), b"".join(chunks).decode("utf-8", errors="replace")
+
+
+def test_progress_on_a_terminal_redraws_the_epochs_in_place(cifar_dir: Path, tmp_path: Path) -> None:
+    code, raw = _through_a_terminal(_progress_run(cifar_dir, tmp_path / "tty"))
+    assert code == 0, raw[-3000:]
+    assert "\x1b[1A" in raw and "\x1b[2K" in raw, "the live area moves up and clears its lines to redraw"
+    text = ANSI.sub("", raw)
+    assert re.search(r"trial #0 .*epoch [12]/2", text), "the running trial's epochs are shown"
+    assert re.search(r"study: trial 1/1, \d+s elapsed", text)
+    assert re.search(r"estimate: 1 trial x 2 epochs x \d+ s per epoch on CPU = about \d+", text)
+    assert re.search(r'trial #0: \{"optimizer": .*\} -> \S+  best', text)
+    assert "best value" in text
+
+
+def test_progress_through_a_pipe_is_plain_lines(cifar_dir: Path, tmp_path: Path) -> None:
+    result = subprocess.run(
+        _progress_run(cifar_dir, tmp_path / "pipe"), cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert not ANSI.search(out) and "\r" not in out, "no redrawing in a log"
+    lines = out.splitlines()
+    assert re.fullmatch(r'trial #0: \{"optimizer": .*\}', lines[1])
+    epochs = [line for line in lines if re.match(r"  trial #0 epoch \d/2: ", line)]
+    assert len(epochs) == 2, out
+    assert re.fullmatch(
+        r"  trial #0 epoch 1/2: loss [\d.]+, val_error [\d.]+, \d+ img/s, ~\d+(m\d\ds)?s? left", epochs[0]
+    ), epochs[0]
+    assert re.fullmatch(r"  trial #0 epoch 2/2: loss [\d.]+, val_error [\d.]+, \d+ img/s, \S+ elapsed", epochs[1])
+    assert any(re.fullmatch(r"estimate: 1 trial x 2 epochs x \d+ s per epoch on CPU = about \S+", x) for x in lines)
+    assert re.search(r"^trial #0 -> \S+  best \S+ \(#0\)  \[trial 1/1, \S+ elapsed\]$", out, re.M)
+
+    quiet = subprocess.run(
+        _progress_run(cifar_dir, tmp_path / "quiet", "--quiet"), cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert quiet.returncode == 0, quiet.stderr[-3000:]
+    assert "epoch" not in quiet.stdout and "trial #0:" not in quiet.stdout and "best value" in quiet.stdout

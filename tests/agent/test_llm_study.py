@@ -85,7 +85,8 @@ def test_provider_down_stops_with_a_clear_message_and_the_study_resumes(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Retries run out on a refused connection: a clear stop; the same command later resumes, losing nothing."""
+    """With --on-provider-error stop, a refused connection stops the run once its call's time (here 5 s) ran out,
+    with a clear message; the same command later resumes, losing nothing."""
     save = tmp_path / "down"
     monkeypatch.setenv("AGENT_PROVIDER", "openai")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
@@ -98,7 +99,7 @@ def test_provider_down_stops_with_a_clear_message_and_the_study_resumes(
     capsys.readouterr()
 
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens on the discard port
-    assert main([*argv, "--budget", "4"]) == 1
+    assert main([*argv, "--budget", "4", "--provider-timeout", "5"]) == 1
     err = capsys.readouterr().err
     assert "run the same command again to resume" in err
     assert "127.0.0.1:9" in err

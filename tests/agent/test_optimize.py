@@ -15,11 +15,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from agent.errors import ProviderUnavailable, ReaskBudgetExhausted, StudyError
+from agent.errors import ProviderUnavailable, ReaskBudgetExhausted, StudyError, UserError
 from agent.loop import Agent, AgentSettings
 from agent.messages import ChatMessage
-from agent.optimize import optimize
+from agent.optimize import UNREACHABLE, Reporter, optimize
 from agent.providers.base import Completion
+from agent.providers.breaker import CircuitBreaker
 from agent.providers.scripted import ScriptedProvider
 from agent.records import ProposalInfo
 from agent.space import Choice, FloatParam, SearchSpace
@@ -33,7 +34,7 @@ from agent.tasks import build_task
 from agent.tools.base import NO_TRIAL, TrialContext
 from agent.tools.evaluate_toy import EvaluateToy
 from agent.tools.read_history import ReadHistory
-from evaluators.base import EvalResult
+from evaluators.base import EvalResult, Progress, SetupError
 
 pytestmark = pytest.mark.anyio
 
@@ -417,3 +418,57 @@ async def test_stop_on_provider_error_ends_the_study(open_store: Opener) -> None
     with pytest.raises(ProviderUnavailable):
         await optimize(tool=RecordingToy(), strategy=strategy, store=store, budget=3, on_provider_error="stop")
     assert store.records() == []
+
+
+async def test_with_the_breaker_a_dead_model_is_asked_less_and_less(open_store: Opener) -> None:
+    """The round after a failed call is proposed without calling the model at all; then 2 rounds, then 4."""
+    store = open_store()
+    answers = [call("evaluate_toy", x1=-3.0, x2=12.0), call("evaluate_toy", x1=3.0, x2=2.5)]
+    backend = _Down(answers, down=set(range(2, 100)))
+    provider = CircuitBreaker(backend)
+    strategy = make_strategy("llm", task=TASK, store=store, budget=12, seed=0, provider=provider)
+    summary = await optimize(tool=RecordingToy(), strategy=strategy, store=store, budget=12)
+    records = store.records()
+    assert [r.source for r in records] == ["llm", *["fallback"] * 11]
+    asked = [r.number for r in records if not (r.proposal.reason or "").startswith(f"{UNREACHABLE}: not asked")]
+    assert asked == [0, 1, 3, 6, 11], "calls at trials 1, 3, 6, 11; 1, 2 and 4 rounds skipped in between"
+    assert backend.attempts == 5 and summary.unreachable == summary.fallbacks == 11
+    assert all(r.unreachable for r in records[1:])
+
+
+class _Epochs(EvaluateToy):
+    """Branin that reports two epochs of progress before answering."""
+
+    async def evaluate(self, config: dict[str, Choice], trial: TrialContext = NO_TRIAL) -> EvalResult:
+        assert trial.progress is not None
+        for epoch in (0.5, 1, 1.5, 2):
+            trial.progress(Progress(epoch, 2, elapsed_s=epoch))
+        return await super().evaluate(config)
+
+
+async def test_an_evaluations_progress_reaches_the_reporter_with_its_trial(open_store: Opener) -> None:
+    seen: list[tuple[int, float]] = []
+
+    class Watching(Reporter):
+        def progress(self, number: int, progress: Progress) -> None:
+            seen.append((number, progress.done))
+
+    store = open_store()
+    await optimize(tool=_Epochs("branin", SPACE), strategy=RandomStrategy(), store=store, budget=2, reporter=Watching())
+    assert seen == [(0, 0.5), (0, 1), (0, 1.5), (0, 2), (1, 0.5), (1, 1), (1, 1.5), (1, 2)]
+
+
+class _NoData(EvaluateToy):
+    calls = 0
+
+    async def evaluate(self, config: dict[str, Choice], trial: TrialContext = NO_TRIAL) -> EvalResult:
+        type(self).calls += 1
+        raise SetupError("--val_size 5000 holds out at least as many images as the 2000 training images")
+
+
+async def test_a_setup_error_stops_the_study_at_its_first_occurrence(open_store: Opener) -> None:
+    store = open_store()
+    with pytest.raises(UserError, match="--val_size 5000"):
+        await optimize(tool=_NoData("branin", SPACE), strategy=RandomStrategy(), store=store, budget=5)
+    assert _NoData.calls == 1, "not once per trial of the budget"
+    assert [r.state for r in store.records()] == ["running"], "nothing recorded: the trial is re-run on resume"

@@ -99,13 +99,12 @@ async def test_train_cifar_reports_each_epoch_and_stops_when_told(tmp_path: Path
     write_synthetic_cifar(tmp_path, n_train=300, n_test=50, seed=0)
     base = TrainConfig(
         dataset_dir=str(tmp_path),
-        subset=256,
+        subset=200,
         val_size=64,
         num_train_epochs=3,
         train_batch_size=32,
         max_train_batches=1,
         max_eval_batches=1,
-        progress=False,
     )
     task = build_task("cifar-resnet9", options={"train_config": base})
     assert isinstance(task.tool, TrainCifar)

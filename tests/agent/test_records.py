@@ -25,10 +25,14 @@ def test_a_fallback_says_why_the_model_did_not_choose() -> None:
         config={"n": 3},
         state="complete",
         value=1.0,
-        proposal=ProposalInfo(source="fallback", reason="the provider was unreachable"),
+        proposal=ProposalInfo(source="fallback", reason="invalid answers after 3 reasks"),
     )
     assert "fallback" not in format_trial(fallback)
     assert "(a random configuration: your answers were invalid)" in format_trial(fallback)
+    outage = fallback.model_copy(
+        update={"proposal": ProposalInfo(source="fallback", reason="the model could not be reached: refused")}
+    )
+    assert format_trial(outage).startswith("trial 4 (chosen without you: you could not be reached): ")
 
 
 def test_usage_totals_count_calls_tokens_reasks_and_fallbacks() -> None:

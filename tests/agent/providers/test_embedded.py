@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -232,3 +234,34 @@ async def test_provider_starts_and_stops_its_own_server(monkeypatch: pytest.Monk
     async with httpx.AsyncClient() as client:
         with pytest.raises(httpx.ConnectError):
             await client.get(f"{base_url}/health", timeout=2)
+
+
+@pytest.mark.anyio
+async def test_probe_refuses_a_corrupt_model_without_loading_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before a study starts: the file is checked (size, sha256), nothing is loaded, nothing deleted."""
+    cached = gguf.default_model_path()
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"GGUF truncated download")
+    monkeypatch.setattr(embedded, "EmbeddedServer", NoServer)
+    async with EmbeddedProvider(n_threads=1) as provider:
+        with pytest.raises(UserError, match=f"{re.escape(str(cached))}.*corrupt.*Delete that file"):
+            await provider.probe()
+    assert NoServer.started == 0 and cached.exists()
+
+
+@pytest.mark.anyio
+async def test_probe_of_a_sound_model_loads_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    parts = fake_parts(tmp_path, b"GGUF", b"tiny model")
+    monkeypatch.setattr(gguf, "model_part_paths", lambda: parts)
+    digest = hashlib.sha256(b"GGUFtiny model").hexdigest()
+    monkeypatch.setattr(gguf, "join_parts", functools.partial(gguf.join_parts, size=14, sha256=digest))
+    monkeypatch.setattr(gguf, "verify_model", functools.partial(gguf.verify_model, size=14, sha256=digest))
+    monkeypatch.setattr(embedded, "EmbeddedServer", NoServer)
+    monkeypatch.setattr(embedded, "_import_xllamacpp", lambda: None)
+    async with EmbeddedProvider(n_threads=1) as provider:
+        await provider.probe()
+        assert provider.server is None
+    assert gguf.default_model_path().read_bytes() == b"GGUFtiny model"
+    assert NoServer.started == 0

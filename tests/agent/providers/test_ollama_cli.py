@@ -1,8 +1,9 @@
 """The Ollama CLI provider against a stand-in ``ollama`` executable (the real one is not installable here).
 
-The stand-in implements ``ollama run MODEL --format json``: it records its argv, reads the prompt from
-stdin and answers through the embedded llama.cpp server (``STANDIN_URL``), or echoes a fixed JSON object
-when no server is given, or fails like a daemon that is down (``STANDIN_FAIL``).
+The stand-in implements ``ollama run MODEL --format json`` and ``ollama show MODEL``: it records its argv,
+reads the prompt from stdin and answers through the embedded llama.cpp server (``STANDIN_URL``), or echoes a
+fixed JSON object when no server is given, or fails like a daemon that is down (``STANDIN_FAIL``) or like
+Ollama asked for a model it does not have (one outside ``STANDIN_MODELS``).
 """
 
 from __future__ import annotations
@@ -30,11 +31,18 @@ with open(os.environ["STANDIN_ARGV_FILE"], "a") as f:
 prompt = sys.stdin.read()
 with open(os.environ["STANDIN_ARGV_FILE"] + ".stdin", "w") as f:
     f.write(prompt)
-if len(sys.argv) != 5 or sys.argv[1] != "run" or sys.argv[3:] != ["--format", "json"]:
-    sys.exit("usage: ollama run MODEL --format json")
 if os.environ.get("STANDIN_FAIL"):
     sys.stderr.write("Error: could not connect to ollama app, is it running?\\n")
     sys.exit(1)
+known = os.environ.get("STANDIN_MODELS")
+if known is not None and sys.argv[2] not in known.split(","):
+    sys.stderr.write(f"Error: model '{{sys.argv[2]}}' not found\\n")
+    sys.exit(1)
+if sys.argv[1:2] == ["show"] and len(sys.argv) == 3:
+    print("  Model\\n    architecture    qwen2")
+    sys.exit(0)
+if len(sys.argv) != 5 or sys.argv[1] != "run" or sys.argv[3:] != ["--format", "json"]:
+    sys.exit("usage: ollama run MODEL --format json")
 url = os.environ.get("STANDIN_URL")
 if not url:
     print(json.dumps({{"echo": True}}))
@@ -70,6 +78,7 @@ def standin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("STANDIN_ARGV_FILE", str(tmp_path / "argv.jsonl"))
     monkeypatch.delenv("STANDIN_URL", raising=False)
     monkeypatch.delenv("STANDIN_FAIL", raising=False)
+    monkeypatch.delenv("STANDIN_MODELS", raising=False)
     monkeypatch.delenv("OLLAMA_EXECUTABLE", raising=False)
     return exe
 
@@ -186,3 +195,34 @@ async def test_answers_json_through_the_embedded_server(
     assert isinstance(answer, dict)
     assert len(calls(tmp_path)) == 1
     assert os.environ["STANDIN_URL"].startswith("http://127.0.0.1:")
+
+
+@pytest.mark.anyio
+async def test_probe_asks_ollama_show_for_the_model(
+    standin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STANDIN_MODELS", "qwen2.5-coder:1.5b")
+    await OllamaCLIProvider("qwen2.5-coder:1.5b", executable=str(standin)).probe()
+    assert calls(tmp_path) == [[str(standin), "show", "qwen2.5-coder:1.5b"]]
+
+
+@pytest.mark.anyio
+async def test_an_unknown_model_is_fatal_at_the_probe_and_at_a_call(
+    standin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+) -> None:
+    monkeypatch.setenv("STANDIN_MODELS", "llama3.1")
+    provider = OllamaCLIProvider("lama3.1", executable=str(standin))
+    with pytest.raises(UserError, match=r"Ollama has no model 'lama3.1' .*not found.*ollama pull lama3.1"):
+        await provider.probe()
+    with pytest.raises(UserError, match="ollama pull lama3.1"):
+        await provider.complete(MESSAGES)
+    assert len(calls(tmp_path)) == 2 and sleeps == [], "never retried"
+
+
+@pytest.mark.anyio
+async def test_probe_of_a_daemon_that_is_down_is_unavailable_not_fatal(
+    standin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STANDIN_FAIL", "1")
+    with pytest.raises(ProviderUnavailable, match="could not connect to ollama app.*ollama serve"):
+        await OllamaCLIProvider("m", executable=str(standin)).probe()

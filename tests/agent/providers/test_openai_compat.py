@@ -272,10 +272,7 @@ async def test_400_without_schema_is_a_provider_error() -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(
-    ("retry_after", "expected"),
-    [("7", 7.0), ("0.5", 0.5), ("3600", 60.0)],  # seconds; capped at 60 s
-)
+@pytest.mark.parametrize(("retry_after", "expected"), [("7", 7.0), ("0.5", 0.5), ("90", 90.0)])
 async def test_429_honours_retry_after_seconds(sleeps: list[float], retry_after: str, expected: float) -> None:
     limited = httpx.Response(429, headers={"Retry-After": retry_after}, json={"error": {"message": "slow down"}})
     recorder = Recorder(limited, ok())
@@ -283,6 +280,18 @@ async def test_429_honours_retry_after_seconds(sleeps: list[float], retry_after:
         completion = await p.complete(MESSAGES)
     assert completion.text == '{"x": 0.5}'
     assert sleeps == [expected]
+
+
+@pytest.mark.anyio
+async def test_a_retry_after_past_the_call_deadline_ends_the_call_at_once(sleeps: list[float]) -> None:
+    """Waiting an hour would only end in failure: the round goes on without the model, saying why."""
+    limited = httpx.Response(429, headers={"Retry-After": "3600"}, json={"error": {"message": "quota"}})
+    recorder = Recorder(limited, ok())
+    async with provider(recorder, call_timeout_s=120) as p:
+        with pytest.raises(ProviderUnavailable, match="asked to wait 3600 s, more than the 120 s") as caught:
+            await p.complete(MESSAGES)
+    assert sleeps == [] and len(recorder.requests) == 1
+    assert "--provider-timeout" in str(caught.value)
 
 
 @pytest.mark.anyio
@@ -296,10 +305,11 @@ async def test_429_honours_retry_after_http_date(sleeps: list[float]) -> None:
 
 
 def test_parse_retry_after() -> None:
-    assert _retry.parse_retry_after(None, cap_s=60) is None
-    assert _retry.parse_retry_after("soon", cap_s=60) is None
-    assert _retry.parse_retry_after("-4", cap_s=60) == 0.0
-    assert _retry.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", cap_s=60) == 0.0  # in the past
+    assert _retry.parse_retry_after(None) is None
+    assert _retry.parse_retry_after("soon") is None
+    assert _retry.parse_retry_after("-4") == 0.0
+    assert _retry.parse_retry_after("nan") is None
+    assert _retry.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
 
 
 @pytest.mark.anyio
@@ -328,12 +338,15 @@ async def test_5xx_then_success(sleeps: list[float]) -> None:
 
 
 @pytest.mark.anyio
-async def test_timeout_is_retried_then_unavailable(sleeps: list[float]) -> None:
+async def test_timeout_is_retried_until_the_call_deadline_then_unavailable(sleeps: list[float]) -> None:
     recorder = Recorder(httpx.ReadTimeout("read timed out"))
-    async with provider(recorder) as p:
-        with pytest.raises(ProviderUnavailable, match="timed out"):
+    async with provider(recorder, call_timeout_s=60) as p:
+        with pytest.raises(ProviderUnavailable, match=r"timed out") as caught:
             await p.complete(MESSAGES)
-    assert len(recorder.requests) == 4  # the default budget
+    # No count of attempts by default: the waits fill the call's 60 s, none past it.
+    assert len(recorder.requests) == len(sleeps) + 1 > 2
+    assert sum(sleeps) < 60
+    assert f"after {len(recorder.requests)} attempts" in str(caught.value)
 
 
 @pytest.mark.anyio
@@ -361,14 +374,14 @@ async def test_connect_error_is_retried_then_unavailable(sleeps: list[float]) ->
     ],
     ids=["malformed", "truncated", "html", "no-choices", "empty-choices", "array"],
 )
-async def test_garbage_body_is_retried_then_provider_error(
+async def test_garbage_body_is_retried_then_unavailable(
     sleeps: list[float], response: httpx.Response, complaint: str
 ) -> None:
+    """A proxy's HTML page or a cut body mid-study is an outage like any other: the round goes on without it."""
     recorder = Recorder(response)
     async with provider(recorder, max_attempts=2) as p:
-        with pytest.raises(ProviderError, match=complaint) as caught:
+        with pytest.raises(ProviderUnavailable, match=complaint):
             await p.complete(MESSAGES)
-    assert not isinstance(caught.value, ProviderUnavailable)
     assert len(recorder.requests) == 2
 
 
@@ -414,7 +427,7 @@ async def test_key_never_leaks(sleeps: list[float], capsys: pytest.CaptureFixtur
         (Recorder(httpx.Response(429, json={"error": {"message": echo}})), ProviderUnavailable),
         (Recorder(httpx.Response(400, json={"error": echo})), ProviderError),
         (Recorder(httpx.Response(401, json={"error": {"message": echo}})), UserError),
-        (Recorder(httpx.Response(200, text=echo)), ProviderError),
+        (Recorder(httpx.Response(200, text=echo)), ProviderUnavailable),
         (Recorder(httpx.ConnectError(echo)), ProviderUnavailable),
     ]
     for recorder, error in scenarios:
@@ -451,3 +464,91 @@ async def test_closed_client_is_ours_only() -> None:
 def test_bad_base_url_names_the_variable() -> None:
     with pytest.raises(UserError, match="OPENAI_BASE_URL"):
         OpenAICompatProvider("m", base_url="llm.test:8080")
+
+
+# ---- the probe: what no retry fixes, found before a study starts -------------------------------------
+
+
+def models(*ids: str) -> httpx.Response:
+    return httpx.Response(200, json={"object": "list", "data": [{"id": i, "object": "model"} for i in ids]})
+
+
+class Routes:
+    """Answers GET /models and POST /chat/completions from their own scripts."""
+
+    def __init__(self, listing: httpx.Response | Exception, chat: httpx.Response | Exception | None = None) -> None:
+        self.listing, self.chat = listing, chat if chat is not None else ok()
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        answer = self.listing if request.url.path.endswith("/models") else self.chat
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def paths(self) -> list[str]:
+        return [f"{r.method} {r.url.path}" for r in self.requests]
+
+
+def probing(routes: Routes) -> OpenAICompatProvider:
+    client = httpx.AsyncClient(transport=httpx.MockTransport(routes))
+    return OpenAICompatProvider("test-model", base_url=URL, api_key=KEY, http_client=client)
+
+
+@pytest.mark.anyio
+async def test_probe_of_a_listed_model_is_one_get_with_the_key() -> None:
+    routes = Routes(models("other", "test-model"))
+    async with probing(routes) as p:
+        await p.probe()
+    assert routes.paths() == ["GET /v1/models"]
+    assert routes.requests[0].headers["authorization"] == f"Bearer {KEY}"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("status", [401, 403])
+async def test_probe_finds_a_refused_key(status: int) -> None:
+    routes = Routes(httpx.Response(status, json={"error": {"message": f"Incorrect API key provided: {KEY}"}}))
+    async with probing(routes) as p:
+        with pytest.raises(UserError, match=f"refused the API key \\(HTTP {status}\\).*OPENAI_API_KEY") as caught:
+            await p.probe()
+    assert KEY not in str(caught.value)
+    assert routes.paths() == ["GET /v1/models"]
+
+
+@pytest.mark.anyio
+async def test_probe_finds_an_unknown_model_and_lists_the_served_ones() -> None:
+    routes = Routes(models("gpt-4o", "gpt-4o-mini"), httpx.Response(404, json={"error": {"message": "no such model"}}))
+    async with probing(routes) as p:
+        with pytest.raises(UserError, match=r"does not serve model 'test-model'.*lists gpt-4o, gpt-4o-mini.*--model"):
+            await p.probe()
+    assert routes.paths() == ["GET /v1/models", "POST /v1/chat/completions"]
+    assert json.loads(routes.requests[1].content)["max_tokens"] == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "listing", [models("the-one-model"), httpx.Response(404, text="no such route")], ids=["any-name", "no-list"]
+)
+async def test_probe_accepts_a_server_that_answers_under_the_name(listing: httpx.Response) -> None:
+    """llama.cpp serves its one model under any name; some servers have no /models: one token settles it."""
+    routes = Routes(listing, ok("OK"))
+    async with probing(routes) as p:
+        await p.probe()
+    assert routes.paths() == ["GET /v1/models", "POST /v1/chat/completions"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("routes", "complaint"),
+    [
+        (Routes(httpx.ConnectError("connection refused")), "connection refused.*OPENAI_BASE_URL"),
+        (Routes(httpx.ReadTimeout("slow")), "timed out"),
+        (Routes(httpx.Response(404), httpx.Response(503, text="overloaded")), "HTTP 503"),
+    ],
+    ids=["refused", "timeout", "503"],
+)
+async def test_probe_of_a_server_down_now_is_unavailable_not_fatal(routes: Routes, complaint: str) -> None:
+    async with probing(routes) as p:
+        with pytest.raises(ProviderUnavailable, match=complaint):
+            await p.probe()

@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from evaluators.base import SetupError
 from evaluators.cifar import data
 from evaluators.cifar.data import (
     CifarNotFoundError,
     augment,
+    check_dataset,
+    count_training_images,
     eval_batches,
     load_cifar10,
     normalize,
@@ -71,10 +74,12 @@ def test_split_is_disjoint_seeded_and_subset_takes_the_first(dataset_dir: Path) 
 
 
 def test_bad_split_sizes_are_refused(dataset_dir: Path) -> None:
-    with pytest.raises(ValueError, match="val_size"):
+    with pytest.raises(SetupError, match=f"--val_size {N_TRAIN} .* choose a --val_size below {N_TRAIN}"):
         load_cifar10(dataset_dir, val_size=N_TRAIN, download=False)
-    with pytest.raises(ValueError, match="subset"):
+    with pytest.raises(SetupError, match="--subset must be a positive"):
         load_cifar10(dataset_dir, val_size=10, subset=0, download=False)
+    with pytest.raises(SetupError, match=f"--subset {N_TRAIN} .* at most {N_TRAIN - 10}"):
+        load_cifar10(dataset_dir, val_size=10, subset=N_TRAIN, download=False)
 
 
 def test_augment_keeps_shape_and_changes_pixels() -> None:
@@ -139,3 +144,36 @@ def test_incomplete_copy_names_the_missing_file(dataset_dir: Path, tmp_path: Pat
     (tmp_path / "cifar-10-batches-py" / "test_batch").unlink()
     with pytest.raises(CifarNotFoundError, match="test_batch"):
         load_cifar10(tmp_path)
+
+
+def test_training_images_are_counted_without_decoding_images(
+    dataset_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_arrays(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an image array was built")
+
+    monkeypatch.setattr("numpy._core.multiarray._reconstruct", no_arrays)  # how pickles rebuild arrays
+    folder, n = count_training_images(dataset_dir, download=False)
+    assert (folder, n) == (dataset_dir / "cifar-10-batches-py", N_TRAIN)
+
+
+def test_check_dataset_names_the_flag_to_change(dataset_dir: Path, tmp_path: Path) -> None:
+    assert check_dataset(dataset_dir, val_size=60, subset=200, download=False)[1] == N_TRAIN
+    with pytest.raises(SetupError, match=f"--val_size 5000 .*{N_TRAIN} training images.*below {N_TRAIN}"):
+        check_dataset(dataset_dir, val_size=5000, subset=None, download=False)
+    with pytest.raises(SetupError, match="--val_size 0 leaves no validation images"):
+        check_dataset(dataset_dir, val_size=0, subset=None, download=False)
+    with pytest.raises(SetupError, match="--subset 250 .* 240 left"):
+        check_dataset(dataset_dir, val_size=60, subset=250, download=False)
+    with pytest.raises(CifarNotFoundError, match="cifar-10-batches-py"):
+        check_dataset(tmp_path / "none", val_size=60, subset=None, download=False)
+
+
+def test_a_file_that_is_not_a_batch_is_a_setup_error(dataset_dir: Path, tmp_path: Path) -> None:
+    shutil.copytree(dataset_dir / "cifar-10-batches-py", tmp_path / "cifar-10-batches-py")
+    (tmp_path / "cifar-10-batches-py" / "data_batch_3").write_bytes(pickle.dumps({b"data": [1, 2]}))
+    with pytest.raises(SetupError, match="data_batch_3 is not a CIFAR-10 batch file"):
+        count_training_images(tmp_path, download=False)
+    (tmp_path / "cifar-10-batches-py" / "data_batch_3").write_bytes(pickle.dumps(shutil.copytree))
+    with pytest.raises(SetupError, match="has no place in a CIFAR-10 batch file"):
+        count_training_images(tmp_path, download=False)

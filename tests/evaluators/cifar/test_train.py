@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from evaluators.base import Progress, SetupError
 from evaluators.cifar import train as train_module
 from evaluators.cifar.models import build_model
 from evaluators.cifar.options import add_training_arguments, train_config_from_args
@@ -41,7 +42,6 @@ def cfg(dataset_dir: Path) -> TrainConfig:
         train_batch_size=32,
         eval_batch_size=64,
         device="cpu",
-        progress=False,
     )
 
 
@@ -169,8 +169,12 @@ def test_batch_larger_than_the_training_set_fails(cfg: TrainConfig) -> None:
 def test_unknown_names_are_errors(cfg: TrainConfig) -> None:
     with pytest.raises(ValueError, match="optimizer"):
         train(dataclasses.replace(cfg, optimizer="lion"))
-    with pytest.raises(ValueError, match="num_train_epochs"):
+    with pytest.raises(SetupError, match="--num_train_epochs"):
         train(dataclasses.replace(cfg, num_train_epochs=0))
+    with pytest.raises(SetupError, match="--arch"):
+        train(dataclasses.replace(cfg, arch="resnet50"))
+    with pytest.raises(SetupError, match="--val_size 0"):
+        train(dataclasses.replace(cfg, val_size=0))
     with pytest.raises(ValueError, match="precision"):
         use_bf16(torch.device("cpu"), "fp8")
 
@@ -199,9 +203,9 @@ def test_options_only_given_flags_override() -> None:
         "--learning_rate 0.1 --optimizer SGD --train_batch_size 64 --max_train_batches 2 "
         "--dataset_dir /d --subset 100 --compile --seed 5 --save_dir x".split()
     )
-    cfg = train_config_from_args(ns, seed=7, progress=False)
+    cfg = train_config_from_args(ns, seed=7)
     assert (cfg.learning_rate, cfg.optimizer, cfg.train_batch_size, cfg.max_train_batches) == (0.1, "sgd", 64, 2)
-    assert (cfg.dataset_dir, cfg.subset, cfg.compile, cfg.seed, cfg.progress) == ("/d", 100, True, 7, False)
+    assert (cfg.dataset_dir, cfg.subset, cfg.compile, cfg.seed) == ("/d", 100, True, 7)
     assert cfg.weight_decay == TrainConfig().weight_decay
     assert train_config_from_args(ns, learning_rate=0.5).learning_rate == 0.5
     assert train_config_from_args(argparse.Namespace()) == TrainConfig()
@@ -213,3 +217,31 @@ def test_options_reject_unknown_choices(capsys: pytest.CaptureFixture[str]) -> N
     with pytest.raises(SystemExit):
         _parser().parse_args(["--optimizer", "rmsprop"])
     assert "sgd_momentum" in capsys.readouterr().err
+
+
+def test_progress_reports_each_epoch_and_within_epochs_at_a_bounded_pace(
+    cfg: TrainConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each epoch's end (a whole ``done``, with the validation error), and within an epoch no more than the
+    interval allows (here: every batch, the interval set to 0)."""
+    monkeypatch.setattr(train_module, "PROGRESS_INTERVAL_S", 0.0)
+    seen: list[Progress] = []
+    short = dataclasses.replace(cfg, num_train_epochs=2, max_train_batches=3)  # 3 batches an epoch
+    result = train(short, on_progress=seen.append)
+    assert result.state == "complete", result.error
+    assert [p.done for p in seen] == pytest.approx([1 / 3, 2 / 3, 1, 4 / 3, 5 / 3, 2])
+    assert all(p.total == 2 and p.unit == "epoch" for p in seen)
+    ends = [p for p in seen if p.done == int(p.done)]
+    assert [set(p.metrics) for p in ends] == [{"loss", "val_error", "val_loss", "images_per_s", "epoch_s"}] * 2
+    assert ends[-1].metrics["val_error"] == result.value
+    inside = [p for p in seen if p.done != int(p.done)]
+    assert all(set(p.metrics) == {"loss", "images_per_s"} and p.metrics["images_per_s"] > 0 for p in inside)
+    assert [p.elapsed_s for p in seen] == sorted(p.elapsed_s for p in seen)
+    assert seen[-1].eta_s == 0.0 and seen[0].eta_s is not None and seen[0].eta_s > 0
+
+
+def test_progress_within_an_epoch_is_throttled(cfg: TrainConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(train_module, "PROGRESS_INTERVAL_S", 3600.0)
+    seen: list[Progress] = []
+    train(dataclasses.replace(cfg, num_train_epochs=2, max_train_batches=3), on_progress=seen.append)
+    assert [p.done for p in seen] == [1, 2]  # an hour between reports: only the epochs' ends

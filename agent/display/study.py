@@ -1,0 +1,291 @@
+"""The terminal display of a running study (rich).
+
+On a terminal: each finished trial is one line (configuration, result, best so far), and below them a live
+area redraws in place the running trials (epoch k/N, loss, validation error, images/s, time left) and the
+study (trial k/N, best so far, elapsed, time left). Not on a terminal (CI logs, ``nohup``, a pipe): plain
+lines at a steady pace instead, one per finished trial, and for a trial that reports progress a line at
+each epoch's end and at most one every ``plain_interval_s`` in between. ``quiet``: only the summary.
+
+Evaluations report progress from the thread they run in, so every method takes the one lock.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.markup import escape
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from evaluators.base import Progress
+
+from ..optimize import Reporter, StudySummary
+from ..records import TrialRecord, compact_config
+from ..space import Choice
+from ._format import duration, is_unit_end, progress_text, study_time_left
+
+__all__ = ["DurationHint", "RichReporter"]
+
+#: Sources not worth a tag on a trial's line.
+_PLAIN_SOURCES = ("llm", "sampler", "surrogate")
+
+
+@dataclass(frozen=True)
+class DurationHint:
+    """Print, after the first epoch of the run, what the whole study will take at that pace; past
+    ``threshold_s``, with the flags that shorten it. ``where`` says what is slow ("on CPU")."""
+
+    where: str
+    shorten: str
+    threshold_s: float = 3600.0
+
+
+@dataclass
+class _Running:
+    number: int
+    config: dict[str, Choice]
+    source: str
+    started: float
+    progress: Progress | None = None
+    announced: bool = False  # its configuration was printed (plain lines)
+    last_line: float = 0.0  # when its last plain progress line was printed
+
+
+@dataclass
+class _State:
+    budget: int = 0
+    done: int = 0  # finished trials, earlier runs included
+    started: float = 0.0
+    durations: list[float] = field(default_factory=list)  # this run's finished trials
+    best: TrialRecord | None = None
+    running: dict[int, _Running] = field(default_factory=dict)
+    proposing: tuple[int, float] | None = None
+    hinted: bool = False
+
+
+class RichReporter(Reporter):
+    """A study's display; use it as a context manager so that the live area is closed whatever happens.
+
+    ``live``: redraw in place (default: when the console is a terminal); ``workers``: evaluations at once
+    (for the time left); ``hint``: the duration estimate after the first epoch (CIFAR on CPU).
+    """
+
+    def __init__(
+        self,
+        console: Console | None = None,
+        *,
+        quiet: bool = False,
+        live: bool | None = None,
+        workers: int = 1,
+        plain_interval_s: float = 30.0,
+        hint: DurationHint | None = None,
+    ) -> None:
+        self.console = console or Console(highlight=False)
+        self.quiet = quiet
+        self.live = (self.console.is_terminal if live is None else live) and not quiet
+        self.workers = workers
+        self.plain_interval_s = plain_interval_s
+        self.hint = hint
+        self._state = _State()
+        self._lock = threading.RLock()
+        self._live: Live | None = None
+
+    # ---- lifetime -----------------------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop redrawing (the live area is removed; the lines printed stay)."""
+        with self._lock:
+            live, self._live = self._live, None
+        if live is not None:
+            live.stop()
+
+    @property
+    def budget(self) -> int:
+        return self._state.budget
+
+    # ---- what the runner says -----------------------------------------------------------------------
+
+    def started(self, *, study: str, budget: int, done: int) -> None:
+        with self._lock:
+            self._state = _State(budget=budget, done=done, started=time.monotonic())
+        if self.quiet:
+            return
+        verb = "resuming" if done else "starting"
+        self.console.print(f"[bold]{verb}[/] study [cyan]{escape(study)}[/]: {done}/{budget} trials done")
+        if self.live and self._live is None:
+            self._live = Live(
+                get_renderable=self._render,
+                console=self.console,
+                refresh_per_second=4,
+                transient=True,
+                redirect_stdout=True,
+                redirect_stderr=True,
+            )
+            self._live.start()
+
+    def proposing(self, number: int) -> None:
+        with self._lock:
+            self._state.proposing = (number, time.monotonic())
+
+    def trial_started(self, number: int, config: dict[str, Choice], source: str) -> None:
+        with self._lock:
+            state = self._state
+            state.proposing = None
+            state.running[number] = _Running(number, dict(config), source, time.monotonic())
+
+    def progress(self, number: int, progress: Progress) -> None:
+        if self.quiet:
+            return
+        lines: list[str] = []
+        with self._lock:
+            trial = self._state.running.get(number)
+            if trial is None:
+                return
+            trial.progress = progress
+            hint = self._hint(progress)
+            if hint is not None:
+                lines.append(hint)
+            if not self.live:
+                now = time.monotonic()
+                if is_unit_end(progress) or now - trial.last_line >= self.plain_interval_s:
+                    trial.last_line = now
+                    if not trial.announced:
+                        trial.announced = True
+                        lines.append(f"{self._trial_head(trial)}")
+                    lines.append(f"  trial #{number} {escape(progress_text(progress))}")
+        for line in lines:
+            self.console.print(line, soft_wrap=True)
+
+    def trial_finished(self, record: TrialRecord, best: TrialRecord | None) -> None:
+        with self._lock:
+            state = self._state
+            trial = state.running.pop(record.number, None)
+            state.done += 1
+            state.best = best
+            if trial is not None:
+                state.durations.append(time.monotonic() - trial.started)
+            head = self._trial_head(trial) if trial is not None and not trial.announced else f"trial #{record.number}"
+            status = "" if self.live else f"  [dim]\\[{self._study_text(best=False)}][/]"
+            live = self._live
+        if self.quiet:
+            return
+        if live is not None:
+            live.refresh()  # the finished trial leaves the live area before its line prints above it
+        if record.state == "complete":
+            outcome = f"-> [green]{record.value:.6g}[/]"
+        elif record.state == "pruned":
+            outcome = "-> [yellow]pruned[/]"
+        else:
+            outcome = f"-> [red]failed[/] ({escape(record.error or '')})"
+        best_text = f"  best {best.value:.6g} (#{best.number})" if best and best.value is not None else ""
+        self.console.print(f"{head} {outcome}[dim]{best_text}[/]{status}", soft_wrap=True)
+
+    def finished(self, summary: StudySummary) -> None:
+        self.close()
+        with self._lock:
+            elapsed = time.monotonic() - self._state.started
+        table = Table(show_header=False, box=None, padding=(0, 1))
+        table.add_row("trials", f"{summary.n_trials} ({summary.n_new} in this run, {duration(elapsed)})")
+        if summary.best is not None and summary.best.value is not None:
+            table.add_row("best value", f"[bold green]{summary.best.value:.6g}[/] (trial #{summary.best.number})")
+            table.add_row("best configuration", escape(json.dumps(compact_config(summary.best.config))))
+        else:
+            table.add_row("best value", "[red]no trial completed[/]")
+        if summary.llm_calls:
+            table.add_row(
+                "LLM usage",
+                f"{summary.llm_calls} calls, {summary.prompt_tokens + summary.completion_tokens} tokens "
+                f"({summary.prompt_tokens} prompt, {summary.completion_tokens} completion), "
+                f"{summary.llm_seconds:.1f} s, {summary.reasks} reasks",
+            )
+        if summary.fallbacks:
+            invalid = summary.fallbacks - summary.unreachable
+            why = [f"{summary.unreachable} with the model unreachable"] if summary.unreachable else []
+            why += [f"{invalid} after invalid answers"] if invalid else []
+            table.add_row("rounds without the model", f"{summary.fallbacks} ({', '.join(why)})")
+        self.console.print(table)
+
+    # ---- pieces -------------------------------------------------------------------------------------
+
+    def _trial_head(self, trial: _Running) -> str:
+        tag = f" [yellow]({trial.source})[/]" if trial.source not in _PLAIN_SOURCES else ""
+        return f"trial #{trial.number}{tag}: {escape(json.dumps(compact_config(trial.config)))}"
+
+    def _hint(self, progress: Progress) -> str | None:
+        """The duration estimate, once per run, at the first epoch's end."""
+        hint, state = self.hint, self._state
+        if hint is None or state.hinted or not is_unit_end(progress) or progress.done != 1 or not progress.total:
+            return None
+        state.hinted = True
+        left = state.budget - state.done
+        per_epoch = progress.elapsed_s
+        total = per_epoch * progress.total * left / max(self.workers, 1)
+        text = (
+            f"[bold]estimate[/]: {left} trial{'s' if left != 1 else ''} x {progress.total:g} epochs x "
+            f"{per_epoch:.0f} s per epoch {hint.where}"
+            + (f" / {self.workers} workers" if self.workers > 1 else "")
+            + f" = about {duration(total)}"
+        )
+        if total > hint.threshold_s:
+            text += f"; to shorten it: {hint.shorten}"
+        return text
+
+    def _time_left(self) -> float | None:
+        state, now = self._state, time.monotonic()
+        running = [
+            (now - t.started, t.progress.eta_s if t.progress is not None else None) for t in state.running.values()
+        ]
+        return study_time_left(
+            remaining=state.budget - state.done, durations=state.durations, running=running, workers=self.workers
+        )
+
+    def _study_text(self, *, best: bool = True) -> str:
+        """``trial 3/20, best 0.12 (#1), 4m12s elapsed, ~20m left``: where the study is."""
+        state = self._state
+        at = min(state.done + len(state.running), state.budget)
+        parts = [f"trial {at}/{state.budget}"]
+        if best and state.best is not None and state.best.value is not None:
+            parts.append(f"best {state.best.value:.6g} (#{state.best.number})")
+        parts.append(f"{duration(time.monotonic() - state.started)} elapsed")
+        left = self._time_left()
+        if left is not None and left >= 1:
+            parts.append(f"~{duration(left)} left")
+        return ", ".join(parts)
+
+    def _render(self) -> RenderableType:
+        with self._lock:
+            state, now = self._state, time.monotonic()
+            grid = Table.grid(padding=(0, 1))
+            grid.add_column(no_wrap=True)
+            grid.add_column(no_wrap=True)
+            grid.add_column(no_wrap=True, overflow="ellipsis")
+            for trial in sorted(state.running.values(), key=lambda t: t.number):
+                label = Text(f"trial #{trial.number}")
+                p = trial.progress
+                if p is not None and p.total:
+                    bar: RenderableType = ProgressBar(total=p.total, completed=p.done, width=20)
+                    grid.add_row(label, bar, Text(progress_text(p)))
+                else:
+                    grid.add_row(label, Text(""), Text(f"running, {duration(now - trial.started)}"))
+            if state.proposing is not None:
+                number, since = state.proposing
+                grid.add_row(
+                    Text(f"trial #{number}"), Text(""), Text(f"choosing a configuration, {duration(now - since)}")
+                )
+            return Group(grid, Text(f"study: {self._study_text()}", style="bold"))

@@ -1,0 +1,168 @@
+"""Tests for agent/display/study.py: the study display on a terminal (live area) and off one (plain lines)."""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+
+import pytest
+from rich.console import Console
+
+from agent.display import DurationHint, RichReporter
+from agent.optimize import StudySummary
+from agent.records import TrialRecord
+from evaluators.base import Progress
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def console(*, terminal: bool) -> tuple[Console, io.StringIO]:
+    out = io.StringIO()
+    return Console(file=out, force_terminal=terminal, width=160, highlight=False, color_system=None), out
+
+
+def record(number: int, value: float | None, state: str = "complete", error: str | None = None) -> TrialRecord:
+    return TrialRecord(number=number, config={"lr": 0.01 * (number + 1)}, state=state, value=value, error=error)  # type: ignore[arg-type]
+
+
+def epoch(done: float, total: int = 3, elapsed: float = 10.0, **metrics: float) -> Progress:
+    return Progress(done, total, elapsed_s=elapsed, metrics={"loss": 1.5, **metrics})
+
+
+def summary(**kw: object) -> StudySummary:
+    return StudySummary(best=record(0, 0.25), n_trials=2, n_new=2, **kw)  # type: ignore[arg-type]
+
+
+def test_plain_lines_announce_a_trial_once_and_print_every_epoch_end() -> None:
+    con, out = console(terminal=False)
+    with RichReporter(con, plain_interval_s=3600) as shown:
+        assert not shown.live
+        shown.started(study="s", budget=2, done=0)
+        shown.proposing(0)
+        shown.trial_started(0, {"lr": 0.01}, "llm")
+        shown.progress(0, epoch(0.5))  # first report: announces the trial
+        shown.progress(0, epoch(0.7))  # within the interval: not printed
+        shown.progress(0, epoch(1, val_error=0.5))  # an epoch's end always is
+        shown.trial_finished(record(0, 0.25), record(0, 0.25))
+        shown.trial_started(1, {"lr": 0.02}, "fallback")  # no progress: one line when it ends
+        shown.trial_finished(record(1, None, "fail", "diverged"), record(0, 0.25))
+        shown.finished(summary(fallbacks=1, unreachable=1, llm_calls=1))
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "starting study s: 0/2 trials done"
+    assert lines[1] == 'trial #0: {"lr": 0.01}'
+    assert lines[2].startswith("  trial #0 epoch 1/3 50%: loss 1.5,")
+    assert lines[3].startswith("  trial #0 epoch 1/3: loss 1.5, val_error 0.5000,")
+    assert re.fullmatch(r"trial #0 -> 0\.25  best 0\.25 \(#0\)  \[trial 1/2, \d+s elapsed(, ~\S+ left)?\]", lines[4])
+    assert re.fullmatch(
+        r'trial #1 \(fallback\): \{"lr": 0\.02\} -> failed \(diverged\)  best 0\.25 \(#0\)  \[.*\]', lines[5]
+    )
+    text = out.getvalue()
+    assert re.search(r"rounds without the model +1 \(1 with the model unreachable\)", text)
+    assert re.search(r"best value +0\.25 \(trial #0\)", text)
+    assert not ANSI.search(text)
+
+
+def test_plain_progress_between_epoch_ends_is_throttled_per_trial() -> None:
+    con, out = console(terminal=False)
+    with RichReporter(con, plain_interval_s=0.0) as shown:  # no wait: every report prints
+        shown.started(study="s", budget=1, done=0)
+        shown.trial_started(0, {"lr": 0.01}, "sampler")
+        for done in (0.2, 0.4, 0.6):
+            shown.progress(0, epoch(done))
+    assert len([line for line in out.getvalue().splitlines() if "trial #0 epoch" in line]) == 3
+
+
+def test_quiet_prints_only_the_summary() -> None:
+    con, out = console(terminal=True)
+    with RichReporter(con, quiet=True, hint=DurationHint("on CPU", "--subset N")) as shown:
+        assert not shown.live
+        shown.started(study="s", budget=1, done=0)
+        shown.trial_started(0, {"lr": 0.01}, "llm")
+        shown.progress(0, epoch(1, elapsed=5000.0))
+        shown.trial_finished(record(0, 0.25), record(0, 0.25))
+        shown.finished(summary())
+    text = ANSI.sub("", out.getvalue())
+    assert text.lstrip().startswith("trials")
+    assert "trial #0:" not in text and "trial #0 " not in text and "estimate" not in text
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_the_duration_estimate_after_the_first_epoch(terminal: bool) -> None:
+    con, out = console(terminal=terminal)
+    hint = DurationHint("on CPU", "--subset N or --num_train_epochs N")
+    with RichReporter(con, live=terminal, hint=hint) as shown:
+        shown.started(study="s", budget=10, done=2)
+        shown.trial_started(2, {"lr": 0.01}, "llm")
+        shown.progress(2, epoch(0.5, total=10, elapsed=30.0))  # not an epoch's end: no estimate yet
+        shown.progress(2, epoch(1, total=10, elapsed=60.0))
+        shown.progress(2, epoch(2, total=10, elapsed=120.0))  # once only
+    text = ANSI.sub("", out.getvalue())
+    assert text.count("estimate") == 1
+    assert "estimate: 8 trials x 10 epochs x 60 s per epoch on CPU = about 1h20m; to shorten it: --subset N" in text
+
+
+def test_a_short_study_gets_the_estimate_without_advice() -> None:
+    con, out = console(terminal=False)
+    with RichReporter(con, hint=DurationHint("on CPU", "--subset N")) as shown:
+        shown.started(study="s", budget=2, done=0)
+        shown.trial_started(0, {"lr": 0.01}, "llm")
+        shown.progress(0, epoch(1, total=2, elapsed=6.0))
+    assert "= about 24s\n" in out.getvalue()
+
+
+def test_live_area_redraws_in_place_and_is_removed_at_the_end() -> None:
+    con, out = console(terminal=True)
+    with RichReporter(con) as shown:
+        assert shown.live
+        shown.started(study="s", budget=2, done=0)
+        shown.proposing(0)
+        shown.trial_started(0, {"lr": 0.01}, "llm")
+        shown.progress(0, epoch(1.5, val_error=0.5))
+        shown._live.refresh()  # type: ignore[union-attr]  # what its thread does 4 times a second
+        shown.trial_finished(record(0, 0.25), record(0, 0.25))
+        shown.finished(summary())
+    raw = out.getvalue()
+    assert "\x1b[1A" in raw and "\x1b[2K" in raw, "the live area moves the cursor up and clears lines"
+    text = ANSI.sub("", raw)
+    assert "epoch 2/3 50%: loss 1.5" in text
+    assert re.search(r"study: trial 1/2, \d+s elapsed", text)
+    assert 'trial #0: {"lr": 0.01} -> 0.25  best 0.25 (#0)' in text
+    assert "best configuration" in text
+    assert shown._live is None
+
+
+def test_progress_from_other_threads_while_trials_finish() -> None:
+    """Training reports from its own thread; nothing may break while the loop finishes trials."""
+    con, _ = console(terminal=True)
+    errors: list[BaseException] = []
+    with RichReporter(con) as shown:
+        shown.started(study="s", budget=200, done=0)
+
+        def report(number: int) -> None:
+            try:
+                for i in range(200):
+                    shown.progress(number, epoch(i / 100, total=2))
+            except BaseException as exc:  # pragma: no cover - what the test is looking for
+                errors.append(exc)
+
+        threads = []
+        for number in range(8):
+            shown.trial_started(number, {"lr": 0.01}, "llm")
+            threads.append(threading.Thread(target=report, args=(number,)))
+        for t in threads:
+            t.start()
+        for number in range(8):
+            shown.trial_finished(record(number, 0.5), record(0, 0.5))
+        for t in threads:
+            t.join()
+    assert errors == []
+
+
+def test_summary_without_a_completed_trial() -> None:
+    con, out = console(terminal=False)
+    shown = RichReporter(con)
+    shown.started(study="s", budget=1, done=0)
+    shown.finished(StudySummary(best=None, n_trials=1, n_new=1, fallbacks=1))
+    assert "no trial completed" in out.getvalue()
+    assert re.search(r"rounds without the model +1 \(1 after invalid answers\)", out.getvalue())
