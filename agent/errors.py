@@ -19,6 +19,7 @@ from typing import Any
 
 __all__ = [
     "AgentError",
+    "ContextOverflow",
     "InvalidSuggestion",
     "ProviderError",
     "ProviderUnavailable",
@@ -42,6 +43,10 @@ class ProviderError(AgentError):
 
 class ProviderUnavailable(ProviderError):
     """Transport retries ran out within the call's time, or the circuit breaker held the call back."""
+
+
+class ContextOverflow(ProviderError):
+    """The server refused the prompt as longer than the model's context window (no retry makes it fit)."""
 
 
 class InvalidSuggestion(AgentError):

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from .answer import answer_schema, batch_schema, parse_answer, parse_batch
-from .errors import InvalidSuggestion, ReaskBudgetExhausted
+from .errors import ContextOverflow, InvalidSuggestion, ProviderUnavailable, ReaskBudgetExhausted
 from .memory import HistoryMode, Memory, Round
 from .messages import AnswerPart, Part, ReaskPart, ToolReturnPart, Usage, UserPart
 from .providers.base import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, Provider
@@ -126,6 +126,7 @@ class Agent:
         self.tools.update({t.name: t for t in extra_tools})
         self.schema = answer_schema(self.tools)
         self._rng = random.Random(seed)
+        self._skip = 0  # the oldest rounds whose words no longer fit the model's context (chat history)
         task = self.templates.render(
             task_template,
             description=task_description,
@@ -166,6 +167,7 @@ class Agent:
             feedback=lambda r: self._feedback(r, records),
             history=lambda finished: self._history(finished),
             line=self._ledger_line,
+            skip=self._skip,
         )
 
     # ---- rounds -------------------------------------------------------------------------------------
@@ -214,13 +216,21 @@ class Agent:
         usage: list[Usage] = []
         reasks = reads_in_a_row = 0
         while True:
-            completion = await self.provider.complete(
-                self.messages(records, parts),
-                json_schema=request.schema,
-                temperature=self.settings.temperature,
-                max_tokens=self.settings.max_tokens * request.k,
-                seed=self._rng.randrange(2**31),
-            )
+            try:
+                completion = await self.provider.complete(
+                    self.messages(records, parts),
+                    json_schema=request.schema,
+                    temperature=self.settings.temperature,
+                    max_tokens=self.settings.max_tokens * request.k,
+                    seed=self._rng.randrange(2**31),
+                )
+            except ContextOverflow as exc:
+                if self._shrink():
+                    continue
+                raise ProviderUnavailable(
+                    f"{exc}; this round is proposed without the model. Use a model with a longer context, "
+                    "or --history ledger (one short line per trial)"
+                ) from None
             usage.append(completion.usage)
             parts.append(AnswerPart(content=_clip(completion.text), usage=completion.usage))
             self.events.info("llm_call", batch=request.k, **completion.usage.model_dump())
@@ -237,6 +247,16 @@ class Agent:
             reasks += 1
             self.events.info("reask", attempt=reasks, errors=outcome.errors)
             parts.append(ReaskPart(content=request.reask(outcome.errors), errors=outcome.errors))
+
+    def _shrink(self) -> bool:
+        """Leave out the words of the older half of the rounds still sent (chat history only; their results
+        stay), for this call and every later one: False when nothing is left to leave out."""
+        rounds = len(self.memory.rounds)
+        if self.settings.history != "chat" or self._skip >= rounds:
+            return False
+        self._skip += max(1, (rounds - self._skip + 1) // 2)
+        self.events.info("context_trimmed", rounds_left_out=self._skip)
+        return True
 
     def _parse_single(
         self, text: str, records: Sequence[TrialRecord], tools: Mapping[str, Tool | EvaluationTool]

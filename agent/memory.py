@@ -7,7 +7,10 @@ resumed study rebuilds exactly the same conversation from its storage.
 
 Three renderings, the first two as in the paper:
 
-- ``chat``: the whole multi-turn conversation (system, task, answer, result, answer, result, ...).
+- ``chat``: the whole multi-turn conversation (system, task, answer, result, answer, result, ...). A settled
+  round is sent without its rejected answers and their reasks (the trial's record keeps them, and reports
+  show them): later prompts carry what was decided, not what was corrected, and stay within the context.
+  ``skip`` leaves out the words of the oldest rounds (their results stay) when the whole no longer fits.
 - ``compressed``: one user message rebuilt each round listing every past configuration with its result (as
   the reference CIFAR code does), followed only by the current round's exchanges.
 - ``ledger``: the task, then one short line per finished trial, appended as trials finish, then the current
@@ -22,10 +25,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from agent.messages import AnswerPart, ChatMessage, Part
+from agent.messages import AnswerPart, ChatMessage, Part, ReaskPart
 from agent.records import TrialRecord
 
-__all__ = ["HistoryMode", "Memory", "Round"]
+__all__ = ["HistoryMode", "Memory", "Round", "settled"]
 
 HistoryMode = Literal["chat", "compressed", "ledger"]
 
@@ -64,25 +67,27 @@ class Memory(BaseModel):
         feedback: FeedbackRenderer,
         history: HistoryRenderer,
         line: LineRenderer | None = None,
+        skip: int = 0,
     ) -> list[ChatMessage]:
-        """Render the prompt for the next model call. Builds a new list; never mutates the memory."""
+        """Render the prompt for the next model call. Builds a new list; never mutates the memory. ``skip``: in
+        ``chat``, the number of oldest rounds whose words are left out (their results stay)."""
         if mode == "chat":
-            return self._chat(records, current, feedback)
+            return self._chat(records, current, feedback, skip)
         if mode == "ledger":
             assert line is not None, "the ledger rendering needs a line renderer"
             return self._ledger(records, current, line)
         return self._compressed(records, current, history)
 
     def _chat(
-        self, records: Mapping[int, TrialRecord], current: Sequence[Part], feedback: FeedbackRenderer
+        self, records: Mapping[int, TrialRecord], current: Sequence[Part], feedback: FeedbackRenderer, skip: int
     ) -> list[ChatMessage]:
         out = [ChatMessage(role="system", content=self.system), ChatMessage(role="user", content=self._opening())]
-        rounds = {r.trial: r for r in self.rounds}
+        rounds = {r.trial: r for r in sorted(self.rounds, key=lambda r: r.trial)[skip:]}
         # In trial order: a round's words then its result; trials proposed by no conversation (adopted after
         # a crash, or made by another worker) appear as results only.
         for number in sorted(set(rounds) | {n for n, r in records.items() if r.finished}):
             if number in rounds:
-                out.extend(_part_message(p) for p in rounds[number].parts)
+                out.extend(_part_message(p) for p in settled(rounds[number].parts))
             record = records.get(number)
             if record is not None and record.finished:
                 out.append(ChatMessage(role="user", content=feedback(record)))
@@ -109,6 +114,16 @@ class Memory(BaseModel):
 
     def _opening(self) -> str:
         return f"{self.task}\n\n{self.start}" if self.start else self.task
+
+
+def settled(parts: Sequence[Part]) -> list[Part]:
+    """A round's parts without its rejected answers: each answer followed by a reask, and the reask."""
+    kept: list[Part] = []
+    for i, part in enumerate(parts):
+        rejected = isinstance(part, AnswerPart) and i + 1 < len(parts) and isinstance(parts[i + 1], ReaskPart)
+        if not rejected and not isinstance(part, ReaskPart):
+            kept.append(part)
+    return kept
 
 
 def _part_message(part: Part) -> ChatMessage:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import time
 from collections.abc import Sequence
 from typing import Any, Final
 
 import httpx
 
-from agent.errors import ProviderError, ProviderUnavailable, UserError
+from agent.errors import ContextOverflow, ProviderError, ProviderUnavailable, UserError
 from agent.providers._retry import (
     DEFAULT_DEADLINE_S,
     RETRYABLE_STATUS,
@@ -34,6 +35,9 @@ _LISTED_IN_ERRORS: Final = 8
 # a llama.cpp grammar, is tried only when asked for (``compact_json``).
 _FORMAT_LEVELS: Final = ("compact_grammar", "json_schema", "json_object", "text")
 _REDACTED: Final = "[redacted]"
+# How servers say a prompt is too long: llama.cpp ("exceeds the available context size",
+# "exceed_context_size_error"), OpenAI ("context_length_exceeded", "maximum context length"), vLLM (the latter).
+_CONTEXT_OVERFLOW: Final = re.compile(r"context[ _](size|length|window)|maximum context|exceed_context", re.I)
 _BODY_EXCERPT: Final = 300
 
 
@@ -253,6 +257,10 @@ class OpenAICompatProvider(Provider):
                 else f"the server at {self.base_url}: it is failing or overloaded"
             )
             raise TransientFault(f"HTTP {status}: {self._detail(response)}", hint=hint, retry_after=retry_after)
+        if status in (400, 413) and _CONTEXT_OVERFLOW.search(self._detail(response)):
+            raise ContextOverflow(
+                f"the prompt is longer than the model's context window (HTTP {status}: {self._detail(response)})"
+            )
         if 400 <= status < 500:
             raise _FormatRejected(status, self._detail(response))
         if status != 200:

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from agent.answer import answer_schema, parse_answer
-from agent.errors import InvalidSuggestion, ReaskBudgetExhausted
+from agent.errors import ContextOverflow, InvalidSuggestion, ProviderUnavailable, ReaskBudgetExhausted
 from agent.loop import Agent, AgentSettings
 from agent.memory import HistoryMode
+from agent.messages import AnswerPart
 from agent.providers.scripted import ScriptedProvider
 from agent.records import ProposalInfo, TrialRecord
 from agent.study.codec import encode_proposal
@@ -278,6 +279,43 @@ async def test_earlier_rounds_are_in_the_next_prompt() -> None:
     assert [m.role for m in messages] == ["system", "user", "assistant", "user"]
     assert messages[2].content == VALID
     assert messages[3].content.startswith('trial 0: {"x1": 1.5, "x2": 2.5} -> value 7\n4 evaluations left')
+
+
+async def test_a_prompt_too_long_leaves_out_the_oldest_rounds_words_from_then_on() -> None:
+    """The server refuses a chat too long for its context: the older half of the rounds' words go (their
+    results stay), the call is made again, and later calls keep the cut (a stable prefix for the cache)."""
+    records = [done(n, float(n - 4), 1.0, float(n)) for n in range(4)]
+
+    def fits(messages: Sequence[Any]) -> str:
+        if len(messages) > 6:
+            raise ContextOverflow("the prompt is longer than the model's context window")
+        return call("evaluate_toy", x1=0.5, x2=0.5)
+
+    events = Events()
+    agent, provider = make_agent([fits, fits, fits], records=records, events=events, history="chat")
+    for r in records:
+        agent.add_round(r.number, [AnswerPart(content=call("evaluate_toy", x1=r.config["x1"], x2=1.0))])
+    proposal = await agent.propose(records)
+    assert proposal.config == {"x1": 0.5, "x2": 0.5}
+    assert [len(c.messages) for c in provider.calls] == [10, 6]
+    sent = "\n".join(m.content for m in provider.calls[-1].messages)
+    assert all(f"trial {n}:" in sent for n in range(4))  # every result is still there
+    assert '"x1": -4.0' not in sent.split("trial 0:")[0]  # the oldest answers are not
+    assert ("context_trimmed", {"rounds_left_out": 2}) in events.seen
+    await agent.propose(records)
+    assert len(provider.calls) == 3 and len(provider.calls[-1].messages) == 6
+
+
+@pytest.mark.parametrize("history", ["chat", "ledger"])
+async def test_a_prompt_that_cannot_be_cut_to_fit_is_a_round_without_the_model(history: HistoryMode) -> None:
+    def never_fits(messages: Sequence[Any]) -> str:
+        raise ContextOverflow("the prompt is longer than the model's context window")
+
+    agent, _ = make_agent([never_fits] * 5, records=RECORDS, history=history)
+    for r in RECORDS:
+        agent.add_round(r.number, [AnswerPart(content=VALID)])
+    with pytest.raises(ProviderUnavailable, match="proposed without the model.*longer context"):
+        await agent.propose(RECORDS)
 
 
 # ---- repeated configurations --------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from agent.loop import Agent, AgentSettings
-from agent.memory import HistoryMode, Memory, Round
+from agent.memory import HistoryMode, Memory, Round, settled
 from agent.messages import (
     AnswerPart,
     ChatMessage,
@@ -276,6 +276,35 @@ def test_ledger_appends_a_line_per_finished_trial_after_the_task() -> None:
         "ledger", records, [], feedback=feedback, history=history, line=lambda r: f"line {r.number}"
     )
     assert later[1].content == "T\nline 0\nline 1\nline 2"
+
+
+def test_chat_sends_a_settled_round_without_its_rejected_answers() -> None:
+    parts = (
+        UserPart(content="open"),
+        answer(0),
+        ReaskPart(content="fix"),
+        answer(1),
+        ToolReturnPart(tool="read_history", content="R"),
+        answer(2),
+    )
+    assert settled(parts) == [parts[0], parts[3], parts[4], parts[5]]
+    memory = Memory(system="S", task="T", rounds=[Round(trial=0, parts=parts)])
+    current = [answer(5), ReaskPart(content="fix now")]  # the round being asked keeps its reasks
+    messages = memory.messages("chat", {0: record(0)}, current, feedback=feedback, history=history)
+    contents = [m.content for m in messages]
+    assert "answer 0" not in "\n".join(contents) and "fix\n" not in "\n".join(contents)
+    assert contents[-2:] == ["answer 5", "fix now"]
+
+
+def test_chat_skip_leaves_out_the_oldest_rounds_words_not_their_results() -> None:
+    memory = Memory(system="S", task="T", rounds=[Round(trial=n, parts=(answer(n),)) for n in (2, 0, 1)])
+    records = {n: record(n) for n in range(3)}
+    full = memory.messages("chat", records, [], feedback=feedback, history=history)
+    trimmed = memory.messages("chat", records, [], feedback=feedback, history=history, skip=2)
+    joined = "\n".join(m.content for m in trimmed)
+    assert "answer 0" not in joined and "answer 1" not in joined and "answer 2" in joined
+    assert all(feedback(records[n]) in joined for n in range(3))
+    assert len(trimmed) < len(full)
 
 
 def test_compressed_without_finished_trials_is_the_task() -> None:

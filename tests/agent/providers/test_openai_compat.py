@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from agent.errors import ProviderError, ProviderUnavailable, UserError
+from agent.errors import ContextOverflow, ProviderError, ProviderUnavailable, UserError
 from agent.providers import _retry
 from agent.providers.base import ChatMessage
 from agent.providers.openai_compat import OpenAICompatProvider
@@ -251,15 +251,33 @@ async def test_json_object_level_is_remembered() -> None:
 
 @pytest.mark.anyio
 async def test_a_request_rejected_at_every_level_changes_nothing() -> None:
-    """A 400 that is not about the format (a prompt too long) must not downgrade later calls."""
-    recorder = Recorder(httpx.Response(400, json={"error": {"message": "maximum context length exceeded"}}))
+    """A 400 that is not about the format must not downgrade later calls."""
+    recorder = Recorder(httpx.Response(400, json={"error": {"message": "temperature must be below 2"}}))
     async with provider(recorder) as p:
-        with pytest.raises(ProviderError, match="maximum context length"):
+        with pytest.raises(ProviderError, match="temperature must be below 2"):
             await p.complete(MESSAGES, json_schema=SCHEMA)
         assert p.response_format_level == "json_schema"
         recorder.answers = [ok()]
         await p.complete(MESSAGES, json_schema=SCHEMA)
     assert recorder.bodies()[-1]["response_format"]["type"] == "json_schema"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "message",
+    [
+        "request (4205 tokens) exceeds the available context size (4096 tokens), try increasing it",  # llama.cpp
+        "This model's maximum context length is 8192 tokens. However, your messages resulted in 9001 tokens.",
+    ],
+)
+async def test_a_prompt_too_long_is_a_context_overflow_at_once(message: str) -> None:
+    """No format downgrade and no retry makes a prompt fit: one request, and an error the agent can act on."""
+    recorder = Recorder(httpx.Response(400, json={"error": {"message": message}}))
+    async with provider(recorder) as p:
+        with pytest.raises(ContextOverflow, match="longer than the model's context window"):
+            await p.complete(MESSAGES, json_schema=SCHEMA)
+        assert p.response_format_level == "json_schema"
+    assert len(recorder.requests) == 1
 
 
 @pytest.mark.anyio
