@@ -8,11 +8,8 @@ worker threads (``bench --jobs``): every method takes the one lock.
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -23,6 +20,7 @@ from rich.text import Text
 from ..optimize import Reporter
 from ..records import TrialRecord
 from ._format import duration, study_time_left
+from ._live import LiveArea
 
 __all__ = ["BenchDisplay"]
 
@@ -41,7 +39,7 @@ class _Study:
         return f"{self.name}: trial {self.done}/{self.budget}{best}, {duration(now - self.started)}"
 
 
-class BenchDisplay:
+class BenchDisplay(LiveArea):
     """``total`` studies to run, ``jobs`` at a time."""
 
     def __init__(
@@ -62,25 +60,10 @@ class BenchDisplay:
         self._started = time.monotonic()
         self._durations: list[float] = []
         self._running: dict[str, _Study] = {}
-        self._lock = threading.RLock()
-        self._live: Live | None = None
+        super().__init__()
         if self.live and total:
             self._live = Live(get_renderable=self._render, console=self.console, refresh_per_second=4, transient=True)
             self._live.start()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        with self._lock:
-            live, self._live = self._live, None
-        if live is not None:
-            live.stop()
 
     def study(self, name: str) -> Reporter:
         """The reporter of study ``name``, which starts now."""

@@ -12,11 +12,8 @@ Evaluations report progress from the thread they run in, so every method takes t
 from __future__ import annotations
 
 import json
-import threading
 import time
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Self
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -31,6 +28,7 @@ from ..optimize import Reporter, StudySummary
 from ..records import TrialRecord, compact_config
 from ..space import Choice
 from ._format import duration, is_unit_end, progress_text, study_time_left
+from ._live import LiveArea
 
 __all__ = ["DurationHint", "RichReporter"]
 
@@ -71,7 +69,7 @@ class _State:
     hinted: bool = False
 
 
-class RichReporter(Reporter):
+class RichReporter(LiveArea, Reporter):
     """A study's display; use it as a context manager so that the live area is closed whatever happens.
 
     ``live``: redraw in place (default: when the console is a terminal); ``workers``: evaluations at once
@@ -95,25 +93,7 @@ class RichReporter(Reporter):
         self.plain_interval_s = plain_interval_s
         self.hint = hint
         self._state = _State()
-        self._lock = threading.RLock()
-        self._live: Live | None = None
-
-    # ---- lifetime -----------------------------------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Stop redrawing (the live area is removed; the lines printed stay)."""
-        with self._lock:
-            live, self._live = self._live, None
-        if live is not None:
-            live.stop()
+        super().__init__()
 
     @property
     def budget(self) -> int:

@@ -280,7 +280,7 @@ async def test_resumed_llm_study_restores_the_conversation(tmp_path: Path, open_
     assert (summary.n_trials, summary.n_new) == (3, 1)
     prompt = provider_of(strategy).calls[0].messages
     contents = [m.content for m in prompt if m.role == "assistant"]
-    assert contents == answers[:3]
+    assert contents == [answers[0], answers[2]]  # a settled round is sent without its rejected answer
     assert prompt == expected
 
 
