@@ -269,12 +269,13 @@ class Agent:
             assert isinstance(call.tool, Tool)
             return _Outcome(read=(call.tool, call.arguments))
         assert isinstance(call.tool, EvaluationTool)
-        written = call.tool.space.validate_config(call.arguments)
-        config = self._canonical(written) if self._canonical is not None else written
+        config = call.tool.space.validate_config(call.arguments)
+        if self._canonical is not None:
+            config = self._canonical(config)
         taken = self._taken(records) if self.settings.reject_repeats else {}
         repeat = taken.get(self.space.key(config))
         if repeat is not None:
-            return _Outcome(errors=[_error(["arguments"], self._repeat_text(repeat, written, config))])
+            return _Outcome(errors=[_error(["arguments"], self._repeat_text(repeat))])
         return _Outcome(configs=[config], tool=call.tool.name)
 
     def _batch_parser(self, records: Sequence[TrialRecord], k: int) -> Callable[[str], _Outcome]:
@@ -286,13 +287,14 @@ class Agent:
             taken: dict[str, TrialRecord | int] = dict(self._taken(records))
             valid = []
             for i, raw in enumerate(configs):
-                written = self.space.validate_config(raw)
-                config = self._canonical(written) if self._canonical is not None else written
+                config = self.space.validate_config(raw)
+                if self._canonical is not None:
+                    config = self._canonical(config)
                 key = self.space.key(config)
                 earlier = taken.get(key)
                 if earlier is not None:
                     where = (
-                        self._repeat_text(earlier, written, config)
+                        self._repeat_text(earlier)
                         if isinstance(earlier, TrialRecord)
                         else f"the same configuration as call {earlier} of this answer; propose a new one"
                     )
@@ -377,21 +379,11 @@ class Agent:
     def _reask_text(self, errors: list[dict[str, Any]]) -> str:
         return self.templates.render("reask", errors=_shown(errors))
 
-    def _repeat_text(self, record: TrialRecord, written: Mapping[str, Choice], config: Mapping[str, Choice]) -> str:
-        """The reask for a repeat; where the answer was moved onto a grid (numeric grids are shown as ranges),
-        it says to what, or the model cannot see why a configuration it never wrote counts as tried."""
-        moved = [
-            f"{name} {short_value(written[name])} -> {short_value(config[name])}"
-            for name in config
-            if written.get(name) != config[name]
-        ]
-        where = f"trial {record.number} ({format_outcome(record)})"
-        if moved:
-            return (
-                f"your values move to the nearest ones this task allows ({', '.join(moved)}), and that configuration "
-                f"was already evaluated in {where}; change a parameter far enough to reach another allowed value"
-            )
-        return f"this configuration was already evaluated in {where}; propose a configuration not tried yet"
+    def _repeat_text(self, record: TrialRecord) -> str:
+        return (
+            f"this configuration was already evaluated in trial {record.number} ({format_outcome(record)}); "
+            "propose a configuration not tried yet"
+        )
 
     def _ledger_line(self, record: TrialRecord) -> str:
         """A finished trial in a few tokens: ``0.001,64,"relu" -> 0.213`` (parameters in the space's order;

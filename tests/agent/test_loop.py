@@ -51,7 +51,6 @@ def make_agent(
     records: Sequence[TrialRecord] = (),
     events: Events | None = None,
     seed: int = 0,
-    canonical: Any = None,
     **settings: Any,
 ) -> tuple[Agent, ScriptedProvider]:
     provider = ScriptedProvider(answers)
@@ -65,7 +64,6 @@ def make_agent(
         settings=AgentSettings(**settings),
         extra_tools=[ReadHistory(lambda: records)],
         events=events,
-        canonical=canonical,
     )
     return agent, provider
 
@@ -330,18 +328,6 @@ async def test_a_configuration_already_tried_is_reasked() -> None:
     assert proposal.config == {"x1": 1.5, "x2": 2.5}
     reask = provider.calls[1].messages[-1].content
     assert "already evaluated in trial 0 (value 0.5)" in reask
-
-
-async def test_a_repeat_made_by_moving_onto_a_grid_says_what_moved() -> None:
-    """Numeric grids are shown as ranges and answers moved onto them: a model whose answer lands on a tried
-    configuration is told what its values became, or it cannot see why it repeated."""
-    answers = [call("evaluate_toy", x1=3.2, x2=2.5), call("evaluate_toy", x1=6.0, x2=2.5)]
-    agent, provider = make_agent(answers, canonical=lambda config: {**config, "x1": float(round(config["x1"]))})
-    proposal = await agent.propose(RECORDS)
-    assert proposal.config == {"x1": 6.0, "x2": 2.5}
-    reask = provider.calls[1].messages[-1].content
-    assert "x1 3.2 -> 3" in reask and "already evaluated in trial 1 (value 0.4)" in reask
-    assert "x2" not in reask.split("already evaluated")[0]
 
 
 async def test_a_pending_configuration_is_reasked_too() -> None:
