@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from agent.loop import Agent
-from agent.memory import Round
 from agent.messages import UserPart
 from agent.records import Proposal, short_value
 from agent.tools.take_candidate import TakeCandidate
@@ -35,7 +34,7 @@ from agent.tools.take_candidate import TakeCandidate
 from .base import ProposeContext
 from .candidates import Candidate, optimizer_candidates
 from .credit import SourceCredit
-from .guided import BOStrategy
+from .guided import LLMBOStrategy
 from .surrogate import SurrogateModel
 
 __all__ = ["HybridStrategy"]
@@ -45,9 +44,10 @@ __all__ = ["HybridStrategy"]
 CANDIDATES = 2
 
 
-class HybridStrategy(BOStrategy):
-    """See the module docstring. ``agent`` must offer ``take`` (its ``take`` tool) and see the ``ledger``
-    history; :func:`agent.strategies.factory.make_strategy` builds it so."""
+class HybridStrategy(LLMBOStrategy):
+    """See the module docstring: ``llm-bo`` whose model also takes part in later rounds (its conversation,
+    prompts and rounds are kept as ``llm-bo`` keeps them). ``agent`` must offer ``take`` (its ``take`` tool)
+    and see the ``ledger`` history; :func:`agent.strategies.factory.make_strategy` builds it so."""
 
     name = "hybrid"
 
@@ -60,18 +60,11 @@ class HybridStrategy(BOStrategy):
         templates_state: str = "optimizer_state",
         start_template: str = "start_default",
     ) -> None:
-        super().__init__(surrogate)
-        self.agent = agent
+        super().__init__(agent, surrogate)
         self.take = take
         self.credit = credit or SourceCredit()
         self._state_template = templates_state
         self._start = agent.templates.render(start_template, eval_tool=agent.eval_tool.name)
-
-    def prompts(self) -> dict[str, str]:
-        return self.agent.prompts()
-
-    def restore(self, rounds: Sequence[Round]) -> None:
-        self.agent.restore(rounds)
 
     async def propose(self, ctx: ProposeContext) -> Proposal:
         if not ctx.records and not self._issued:
@@ -125,7 +118,3 @@ class HybridStrategy(BOStrategy):
         return self.agent.templates.render(
             self._state_template, number=len(ctx.records), budget=ctx.budget, candidates=shown
         )
-
-    def trial_started(self, number: int, proposal: Proposal) -> None:
-        if proposal.parts:
-            self.agent.add_round(number, proposal.parts)
