@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from agent.errors import ProviderUnavailable, UserError
-from agent.providers import _retry
 from agent.providers.base import ChatMessage
 from agent.providers.embedded import EmbeddedServer
 from agent.providers.ollama_cli import OllamaCLIProvider, render_prompt
@@ -85,17 +84,6 @@ def standin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def calls(tmp_path: Path) -> list[list[str]]:
     return [json.loads(line) for line in (tmp_path / "argv.jsonl").read_text().splitlines()]
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    waits: list[float] = []
-
-    async def fake_sleep(seconds: float) -> None:
-        waits.append(seconds)
-
-    monkeypatch.setattr(_retry, "_sleep", fake_sleep)
-    return waits
 
 
 def test_render_prompt() -> None:

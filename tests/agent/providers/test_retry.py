@@ -8,20 +8,7 @@ import anyio
 import pytest
 
 from agent.errors import ProviderUnavailable, UserError
-from agent.providers import _retry
 from agent.providers._retry import RetryPolicy, TransientFault, with_retries
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record the waits instead of sleeping; the deadline counts them as time spent."""
-    waits: list[float] = []
-
-    async def fake_sleep(seconds: float) -> None:
-        waits.append(seconds)
-
-    monkeypatch.setattr(_retry, "_sleep", fake_sleep)
-    return waits
 
 
 class Flaky:
