@@ -229,7 +229,7 @@ class Agent:
                     continue
                 raise ProviderUnavailable(
                     f"{exc}; this round is proposed without the model. Use a model with a longer context, "
-                    "or --history ledger (one short line per trial)"
+                    "or --history compressed (the trials listed once, without the conversation)"
                 ) from None
             usage.append(completion.usage)
             parts.append(AnswerPart(content=_clip(completion.text), usage=completion.usage))
