@@ -17,25 +17,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.errors import InvalidSuggestion
-from agent.tools.base import EvaluationTool, Tool
+from tools.base import ConfigTool, Tool
 
 __all__ = ["MAX_ANSWER_CHARS", "ToolCall", "answer_schema", "batch_schema", "parse_answer", "parse_batch"]
 
 MAX_ANSWER_CHARS = 20_000
-AnyTool = Tool | EvaluationTool
 
 
 @dataclass(frozen=True)
 class ToolCall:
-    tool: AnyTool
+    tool: Tool
     arguments: dict[str, Any]
 
     @property
-    def is_evaluation(self) -> bool:
-        return isinstance(self.tool, EvaluationTool)
+    def configuration(self) -> dict[str, Any] | None:
+        """The configuration the call names (its validated arguments), when the tool names one."""
+        return self.arguments if isinstance(self.tool, ConfigTool) else None
 
 
-def answer_schema(tools: Mapping[str, AnyTool]) -> dict[str, Any]:
+def answer_schema(tools: Mapping[str, Tool]) -> dict[str, Any]:
     """The JSON schema of a valid answer, for providers that constrain decoding."""
     variants = [
         {
@@ -49,7 +49,7 @@ def answer_schema(tools: Mapping[str, AnyTool]) -> dict[str, Any]:
     return variants[0] if len(variants) == 1 else {"anyOf": variants}
 
 
-def batch_schema(tool: EvaluationTool, k: int) -> dict[str, Any]:
+def batch_schema(tool: ConfigTool, k: int) -> dict[str, Any]:
     """The JSON schema of a batch answer: exactly ``k`` calls of the evaluation tool."""
     return {
         "type": "object",
@@ -61,12 +61,12 @@ def batch_schema(tool: EvaluationTool, k: int) -> dict[str, Any]:
     }
 
 
-def parse_answer(text: str, tools: Mapping[str, AnyTool]) -> ToolCall:
+def parse_answer(text: str, tools: Mapping[str, Tool]) -> ToolCall:
     """Parse and validate one answer; raise :class:`InvalidSuggestion` saying what to fix."""
     return _parse_call(_load_json_object(text), tools)
 
 
-def parse_batch(text: str, tool: EvaluationTool, k: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def parse_batch(text: str, tool: ConfigTool, k: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The valid configurations of a batch answer (in order), and the errors of the rest (``loc`` starting at
     ``calls``). Raises :class:`InvalidSuggestion` when the answer is not a JSON object at all."""
     obj = _load_json_object(text)
@@ -91,7 +91,7 @@ def _under(loc: Sequence[Any], errors: Sequence[Mapping[str, Any]]) -> list[dict
     return [{**e, "loc": [*loc, *e.get("loc", [])]} for e in errors]
 
 
-def _parse_call(obj: Mapping[str, Any], tools: Mapping[str, AnyTool]) -> ToolCall:
+def _parse_call(obj: Mapping[str, Any], tools: Mapping[str, Tool]) -> ToolCall:
     errors: list[dict[str, Any]] = []
     for key in obj:
         if key not in ("tool", "arguments"):

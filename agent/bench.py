@@ -31,15 +31,14 @@ import numpy as np
 from optuna.trial import TrialState
 
 from . import metrics
+from .conversation import AgentSettings
 from .display import BenchDisplay
-from .errors import UserError
-from .loop import AgentSettings
 from .memory import HistoryMode
-from .optimize import optimize
 from .providers.base import Provider
 from .records import TrialRecord, UsageTotals
-from .strategies.factory import LLM_STRATEGIES, STRATEGIES, make_strategy
-from .study import StudyStore, open_storage, read_records
+from .session import ModelSettings, StudyConfig, open_model, run_study
+from .strategies.registry import get_strategy
+from .study import open_storage, read_records
 from .tasks import Task, build_task
 
 __all__ = [
@@ -118,9 +117,7 @@ async def run_bench(
     studies; when None, one is opened with ``get_provider(config.provider, config.model)`` if needed.
     ``provider_for(task, seed)`` instead gives each LLM study a provider of its own (stand-in models that
     know the task, :class:`~agent.providers.scripted.ConfigProvider`)."""
-    unknown = sorted(set(config.strategies) - set(STRATEGIES))
-    if unknown:
-        raise UserError(f"--strategies: unknown {unknown}; choose from {', '.join(STRATEGIES)}")
+    needs_model = {name: get_strategy(name, flag="--strategies").needs_model for name in config.strategies}
     started = time.perf_counter()
     config.out.mkdir(parents=True, exist_ok=True)
     for name in config.tasks:  # fail fast on a bad task; loads each table once, before any thread does
@@ -128,15 +125,14 @@ async def run_bench(
     open_storage(config.storage_url)  # creates the schema once: worker threads opening it together would race
     done = _finished_studies(config)
     todo = [spec for spec in config.specs() if study_name(*spec) not in done]
-    plain = [spec for spec in todo if spec[1] not in LLM_STRATEGIES]
-    llm = [spec for spec in todo if spec[1] in LLM_STRATEGIES]
+    plain = [spec for spec in todo if not needs_model[spec[1]]]
+    llm = [spec for spec in todo if needs_model[spec[1]]]
     async with contextlib.AsyncExitStack() as stack:
         if llm and provider is None and provider_for is None:  # opened and probed first: a refused key stops it at once
             from .preflight import probe_provider
-            from .providers import get_provider
-            from .providers.breaker import CircuitBreaker
 
-            provider = await stack.enter_async_context(CircuitBreaker(get_provider(config.provider, config.model)))
+            model = ModelSettings(provider=config.provider, model=config.model)
+            provider = await stack.enter_async_context(open_model(model))
             await probe_provider(provider)
         progress = stack.enter_context(BenchDisplay(len(todo), jobs=config.jobs, quiet=config.quiet))
         await _run_plain(plain, config, progress)
@@ -203,40 +199,19 @@ async def _run_study(
     task = build_task(task_name, seed=seed)
     if provider_for is not None:
         provider = provider_for(task, seed)
-    store = StudyStore.open(
+    study = StudyConfig(
+        task=task,
+        strategy=strategy_name,
+        budget=config.horizon,
+        seed=seed,
         save_dir=config.out / "studies" / task_name / strategy_name / f"seed{bench_seed}",
         study_name=study_name(*spec),
-        space=task.space,
         storage=config.storage_url,
-        meta={
-            "task": task_name,
-            "strategy": strategy_name,
-            "seed": seed,
-            "bench_seed": bench_seed,
-            "budget": config.horizon,
-        },
-        direction=task.direction,
+        meta={"bench_seed": bench_seed},
+        agent=AgentSettings(history=config.history, max_retries=config.max_retries),
+        checks=False,  # the bench checked its model before its first study; its folder it made itself
     )
-    try:
-        strategy = make_strategy(
-            strategy_name,
-            task=task,
-            store=store,
-            budget=config.horizon,
-            seed=seed,
-            provider=provider,
-            settings=AgentSettings(history=config.history, max_retries=config.max_retries),
-        )
-        summary = await optimize(
-            tool=task.tool,
-            strategy=strategy,
-            store=store,
-            budget=config.horizon,
-            seed=seed,
-            reporter=progress.study(study_name(*spec)),
-        )
-    finally:
-        store.close()
+    summary = await run_study(study, reporter=progress.study(study_name(*spec)), provider=provider)
     progress.done(study_name(*spec), summary.best.value if summary.best else None, time.perf_counter() - started)
 
 

@@ -1,91 +1,120 @@
-"""``python -m agent``: run a study (default), list tasks, and more.
+"""``python -m agent``: run a study (the default command), list what there is, run a bench, write a report.
 
 python -m agent --task toy-branin --strategy random --budget 10 --seed 0 --save_dir out/r
 python -m agent tasks
+
+The choices and help of ``--strategy`` and ``--provider`` come from their registries, the flags and commands
+of tasks (CIFAR's training flags, ``train``) from the tasks; this module knows no strategy, provider or task
+by name. A study is assembled by :func:`agent.session.run_study`.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import dataclasses
 import gc
 import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import NoReturn
 
 import anyio
-import anyio.to_thread
-import optuna
 import structlog
 
-from evaluators.base import Progress, SetupError
-from evaluators.cifar.options import add_training_arguments
+from evaluators.base import Progress
 
-from .display import DurationHint, RichReporter, progress_text
+from .conversation import AgentSettings
+from .display import RichReporter, progress_text
 from .errors import AgentError, ProviderError, UserError
-from .executors import make_executor
-from .loop import AgentSettings
-from .optimize import StudySummary, optimize
-from .preflight import check_setup
-from .providers.base import Provider
+from .optimize import StudySummary
+from .providers import list_providers
+from .providers.registry import DEFAULT_PROVIDER
+from .session import ExecutorSettings, ModelSettings, StudyConfig, run_study
 from .space import SearchSpace
-from .strategies.factory import DEFAULT_STRATEGY, LLM_STRATEGIES, STRATEGIES, make_strategy
-from .study import StudyStore
-from .tasks import ENTRY_POINT_GROUP, Task, build_task, list_tasks, resolve_tasks
-from .templates import Templates
+from .strategies.registry import DEFAULT_STRATEGY, get_strategy, list_strategies
+from .tasks import ENTRY_POINT_GROUP, build_task, list_tasks, resolve_tasks, task_commands, task_flags
 
 __all__ = ["build_parser", "main", "parse_budgets", "parse_strategies"]
 
-COMMANDS = ("run", "tasks", "train", "bench", "report")
+_PROG = "python -m agent"
+_LISTINGS = ("tasks", "strategies", "providers")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m agent",
-        description="Tune hyperparameters with an LLM agent, or with random search and TPE side by side.",
-        epilog="Commands: run (the default: `python -m agent --task ...`), tasks, train, bench, report. "
-        "Re-running the same command resumes the study.",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="{run,tasks,train,bench,report}")
-    run = sub.add_parser("run", help="run or resume a study (default)", description="Run or resume a study.")
-    add_run_arguments(run)
-    sub.add_parser("tasks", help="list the tasks", description="List the tasks.")
-    train = sub.add_parser(
-        "train",
-        help="one CIFAR-10 training run with explicit hyperparameters",
-        description="One CIFAR-10 training run with the reference code's flags; writes SAVE_DIR/metrics.json.",
-    )
-    add_training_arguments(train)
-    train.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
-    train.add_argument(
-        "--save_dir", "--save-dir", dest="save_dir", default="runs/train", help="where metrics.json goes"
-    )
-    train.add_argument("--test", action="store_true", help="score the test set instead of the validation split")
-    bench = sub.add_parser(
-        "bench",
-        help="run strategies side by side on many tasks and seeds, then write a report",
-        description="Run every (task, strategy, seed) study in one storage (resumable), then write "
-        "OUT/report.md and OUT/plots/.",
-    )
-    add_bench_arguments(bench)
-    report = sub.add_parser(
-        "report",
-        help="write the report of one study",
-        description="Write SAVE_DIR/report.md and SAVE_DIR/plots/ for one study: best-so-far plot, trials, "
-        "and the conversation. Needs no provider.",
-    )
-    report.add_argument("--save_dir", "--save-dir", dest="save_dir", required=True, help="the study's folder")
-    report.add_argument("--storage", default=None, help="storage URL (default: sqlite:///<save_dir>/study.db)")
-    report.add_argument("--study-name", default=None, help="the study, when the storage holds several")
+class _Parser(argparse.ArgumentParser):
+    """A flag error is one line and a pointer to the help, not the usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message}\nrun `{self.prog} --help` for the flags\n")
+
+
+def _commands() -> dict[str, str]:
+    """The commands besides running a study, with a line of help each."""
+    out = {
+        "tasks": "list the tasks",
+        "strategies": "list the strategies",
+        "providers": "list the model providers",
+        "bench": "run strategies side by side on many tasks and seeds, then write a report",
+        "report": "write the report of one study",
+    }
+    out.update({c.name: c.help for c in task_commands()})
+    return out
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of ``command``; None: running a study (what ``python -m agent`` does)."""
+    if command is None:
+        listed = "\n".join(f"  {name:12} {text}" for name, text in _commands().items())
+        parser = _Parser(
+            prog=_PROG,
+            description="Run or resume a study: an LLM agent, Bayesian optimization, random search or TPE tunes "
+            "a task's hyperparameters. Re-running the same command resumes the study.",
+            epilog=f"other commands (`{_PROG} COMMAND --help`):\n{listed}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        add_run_arguments(parser)
+        return parser
+    parser = _Parser(prog=f"{_PROG} {command}", description=_commands()[command])
+    if command == "bench":
+        parser.description = (
+            "Run every (task, strategy, seed) study in one storage (resumable), then write OUT/report.md "
+            "and OUT/plots/."
+        )
+        add_bench_arguments(parser)
+    elif command == "report":
+        parser.description = (
+            "Write SAVE_DIR/report.md and SAVE_DIR/plots/ for one study: best-so-far plot, trials, and the "
+            "conversation. Needs no provider."
+        )
+        parser.add_argument("--save_dir", "--save-dir", dest="save_dir", required=True, help="the study's folder")
+        parser.add_argument("--storage", default=None, help="storage URL (default: sqlite:///<save_dir>/study.db)")
+        parser.add_argument("--study-name", default=None, help="the study, when the storage holds several")
+    else:
+        for task_command in task_commands():
+            if task_command.name == command:
+                parser.description = task_command.description
+                task_command.add_arguments(parser)
     return parser
+
+
+def _strategy_help() -> str:
+    names = ", ".join(spec.name for spec in list_strategies())
+    return (
+        f"how to choose configurations: {names} (default: {DEFAULT_STRATEGY}; `{_PROG} strategies` says what each does)"
+    )
+
+
+def _provider_help() -> str:
+    names = ", ".join(spec.name for spec in list_providers())
+    return f"{names} (default: {DEFAULT_PROVIDER}; env AGENT_PROVIDER; `{_PROG} providers` lists them)"
 
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tasks", required=True, help="comma-separated task names and groups (toy, hpobench, nb201)")
-    p.add_argument("--strategies", default="llm-bo,random,tpe", help="comma-separated (default: llm-bo,random,tpe)")
+    p.add_argument(
+        "--strategies",
+        default=f"{DEFAULT_STRATEGY},random,tpe",
+        help=f"comma-separated (default: {DEFAULT_STRATEGY},random,tpe); any of `{_PROG} strategies`",
+    )
     p.add_argument(
         "--budget",
         default="10",
@@ -109,7 +138,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--history", choices=("chat", "compressed"), default="chat", help="LLM history (default: chat)")
     p.add_argument("--max-retries", type=_non_negative_int, default=3, help="reasks per round (default: 3)")
-    p.add_argument("--provider", default=None, help="embedded (default), openai or ollama (env AGENT_PROVIDER)")
+    p.add_argument("--provider", default=None, help=_provider_help())
     p.add_argument("--model", "--llm", dest="model", default=None, help="model name or .gguf path (env AGENT_MODEL)")
     p.add_argument("--quiet", action="store_true", help="print only where the report is")
 
@@ -119,15 +148,10 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--task",
         required=True,
-        help="a task name (`python -m agent tasks` lists them) or a task file (.yaml, .yml, .json) describing "
+        help=f"a task name (`{_PROG} tasks` lists them) or a task file (.yaml, .yml, .json) describing "
         "your own training; README 'Tune your own training script'",
     )
-    g.add_argument(
-        "--strategy",
-        choices=STRATEGIES,
-        default=None,
-        help=f"how to choose configurations (default: {DEFAULT_STRATEGY}); see README 'Strategies'",
-    )
+    g.add_argument("--strategy", default=None, help=_strategy_help())
     g.add_argument("--random_hparams", action="store_true", help="reference spelling of --strategy random")
     g.add_argument(
         "--budget",
@@ -161,12 +185,6 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="JSON or YAML file replacing the task's search space",
     )
     g.add_argument("--quiet", action="store_true", help="print only the final summary")
-    g.add_argument(
-        "--final-test",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="CIFAR tasks: after the study, retrain the best configuration and score the test set (default: on)",
-    )
 
     x = p.add_argument_group("scaling out (README: Scaling out)")
     x.add_argument(
@@ -198,7 +216,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         "(default: none)",
     )
 
-    a = p.add_argument_group("agent (strategies llm, llm-bo)")
+    needs_model = ", ".join(spec.name for spec in list_strategies() if spec.needs_model)
+    a = p.add_argument_group(f"agent (strategies that ask a model: {needs_model})")
     a.add_argument(
         "--history",
         choices=("chat", "compressed"),
@@ -224,13 +243,13 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="when the model cannot be reached after its retries: propose that round without it and ask again "
         "later, backing off after repeated failures, or stop (re-running resumes) (default: continue)",
     )
+    timeouts = ", ".join(f"{s.timeout_s:g} for {s.name}" for s in list_providers() if s.timeout_s is not None)
     a.add_argument(
         "--provider-timeout",
         type=_positive_float,
         default=None,
         metavar="SECONDS",
-        help="the most one model call may take, retries included (env AGENT_PROVIDER_TIMEOUT; default: 120 "
-        "for openai, 600 for ollama, 900 for embedded)",
+        help=f"the most one model call may take, retries included (env AGENT_PROVIDER_TIMEOUT; default: {timeouts})",
     )
     a.add_argument(
         "--allow-repeats",
@@ -242,7 +261,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     a.add_argument("--prompts-dir", default=None, help="folder with your own prompt templates (env AGENT_PROMPTS_DIR)")
 
     m = p.add_argument_group("model provider")
-    m.add_argument("--provider", default=None, help="embedded (default), openai or ollama (env AGENT_PROVIDER)")
+    m.add_argument("--provider", default=None, help=_provider_help())
     m.add_argument(
         "--model",
         "--llm",
@@ -251,15 +270,17 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="model name for openai/ollama, a .gguf path for embedded "
         "(env AGENT_MODEL; --llm is the reference spelling)",
     )
-    add_training_arguments(p)
+    for flags in task_flags():
+        flags.add_arguments(p)
 
 
 def parse_strategies(text: str) -> tuple[str, ...]:
-    """Comma-separated strategy names, in order, without repeats."""
+    """Comma-separated strategy names, in order, without repeats; an unknown one is a ``UserError``."""
     chosen = tuple(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
-    unknown = [s for s in chosen if s not in STRATEGIES]
-    if unknown or not chosen:
-        raise UserError(f"--strategies {text!r}: choose from {', '.join(STRATEGIES)}")
+    if not chosen:
+        raise UserError(f"--strategies {text!r}: name at least one strategy")
+    for name in chosen:
+        get_strategy(name, flag="--strategies")
     return chosen
 
 
@@ -274,7 +295,10 @@ def parse_budgets(text: str) -> tuple[int, ...]:
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
@@ -291,7 +315,10 @@ def _positive_float(text: str) -> float:
 
 
 def _non_negative_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
@@ -299,22 +326,26 @@ def _non_negative_int(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if not args_list or args_list[0] not in (*COMMANDS, "-h", "--help"):
-        args_list.insert(0, "run")
-    args = build_parser().parse_args(args_list)
-    _quiet_library_logs()
+    command = args_list[0] if args_list and args_list[0] in _commands() else None
+    if command is not None:
+        args_list = args_list[1:]
+    elif args_list and args_list[0] == "run":  # the explicit spelling of the default command
+        args_list = args_list[1:]
+    args = build_parser(command).parse_args(args_list)
+    _show_library_warnings()
     try:
-        if args.command == "tasks":
-            return _tasks()
-        if args.command == "train":
-            return _train(args)
-        if args.command == "bench":
+        if command in _LISTINGS:
+            return _list(command)
+        if command == "bench":
             return anyio.run(_bench, args)
-        if args.command == "report":
+        if command == "report":
             from .report import write_study_report
 
             print(f"report: {write_study_report(Path(args.save_dir), args.storage, args.study_name)}")
             return 0
+        for task_command in task_commands():
+            if task_command.name == command:
+                return task_command.run(args, _epoch_lines)
         anyio.run(_run, args)
         return 0
     except KeyboardInterrupt:
@@ -346,7 +377,7 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
-def _quiet_library_logs() -> None:
+def _show_library_warnings() -> None:
     """Our own events go to events.jsonl; on the terminal only warnings (a retry, say) are worth showing."""
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
@@ -354,75 +385,66 @@ def _quiet_library_logs() -> None:
     )
 
 
-def _tasks() -> int:
+def _list(command: str) -> int:
+    """``tasks``, ``strategies`` or ``providers``: a table on a terminal, plain ``name  summary`` lines in a pipe."""
+    rows: list[tuple[str, ...]]
+    if command == "tasks":
+        header = ("task", "family", "what it is")
+        rows = [(t.name, t.family, t.summary) for t in list_tasks()]
+        caption = (
+            f"--task also takes a task file of your own (.yaml, .yml, .json): README 'Tune your own training "
+            f"script'. Packages add tasks under the entry-point group {ENTRY_POINT_GROUP}."
+        )
+    elif command == "strategies":
+        header = ("strategy", "model", "what it does")
+        rows = [
+            (s.name, "yes" if s.needs_model else "no", s.summary + ("" if s.origin == "built-in" else f" ({s.origin})"))
+            for s in list_strategies()
+        ]
+        caption = (
+            f"--strategy NAME runs one (default: {DEFAULT_STRATEGY}). Packages add strategies under the entry-point "
+            "group llm_hpo.strategies (README 'Adding a strategy')."
+        )
+    else:
+        header = ("provider", "variables", "what it is")
+        rows = [
+            (p.name, ", ".join(p.variables), p.summary + ("" if p.origin == "built-in" else f" ({p.origin})"))
+            for p in list_providers()
+        ]
+        caption = (
+            f"--provider NAME or AGENT_PROVIDER chooses one (default: {DEFAULT_PROVIDER}); --model or AGENT_MODEL "
+            "the model. Packages add providers under the entry-point group llm_hpo.providers."
+        )
+    if not sys.stdout.isatty():
+        width = max(len(r[0]) for r in rows)
+        for row in rows:
+            print(f"{row[0]:{width}}  {row[-1]}")
+        return 0
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(
-        "task",
-        "family",
-        "what it is",
-        caption="--task also takes a task file of your own (.yaml, .yml, .json): README 'Tune your own training "
-        f"script'. Packages add tasks under the entry-point group {ENTRY_POINT_GROUP}.",
-    )
-    for info in list_tasks():
-        table.add_row(info.name, info.family, info.summary)
+    table = Table(*header, caption=caption)
+    for row in rows:
+        table.add_row(*row)
     Console().print(table)
     return 0
 
 
 async def _run(args: argparse.Namespace) -> StudySummary:
-    strategy_name = "random" if args.random_hparams else (args.strategy or DEFAULT_STRATEGY)
-    space = SearchSpace.from_file(args.search_space) if args.search_space else None
-    task = build_task(args.task, seed=args.seed, space=space, options={"train_config": _train_config(args)})
-    save_dir = Path(args.save_dir or f"runs/{task.name}-{strategy_name}-seed{args.seed}")
-    study_name = args.study_name or f"{task.name}-{strategy_name}-seed{args.seed}"
-    async with contextlib.AsyncExitStack() as stack:
-        provider = None
-        if strategy_name in LLM_STRATEGIES:
-            from .providers import get_provider
-            from .providers.breaker import CircuitBreaker
-
-            # Made (not started: the embedded model loads at the first call) before the checks, which probe it.
-            provider = await stack.enter_async_context(
-                get_provider(args.provider, args.model, call_timeout_s=args.provider_timeout)
-            )
-            if args.on_provider_error == "continue":
-                provider = CircuitBreaker(provider)
-        # Before the model loads, before any trial, before study.db exists: a setup error ends here.
-        await check_setup(task=task, save_dir=save_dir, storage=args.storage, provider=provider)
-        store = StudyStore.open(
-            save_dir=save_dir,
-            study_name=study_name,
-            space=task.space,
-            storage=args.storage,
-            meta={"task": task.name, "strategy": strategy_name, "seed": args.seed},
-            direction=task.direction,
-        )
-        stack.callback(store.close)
-        store.set_meta("budget", args.budget)  # the latest budget asked for
-        if provider is not None:
-            store.events.info("provider", provider=provider.name, model=provider.model)
-        return await _study(args, strategy_name, task, store, provider, stack)
-    raise AssertionError("unreachable")  # pragma: no cover (mypy: the stack may swallow exceptions)
-
-
-async def _study(
-    args: argparse.Namespace,
-    strategy_name: str,
-    task: Task,
-    store: StudyStore,
-    provider: Provider | None,
-    stack: contextlib.AsyncExitStack,
-) -> StudySummary:
-    strategy = make_strategy(
-        strategy_name,
+    strategy = "random" if args.random_hparams else (args.strategy or DEFAULT_STRATEGY)
+    get_strategy(strategy)  # an unknown name fails before a task loads
+    space = _space_file(args.search_space)
+    options = vars(args)
+    task = build_task(args.task, seed=args.seed, space=space, options=options)
+    config = StudyConfig(
         task=task,
-        store=store,
+        strategy=strategy,
         budget=args.budget,
         seed=args.seed,
-        provider=provider,
-        settings=AgentSettings(
+        save_dir=Path(args.save_dir) if args.save_dir else None,
+        study_name=args.study_name,
+        storage=args.storage,
+        agent=AgentSettings(
             history=args.history,
             max_retries=args.max_retries,
             on_invalid=args.on_invalid,
@@ -430,85 +452,29 @@ async def _study(
             temperature=args.temperature,
             max_tokens=args.max_tokens,
         ),
-        templates=Templates(args.prompts_dir),
-    )
-    executor = make_executor(
-        args.executor,
-        workers=args.workers,
-        address=args.ray_address,
-        cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial,
-    )
-    stack.callback(executor.close)
-    reporter = stack.enter_context(RichReporter(quiet=args.quiet, workers=args.workers, hint=_duration_hint(task)))
-    # What exists now (modules, the task's tables, the model's client) lives as long as the run: keep
-    # the garbage collector from rescanning it between the many small objects each trial makes.
-    gc.freeze()
-    summary = await optimize(
-        tool=task.tool,
-        strategy=strategy,
-        store=store,
-        budget=args.budget,
-        seed=args.seed,
-        reporter=reporter,
-        executor=executor,
-        batch=min(args.batch, args.workers),
-        pruner=optuna.pruners.MedianPruner() if args.pruner == "median" else None,
+        prompts_dir=args.prompts_dir,
+        model=ModelSettings(provider=args.provider, model=args.model, timeout_s=args.provider_timeout),
+        executor=ExecutorSettings(
+            kind=args.executor,
+            workers=args.workers,
+            address=args.ray_address,
+            cpus_per_trial=args.cpus_per_trial,
+            gpus_per_trial=args.gpus_per_trial,
+        ),
+        batch=args.batch,
+        pruner=args.pruner,
         on_provider_error=args.on_provider_error,
+        options=options,
     )
-    if task.family == "cifar" and args.final_test:
-        await _final_test(task, store, summary, quiet=args.quiet)
-    return summary
+    with RichReporter(quiet=args.quiet, workers=args.workers, hint=task.duration_hint) as reporter:
+        # What exists now (modules, the task's tables) lives as long as the run: keep the garbage collector
+        # from rescanning it between the many small objects each trial makes.
+        gc.freeze()
+        return await run_study(config, reporter=reporter, progress=None if args.quiet else _epoch_lines)
 
 
-def _duration_hint(task: Task) -> DurationHint | None:
-    """CIFAR on a CPU: the study's length after its first epoch, and how to shorten it past an hour."""
-    if task.family != "cifar":
-        return None  # before importing torch
-    from agent.tools.train_cifar import TrainCifar
-    from evaluators.cifar.train import resolve_device
-
-    if not isinstance(task.tool, TrainCifar):
-        return None
-
-    if resolve_device(task.tool.base.device).type != "cpu":
-        return None
-    return DurationHint(
-        where="on CPU",
-        shorten="--subset N (train on N images, e.g. --subset 5000) or --num_train_epochs N (fewer epochs), "
-        "or a GPU (--device cuda)",
-    )
-
-
-def _train_config(args: argparse.Namespace) -> Any:
-    """The fixed parts of a CIFAR run (epochs, batches, data, device) from the training flags."""
-    from evaluators.cifar.options import train_config_from_args
-
-    return train_config_from_args(args, seed=args.seed)
-
-
-async def _final_test(task: Task, store: StudyStore, summary: StudySummary, *, quiet: bool = False) -> None:
-    """Retrain the best configuration and score the test set once (tuning never sees the test set)."""
-    from agent.tools.train_cifar import TrainCifar
-    from evaluators.cifar.train import evaluate_test
-
-    best = summary.best
-    if best is None or not isinstance(task.tool, TrainCifar):
-        return
-    done = store.meta.get("final_test")
-    if isinstance(done, dict) and done.get("trial") == best.number:
-        print(f"test error of the best configuration (trial #{best.number}): {done['test_error']:.4f}")
-        return
-    print(f"training the best configuration (trial #{best.number}) once more to score the test set...")
-    cfg = task.tool.config_for(best.config)
-    progress = None if quiet else _epoch_lines("final run")
-    result = await anyio.to_thread.run_sync(evaluate_test, cfg, progress, abandon_on_cancel=True)
-    if result.state != "complete" or result.value is None:
-        print(f"the final test run failed: {result.error}")
-        return
-    store.set_meta("final_test", {"trial": best.number, "test_error": result.value, **result.metrics})
-    store.events.info("final_test", trial=best.number, test_error=result.value)
-    print(f"test error of the best configuration (trial #{best.number}): {result.value:.4f}")
+def _space_file(path: str | None) -> SearchSpace | None:
+    return SearchSpace.from_file(path) if path else None
 
 
 def _epoch_lines(label: str) -> Callable[[Progress], None]:
@@ -519,41 +485,6 @@ def _epoch_lines(label: str) -> Callable[[Progress], None]:
             print(f"{label} {progress_text(progress)}", file=sys.stderr, flush=True)
 
     return line
-
-
-def _train(args: argparse.Namespace) -> int:
-    import json
-
-    from evaluators.cifar.data import CifarNotFoundError
-    from evaluators.cifar.train import evaluate_test, resolve_device, train
-
-    cfg = _train_config(args)
-    lines = _epoch_lines(f"[{cfg.arch} {resolve_device(cfg.device)}]")
-    try:
-        result = evaluate_test(cfg, lines) if args.test else train(cfg, on_progress=lines)
-    except CifarNotFoundError as exc:
-        raise UserError(f"{exc} (--dataset_dir)") from exc
-    except SetupError as exc:
-        raise UserError(str(exc)) from exc
-    save_dir = Path(args.save_dir)
-    try:
-        save_dir.mkdir(parents=True, exist_ok=True)
-        body = {
-            "config": dataclasses.asdict(cfg),
-            "state": result.state,
-            "value": result.value,
-            "error": result.error,
-            "metrics": result.metrics,
-        }
-        (save_dir / "metrics.json").write_text(json.dumps(body, indent=2, default=str))
-    except OSError as exc:
-        raise UserError(f"--save_dir {save_dir}: cannot write metrics.json ({exc.strerror})") from exc
-    split = "test" if args.test else "validation"
-    if result.state != "complete":
-        print(f"training failed: {result.error}", file=sys.stderr)
-        return 1
-    print(f"{split} error {result.value:.4f}; metrics in {save_dir / 'metrics.json'}")
-    return 0
 
 
 async def _bench(args: argparse.Namespace) -> int:

@@ -13,8 +13,8 @@ what runs when.
 
 Reporting intermediate values (pruning) needs the trial, which lives in this process: with a pruner the
 local executor runs every evaluation in this process (train_cifar trains in a thread; torch releases the
-GIL in its kernels). An evaluation in another process gets its :class:`~agent.tools.base.TrialContext`
-without callbacks (:meth:`~agent.tools.base.TrialContext.detached`): no report, so a pruner never stops a
+GIL in its kernels). An evaluation in another process gets its :class:`~tools.base.TrialContext`
+without callbacks (:meth:`~tools.base.TrialContext.detached`): no report, so a pruner never stops a
 Ray trial, and no progress display.
 """
 
@@ -29,10 +29,10 @@ import anyio
 import anyio.to_process
 
 from evaluators.base import EvalResult
+from tools.base import EvaluationTool, TrialContext
 
 from .errors import UserError
 from .space import Choice
-from .tools.base import EvaluationTool, TrialContext
 
 __all__ = ["Executor", "LocalExecutor", "RayExecutor", "make_executor"]
 

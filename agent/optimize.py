@@ -14,6 +14,7 @@ import optuna
 from anyio.abc import TaskGroup
 
 from evaluators.base import EvalResult, Progress, SetupError, TrialFailed
+from tools.base import EvaluationTool, TrialContext
 
 from .errors import AgentError, InvalidSuggestion, ProviderUnavailable, UserError
 from .executors import Executor, LocalExecutor
@@ -22,7 +23,6 @@ from .records import UNREACHABLE, TrialRecord, UsageTotals
 from .space import Choice
 from .strategies.base import ProposeContext, Strategy
 from .study import StudyStore
-from .tools.base import EvaluationTool, TrialContext
 
 __all__ = ["UNREACHABLE", "Reporter", "StudySummary", "optimize"]
 
@@ -155,14 +155,7 @@ async def optimize(
                 await finished.wait()
                 continue
             reporter.proposing(snapshot.used)
-            ctx = ProposeContext(
-                space=store.space,
-                records=snapshot.records,
-                budget=budget,
-                remaining=budget - snapshot.finished,
-                rng=rng,
-                direction=store.direction,
-            )
+            ctx = ProposeContext(space=store.space, records=snapshot.records, rng=rng, direction=store.direction)
             started_at = time.perf_counter()
             try:
                 proposals = await strategy.propose_batch(ctx, k)
@@ -246,16 +239,21 @@ async def _evaluate(
 ) -> EvalResult:
     """Failures are data: anything the evaluator raises becomes a failed trial, and the study goes on.
 
+    What enters the study is checked here, once, against the task's space: a strategy's proposal (a model's
+    answer was checked where its text became data, against the space the model was shown; here its
+    projection onto the task's grids is, and a strategy of an installed package is code we did not write)
+    and a trial read back from storage (adopted from a dead run; the space may have changed since).
+
     Except what is not the configuration's fault (:class:`~evaluators.base.SetupError`, an
     :class:`~agent.errors.AgentError` such as missing data): that would fail every trial the same way, so
     the study stops at once, recording nothing; the trial is re-run when the study resumes.
     """
     try:
-        checked = tool.space.validate_config(config)
-    except InvalidSuggestion as exc:  # a stored trial whose parameters no longer fit: never evaluate it
+        config = tool.space.validate_config(config)
+    except InvalidSuggestion as exc:  # never evaluate a configuration outside the space
         return EvalResult.failed(str(exc))
     try:
-        return await executor.evaluate(tool, checked, trial)
+        return await executor.evaluate(tool, config, trial)
     except TrialFailed as exc:
         return EvalResult.failed(str(exc))
     except SetupError as exc:

@@ -5,9 +5,9 @@
         study = optuna.create_study(sampler=sampler)
         study.optimize(objective, n_trials=30)
 
-``strategy`` is any name ``--strategy`` accepts (:data:`~agent.strategies.factory.STRATEGIES`; default
-``llm-bo``, as the CLI). The sampler builds the strategy the CLI builds
-(:func:`~agent.strategies.factory.make_strategy`) and asks it for each trial with the study's trials as
+``strategy`` is any name ``--strategy`` accepts (:mod:`agent.strategies.registry`, installed ones included;
+default ``llm-bo``, as the CLI). The sampler builds the strategy the CLI builds
+(:func:`~agent.strategies.registry.make_strategy`) and asks it for each trial with the study's trials as
 records, as the CLI's runner does: one implementation of each strategy serves both. ``LLMSampler`` is the same
 class under its earlier name.
 
@@ -31,8 +31,9 @@ plots and ``python -m agent report`` show it.
 
 The model meets the study as a task: ``task_description``, the space, ``prompts/task_optuna.j2``, a tool
 ``evaluate`` to call (Optuna, not the agent, runs the objective) and the study's direction, stated plainly.
-Strategies that call a model (``llm``, ``llm-bo``) use ``provider``, or, when it is None, the one
-``AGENT_PROVIDER``/``AGENT_MODEL`` name (the embedded model by default), started on first use.
+Strategies that call a model (``llm``, ``llm-bo``, ``hybrid``) use ``provider``, or, when it is None, the one
+``AGENT_PROVIDER``/``AGENT_MODEL`` name (the embedded model by default, behind the circuit breaker every study
+gets: :func:`agent.session.open_model`), started on first use.
 
 Threads and loops. Optuna's samplers are synchronous and providers async: the sampler runs its own event
 loop in one private daemon thread and submits each call to it, so a provider's connections stay on one
@@ -48,7 +49,8 @@ import random
 import threading
 import time
 from collections.abc import Coroutine, Mapping, Sequence
-from typing import Any, ClassVar, Self, TypeVar
+from dataclasses import dataclass
+from typing import Any, Self, TypeVar
 
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
@@ -56,40 +58,28 @@ from optuna.search_space import IntersectionSearchSpace
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from evaluators.base import EvalResult
+from tools.base import ConfigTool
 
+from .conversation import AgentSettings
 from .errors import InvalidSuggestion, ProviderUnavailable
-from .loop import AgentSettings
 from .memory import Round
 from .providers.base import Provider
 from .records import Direction, Proposal, TrialRecord
+from .session import open_model
 from .space import Choice, FloatParam, SearchSpace
 from .strategies.base import ProposeContext, Strategy
-from .strategies.factory import DEFAULT_STRATEGY, LLM_STRATEGIES, STRATEGIES, make_strategy
+from .strategies.registry import DEFAULT_STRATEGY, get_strategy, make_strategy
 from .study import StudyStore, study_records, write_proposal
-from .tasks import Task
 from .templates import Templates
-from .tools.base import NO_TRIAL, EvaluationTool, TrialContext
 
 __all__ = ["LLMSampler", "StrategySampler"]
 
 _T = TypeVar("_T")
 _DESCRIPTION = "Find the best configuration for an objective function."
+_TOOL = "Evaluate the objective with this configuration; returns its value."
 # Strategy.sampler does not depend on the space; a strategy is built over this one only to get it, when
 # no real space is known yet (the first trial).
 _STAND_IN = SearchSpace(params={"x": FloatParam(low=0.0, high=1.0)})
-
-
-class _Objective(EvaluationTool):
-    """The user's objective as the model sees it; Optuna, not the agent, calls the real one."""
-
-    name: ClassVar[str] = "evaluate"
-    description: ClassVar[str] = "Evaluate the objective with this configuration; returns its value."
-
-    async def evaluate(
-        self, config: dict[str, Choice], trial: TrialContext = NO_TRIAL
-    ) -> EvalResult:  # pragma: no cover - never called
-        raise NotImplementedError("the sampler proposes; study.optimize evaluates")
 
 
 class StrategySampler(optuna.samplers.BaseSampler):
@@ -106,8 +96,7 @@ class StrategySampler(optuna.samplers.BaseSampler):
         settings: AgentSettings | None = None,
         templates: Templates | None = None,
     ) -> None:
-        if strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        self._spec = get_strategy(strategy, flag="StrategySampler")
         self.strategy = strategy
         self.task_description = task_description
         self.provider = provider
@@ -186,15 +175,7 @@ class StrategySampler(optuna.samplers.BaseSampler):
             hidden = set() if key in self._opened else self._blind
             self._opened.add(key)
             records = [r for r in _records(study, space, exclude=trial.number) if r.number not in hidden]
-            finished = sum(r.finished for r in records)
-            ctx = ProposeContext(
-                space=space,
-                records=records,
-                budget=self.budget,
-                remaining=max(self.budget - finished, 1),  # past the budget, propose as for the last trial
-                rng=self._rng,
-                direction=_direction(study),
-            )
+            ctx = ProposeContext(space=space, records=records, rng=self._rng, direction=_direction(study))
             started = time.perf_counter()
             try:
                 proposal: Proposal = self._call(strategy.propose_batch(ctx, 1))[0]
@@ -215,24 +196,23 @@ class StrategySampler(optuna.samplers.BaseSampler):
 
     def _build(self, study: Study, space: SearchSpace) -> Strategy:
         """The strategy the CLI would build, for a task made of the study and ``space``."""
-        task = Task(
-            name="optuna",
-            family="custom",
+        task = _Objective(
             description=self.task_description,
             space=space,
-            template="task_optuna",
-            tool=_Objective(space),
+            tool=ConfigTool(space, name="evaluate", description=_TOOL),
             direction=_direction(study),
         )
+        store = StudyStore.attach(study, space)
         strategy = make_strategy(
             self.strategy,
             task=task,
-            store=StudyStore.attach(study, space),
             budget=self.budget,
             seed=self.seed,
             provider=self._provider(),
             settings=self.settings,
             templates=self.templates,
+            records=store.records,
+            events=store.events,
         )
         strategy.restore(_rounds(study_records(study)))
         return strategy
@@ -248,12 +228,10 @@ class StrategySampler(optuna.samplers.BaseSampler):
         return self._inner
 
     def _provider(self) -> Provider | None:
-        if self.strategy not in LLM_STRATEGIES:
+        if not self._spec.needs_model:
             return None
         if self.provider is None:
-            from .providers import get_provider
-
-            self.provider = get_provider()
+            self.provider = open_model()
         return self.provider
 
     # ---- the private event loop ---------------------------------------------------------------------
@@ -289,6 +267,19 @@ class StrategySampler(optuna.samplers.BaseSampler):
 
 #: The earlier name of :class:`StrategySampler` (it then ran only the paper's loop, now ``strategy="llm"``).
 LLMSampler = StrategySampler
+
+
+@dataclass(frozen=True)
+class _Objective:
+    """The user's objective as the model sees it (a :class:`~agent.tasks.TaskBrief`); Optuna, not the agent,
+    evaluates it."""
+
+    description: str
+    space: SearchSpace
+    tool: ConfigTool
+    direction: Direction
+    name: str = "optuna"
+    template: str = "task_optuna"
 
 
 def _key(study: Study, space: SearchSpace) -> tuple[str, str]:

@@ -26,12 +26,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import anyio  # noqa: E402
 import numpy as np  # noqa: E402
 
-from agent.loop import AgentSettings  # noqa: E402
+from agent.conversation import AgentSettings  # noqa: E402
 from agent.messages import Usage  # noqa: E402
-from agent.optimize import optimize  # noqa: E402
-from agent.providers import get_provider  # noqa: E402
 from agent.providers.base import Provider  # noqa: E402
-from agent.strategies.factory import LLM_STRATEGIES, make_strategy  # noqa: E402
+from agent.session import ModelSettings, StudyConfig, open_model, run_study  # noqa: E402
+from agent.strategies.registry import list_strategies  # noqa: E402
 from agent.study import StudyStore  # noqa: E402
 from agent.tasks import build_task  # noqa: E402
 
@@ -41,18 +40,19 @@ async def one_study(
 ) -> list[Usage]:
     """Every model call of one study, in order."""
     task = build_task(task_name, seed=seed)
-    store = StudyStore.open(save_dir=root / f"{task_name}-{seed}", study_name="s", space=task.space, meta={})
-    strategy = make_strategy(
-        strategy_name,
+    config = StudyConfig(
         task=task,
-        store=store,
+        strategy=strategy_name,
         budget=budget,
         seed=seed,
-        provider=provider,
-        settings=AgentSettings(history=history),  # type: ignore[arg-type]
+        save_dir=root / f"{task_name}-{seed}",
+        study_name="s",
+        agent=AgentSettings(history=history),  # type: ignore[arg-type]
+        checks=False,
     )
+    await run_study(config, provider=provider)
+    store = StudyStore.open(save_dir=config.folder, study_name="s", space=task.space, meta={})
     try:
-        await optimize(tool=task.tool, strategy=strategy, store=store, budget=budget, seed=seed)
         return [u for r in store.records() for u in r.proposal.usage]
     finally:
         store.close()
@@ -71,7 +71,7 @@ def summary(calls: list[Usage]) -> str:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--strategy", choices=sorted(LLM_STRATEGIES), default="hybrid")
+    parser.add_argument("--strategy", choices=[s.name for s in list_strategies() if s.needs_model], default="hybrid")
     parser.add_argument("--tasks", default="toy-branin,hpobench-kc1")
     parser.add_argument("--budget", type=int, default=20)
     parser.add_argument("--seeds", type=int, default=1)
@@ -81,7 +81,7 @@ async def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     calls: dict[str, list[Usage]] = {}
-    async with get_provider(args.provider, args.model) as provider:
+    async with open_model(ModelSettings(provider=args.provider, model=args.model)) as provider:
         with tempfile.TemporaryDirectory() as tmp:
             for task in args.tasks.split(","):
                 for seed in range(args.seeds):

@@ -13,24 +13,17 @@ from pathlib import Path
 
 import anyio
 
-from agent.optimize import optimize
-from agent.strategies.base import Strategy
-from agent.strategies.samplers import RandomStrategy, TPEStrategy
-from agent.study import StudyStore
+from agent.session import StudyConfig, run_study
 from agent.tasks import build_task
 
 
-async def best_errors(task_name: str, strategy: Strategy, budget: int, seed: int, root: Path) -> tuple[float, float]:
+async def best_errors(task_name: str, strategy: str, budget: int, seed: int, root: Path) -> tuple[float, float]:
     """(best observed error, true error of the configuration picked) of one study."""
     task = build_task(task_name, seed=seed)
-    store = StudyStore.open(
-        save_dir=root / f"{strategy.name}-{seed}", study_name="bench", space=task.space, meta={"task": task_name}
+    config = StudyConfig(
+        task=task, strategy=strategy, budget=budget, seed=seed, save_dir=root / f"{strategy}-{seed}", checks=False
     )
-    store.study.sampler = strategy.sampler(seed, 0)
-    try:
-        summary = await optimize(tool=task.tool, strategy=strategy, store=store, budget=budget, seed=seed)
-    finally:
-        store.close()
+    summary = await run_study(config)
     assert summary.best is not None and summary.best.value is not None
     true = task.true_error(summary.best.config) if task.true_error else summary.best.value
     return summary.best.value, true
@@ -44,12 +37,12 @@ async def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         results: dict[str, list[tuple[float, float]]] = {}
-        for strategy in (RandomStrategy(), TPEStrategy.for_budget(args.budget)):
+        for strategy in ("random", "tpe"):
             started = time.perf_counter()
-            results[strategy.name] = [
+            results[strategy] = [
                 await best_errors(args.task, strategy, args.budget, seed, Path(tmp)) for seed in range(args.seeds)
             ]
-            print(f"{strategy.name}: {args.seeds} studies in {time.perf_counter() - started:.1f} s")
+            print(f"{strategy}: {args.seeds} studies in {time.perf_counter() - started:.1f} s")
     print(f"\n{args.task}, budget {args.budget}, {args.seeds} seeds: median over seeds (lower is better)")
     print(f"{'strategy':10} {'best observed':>14} {'true error':>11}")
     medians = {}

@@ -6,7 +6,9 @@ One embedded llama.cpp server serves every test that needs a real model (loading
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -21,6 +23,27 @@ from agent.providers.gguf import DEFAULT_MODEL_NAME, prepare_default_model  # no
 def anyio_backend() -> str:
     """The agent targets asyncio; run every ``@pytest.mark.anyio`` test on it."""
     return "asyncio"
+
+
+@pytest.fixture
+def spawn() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """``spawn(argv, **popen_kwargs)`` starts a process that is killed and reaped when the test ends, whatever
+    its outcome: a failed assertion must not leave a study running after pytest."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(argv, **kwargs)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        for stream in (process.stdin, process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
 
 
 def xllamacpp_missing() -> str | None:

@@ -1,10 +1,25 @@
-"""Whether processes still run, read from /proc (no psutil): for tests that nothing is left running."""
+"""Processes in tests: how to start the agent, and whether processes still run, read from /proc (no psutil), for
+tests that nothing is left running."""
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
+
+#: ``python -c`` code running ``python -m agent`` with SIGINT raising KeyboardInterrupt, whatever this process
+#: inherited: pytest started from a background job or under nohup ignores SIGINT, a child inherits an ignored
+#: signal, and Python then installs no handler of its own.
+_WITH_SIGINT = (
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('agent', run_name='__main__', alter_sys=True)"
+)
+
+
+def agent_argv(*args: str) -> list[str]:
+    """The command line of ``python -m agent ARGS`` that Ctrl-C (SIGINT) stops as it stops a user's."""
+    return [sys.executable, "-c", _WITH_SIGINT, *args]
 
 
 def alive(pid: int) -> bool:

@@ -5,6 +5,6 @@ from __future__ import annotations
 
 from ._format import progress_text
 from .bench import BenchDisplay
-from .study import DurationHint, RichReporter
+from .study import RichReporter
 
-__all__ = ["BenchDisplay", "DurationHint", "RichReporter", "progress_text"]
+__all__ = ["BenchDisplay", "RichReporter", "progress_text"]

@@ -9,7 +9,7 @@ worker threads (``bench --jobs``): every method takes the one lock.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -32,7 +32,7 @@ class _Study:
     budget: int = 0
     done: int = 0
     best: float | None = None
-    last_line: float = 0.0
+    last_line: float = field(default_factory=time.monotonic)
 
     def text(self, now: float) -> str:
         best = f", best {self.best:.6g}" if self.best is not None else ""
@@ -68,7 +68,7 @@ class BenchDisplay(LiveArea):
     def study(self, name: str) -> Reporter:
         """The reporter of study ``name``, which starts now."""
         with self._lock:
-            self._running[name] = _Study(name, time.monotonic(), last_line=time.monotonic())
+            self._running[name] = _Study(name, time.monotonic())
         return _StudyReporter(self, name)
 
     def done(self, name: str, best: float | None, seconds: float) -> None:

@@ -27,23 +27,14 @@ from evaluators.base import Progress
 from ..optimize import Reporter, StudySummary
 from ..records import TrialRecord, compact_config
 from ..space import Choice
+from ..tasks import DurationHint
 from ._format import duration, is_unit_end, progress_text, study_time_left
 from ._live import LiveArea
 
-__all__ = ["DurationHint", "RichReporter"]
+__all__ = ["RichReporter"]
 
 #: Sources not worth a tag on a trial's line.
 _PLAIN_SOURCES = ("llm", "sampler", "surrogate")
-
-
-@dataclass(frozen=True)
-class DurationHint:
-    """Print, after the first epoch of the run, what the whole study will take at that pace; past
-    ``threshold_s``, with the flags that shorten it. ``where`` says what is slow ("on CPU")."""
-
-    where: str
-    shorten: str
-    threshold_s: float = 3600.0
 
 
 @dataclass
@@ -54,14 +45,14 @@ class _Running:
     started: float
     progress: Progress | None = None
     announced: bool = False  # its configuration was printed (plain lines)
-    last_line: float = 0.0  # when its last plain progress line was printed
+    last_line: float | None = None  # when its last plain progress line was printed (monotonic), if ever
 
 
 @dataclass
 class _State:
     budget: int = 0
     done: int = 0  # finished trials, earlier runs included
-    started: float = 0.0
+    started: float = field(default_factory=time.monotonic)
     durations: list[float] = field(default_factory=list)  # this run's finished trials
     best: TrialRecord | None = None
     running: dict[int, _Running] = field(default_factory=dict)
@@ -143,7 +134,8 @@ class RichReporter(LiveArea, Reporter):
                 lines.append(hint)
             if not self.live:
                 now = time.monotonic()
-                if is_unit_end(progress) or now - trial.last_line >= self.plain_interval_s:
+                due = trial.last_line is None or now - trial.last_line >= self.plain_interval_s
+                if is_unit_end(progress) or due:
                     trial.last_line = now
                     if not trial.announced:
                         trial.announced = True

@@ -1,4 +1,5 @@
-"""LLM providers behind one interface, chosen by name: ``embedded`` (default), ``openai``, ``ollama``.
+"""LLM providers behind one interface, chosen by name: ``embedded`` (default), ``openai``, ``ollama``, and any an
+installed package registers (:mod:`agent.providers.registry`).
 
 ``get_provider()`` reads ``AGENT_PROVIDER``, ``AGENT_MODEL`` and ``AGENT_PROVIDER_TIMEOUT`` when no name,
 model or call timeout is given (flags override env). Backends are imported only when chosen, so xllamacpp
@@ -10,27 +11,23 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Final
+from typing import Any
 
 from agent.errors import UserError
 from agent.providers.base import ChatMessage, Completion, Provider, Usage
 
+from .registry import DEFAULT_PROVIDER, ProviderSpec, get_spec, list_providers
+
 __all__ = [
-    "DEFAULT_MODELS",
     "DEFAULT_PROVIDER",
-    "PROVIDERS",
     "ChatMessage",
     "Completion",
     "Provider",
+    "ProviderSpec",
     "Usage",
     "get_provider",
+    "list_providers",
 ]
-
-PROVIDERS: Final = ("embedded", "openai", "ollama")
-DEFAULT_PROVIDER: Final = "embedded"
-# Used when neither --model nor AGENT_MODEL is given. The embedded provider's own default (the bundled
-# Qwen2.5-Coder-1.5B) needs no name; for Ollama the same model's tag is the natural counterpart.
-DEFAULT_MODELS: Final = {"openai": "gpt-4o-mini", "ollama": "qwen2.5-coder:1.5b"}
 
 
 def get_provider(
@@ -45,13 +42,7 @@ def get_provider(
     go to the provider's constructor. An unknown name raises a ``UserError`` listing the valid ones.
     """
     chosen = (name if name is not None else os.environ.get("AGENT_PROVIDER", "")).strip().lower()
-    chosen = chosen or DEFAULT_PROVIDER
-    if chosen not in PROVIDERS:
-        origin = "--provider" if name is not None else "AGENT_PROVIDER"
-        raise UserError(
-            f"unknown provider {chosen!r} (from {origin}); choose one of {', '.join(PROVIDERS)} "
-            "with --provider or AGENT_PROVIDER"
-        )
+    spec = get_spec(chosen or DEFAULT_PROVIDER, "--provider" if name is not None else "AGENT_PROVIDER")
     timeout = call_timeout_s if call_timeout_s is not None else _timeout_from_env()
     if timeout is not None:
         if not timeout > 0:
@@ -60,25 +51,7 @@ def get_provider(
     model_source = "--model"
     if model is None:
         model, model_source = os.environ.get("AGENT_MODEL") or None, "AGENT_MODEL"
-
-    if chosen == "openai":
-        from agent.providers.openai_compat import OpenAICompatProvider
-
-        return OpenAICompatProvider(model or DEFAULT_MODELS["openai"], **kwargs)
-    if chosen == "ollama":
-        from agent.providers.ollama_cli import OllamaCLIProvider
-
-        return OllamaCLIProvider(model or DEFAULT_MODELS["ollama"], **kwargs)
-
-    from agent.providers.embedded import EmbeddedProvider
-
-    if model is not None and not model.lower().endswith(".gguf") and not os.path.isfile(model):
-        raise UserError(
-            f"the embedded provider runs a GGUF file, but {model_source} is {model!r}. Give a .gguf path "
-            "with --model or AGENT_EMBEDDED_MODEL, leave both unset for the bundled model, or choose "
-            f"another provider with --provider/AGENT_PROVIDER ({', '.join(PROVIDERS)})."
-        )
-    return EmbeddedProvider(model, **kwargs)
+    return spec.build(model, model_source, kwargs)
 
 
 def _timeout_from_env() -> float | None:

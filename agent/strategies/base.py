@@ -1,29 +1,45 @@
-"""One interface for every way of choosing the next configuration."""
+"""One interface for every way of choosing the next configuration, and how a strategy declares itself.
+
+A strategy is a :class:`Strategy`; what the registry (:mod:`agent.strategies.registry`) knows of one is its
+:class:`StrategySpec`: its name, a line of help, whether it needs a model, the prompt templates it renders,
+and how to build it from a :class:`BuildContext` (the task, the budget, the seed, the model and its settings,
+the study's records and events). A built-in strategy is one module declaring its spec plus one line in the
+registry; an installed package adds one under the entry-point group ``llm_hpo.strategies``.
+"""
 
 from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import optuna
 
+from agent.conversation import AgentSettings, EventSink
 from agent.memory import Round
+from agent.providers.base import Provider
 from agent.records import Direction, Proposal, TrialRecord
 from agent.space import SearchSpace
+from agent.tasks import TaskBrief
+from agent.templates import Templates
 
-__all__ = ["ProposeContext", "Proposal", "Strategy", "resumed_seed"]
+__all__ = [
+    "BuildContext",
+    "ProposeContext",
+    "Proposal",
+    "Strategy",
+    "StrategySpec",
+    "resumed_seed",
+]
 
 
 @dataclass(frozen=True)
 class ProposeContext:
-    """What a strategy may look at when proposing."""
+    """What a strategy may look at when proposing (its budget it knows from its construction)."""
 
     space: SearchSpace
     records: Sequence[TrialRecord]
-    budget: int
-    remaining: int
     rng: random.Random
     direction: Direction = "minimize"
 
@@ -60,6 +76,44 @@ class Strategy(ABC):
 
     def trial_started(self, number: int, proposal: Proposal) -> None:  # noqa: B027 (optional hook)
         """The study accepted ``proposal`` as trial ``number``."""
+
+
+class _NoEvents:
+    def info(self, event: str, **fields: object) -> None:
+        return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildContext:
+    """What a strategy is built from: the study's one budget and seed, and for strategies that ask a model,
+    the provider (owned by the caller), its settings and the prompt templates."""
+
+    task: TaskBrief
+    budget: int
+    seed: int
+    provider: Provider | None = None
+    settings: AgentSettings = field(default_factory=AgentSettings)
+    templates: Templates = field(default_factory=Templates)
+    #: The study's trials as they are now (``read_history`` reads them).
+    records: Callable[[], Sequence[TrialRecord]] = tuple
+    events: EventSink = field(default_factory=_NoEvents)
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """A strategy as the registry knows it, declared once: the CLI's choices and help, ``python -m agent
+    strategies``, the bench and :class:`~agent.sampler.StrategySampler` all read it."""
+
+    name: str
+    #: One line of help.
+    summary: str
+    build: Callable[[BuildContext], Strategy]
+    #: Asks a model (the caller opens a provider for it).
+    needs_model: bool = False
+    #: The prompt templates it renders besides the task's (``prompts/<name>.j2``).
+    templates: tuple[str, ...] = ()
+    #: ``built-in``, or the package that registered it.
+    origin: str = "built-in"
 
 
 def resumed_seed(seed: int, n_existing: int) -> int:

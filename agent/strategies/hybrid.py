@@ -22,22 +22,24 @@ chose. When the model cannot be reached, or its answers stay invalid, the optimi
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
 
-from agent.loop import Agent
+from agent.conversation import Agent
 from agent.messages import UserPart
 from agent.records import Proposal, short_value
-from agent.tools.take_candidate import TakeCandidate
+from tools.take_candidate import TakeCandidate
 
-from .base import ProposeContext
+from ._model import model_agent
+from .base import BuildContext, ProposeContext, Strategy, StrategySpec
 from .candidates import Candidate, optimizer_candidates
 from .credit import SourceCredit
-from .guided import LLMBOStrategy
+from .llm_bo import LLMBOStrategy
 from .surrogate import SurrogateModel
 
-__all__ = ["HybridStrategy"]
+__all__ = ["CANDIDATES", "SPEC", "HybridStrategy"]
 
 #: Candidates shown to the model each model round. Each is a line of numbers, and a small model reads every
 #: digit as a token (about 30 per line): two keep a round's prompt to a second or so of reading.
@@ -47,7 +49,7 @@ CANDIDATES = 2
 class HybridStrategy(LLMBOStrategy):
     """See the module docstring: ``llm-bo`` whose model also takes part in later rounds (its conversation,
     prompts and rounds are kept as ``llm-bo`` keeps them). ``agent`` must offer ``take`` (its ``take`` tool)
-    and see the ``ledger`` history; :func:`agent.strategies.factory.make_strategy` builds it so."""
+    and see the ``ledger`` history; its spec builds it so."""
 
     name = "hybrid"
 
@@ -55,6 +57,8 @@ class HybridStrategy(LLMBOStrategy):
         self,
         agent: Agent,
         take: TakeCandidate,
+        *,
+        budget: int,
         surrogate: SurrogateModel | None = None,
         credit: SourceCredit | None = None,
         templates_state: str = "optimizer_state",
@@ -62,6 +66,7 @@ class HybridStrategy(LLMBOStrategy):
     ) -> None:
         super().__init__(agent, surrogate)
         self.take = take
+        self.budget = budget
         self.credit = credit or SourceCredit()
         self._state_template = templates_state
         self._start = agent.templates.render(start_template, eval_tool=agent.eval_tool.name)
@@ -116,5 +121,22 @@ class HybridStrategy(LLMBOStrategy):
             prediction = "unknown" if math.isnan(c.mean) else f"{c.mean:.2g}±{c.sd:.1g}"
             shown.append({"line": values, "prediction": prediction})
         return self.agent.templates.render(
-            self._state_template, number=len(ctx.records), budget=ctx.budget, candidates=shown
+            self._state_template, number=len(ctx.records), budget=self.budget, candidates=shown
         )
+
+
+def _build(ctx: BuildContext) -> Strategy:
+    take = TakeCandidate(ctx.task.space, CANDIDATES)
+    # The ledger history: a prompt whose prefix never changes between calls (llama.cpp's prompt cache).
+    settings = dataclasses.replace(ctx.settings, history="ledger")
+    agent = model_agent(ctx, start_template=None, intro_template="hybrid", extra_tools=[take], settings=settings)
+    return HybridStrategy(agent, take, budget=ctx.budget)
+
+
+SPEC = StrategySpec(
+    name="hybrid",
+    summary="the model and a Gaussian process share the study; each round goes to whichever has paid (a bandit)",
+    build=_build,
+    needs_model=True,
+    templates=("system", "hybrid", "start_default", "optimizer_state", "reask"),
+)

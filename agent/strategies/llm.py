@@ -6,12 +6,14 @@ from collections.abc import Sequence
 
 import optuna
 
-from agent.loop import Agent
+from agent.conversation import Agent
 from agent.memory import Round
+from tools.read_history import ReadHistory
 
-from .base import Proposal, ProposeContext, Strategy, resumed_seed
+from ._model import model_agent
+from .base import BuildContext, Proposal, ProposeContext, Strategy, StrategySpec, resumed_seed
 
-__all__ = ["LLMStrategy"]
+__all__ = ["SPEC", "LLMStrategy"]
 
 
 class LLMStrategy(Strategy):
@@ -48,3 +50,18 @@ class LLMStrategy(Strategy):
 
     def trial_started(self, number: int, proposal: Proposal) -> None:
         self.agent.add_round(number, proposal.parts)
+
+
+def _build(ctx: BuildContext) -> Strategy:
+    return LLMStrategy(
+        model_agent(ctx, start_template="start", extra_tools=[ReadHistory(ctx.records, ctx.task.direction)])
+    )
+
+
+SPEC = StrategySpec(
+    name="llm",
+    summary="the model proposes every trial from the conversation (the paper's loop)",
+    build=_build,
+    needs_model=True,
+    templates=("system", "start", "feedback", "history", "reask", "batch", "batch_reask", "history_limit"),
+)

@@ -1,27 +1,24 @@
-"""The built-in tasks: toy functions, tabular benchmarks (HPOBench, NAS-Bench-201) and CIFAR-10 training.
+"""The built-in tasks that need nothing but a table or a formula: toy functions and tabular benchmarks
+(HPOBench, NAS-Bench-201). CIFAR-10 training is :mod:`agent.tasks.cifar`.
 
 Each is registered with a factory, so listing them costs nothing (a tabular table takes a second to load).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from agent.errors import UserError
 from agent.space import CategoricalParam, FloatParam, SearchSpace
-from agent.tools.evaluate_tabular import EvaluateTabular
-from agent.tools.evaluate_toy import EvaluateToy
 from evaluators.tabular import TABULAR_DATASETS, TabularBenchmark
 from evaluators.toy import TOY_FUNCTIONS
+from tools.evaluate_tabular import EvaluateTabular
+from tools.evaluate_toy import EvaluateToy
 
-from .base import Task, TaskInfo
+from .base import BuiltinFactory, Task, TaskInfo
 
-__all__ = ["BUILTIN", "CIFAR_SPACE", "TASK_GROUPS", "BuiltinFactory"]
+__all__ = ["BUILTIN"]
 
-#: A built-in factory takes (seed, search-space override, options) and builds the task.
-BuiltinFactory = Callable[[int, SearchSpace | None, Mapping[str, Any]], Task]
 #: name -> (what the listing shows, the factory).
 BUILTIN: dict[str, tuple[TaskInfo, BuiltinFactory]] = {}
 
@@ -46,6 +43,7 @@ def _toy_factory(fn_name: str) -> BuiltinFactory:
             template="task_toy",
             tool=EvaluateToy(fn_name, space),
             optimum=fn.minimum,
+            metric="value",
         )
 
     return build
@@ -72,6 +70,7 @@ def _tabular_factory(family: str, dataset: str) -> BuiltinFactory:
             tool=EvaluateTabular(bench, space),
             optimum=bench.best_true_error(),
             true_error=bench.true_error,
+            metric="val_error",
         )
 
     return build
@@ -87,72 +86,3 @@ for _family, _datasets in TABULAR_DATASETS.items():
             TaskInfo(f"{_family}-{_ds}", "tabular", _TABULAR_SUMMARY[_family].format(dataset=_ds)),
             _tabular_factory(_family, _ds),
         )
-
-# ---- CIFAR-10 ----------------------------------------------------------------------------------------
-
-# The reference code's search space.
-CIFAR_SPACE = SearchSpace.from_dict(
-    {
-        "optimizer": {"type": "categorical", "choices": ["adam", "sgd"]},
-        "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
-        "train_batch_size": {"type": "categorical", "choices": [32, 64, 128, 256, 512]},
-        "weight_decay": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
-        "label_smoothing": {"type": "float", "low": 0.0, "high": 0.2},
-    }
-)
-_CIFAR_NETS = {
-    "resnet9": "a ResNet-9 (a small residual convolutional network)",
-    "vit": "a Vision Transformer (patch 4, 6 layers, 8 heads, width 512)",
-}
-
-
-def _cifar_factory(arch: str) -> BuiltinFactory:
-    def build(seed: int, space: SearchSpace | None, options: Mapping[str, Any]) -> Task:
-        # torch loads only when a CIFAR task is built.
-        from agent.tools.train_cifar import TrainCifar
-        from evaluators.cifar.train import TrainConfig
-
-        base = options.get("train_config") or TrainConfig()
-        base = dataclasses.replace(base, arch=arch, seed=seed)
-        space = space or CIFAR_SPACE
-        try:
-            tool = TrainCifar(base, space)
-        except ValueError as exc:
-            raise UserError(f"--search_space: {exc}") from exc
-        epochs = f"{base.num_train_epochs} epoch{'s' if base.num_train_epochs != 1 else ''}"
-        description = (
-            f"Training {_CIFAR_NETS[arch]} from scratch on CIFAR-10 image classification (10 classes, 32x32 "
-            f"colour images) for {epochs}, with a learning rate that warms up linearly then decays linearly to "
-            f"zero, random-crop and flip augmentation. The score is the error rate on a held-out validation "
-            "split of the training images."
-        )
-        return Task(
-            name=f"cifar-{arch}",
-            family="cifar",
-            description=description,
-            space=space,
-            template="task_cifar",
-            tool=tool,
-        )
-
-    return build
-
-
-for _arch, _net in _CIFAR_NETS.items():
-    _register(
-        TaskInfo(
-            f"cifar-{_arch}",
-            "cifar",
-            f"CIFAR-10, {_net}: tune optimizer, learning rate, batch size, "
-            "weight decay, label smoothing (real training runs)",
-        ),
-        _cifar_factory(_arch),
-    )
-
-#: Groups accepted wherever a list of tasks is (``bench --tasks hpobench,toy``).
-TASK_GROUPS: dict[str, list[str]] = {
-    "toy": [n for n in BUILTIN if n.startswith("toy-")],
-    "hpobench": [n for n in BUILTIN if n.startswith("hpobench-")],
-    "nb201": [n for n in BUILTIN if n.startswith("nb201-")],
-    "cifar": [n for n in BUILTIN if n.startswith("cifar-")],
-}

@@ -8,12 +8,29 @@ from typing import Any
 from agent.errors import UserError
 from agent.space import SearchSpace
 
-from .base import Task, TaskInfo
-from .builtin import BUILTIN, TASK_GROUPS
+from . import builtin, cifar
+from .base import Task, TaskCommand, TaskFlags, TaskInfo
 from .plugins import build_plugin_task, plugin_info, plugin_tasks
 from .taskfile import TASK_FILE_SUFFIXES, is_task_file, load_task_file
 
-__all__ = ["build_task", "list_tasks", "resolve_tasks"]
+__all__ = ["BUILTIN", "TASK_GROUPS", "build_task", "list_tasks", "resolve_tasks", "task_commands", "task_flags"]
+
+#: name -> (what the listing shows, the factory).
+BUILTIN = {**builtin.BUILTIN, **cifar.TASKS}
+#: Groups accepted wherever a list of tasks is (``bench --tasks hpobench,toy``).
+TASK_GROUPS: dict[str, list[str]] = {
+    group: [n for n in BUILTIN if n.startswith(f"{group}-")] for group in ("toy", "hpobench", "nb201", "cifar")
+}
+
+
+def task_flags() -> list[TaskFlags]:
+    """The flags task families add to a study's command line."""
+    return [cifar.FLAGS]
+
+
+def task_commands() -> list[TaskCommand]:
+    """The commands task families add to ``python -m agent``."""
+    return list(cifar.COMMANDS)
 
 
 def list_tasks() -> list[TaskInfo]:
@@ -26,7 +43,7 @@ def build_task(
     name: str, seed: int = 0, space: SearchSpace | None = None, options: Mapping[str, Any] | None = None
 ) -> Task:
     """Build task ``name`` (or load the task file it names); ``space`` replaces its search space
-    (``--search_space``); ``options`` are the built-in CIFAR tasks' fixed training settings."""
+    (``--search_space``); ``options`` are the values of the flags tasks add (:func:`task_flags`)."""
     if is_task_file(name):
         return load_task_file(name, space=space)
     if name in BUILTIN:

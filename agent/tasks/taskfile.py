@@ -13,11 +13,11 @@
     timeout: 3600                   # seconds per trial (optional)
 
 ``command`` is split as a shell would split it (or given as a list) and never run through a shell; its
-``{name}`` placeholders take the configuration's values (:mod:`agent.tools.command`). An argument naming a
+``{name}`` placeholders take the configuration's values (:mod:`tools.command`). An argument naming a
 file or folder next to the task file (``train.py``, ``--data=data``) is passed as its absolute path, a program
 containing ``/`` is found from the task file's folder, and ``python``/``python3`` is the interpreter running
 the agent. ``objective`` is ``module:function``, imported with the task file's folder on ``sys.path``
-(:mod:`agent.tools.objective`).
+(:mod:`tools.objective`).
 
 Everything is checked when the file is loaded, before any model is: an unknown or missing key, a value of the
 wrong kind, a placeholder naming no parameter, a program that is not found, a module that does not import or
@@ -42,9 +42,9 @@ import yaml
 from agent.errors import UserError
 from agent.records import Direction
 from agent.space import SearchSpace
-from agent.tools.base import EvaluationTool
-from agent.tools.command import PLACEHOLDER, RunCommand
-from agent.tools.objective import CallObjective
+from tools.base import EvaluationTool
+from tools.command import PLACEHOLDER, RunCommand
+from tools.objective import CallObjective
 
 from .base import Task
 
@@ -102,6 +102,7 @@ class _Loader:
             template="task_custom",
             tool=tool,
             direction=direction,
+            metric=metric,
         )
 
     def _read(self) -> Mapping[str, Any]:

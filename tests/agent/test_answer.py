@@ -12,10 +12,10 @@ import pytest
 from agent.answer import MAX_ANSWER_CHARS, ToolCall, answer_schema, parse_answer
 from agent.errors import InvalidSuggestion
 from agent.space import CategoricalParam, Choice, FloatParam, IntParam, SearchSpace
-from agent.tools.base import NO_TRIAL, EvaluationTool, TrialContext
-from agent.tools.evaluate_toy import EvaluateToy
-from agent.tools.read_history import ReadHistory
 from evaluators.base import EvalResult
+from tools.base import NO_TRIAL, EvaluationTool, TrialContext
+from tools.evaluate_toy import EvaluateToy
+from tools.read_history import ReadHistory
 
 BRANIN = SearchSpace(params={"x1": FloatParam(low=-5.0, high=10.0), "x2": FloatParam(low=0.0, high=15.0)})
 TOY = EvaluateToy("branin", BRANIN)
@@ -29,7 +29,7 @@ def _answer(arguments: str, tool: str = '"evaluate_toy"') -> str:
     return f'{{"tool": {tool}, "arguments": {arguments}}}'
 
 
-# (answer text, loc of the first error, a fragment of its message). Shared with tests/agent/test_loop.py.
+# (answer text, loc of the first error, a fragment of its message). Shared with tests/agent/test_conversation.py.
 BAD_ANSWERS = [
     pytest.param("x1=1.5, x2=2.5", [], "not valid JSON", id="not-json"),
     pytest.param(f"```json\n{VALID}\n```", [], "remove the ``` code fence", id="code-fence"),
@@ -248,7 +248,7 @@ def test_categorical_answer_comes_back_canonical() -> None:
 def test_valid_evaluation_answer(text: str) -> None:
     call = parse_answer(text, TOOLS)
     assert call == ToolCall(tool=TOY, arguments={"x1": 1.5, "x2": 2.5})
-    assert call.is_evaluation
+    assert call.configuration == {"x1": 1.5, "x2": 2.5}
 
 
 def test_valid_answer_is_canonical() -> None:
@@ -261,7 +261,7 @@ def test_valid_read_history_answer() -> None:
     call = parse_answer(_answer('{"which": "last", "n": 2}', tool='"read_history"'), TOOLS)
     assert call.tool is HISTORY
     assert call.arguments == {"which": "last", "n": 2}
-    assert not call.is_evaluation
+    assert call.configuration is None
 
 
 # ---- answer_schema ------------------------------------------------------------------------------------

@@ -160,16 +160,21 @@ def _through_a_terminal(argv: list[str]) -> tuple[int, str]:
     proc = subprocess.Popen(argv, cwd=ROOT, stdin=terminal, stdout=terminal, stderr=terminal, env=env)
     os.close(terminal)
     chunks = []
-    while True:
-        try:
-            chunk = os.read(controller, 65536)
-        except OSError:  # EIO: every writer closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(controller)
-    return proc.wait(timeout=600), b"".join(chunks).decode("utf-8", errors="replace")
+    try:
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: every writer closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return proc.wait(timeout=600), b"".join(chunks).decode("utf-8", errors="replace")
+    finally:  # whatever happened, the run ends with the test
+        os.close(controller)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_progress_on_a_terminal_redraws_the_epochs_in_place(cifar_dir: Path, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -17,20 +18,17 @@ import pytest
 
 from agent.cli import main, parse_budgets, parse_strategies
 from agent.errors import UserError
+from tests.processes import agent_argv
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _agent(*args: str, **kwargs: object) -> subprocess.Popen[bytes]:
+Spawn = Callable[..., subprocess.Popen[bytes]]
+
+
+def _agent(spawn: Spawn, *args: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "agent", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        **kwargs,  # type: ignore[call-overload]
-    )
+    return spawn(agent_argv(*args), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def _finished_count(save_dir: Path) -> int:
@@ -99,7 +97,7 @@ def test_random_study_writes_trials_and_resumes_with_a_larger_budget(tmp_path: P
     assert len(_trials(save, "toy-branin-random-seed0")) == 15
 
 
-def test_sigkill_at_random_moments_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+def test_sigkill_at_random_moments_then_resume_loses_and_duplicates_nothing(tmp_path: Path, spawn: Spawn) -> None:
     """SIGKILL a real study again and again; every restart resumes; the end state is exactly the budget."""
     save, budget, kills = tmp_path / "k", 400, 0
     args = ["--task", "hpobench-kc1", "--strategy", "random", "--budget", str(budget), "--save_dir", str(save)]
@@ -107,7 +105,7 @@ def test_sigkill_at_random_moments_then_resume_loses_and_duplicates_nothing(tmp_
     rng = random.Random(1234)
     finished_per_kill = []
     while kills < 10:
-        proc = _agent(*args)
+        proc = _agent(spawn, *args)
         try:
             proc.wait(timeout=rng.uniform(0.7, 2.0))
         except subprocess.TimeoutExpired:
@@ -131,10 +129,10 @@ def test_sigkill_at_random_moments_then_resume_loses_and_duplicates_nothing(tmp_
     assert n == budget
 
 
-def test_sigint_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
+def test_sigint_stops_cleanly_and_says_how_to_resume(tmp_path: Path, spawn: Spawn) -> None:
     save = tmp_path / "i"
     args = ["--task", "hpobench-kc1", "--strategy", "random", "--budget", "100000", "--save_dir", str(save), "--quiet"]
-    proc = _agent(*args)
+    proc = _agent(spawn, *args)
     deadline = time.monotonic() + 60
     while not _finished_count(save):
         assert time.monotonic() < deadline and proc.poll() is None, "the study never finished a trial"

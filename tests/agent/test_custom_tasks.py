@@ -18,10 +18,10 @@ from optuna.trial import TrialState
 
 from agent.optimize import optimize
 from agent.providers.scripted import ScriptedProvider
-from agent.strategies.factory import make_strategy
+from agent.strategies.registry import make_strategy
 from agent.study import StudyStore, study_records
 from agent.tasks import Task, build_task
-from tests.processes import alive, wait_for_pids, wait_gone
+from tests.processes import agent_argv, alive, wait_for_pids, wait_gone
 
 ROOT = Path(__file__).resolve().parents[2]
 call = ScriptedProvider.call
@@ -92,7 +92,9 @@ async def test_a_failing_hanging_silent_or_nan_run_is_a_failed_trial_the_model_s
     answers = [call("evaluate", mode=m, x=0.5 if m == "ok" and i else 0.25) for i, m in enumerate(modes)]
     provider = ScriptedProvider(answers)
     store = open_store(task, project / "study")
-    strategy = make_strategy("llm", task=task, store=store, budget=len(modes), seed=0, provider=provider)
+    strategy = make_strategy(
+        "llm", task=task, budget=len(modes), seed=0, provider=provider, records=store.records, events=store.events
+    )
     started = time.monotonic()
     try:
         summary = await optimize(tool=task.tool, strategy=strategy, store=store, budget=len(modes))
@@ -128,7 +130,9 @@ async def test_intermediate_values_let_the_median_pruner_stop_a_lagging_run(
     task = build_task(str(project / "modes.yaml"))
     provider = ScriptedProvider([call("evaluate", mode="ok", x=0.1), call("evaluate", mode="ok", x=0.9)])
     store = open_store(task, project / "study")
-    strategy = make_strategy("llm", task=task, store=store, budget=2, seed=0, provider=provider)
+    strategy = make_strategy(
+        "llm", task=task, budget=2, seed=0, provider=provider, records=store.records, events=store.events
+    )
     pruner = optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0)
     try:
         await optimize(tool=task.tool, strategy=strategy, store=store, budget=2, pruner=pruner)
@@ -196,7 +200,9 @@ async def test_the_model_is_told_a_maximized_metric_plainly(tmp_path: Path) -> N
     task = build_task(str(tmp_path / "peak.yaml"))
     provider = ScriptedProvider([call("evaluate", x=0.0), call("evaluate", x=0.5)])
     store = open_store(task, tmp_path / "study")
-    strategy = make_strategy("llm", task=task, store=store, budget=2, seed=0, provider=provider)
+    strategy = make_strategy(
+        "llm", task=task, budget=2, seed=0, provider=provider, records=store.records, events=store.events
+    )
     try:
         summary = await optimize(tool=task.tool, strategy=strategy, store=store, budget=2)
     finally:
@@ -266,9 +272,7 @@ def test_ctrl_c_mid_trial_stops_its_processes_and_says_how_to_resume(
     (project / "hang").touch()
     save = project / "study"
     args = ["--task", str(project / "modes.yaml"), "--strategy", "random", "--budget", "2", "--save_dir", str(save)]
-    study_process = subprocess.Popen(
-        [sys.executable, "-m", "agent", *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    study_process = subprocess.Popen(agent_argv(*args), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     killable.append(study_process)
     pids = wait_for_pids(save / "trials" / "trial_0000", 2)
     study_process.send_signal(signal.SIGINT)

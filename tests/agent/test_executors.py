@@ -17,16 +17,16 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from agent.conversation import Agent, AgentSettings
 from agent.executors import LocalExecutor
-from agent.loop import Agent, AgentSettings
 from agent.optimize import optimize
 from agent.providers.scripted import ScriptedProvider
 from agent.strategies.llm import LLMStrategy
 from agent.study import StudyStore, open_storage
 from agent.tasks import Task, build_task
-from agent.tools.base import NO_TRIAL, TrialContext
-from agent.tools.evaluate_toy import EvaluateToy
 from evaluators.base import EvalResult
+from tools.base import NO_TRIAL, TrialContext
+from tools.evaluate_toy import EvaluateToy
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,7 +111,7 @@ async def test_pending_trials_are_shown_to_the_model(store: StudyStore) -> None:
 
 
 async def test_workers_overlap_and_record_each_result_as_it_finishes(store: StudyStore) -> None:
-    from agent.strategies.samplers import RandomStrategy
+    from agent.strategies.baselines import RandomStrategy
 
     strategy = RandomStrategy()
     tool = SlowToy(0.2)
@@ -179,7 +179,7 @@ class SubprocessToy(EvaluateToy):
 
 
 async def test_tools_that_ask_for_it_run_in_worker_processes(store: StudyStore) -> None:
-    from agent.strategies.samplers import RandomStrategy
+    from agent.strategies.baselines import RandomStrategy
 
     strategy = RandomStrategy()
     tool = SubprocessToy("branin", TOY.space)

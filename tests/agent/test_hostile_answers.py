@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from agent.loop import Agent, AgentSettings
+from agent.conversation import Agent, AgentSettings
 from agent.optimize import optimize
 from agent.providers.scripted import ScriptedProvider
 from agent.records import TrialRecord
@@ -22,9 +22,9 @@ from agent.space import Choice, SearchSpace
 from agent.strategies.llm import LLMStrategy
 from agent.study import StudyStore
 from agent.tasks import CIFAR_SPACE, build_task
-from agent.tools.base import NO_TRIAL, EvaluationTool, TrialContext
-from agent.tools.read_history import ReadHistory
 from evaluators.base import EvalResult
+from tools.base import NO_TRIAL, EvaluationTool, TrialContext
+from tools.read_history import ReadHistory
 
 CORPUS = json.loads((Path(__file__).parents[1] / "data" / "hostile_answers.json").read_text())["cases"]
 #: Read by the terminal summary hook in tests/conftest.py.

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.loop import Agent, AgentSettings
+from agent.conversation import Agent, AgentSettings
 from agent.memory import HistoryMode, Memory, Round, settled
 from agent.messages import (
     AnswerPart,
@@ -29,8 +29,8 @@ from agent.messages import (
 from agent.providers.scripted import ScriptedProvider
 from agent.records import ProposalInfo, TrialRecord
 from agent.tasks import build_task
-from agent.tools.read_history import ReadHistory
 from evaluators.toy import evaluate_toy
+from tools.read_history import ReadHistory
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 TASK = build_task("toy-branin")

@@ -15,8 +15,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from agent.conversation import Agent, AgentSettings
 from agent.errors import ProviderUnavailable, ReaskBudgetExhausted, StudyError, UserError
-from agent.loop import Agent, AgentSettings
 from agent.messages import ChatMessage
 from agent.optimize import UNREACHABLE, Reporter, optimize
 from agent.providers.base import Completion
@@ -25,16 +25,16 @@ from agent.providers.scripted import ScriptedProvider
 from agent.records import ProposalInfo
 from agent.space import Choice, FloatParam, SearchSpace
 from agent.strategies.base import Proposal, ProposeContext
-from agent.strategies.factory import make_strategy
+from agent.strategies.baselines import RandomStrategy
 from agent.strategies.llm import LLMStrategy
-from agent.strategies.samplers import RandomStrategy
+from agent.strategies.registry import make_strategy
 from agent.study import StudyStore
 from agent.study.store import OWNERLESS_GRACE_S
 from agent.tasks import build_task
-from agent.tools.base import NO_TRIAL, TrialContext
-from agent.tools.evaluate_toy import EvaluateToy
-from agent.tools.read_history import ReadHistory
 from evaluators.base import EvalResult, Progress, SetupError
+from tools.base import NO_TRIAL, TrialContext
+from tools.evaluate_toy import EvaluateToy
+from tools.read_history import ReadHistory
 
 pytestmark = pytest.mark.anyio
 
@@ -399,7 +399,9 @@ async def test_a_round_without_the_model_is_a_recorded_fallback_and_the_study_go
     store = open_store()
     answers = [call("evaluate_toy", x1=-3.0, x2=12.0), call("evaluate_toy", x1=3.0, x2=2.5)]
     provider = _Down(answers, down={1} if strategy_name == "llm-bo" else {2})
-    strategy = make_strategy(strategy_name, task=TASK, store=store, budget=3, seed=0, provider=provider)
+    strategy = make_strategy(
+        strategy_name, task=TASK, budget=3, seed=0, provider=provider, records=store.records, events=store.events
+    )
     summary = await optimize(tool=RecordingToy(), strategy=strategy, store=store, budget=3)
     records = store.records()
     assert summary.n_trials == 3 and summary.fallbacks == 1
@@ -414,7 +416,9 @@ async def test_a_round_without_the_model_is_a_recorded_fallback_and_the_study_go
 
 async def test_stop_on_provider_error_ends_the_study(open_store: Opener) -> None:
     store = open_store()
-    strategy = make_strategy("llm", task=TASK, store=store, budget=3, seed=0, provider=_Down([], down={1}))
+    strategy = make_strategy(
+        "llm", task=TASK, budget=3, seed=0, provider=_Down([], down={1}), records=store.records, events=store.events
+    )
     with pytest.raises(ProviderUnavailable):
         await optimize(tool=RecordingToy(), strategy=strategy, store=store, budget=3, on_provider_error="stop")
     assert store.records() == []
@@ -426,7 +430,9 @@ async def test_with_the_breaker_a_dead_model_is_asked_less_and_less(open_store: 
     answers = [call("evaluate_toy", x1=-3.0, x2=12.0), call("evaluate_toy", x1=3.0, x2=2.5)]
     backend = _Down(answers, down=set(range(2, 100)))
     provider = CircuitBreaker(backend)
-    strategy = make_strategy("llm", task=TASK, store=store, budget=12, seed=0, provider=provider)
+    strategy = make_strategy(
+        "llm", task=TASK, budget=12, seed=0, provider=provider, records=store.records, events=store.events
+    )
     summary = await optimize(tool=RecordingToy(), strategy=strategy, store=store, budget=12)
     records = store.records()
     assert [r.source for r in records] == ["llm", *["fallback"] * 11]

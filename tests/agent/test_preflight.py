@@ -16,7 +16,6 @@ from agent.errors import ProviderUnavailable, UserError
 from agent.preflight import check_save_dir, check_storage, check_task, probe_provider
 from agent.providers.base import ChatMessage, Completion, Provider
 from agent.tasks import build_task
-from evaluators.cifar.config import TrainConfig
 from evaluators.cifar.synthetic import write_synthetic_cifar
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,14 +58,10 @@ def test_data_problems_end_in_one_line_before_the_model_loads(case: str, readme_
 
 
 def test_a_subset_larger_than_the_data_is_caught_too(readme_dataset: Path) -> None:
-    base = TrainConfig(dataset_dir=str(readme_dataset), val_size=400, subset=1700)
+    flags = {"dataset_dir": str(readme_dataset), "val_size": 400}  # as the command line gives them
     with pytest.raises(UserError, match="--subset 1700 asks for more training images than the 1600 left"):
-        check_task(build_task("cifar-resnet9", options={"train_config": base}))
-    check_task(
-        build_task(
-            "cifar-resnet9", options={"train_config": TrainConfig(dataset_dir=str(readme_dataset), val_size=400)}
-        )
-    )
+        check_task(build_task("cifar-resnet9", options={**flags, "subset": 1700}))
+    check_task(build_task("cifar-resnet9", options=flags))
     check_task(build_task("toy-branin"))  # nothing to check
 
 

@@ -9,18 +9,17 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from agent.loop import Agent
+from agent.conversation import Agent
 from agent.optimize import optimize
 from agent.providers.scripted import ScriptedProvider
 from agent.strategies.llm import LLMStrategy
 from agent.study import StudyStore
 from agent.tasks import build_task
-from agent.tools.base import NO_TRIAL, TrialContext
-from agent.tools.evaluate_toy import EvaluateToy
-from agent.tools.train_cifar import TrainCifar
 from evaluators.base import EvalResult
-from evaluators.cifar.config import TrainConfig
 from evaluators.cifar.synthetic import write_synthetic_cifar
+from tools.base import NO_TRIAL, TrialContext
+from tools.evaluate_toy import EvaluateToy
+from tools.train_cifar import TrainCifar
 
 pytestmark = pytest.mark.anyio
 TASK = build_task("toy-branin")
@@ -84,7 +83,7 @@ async def test_without_a_pruner_flag_the_tool_gets_no_report(tmp_path: Path) -> 
         save_dir=tmp_path, study_name="p", space=TASK.space, meta={"task": TASK.name}, storage=str(tmp_path / "s.log")
     )
     store.study.pruner = optuna.pruners.MedianPruner(n_startup_trials=0)
-    from agent.strategies.samplers import RandomStrategy
+    from agent.strategies.baselines import RandomStrategy
 
     strategy = RandomStrategy()
     try:
@@ -97,16 +96,16 @@ async def test_without_a_pruner_flag_the_tool_gets_no_report(tmp_path: Path) -> 
 @pytest.mark.slow
 async def test_train_cifar_reports_each_epoch_and_stops_when_told(tmp_path: Path) -> None:
     write_synthetic_cifar(tmp_path, n_train=300, n_test=50, seed=0)
-    base = TrainConfig(
-        dataset_dir=str(tmp_path),
-        subset=200,
-        val_size=64,
-        num_train_epochs=3,
-        train_batch_size=32,
-        max_train_batches=1,
-        max_eval_batches=1,
-    )
-    task = build_task("cifar-resnet9", options={"train_config": base})
+    flags = {  # the training flags as the command line gives them
+        "dataset_dir": str(tmp_path),
+        "subset": 200,
+        "val_size": 64,
+        "num_train_epochs": 3,
+        "train_batch_size": 32,
+        "max_train_batches": 1,
+        "max_eval_batches": 1,
+    }
+    task = build_task("cifar-resnet9", options=flags)
     assert isinstance(task.tool, TrainCifar)
     seen: list[tuple[int, float]] = []
 

@@ -9,7 +9,7 @@ import pytest
 
 from agent import metrics
 from agent.cli import main
-from agent.loop import Agent, AgentSettings
+from agent.conversation import Agent, AgentSettings
 from agent.optimize import optimize
 from agent.providers.scripted import ScriptedProvider
 from agent.report import write_study_report
@@ -17,7 +17,7 @@ from agent.report._plots import plot_bench_curves, plot_study_curve, plot_trajec
 from agent.strategies.llm import LLMStrategy
 from agent.study import StudyStore
 from agent.tasks import build_task
-from agent.tools.read_history import ReadHistory
+from tools.read_history import ReadHistory
 
 PNG = b"\x89PNG\r\n\x1a\n"
 call = ScriptedProvider.call

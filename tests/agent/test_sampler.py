@@ -12,13 +12,16 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from agent.errors import ProviderUnavailable
-from agent.loop import AgentSettings
+from agent.conversation import AgentSettings
+from agent.errors import ProviderUnavailable, UserError
 from agent.providers.base import ChatMessage, Completion, Provider
 from agent.providers.scripted import RandomAnswerProvider, ScriptedProvider
 from agent.sampler import LLMSampler, StrategySampler
-from agent.strategies.factory import DEFAULT_STRATEGY, LLM_STRATEGIES, STRATEGIES
+from agent.strategies.registry import DEFAULT_STRATEGY, list_strategies
 from agent.study import study_records
+
+STRATEGIES = [s.name for s in list_strategies()]
+LLM_STRATEGIES = [s.name for s in list_strategies() if s.needs_model]
 
 call = ScriptedProvider.call
 
@@ -202,6 +205,6 @@ def test_an_unreachable_model_is_a_fallback_and_the_study_goes_on() -> None:
 
 
 def test_an_unknown_strategy_names_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match=f"unknown strategy 'gpt'; choose one of {', '.join(STRATEGIES)}"):
+    with pytest.raises(UserError, match=f"unknown strategy 'gpt'; choose from {', '.join(STRATEGIES)}"):
         StrategySampler("gpt")
     assert LLMSampler is StrategySampler

@@ -19,7 +19,9 @@ from optuna.testing.pytest_samplers import (
 
 from agent.providers.scripted import RandomAnswerProvider
 from agent.sampler import StrategySampler
-from agent.strategies.factory import STRATEGIES
+from agent.strategies.registry import list_strategies
+
+STRATEGIES = [s.name for s in list_strategies()]
 
 
 class TestEveryStrategySampler(BasicSamplerTestCase, RelativeSamplerTestCase, SingleOnlySamplerTestCase):

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -17,10 +18,12 @@ from agent.study import open_storage, study_records
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _worker(save_dir: Path, storage: str, budget: int, seed: int) -> subprocess.Popen[bytes]:
+def _worker(
+    spawn: Callable[..., subprocess.Popen[bytes]], save_dir: Path, storage: str, budget: int, seed: int
+) -> subprocess.Popen[bytes]:
     args = ["--task", "hpobench-kc1", "--strategy", "random", "--budget", str(budget), "--seed", str(seed)]
     args += ["--save_dir", str(save_dir), "--storage", storage, "--study-name", "shared", "--quiet"]
-    return subprocess.Popen(
+    return spawn(
         [sys.executable, "-m", "agent", *args],
         cwd=ROOT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -30,11 +33,13 @@ def _worker(save_dir: Path, storage: str, budget: int, seed: int) -> subprocess.
 
 
 @pytest.mark.parametrize("kind", ["journal", "sqlite"])
-def test_two_workers_on_one_study_share_the_budget_exactly(tmp_path: Path, kind: str) -> None:
+def test_two_workers_on_one_study_share_the_budget_exactly(
+    tmp_path: Path, kind: str, spawn: Callable[..., subprocess.Popen[bytes]]
+) -> None:
     budget = 200  # instant trials: enough that the second worker starts before the first is done
     storage = str(tmp_path / "study.log") if kind == "journal" else f"sqlite:///{tmp_path / 'study.db'}"
     # Different seeds: the two workers' samplers draw different configurations, as separate machines would.
-    procs = [_worker(tmp_path / f"w{i}", storage, budget, seed=i) for i in range(2)]
+    procs = [_worker(spawn, tmp_path / f"w{i}", storage, budget, seed=i) for i in range(2)]
     errors = [p.communicate(timeout=300)[1].decode() for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errors
 

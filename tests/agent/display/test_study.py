@@ -9,9 +9,10 @@ import threading
 import pytest
 from rich.console import Console
 
-from agent.display import DurationHint, RichReporter
+from agent.display import RichReporter
 from agent.optimize import StudySummary
 from agent.records import TrialRecord
+from agent.tasks import DurationHint
 from evaluators.base import Progress
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

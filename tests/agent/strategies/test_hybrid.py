@@ -13,8 +13,8 @@ from agent.messages import ChatMessage
 from agent.optimize import optimize
 from agent.providers.scripted import ConfigProvider, ScriptedProvider
 from agent.records import TrialRecord
-from agent.strategies.factory import make_strategy
 from agent.strategies.hybrid import CANDIDATES, HybridStrategy
+from agent.strategies.registry import make_strategy
 from agent.study import StudyStore
 from agent.tasks import Task, build_task
 
@@ -31,7 +31,9 @@ def open_store(tmp_path: Path, task: Task) -> StudyStore:
 async def run(tmp_path: Path, task: Task, provider: object, budget: int) -> tuple[list[TrialRecord], StudyStore]:
     store = open_store(tmp_path, task)
     try:
-        strategy = make_strategy("hybrid", task=task, store=store, budget=budget, seed=0, provider=provider)  # type: ignore[arg-type]
+        strategy = make_strategy(
+            "hybrid", task=task, budget=budget, seed=0, provider=provider, records=store.records, events=store.events
+        )  # type: ignore[arg-type]
         assert isinstance(strategy, HybridStrategy)
         await optimize(tool=task.tool, strategy=strategy, store=store, budget=budget)
         return store.records(), store

@@ -15,7 +15,7 @@ import pytest
 
 from agent.errors import UserError
 from agent.tasks import ENTRY_POINT_GROUP, build_task, list_tasks, resolve_tasks
-from agent.tools.command import RunCommand
+from tools.command import RunCommand
 
 ROOT = Path(__file__).resolve().parents[3]
 MODULE = "hpo_plugin_demo"
@@ -27,7 +27,7 @@ from typing import ClassVar
 
 from agent.space import SearchSpace
 from agent.tasks import Task
-from agent.tools.base import NO_TRIAL, EvaluationTool
+from tools.base import NO_TRIAL, EvaluationTool
 from evaluators.base import EvalResult
 
 

@@ -12,8 +12,8 @@ import pytest
 from agent.errors import UserError
 from agent.space import SearchSpace
 from agent.tasks import build_task, load_task_file
-from agent.tools.command import RunCommand
-from agent.tools.objective import CallObjective
+from tools.command import RunCommand
+from tools.objective import CallObjective
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples" / "digits"

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.records import Direction, TrialRecord, format_trial
 
-from .base import Tool, validate_with_model
+from .base import InfoTool, validate_with_model
 
 __all__ = ["ReadHistory", "ReadHistoryArgs"]
 
@@ -21,11 +21,9 @@ class ReadHistoryArgs(BaseModel):
     n: int = Field(ge=1, le=20, description="how many trials")
 
 
-class ReadHistory(Tool):
-    name: ClassVar[str] = "read_history"
-    description: ClassVar[str] = (
-        "Show the best or the last n finished trials with their results. Does not use the evaluation budget."
-    )
+class ReadHistory(InfoTool):
+    name = "read_history"
+    description = "Show the best or the last n finished trials with their results. Does not use the evaluation budget."
 
     def __init__(self, history: Callable[[], Sequence[TrialRecord]], direction: Direction = "minimize") -> None:
         self._history = history

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from agent.space import Choice, SearchSpace
 from evaluators.base import EvalResult
 from evaluators.toy import TOY_FUNCTIONS, evaluate_toy
@@ -14,8 +12,8 @@ __all__ = ["EvaluateToy"]
 
 
 class EvaluateToy(EvaluationTool):
-    name: ClassVar[str] = "evaluate_toy"
-    description: ClassVar[str] = "Evaluate the function at (x1, x2); returns its value (lower is better)."
+    name = "evaluate_toy"
+    description = "Evaluate the function at (x1, x2); returns its value (lower is better)."
 
     def __init__(self, function: str, space: SearchSpace) -> None:
         super().__init__(space)

@@ -10,9 +10,9 @@ import pytest
 from agent.errors import InvalidSuggestion
 from agent.space import FloatParam, SearchSpace
 from agent.tasks import Task, build_task
-from agent.tools.base import EvaluationTool
-from agent.tools.evaluate_tabular import EvaluateTabular
-from agent.tools.evaluate_toy import EvaluateToy
+from tools.base import EvaluationTool
+from tools.evaluate_tabular import EvaluateTabular
+from tools.evaluate_toy import EvaluateToy
 
 pytestmark = pytest.mark.anyio
 

@@ -30,10 +30,10 @@ class _Stop(Exception):
 class TrainCifar(EvaluationTool):
     """Trains with the fixed parts of ``base`` (epochs, batches, data, device) and the proposed hyperparameters."""
 
-    name: ClassVar[str] = "train_cifar"
+    name = "train_cifar"
     #: Training holds the GIL for long stretches: parallel trials on one machine run in worker processes.
     runs_in_subprocess: ClassVar[bool] = True
-    description: ClassVar[str] = (
+    description = (
         "Train the network on CIFAR-10 with this configuration; returns the validation error rate "
         "(lower is better), the validation and training losses, and the training time."
     )

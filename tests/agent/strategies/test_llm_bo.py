@@ -1,4 +1,5 @@
-"""Tests for agent/strategies/guided.py: ``bo`` and ``llm-bo`` in whole studies (scripted model, real storage)."""
+"""Tests for agent/strategies/bo.py and llm_bo.py: ``bo`` and ``llm-bo`` in whole studies (scripted model,
+real storage)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import pytest
 from agent.executors import make_executor
 from agent.optimize import optimize
 from agent.providers.scripted import ScriptedProvider
-from agent.strategies.factory import DEFAULT_STRATEGY, make_strategy
-from agent.strategies.guided import BOStrategy, LLMBOStrategy
+from agent.strategies.bo import BOStrategy
+from agent.strategies.llm_bo import LLMBOStrategy
+from agent.strategies.registry import DEFAULT_STRATEGY, make_strategy
 from agent.study import StudyStore
 from agent.tasks import build_task
 
@@ -38,7 +40,9 @@ async def test_llm_bo_asks_the_model_once_then_the_surrogate_takes_over(tmp_path
     first = {"alpha": 0.00027825593, "batch_size": 64, "depth": 2, "learning_rate_init": 0.0016681006, "width": 101}
     provider = ScriptedProvider([call("evaluate_tabular", **first)])
     store = open_store(tmp_path, task.name, "llm-bo")
-    strategy = make_strategy("llm-bo", task=task, store=store, budget=8, seed=3, provider=provider)
+    strategy = make_strategy(
+        "llm-bo", task=task, budget=8, seed=3, provider=provider, records=store.records, events=store.events
+    )
     assert isinstance(strategy, LLMBOStrategy)
     summary = await optimize(tool=task.tool, strategy=strategy, store=store, budget=8, seed=3)
     records = store.records()
@@ -61,7 +65,9 @@ async def test_an_invalid_first_answer_falls_back_and_the_study_goes_on(tmp_path
     task = build_task("toy-branin")
     provider = ScriptedProvider(["not json"] * 4)
     store = open_store(tmp_path, task.name, "llm-bo")
-    strategy = make_strategy("llm-bo", task=task, store=store, budget=4, seed=0, provider=provider)
+    strategy = make_strategy(
+        "llm-bo", task=task, budget=4, seed=0, provider=provider, records=store.records, events=store.events
+    )
     summary = await optimize(tool=task.tool, strategy=strategy, store=store, budget=4, seed=0)
     assert summary.n_trials == 4
     assert [r.source for r in store.records()] == ["fallback", "surrogate", "surrogate", "surrogate"]

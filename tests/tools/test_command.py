@@ -1,4 +1,4 @@
-"""Tests for agent/tools/command.py: real processes, their output read as they print it, nothing left running."""
+"""Tests for tools/command.py: real processes, their output read as they print it, nothing left running."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import anyio.to_thread
 import pytest
 
 from agent.space import SearchSpace
-from agent.tools.base import TrialContext
-from agent.tools.command import RunCommand, format_value, placeholders
 from tests.processes import alive, read_pids, wait_for_pids, wait_gone
+from tools.base import TrialContext
+from tools.command import RunCommand, format_value, placeholders
 
 pytestmark = pytest.mark.anyio
 

@@ -1,4 +1,4 @@
-"""Tests for agent/strategies/samplers.py and the seed rule in agent/strategies/base.py."""
+"""Tests for agent/strategies/baselines.py and the seed rule in agent/strategies/base.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from agent.space import CategoricalParam, FloatParam, IntParam, SearchSpace
 from agent.strategies.base import Proposal, ProposeContext, Strategy, resumed_seed
-from agent.strategies.samplers import RandomStrategy, TPEStrategy
+from agent.strategies.baselines import RandomStrategy, TPEStrategy
 from agent.study.codec import encode_proposal
 
 SPACE = SearchSpace(
@@ -89,7 +89,7 @@ def test_sampler_kinds(cls: type[Strategy], sampler: type[optuna.samplers.BaseSa
 @pytest.mark.anyio
 @pytest.mark.parametrize("cls", STRATEGIES)
 async def test_propose_leaves_the_draw_to_the_study(cls: type[Strategy]) -> None:
-    ctx = ProposeContext(space=SPACE, records=[], budget=3, remaining=3, rng=random.Random(0))
+    ctx = ProposeContext(space=SPACE, records=[], rng=random.Random(0))
     proposal = await cls().propose(ctx)
     assert proposal == Proposal(config=None, source="sampler")
     assert encode_proposal(proposal.info()) == {}  # the default source: nothing to store

@@ -16,7 +16,7 @@ FAIL trial whose reason, with the last lines of stderr, the model is shown; the 
 
 Output is streamed through :func:`anyio.open_process` (``anyio.run_process`` only returns once the process
 has exited, which would leave nothing to prune). The process runs under a small guard
-(:mod:`agent.tools._guard`) in a session of its own: when the trial is stopped (pruned, timed out,
+(:mod:`tools._guard`) in a session of its own: when the trial is stopped (pruned, timed out,
 cancelled by Ctrl-C) or the study's process dies in any way, SIGKILL included, the command's whole process
 group is sent SIGTERM, then SIGKILL after ``grace_s`` seconds. Nothing is left running.
 """
@@ -74,10 +74,8 @@ def format_value(value: Choice) -> str:
 class RunCommand(EvaluationTool):
     """Runs ``argv`` (placeholders filled) once per trial and reads ``metric`` from its stdout."""
 
-    name: ClassVar[str] = "evaluate"
-    description: ClassVar[str] = (
-        "Run the training once with this configuration; returns the value of its metric, or why it failed."
-    )
+    name = "evaluate"
+    description = "Run the training once with this configuration; returns the value of its metric, or why it failed."
     needs_directory: ClassVar[bool] = True
 
     def __init__(

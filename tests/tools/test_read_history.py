@@ -9,7 +9,7 @@ import pytest
 
 from agent.errors import InvalidSuggestion
 from agent.records import TrialRecord
-from agent.tools.read_history import ReadHistory
+from tools.read_history import ReadHistory
 
 pytestmark = pytest.mark.anyio
 

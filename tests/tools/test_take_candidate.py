@@ -1,4 +1,4 @@
-"""Tests for agent/tools/take_candidate.py: naming a candidate instead of spelling a configuration."""
+"""Tests for tools/take_candidate.py: naming a candidate instead of spelling a configuration."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from agent.answer import answer_schema, parse_answer
 from agent.errors import InvalidSuggestion
 from agent.space import CategoricalParam, FloatParam, SearchSpace
-from agent.tools.take_candidate import TakeCandidate
+from tools.take_candidate import TakeCandidate
 
 SPACE = SearchSpace(
     params={"lr": FloatParam(low=1e-4, high=1.0, log=True), "act": CategoricalParam(choices=("a", "b"))}
@@ -18,7 +18,7 @@ def test_a_candidate_number_becomes_its_configuration() -> None:
     take = TakeCandidate(SPACE, k=2)
     take.offer([{"lr": 0.01, "act": "a"}, {"lr": 0.1, "act": "b"}])
     call = parse_answer('{"tool": "take", "arguments": {"candidate": 2}}', {"take": take})
-    assert call.is_evaluation and call.arguments == {"lr": 0.1, "act": "b"}
+    assert call.configuration == {"lr": 0.1, "act": "b"}
 
 
 @pytest.mark.parametrize(

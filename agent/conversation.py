@@ -1,4 +1,4 @@
-"""The agent loop: prompt -> model -> validated tool call -> tool -> memory -> repeat.
+"""The agent's conversation with the model: prompt -> model -> validated tool call -> tool -> memory -> repeat.
 
 :meth:`Agent.propose` runs one round: it renders the conversation, asks the model, and validates the answer.
 A non-evaluating tool (``read_history``) is run and its result appended, then the model is asked again (at
@@ -23,6 +23,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from tools.base import ConfigTool, InfoTool, Tool
+
 from .answer import answer_schema, batch_schema, parse_answer, parse_batch
 from .errors import ContextOverflow, InvalidSuggestion, ProviderUnavailable, ReaskBudgetExhausted
 from .memory import HistoryMode, Memory, Round
@@ -31,7 +33,6 @@ from .providers.base import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, Provider
 from .records import Direction, Proposal, TrialRecord, best_value, format_outcome, format_trial, short_value
 from .space import Choice, SearchSpace
 from .templates import Templates
-from .tools.base import EvaluationTool, Tool
 
 __all__ = ["Agent", "AgentSettings", "EventSink"]
 
@@ -65,7 +66,7 @@ class _Outcome:
 
     configs: list[dict[str, Choice]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
-    read: tuple[Tool, dict[str, Any]] | None = None
+    read: tuple[InfoTool, dict[str, Any]] | None = None
     #: The evaluation tool the answer called.
     tool: str | None = None
 
@@ -97,14 +98,14 @@ class Agent:
         self,
         *,
         provider: Provider,
-        eval_tool: EvaluationTool,
+        eval_tool: ConfigTool,
         task_description: str,
         task_template: str,
         budget: int,
         seed: int = 0,
         settings: AgentSettings | None = None,
         templates: Templates | None = None,
-        extra_tools: Sequence[Tool | EvaluationTool] = (),
+        extra_tools: Sequence[Tool] = (),
         events: EventSink | None = None,
         start_template: str | None = "start",
         direction: Direction = "minimize",
@@ -122,7 +123,7 @@ class Agent:
         self.settings = settings or AgentSettings()
         self.templates = templates or Templates()
         self.events: EventSink = events or _NoEvents()
-        self.tools: dict[str, Tool | EvaluationTool] = {eval_tool.name: eval_tool}
+        self.tools: dict[str, Tool] = {eval_tool.name: eval_tool}
         self.tools.update({t.name: t for t in extra_tools})
         self.schema = answer_schema(self.tools)
         self._rng = random.Random(seed)
@@ -258,18 +259,15 @@ class Agent:
         self.events.info("context_trimmed", rounds_left_out=self._skip)
         return True
 
-    def _parse_single(
-        self, text: str, records: Sequence[TrialRecord], tools: Mapping[str, Tool | EvaluationTool]
-    ) -> _Outcome:
+    def _parse_single(self, text: str, records: Sequence[TrialRecord], tools: Mapping[str, Tool]) -> _Outcome:
         try:
             call = parse_answer(text, tools)
         except InvalidSuggestion as exc:
             return _Outcome(errors=exc.errors)
-        if not call.is_evaluation:
-            assert isinstance(call.tool, Tool)
+        config = call.configuration  # validated where the answer was parsed: trusted from here on
+        if config is None:
+            assert isinstance(call.tool, InfoTool), f"{call.tool.name}: the agent runs info and configuration tools"
             return _Outcome(read=(call.tool, call.arguments))
-        assert isinstance(call.tool, EvaluationTool)
-        config = call.tool.space.validate_config(call.arguments)
         if self._canonical is not None:
             config = self._canonical(config)
         taken = self._taken(records) if self.settings.reject_repeats else {}
@@ -286,8 +284,7 @@ class Agent:
                 return _Outcome(errors=exc.errors)
             taken: dict[str, TrialRecord | int] = dict(self._taken(records))
             valid = []
-            for i, raw in enumerate(configs):
-                config = self.space.validate_config(raw)
+            for i, config in enumerate(configs):
                 if self._canonical is not None:
                     config = self._canonical(config)
                 key = self.space.key(config)
@@ -333,15 +330,16 @@ class Agent:
 
     # ---- prompt pieces ------------------------------------------------------------------------------
 
-    def _tool_view(self, tool: Tool | EvaluationTool) -> dict[str, str]:
-        if tool is self.eval_tool:
+    def _tool_view(self, tool: Tool) -> dict[str, str]:
+        arguments = tool.example_arguments()
+        if arguments is None and isinstance(tool, ConfigTool):
             # Placeholders, not values: a small model copies an example's values verbatim, round after round.
-            args = ", ".join(f'"{name}": <{name}>' for name in self.space.params)
+            args = ", ".join(f'"{name}": <{name}>' for name in tool.space.params)
             example = (
                 f'{{"tool": "{tool.name}", "arguments": {{{args}}}}} with each <...> a value from the search space'
             )
         else:
-            example = json.dumps({"tool": tool.name, "arguments": tool.example_arguments()})
+            example = json.dumps({"tool": tool.name, "arguments": arguments or {}})
         return {"name": tool.name, "description": tool.description, "example": example}
 
     def _feedback(self, record: TrialRecord, records: Sequence[TrialRecord]) -> str:

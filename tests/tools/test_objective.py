@@ -1,4 +1,4 @@
-"""Tests for agent/tools/objective.py: the user's Python function as an evaluation, in threads and processes."""
+"""Tests for tools/objective.py: the user's Python function as an evaluation, in threads and processes."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import anyio.to_process
 import pytest
 
 from agent.space import SearchSpace
-from agent.tools.objective import CallObjective, load_callable
 from evaluators.base import SetupError
+from tools.objective import CallObjective, load_callable
 
 pytestmark = pytest.mark.anyio
 

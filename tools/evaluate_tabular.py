@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from agent.space import Choice, SearchSpace
 from evaluators.base import EvalResult
 from evaluators.tabular import TabularBenchmark
@@ -14,8 +12,8 @@ __all__ = ["EvaluateTabular"]
 
 
 class EvaluateTabular(EvaluationTool):
-    name: ClassVar[str] = "evaluate_tabular"
-    description: ClassVar[str] = (
+    name = "evaluate_tabular"
+    description = (
         "Train and validate the model with this configuration; returns the validation error (lower is better)."
     )
 

@@ -1,29 +1,29 @@
-"""``take``: evaluate one of the optimizer's candidates (the ``hybrid`` strategy shows them to the model).
+"""``take``: choose one of the optimizer's candidates (the ``hybrid`` strategy shows them to the model).
 
-An evaluation tool whose arguments name a candidate instead of spelling a configuration: ``{"candidate": 2}``
-is the second candidate of the round, validated like any configuration. A dozen tokens of answer instead of
-a whole configuration, which matters when a small local model writes some twenty tokens a second.
+A configuration tool whose arguments name a candidate instead of spelling a configuration: ``{"candidate": 2}``
+is the second candidate of the round. A dozen tokens of answer instead of a whole configuration, which
+matters when a small local model writes some twenty tokens a second. It selects; the task's own tool
+evaluates what it selects.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 from agent.errors import InvalidSuggestion
 from agent.space import Choice, SearchSpace
-from evaluators.base import EvalResult
 
-from .base import NO_TRIAL, EvaluationTool, TrialContext
+from .base import ConfigTool
 
 __all__ = ["TakeCandidate"]
 
 
-class TakeCandidate(EvaluationTool):
+class TakeCandidate(ConfigTool):
     """Names one of the ``k`` candidates of the current round (:meth:`offer` sets them)."""
 
-    name: ClassVar[str] = "take"
-    description: ClassVar[str] = (
+    name = "take"
+    description = (
         "Evaluate one of the optimizer's candidates listed in the round, by its number. Uses one trial of the budget."
     )
 
@@ -56,10 +56,7 @@ class TakeCandidate(EvaluationTool):
                 msg = f"unexpected {extra}; the arguments are exactly {{'candidate': <number>}}"
             raise InvalidSuggestion(msg, [{"loc": ["candidate"], "msg": msg, "input": choice}])
         assert isinstance(choice, int)
-        return self.space.validate_config(self._offered[choice - 1])
+        return dict(self._offered[choice - 1])  # the optimizer's own configuration: valid as offered
 
-    def example_arguments(self) -> dict[str, Any]:
+    def example_arguments(self) -> dict[str, Any] | None:
         return {"candidate": 1}
-
-    async def evaluate(self, config: dict[str, Choice], trial: TrialContext = NO_TRIAL) -> EvalResult:
-        raise NotImplementedError("take names a configuration; the task's own tool evaluates it")

@@ -9,9 +9,12 @@ import pytest
 
 from agent.optimize import optimize
 from agent.providers.scripted import ScriptedProvider
-from agent.strategies.factory import LLM_STRATEGIES, STRATEGIES, make_strategy
+from agent.strategies.registry import list_strategies, make_strategy
 from agent.study import StudyStore
 from agent.tasks import build_task
+
+STRATEGIES = [s.name for s in list_strategies()]
+LLM_STRATEGIES = [s.name for s in list_strategies() if s.needs_model]
 
 pytestmark = pytest.mark.anyio
 call = ScriptedProvider.call
@@ -26,7 +29,9 @@ async def test_the_model_sees_ranges_and_its_answer_lands_on_the_grid(tmp_path: 
         save_dir=tmp_path, study_name="s", space=task.space, meta={}, storage=str(tmp_path / "s.log")
     )
     try:
-        strategy = make_strategy(name, task=task, store=store, budget=1, seed=0, provider=provider)
+        strategy = make_strategy(
+            name, task=task, budget=1, seed=0, provider=provider, records=store.records, events=store.events
+        )
         await optimize(tool=task.tool, strategy=strategy, store=store, budget=1)
         (record,) = store.records()
     finally:

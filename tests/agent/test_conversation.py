@@ -1,4 +1,4 @@
-"""Tests for agent/loop.py: one round of the agent against a ScriptedProvider."""
+"""Tests for agent/conversation.py: one round of the agent against a ScriptedProvider."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ from typing import Any
 import pytest
 
 from agent.answer import answer_schema, parse_answer
+from agent.conversation import Agent, AgentSettings
 from agent.errors import ContextOverflow, InvalidSuggestion, ProviderUnavailable, ReaskBudgetExhausted
-from agent.loop import Agent, AgentSettings
 from agent.memory import HistoryMode
 from agent.messages import AnswerPart
 from agent.providers.scripted import ScriptedProvider
 from agent.records import ProposalInfo, TrialRecord
 from agent.study.codec import encode_proposal
 from agent.tasks import build_task
-from agent.tools.read_history import ReadHistory
 from tests.agent.test_answer import BAD_ANSWERS
+from tools.read_history import ReadHistory
 
 pytestmark = pytest.mark.anyio
 

@@ -58,10 +58,8 @@ def load_callable(target: str, folder: Path | None = None) -> Callable[..., Any]
 class CallObjective(EvaluationTool):
     """Calls ``target`` once per trial and reads ``metric`` from what it returns."""
 
-    name: ClassVar[str] = "evaluate"
-    description: ClassVar[str] = (
-        "Run the training once with this configuration; returns the value of its metric, or why it failed."
-    )
+    name = "evaluate"
+    description = "Run the training once with this configuration; returns the value of its metric, or why it failed."
     #: A training function holds the GIL: parallel trials on one machine run in worker processes.
     runs_in_subprocess: ClassVar[bool] = True
 

@@ -1,7 +1,14 @@
-"""What the model may call: a name, a description, an argument schema and an async call.
+"""What the model may call: one base class, :class:`Tool` (a name, a description, an argument schema and the
+validation of its arguments), and the kinds of call a study knows:
 
-Two kinds: an :class:`EvaluationTool` runs one trial of the objective (it consumes budget and the study
-records it); any other :class:`Tool` (``read_history``) only informs the model.
+- :class:`InfoTool` informs the model and uses no budget (``read_history``): the loop runs it and shows the
+  model what it returns;
+- :class:`ConfigTool` names a configuration of its ``space``: one trial of the budget. Its validated
+  arguments *are* the configuration, checked once, where the model's text becomes data. A plain
+  ``ConfigTool`` is the model's view of an evaluation that someone else runs (an Optuna objective; a
+  task's tool seen with its grids as ranges); ``take`` selects one of the optimizer's candidates;
+- :class:`EvaluationTool` is a ``ConfigTool`` that also evaluates: the task's own tool, run by the study's
+  executor, never by the loop.
 
 An evaluation gets a :class:`TrialContext`: the trial's number and folder, ``report(step, value) -> stop``
 for intermediate values (the study's pruner answers), and ``progress(Progress)`` for the display. Tools
@@ -23,7 +30,7 @@ from agent.errors import InvalidSuggestion
 from agent.space import Choice, SearchSpace
 from evaluators.base import EvalResult, Progress
 
-__all__ = ["NO_TRIAL", "EvaluationTool", "Tool", "TrialContext", "validate_with_model"]
+__all__ = ["NO_TRIAL", "ConfigTool", "EvaluationTool", "InfoTool", "Tool", "TrialContext", "validate_with_model"]
 
 
 @dataclass(frozen=True)
@@ -47,40 +54,46 @@ NO_TRIAL = TrialContext()
 
 
 class Tool(ABC):
-    """A tool the model may call; not an evaluation."""
+    """A tool the model may call: ``{"tool": name, "arguments": {...}}``."""
 
-    name: ClassVar[str]
-    description: ClassVar[str]
+    name: str
+    description: str
 
     @abstractmethod
     def arguments_schema(self) -> dict[str, Any]:
-        """JSON schema of the ``arguments`` object."""
+        """JSON schema of the ``arguments`` object (sent to providers that constrain decoding)."""
 
     @abstractmethod
     def validate_arguments(self, arguments: Any) -> dict[str, Any]:
-        """Canonical arguments, or :class:`InvalidSuggestion` with per-field errors."""
+        """Canonical arguments, or :class:`InvalidSuggestion` with per-field errors (the reask shows them)."""
 
-    @abstractmethod
-    async def __call__(self, arguments: dict[str, Any]) -> str:
-        """Run the tool; the text goes back to the model."""
-
-    def example_arguments(self) -> dict[str, Any]:
-        """Arguments shown to the model as an example call (the system prompt)."""
+    def example_arguments(self) -> dict[str, Any] | None:
+        """Arguments shown to the model as an example call (the system prompt); None: placeholders for the
+        configuration's parameters."""
         return {}
 
 
-class EvaluationTool(ABC):
-    """A tool whose call is one trial: its arguments are a configuration of ``space``."""
+class InfoTool(Tool):
+    """Informs the model; uses no budget. The loop runs it and the text goes back to the model."""
 
-    name: ClassVar[str]
-    description: ClassVar[str]
-    #: Parallel trials of this tool on one machine run in worker processes (it holds the GIL for long).
-    runs_in_subprocess: ClassVar[bool] = False
-    #: Each trial gets a folder of its own (:attr:`TrialContext.directory`).
-    needs_directory: ClassVar[bool] = False
+    @abstractmethod
+    async def __call__(self, arguments: dict[str, Any]) -> str:
+        """Run the tool on validated ``arguments``."""
 
-    def __init__(self, space: SearchSpace) -> None:
+
+class ConfigTool(Tool):
+    """A call names one configuration of ``space``: a trial of the budget. Its validated arguments are the
+    configuration. ``name`` and ``description`` default to the class's."""
+
+    name = "evaluate"
+    description = "Evaluate the objective with this configuration; returns its value."
+
+    def __init__(self, space: SearchSpace, *, name: str | None = None, description: str | None = None) -> None:
         self.space = space
+        if name is not None:
+            self.name = name
+        if description is not None:
+            self.description = description
 
     def arguments_schema(self) -> dict[str, Any]:
         return self.space.json_schema()
@@ -88,10 +101,22 @@ class EvaluationTool(ABC):
     def validate_arguments(self, arguments: Any) -> dict[str, Choice]:
         return self.space.validate_config(arguments)
 
-    def example_arguments(self) -> dict[str, Any]:
-        """Arguments shown to the model as an example call, where the configuration's own placeholders are not
-        the example (a tool that names a candidate instead)."""
-        return {}
+    def example_arguments(self) -> dict[str, Any] | None:
+        return None
+
+    def seen_as(self, space: SearchSpace) -> ConfigTool:
+        """The tool as a model sees it over another ``space`` (its grids shown as ranges): same name and
+        description, nothing that evaluates."""
+        return ConfigTool(space, name=self.name, description=self.description)
+
+
+class EvaluationTool(ConfigTool):
+    """A configuration tool that evaluates its configuration: the task's own tool."""
+
+    #: Parallel trials of this tool on one machine run in worker processes (it holds the GIL for long).
+    runs_in_subprocess: ClassVar[bool] = False
+    #: Each trial gets a folder of its own (:attr:`TrialContext.directory`).
+    needs_directory: ClassVar[bool] = False
 
     def check_setup(self) -> None:  # noqa: B027 (optional hook: most tools need nothing)
         """Check, cheaply and before any trial, what would fail every trial the same way (data missing or too

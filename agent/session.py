@@ -1,0 +1,187 @@
+"""One study, assembled in one place: the CLI, the bench, the benchmarks and the Optuna sampler all go through
+here, so a study is wired the same way wherever it runs.
+
+:func:`run_study` opens the model (with its circuit breaker, probed by the setup checks), checks the setup,
+opens the store, builds the strategy from the registry and the executor, runs :func:`~agent.optimize.optimize`
+and then the task's after-study hook. The budget is given once (:attr:`StudyConfig.budget`) and reaches the
+strategy at its construction and the runner as its stopping rule.
+
+:func:`open_model` is how every caller gets a model: the provider ``--provider``/``AGENT_PROVIDER`` names,
+behind a :class:`~agent.providers.breaker.CircuitBreaker`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import optuna
+
+from .conversation import AgentSettings
+from .executors import make_executor
+from .optimize import Reporter, StudySummary, optimize
+from .preflight import check_setup
+from .providers import get_provider
+from .providers.base import Provider
+from .providers.breaker import CircuitBreaker
+from .strategies.registry import DEFAULT_STRATEGY, get_strategy, make_strategy
+from .study import StudyStore
+from .tasks import AfterStudy, ProgressLines, Task
+from .templates import Templates
+
+__all__ = ["ExecutorSettings", "ModelSettings", "StudyConfig", "open_model", "run_study"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSettings:
+    """Which model: ``provider`` and ``model`` (None: ``AGENT_PROVIDER``/``AGENT_MODEL``, else the embedded
+    model), and the most one call may take (None: ``AGENT_PROVIDER_TIMEOUT``, else the provider's default)."""
+
+    provider: str | None = None
+    model: str | None = None
+    timeout_s: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecutorSettings:
+    """Where evaluations run (:mod:`agent.executors`)."""
+
+    kind: Literal["local", "ray"] = "local"
+    workers: int = 1
+    address: str | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class StudyConfig:
+    """Everything a study is made of. ``save_dir`` and ``study_name`` default to
+    ``runs/<task>-<strategy>-seed<seed>`` and ``<task>-<strategy>-seed<seed>``."""
+
+    task: Task
+    strategy: str = DEFAULT_STRATEGY
+    budget: int = 10
+    seed: int = 0
+    save_dir: Path | None = None
+    study_name: str | None = None
+    storage: str | None = None
+    #: More attributes stored with a new study (the bench's seed).
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    agent: AgentSettings = field(default_factory=AgentSettings)
+    prompts_dir: str | None = None
+    model: ModelSettings = field(default_factory=ModelSettings)
+    executor: ExecutorSettings = field(default_factory=ExecutorSettings)
+    #: Configurations the model proposes per answer (at most ``executor.workers``).
+    batch: int = 1
+    pruner: Literal["none", "median"] = "none"
+    on_provider_error: Literal["continue", "stop"] = "continue"
+    #: The values of the flags tasks add (their hooks read them).
+    options: Mapping[str, Any] = field(default_factory=dict)
+    #: The setup checks before anything is created (the bench checks once, before its studies).
+    checks: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.study_name or f"{self.task.name}-{self.strategy}-seed{self.seed}"
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.save_dir or f"runs/{self.task.name}-{self.strategy}-seed{self.seed}")
+
+
+def open_model(settings: ModelSettings | None = None) -> Provider:
+    """The provider ``settings`` name, behind a circuit breaker (made, not started: the embedded model loads
+    at its first call). The caller closes it (``async with``)."""
+    settings = settings or ModelSettings()
+    return CircuitBreaker(get_provider(settings.provider, settings.model, call_timeout_s=settings.timeout_s))
+
+
+async def run_study(
+    config: StudyConfig,
+    *,
+    reporter: Reporter | None = None,
+    provider: Provider | None = None,
+    say: Callable[[str], None] = print,
+    progress: ProgressLines | None = None,
+) -> StudySummary:
+    """Run (or resume) the study ``config`` describes; its summary.
+
+    ``provider``: the model for a strategy that asks one, owned by the caller (several studies may share
+    one, as the bench's do); when None and the strategy needs one, :func:`open_model` opens it for this
+    study. ``say`` and ``progress`` are how the task's after-study hook talks to the user.
+    """
+    spec = get_strategy(config.strategy)
+    task = config.task
+    async with contextlib.AsyncExitStack() as stack:
+        if spec.needs_model and provider is None:
+            provider = await stack.enter_async_context(open_model(config.model))
+        model = provider if spec.needs_model else None
+        if config.checks:  # before the model loads, before any trial, before study.db exists
+            await check_setup(task=task, save_dir=config.folder, storage=config.storage, provider=model)
+        store = StudyStore.open(
+            save_dir=config.folder,
+            study_name=config.name,
+            space=task.space,
+            storage=config.storage,
+            meta={
+                "task": task.name,
+                "strategy": config.strategy,
+                "seed": config.seed,
+                "description": task.description,
+                "metric": task.metric,
+                **config.meta,
+            },
+            direction=task.direction,
+        )
+        stack.callback(store.close)
+        store.set_meta("budget", config.budget)  # the latest budget asked for
+        if model is not None:
+            store.events.info("provider", provider=model.name, model=model.model)
+        strategy = make_strategy(
+            config.strategy,
+            task=task,
+            budget=config.budget,
+            seed=config.seed,
+            provider=model,
+            settings=config.agent,
+            templates=Templates(config.prompts_dir),
+            records=store.records,
+            events=store.events,
+        )
+        ex = config.executor
+        executor = make_executor(
+            ex.kind,
+            workers=ex.workers,
+            address=ex.address,
+            cpus_per_trial=ex.cpus_per_trial,
+            gpus_per_trial=ex.gpus_per_trial,
+        )
+        stack.callback(executor.close)
+        summary = await optimize(
+            tool=task.tool,
+            strategy=strategy,
+            store=store,
+            budget=config.budget,
+            seed=config.seed,
+            reporter=reporter,
+            executor=executor,
+            batch=min(config.batch, ex.workers),
+            pruner=optuna.pruners.MedianPruner() if config.pruner == "median" else None,
+            on_provider_error=config.on_provider_error,
+        )
+        if task.after_study is not None:
+            await task.after_study(
+                AfterStudy(
+                    best=summary.best,
+                    meta=store.meta,
+                    set_meta=store.set_meta,
+                    say=say,
+                    progress=progress,
+                    options=config.options,
+                )
+            )
+        return summary
+    raise AssertionError("unreachable")  # pragma: no cover (mypy: the stack may swallow exceptions)

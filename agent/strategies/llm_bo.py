@@ -1,0 +1,61 @@
+"""``llm-bo`` (the default): the model proposes the first configuration, a Gaussian process the rest.
+
+The model is asked for the configuration a practitioner would start from (``prompts/start_default.j2``,
+through the usual validated, reasked tool call); then ``bo``'s surrogate takes over and takes the model's
+result as its first data point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from agent.conversation import Agent
+from agent.memory import Round
+
+from ._model import model_agent
+from .base import BuildContext, Proposal, ProposeContext, Strategy, StrategySpec
+from .bo import BOStrategy
+from .surrogate import SurrogateModel
+
+__all__ = ["SPEC", "LLMBOStrategy"]
+
+
+class LLMBOStrategy(BOStrategy):
+    """The model proposes the first configuration; the surrogate the rest."""
+
+    name = "llm-bo"
+
+    def __init__(self, agent: Agent, surrogate: SurrogateModel | None = None) -> None:
+        super().__init__(surrogate)
+        self.agent = agent
+
+    def prompts(self) -> dict[str, str]:
+        return self.agent.prompts()
+
+    def restore(self, rounds: Sequence[Round]) -> None:
+        self.agent.restore(rounds)
+
+    async def propose(self, ctx: ProposeContext) -> Proposal:
+        if not ctx.records and not self._issued:
+            proposal = await self.agent.propose(ctx.records)
+            if proposal.config is not None:  # already on the grid (the agent's canonical configuration)
+                self._issued.add(ctx.space.key(proposal.config))
+            return proposal
+        return await super().propose(ctx)
+
+    def trial_started(self, number: int, proposal: Proposal) -> None:
+        if proposal.parts:
+            self.agent.add_round(number, proposal.parts)
+
+
+def _build(ctx: BuildContext) -> Strategy:
+    return LLMBOStrategy(model_agent(ctx, start_template="start_default"))
+
+
+SPEC = StrategySpec(
+    name="llm-bo",
+    summary="the model proposes the first trial, a Gaussian process the rest (the default)",
+    build=_build,
+    needs_model=True,
+    templates=("system", "start_default"),
+)

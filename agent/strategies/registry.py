@@ -1,0 +1,152 @@
+"""Every strategy by name: the built-in ones, then those installed packages register.
+
+A package registers a strategy under the entry-point group ``llm_hpo.strategies``::
+
+    [project.entry-points."llm_hpo.strategies"]
+    cmaes = "my_package.strategies:cmaes"
+
+``cmaes(*, seed, budget, **more)`` is called with keyword arguments (``seed``, ``budget``, ``direction``, and
+maybe more later, so it must accept ``**kwargs``) and returns an Optuna ``BaseSampler`` (the usual case: it
+draws every trial, as ``random`` and ``tpe`` do) or a :class:`~agent.strategies.base.Strategy`. Once the
+package is installed, ``--strategy cmaes``, ``bench --strategies cmaes`` and ``StrategySampler("cmaes")``
+run it and ``python -m agent strategies`` lists it with the first line of its docstring. A built-in name wins
+over a registered one; a broken registration is one error naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+import optuna
+
+from agent.conversation import AgentSettings, EventSink
+from agent.errors import AgentError, UserError
+from agent.providers.base import Provider
+from agent.records import TrialRecord
+from agent.tasks import TaskBrief
+from agent.templates import Templates
+
+from . import bo, hybrid, llm, llm_bo
+from .base import BuildContext, Strategy, StrategySpec
+from .baselines import RANDOM, TPE, SamplerStrategy
+
+__all__ = [
+    "BUILTIN",
+    "DEFAULT_STRATEGY",
+    "ENTRY_POINT_GROUP",
+    "get_strategy",
+    "list_strategies",
+    "make_strategy",
+    "strategy_names",
+]
+
+ENTRY_POINT_GROUP = "llm_hpo.strategies"
+#: What ``python -m agent`` runs without ``--strategy``.
+DEFAULT_STRATEGY = "llm-bo"
+#: The built-in strategies, in the order the help lists them.
+BUILTIN: dict[str, StrategySpec] = {
+    spec.name: spec for spec in (llm_bo.SPEC, hybrid.SPEC, llm.SPEC, bo.SPEC, RANDOM, TPE)
+}
+
+
+def list_strategies() -> list[StrategySpec]:
+    """The built-in strategies, then those installed packages register (a broken one says why)."""
+    return [*BUILTIN.values(), *(_plugin_spec(ep) for ep in _plugins().values())]
+
+
+def strategy_names() -> list[str]:
+    return [*BUILTIN, *_plugins()]
+
+
+def get_strategy(name: str, flag: str = "--strategy") -> StrategySpec:
+    """The strategy called ``name``; an unknown name is a ``UserError`` listing the valid ones."""
+    if name in BUILTIN:
+        return BUILTIN[name]
+    plugins = _plugins()
+    if name in plugins:
+        return _plugin_spec(plugins[name])
+    raise UserError(
+        f"{flag}: unknown strategy {name!r}; choose from {', '.join(strategy_names())} "
+        "(`python -m agent strategies` lists them)"
+    )
+
+
+def make_strategy(
+    name: str,
+    *,
+    task: TaskBrief,
+    budget: int,
+    seed: int,
+    provider: Provider | None = None,
+    settings: AgentSettings | None = None,
+    templates: Templates | None = None,
+    records: Callable[[], Sequence[TrialRecord]] | None = None,
+    events: EventSink | None = None,
+) -> Strategy:
+    """Build strategy ``name`` for ``task``: what the study session and the Optuna sampler both call."""
+    spec = get_strategy(name)
+    if spec.needs_model and provider is None:
+        raise UserError(f"the {name} strategy asks a model: give it a provider (--provider, AGENT_PROVIDER)")
+    ctx = BuildContext(task=task, budget=budget, seed=seed, provider=provider)
+    updates: dict[str, Any] = {
+        "settings": settings,
+        "templates": templates,
+        "records": records,
+        "events": events,
+    }
+    ctx = dataclasses.replace(ctx, **{k: v for k, v in updates.items() if v is not None})
+    return spec.build(ctx)
+
+
+# ---- installed packages ---------------------------------------------------------------------------------
+
+
+def _plugins() -> dict[str, EntryPoint]:
+    found: dict[str, EntryPoint] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name not in BUILTIN and ep.name not in found:
+            found[ep.name] = ep
+    return found
+
+
+def _plugin_spec(ep: EntryPoint) -> StrategySpec:
+    package = f"{ep.dist.name} {ep.dist.version}" if ep.dist is not None else "an installed package"
+    where = f"strategy {ep.name!r} ({ep.value}, entry point group {ENTRY_POINT_GROUP})"
+    try:
+        factory = ep.load()
+    except Exception as exc:  # a broken plugin must not break the listing: say what is wrong instead
+        summary = f"cannot load {ep.value} ({type(exc).__name__}: {exc})"
+
+        def broken(ctx: BuildContext) -> Strategy:
+            raise UserError(f"{where}: cannot load it: {summary}")
+
+        return StrategySpec(ep.name, summary, broken, origin=package)
+    doc = (getattr(factory, "__doc__", None) or "").strip().splitlines()
+    summary = doc[0] if doc else ep.value
+
+    def build(ctx: BuildContext) -> Strategy:
+        def made(seed: int) -> Any:
+            try:
+                return factory(seed=seed, budget=ctx.budget, direction=ctx.task.direction)
+            except AgentError:
+                raise
+            except Exception as exc:
+                raise UserError(f"{where}: its factory raised {type(exc).__name__}: {exc}") from exc
+
+        first = made(ctx.seed)
+        if isinstance(first, Strategy):
+            return first
+        if not isinstance(first, optuna.samplers.BaseSampler):
+            raise UserError(
+                f"{where}: its factory returned a {type(first).__name__}, not an Optuna sampler or a Strategy"
+            )
+
+        def sampler(seed: int) -> optuna.samplers.BaseSampler:
+            return first if seed == ctx.seed else made(seed)  # a resumed study draws anew
+
+        return SamplerStrategy(ep.name, sampler)
+
+    return StrategySpec(ep.name, summary, build, origin=package)
