@@ -1,13 +1,15 @@
 """Credit for each source of proposals, the model and the optimizer, and the model's share of the next rounds.
 
 Each finished trial earns its source a reward in [0, 1]: the share of the trials finished before it that it
-beats (ties count half; a failed trial beats nothing). A source's credit is a Beta posterior over its chance
+beats (ties count half; a failed trial beats nothing). The model is credited only for what the optimizer would
+not have done: a model round that took the optimizer's own next trial (candidate 1) is the optimizer's. A source's credit is a Beta posterior over its chance
 of beating the trials so far, updated with its rewards as fractional successes. Each round goes to the model
 with the probability that a draw from its posterior exceeds one from the optimizer's (Thompson sampling's
 probability matching), kept within ``[floor, cap]``: the model always keeps some rounds, so a model that
 improves (or a task where its knowledge starts to matter) can show it, and never takes every round, so the
 optimizer keeps learning from proposals of its own. A weak model's share fades toward the floor, a strong
-one's grows toward the cap.
+one's grows toward the cap. As the budget runs out the model gets fewer rounds: the share is scaled by the
+part of the budget left, so the last rounds are the optimizer's to refine what the study found.
 
 Credit is recomputed from the trial records each round, so a resumed study picks up where it was.
 """
@@ -32,10 +34,11 @@ _DRAWS = 4000  # Monte Carlo draws for the share
 
 
 def source_of(record: TrialRecord) -> Source | None:
-    """Who earns credit for a trial: the model for its own proposals, the optimizer for its proposals and for
-    the rounds it proposed in the model's stead (fallbacks); nobody for other trials (adopted, sampled)."""
+    """Who earns credit for a trial: the model for its own proposals, the optimizer for its proposals, for the
+    rounds it proposed in the model's stead (fallbacks) and for model rounds that took its own next trial
+    (candidate 1: what it would have done anyway); nobody for other trials (adopted, sampled, transferred)."""
     if record.source == "llm":
-        return "model"
+        return "optimizer" if record.proposal.decision.get("choice") == "candidate 1" else "model"
     if record.source in ("surrogate", "fallback"):
         return "optimizer"
     return None
@@ -86,9 +89,10 @@ class SourceCredit:
             totals[source][2] += 1
         return {s: Credit(a, b, int(n)) for s, (a, b, n) in totals.items()}
 
-    def share(self, credit: dict[Source, Credit], rng: random.Random) -> float:
-        """The model's share of the next round: P(model's draw > optimizer's), within [floor, cap]."""
+    def share(self, credit: dict[Source, Credit], rng: random.Random, left: float = 1.0) -> float:
+        """The model's share of the next round: P(model's draw > optimizer's), within [floor, cap], times
+        ``left``, the part of the budget not yet used."""
         m, o = credit["model"], credit["optimizer"]
         draws = np.random.default_rng(rng.randrange(2**32))
         wins = float(np.mean(draws.beta(m.alpha, m.beta, _DRAWS) > draws.beta(o.alpha, o.beta, _DRAWS)))
-        return min(max(wins, self.floor), self.cap)
+        return min(max(wins, self.floor), self.cap) * min(max(left, 0.0), 1.0)

@@ -75,7 +75,7 @@ class HybridStrategy(LLMBOStrategy):
         if not ctx.records and not self._issued:
             return self._settle(await self._ask(ctx, [UserPart(content=self._start)], ()), ctx, {"round": "model"})
         credit = self.credit.credit(ctx.records, ctx.direction)
-        share = self.credit.share(credit, ctx.rng)
+        share = self.credit.share(credit, ctx.rng, left=(self.budget - len(ctx.records)) / self.budget)
         decision: dict[str, Any] = {
             "share": round(share, 3),
             "credit": {s: [round(c.alpha, 3), round(c.beta, 3), c.trials] for s, c in credit.items()},

@@ -57,3 +57,21 @@ def test_the_share_starts_near_a_third_and_follows_the_credit_within_its_bounds(
     for i in range(1, 9):
         weak.append(trial(i, 100.0 + i, "llm") if i % 2 else trial(i, 10.0 - i))
     assert bandit.share(bandit.credit(weak, "minimize"), rng) == bandit.floor
+
+
+def test_a_model_round_that_takes_the_optimizers_own_trial_is_the_optimizers() -> None:
+    def took(choice: str) -> TrialRecord:
+        info = ProposalInfo(source="llm", decision={"round": "model", "choice": choice})
+        return TrialRecord(number=1, config={}, state="complete", value=1.0, proposal=info)
+
+    assert source_of(took("candidate 1")) == "optimizer"
+    assert source_of(took("candidate 2")) == "model"
+    assert source_of(took("own")) == "model"
+
+
+def test_the_share_shrinks_as_the_budget_runs_out() -> None:
+    bandit = SourceCredit()
+    credit = bandit.credit([], "minimize")
+    full = bandit.share(credit, random.Random(3))
+    assert bandit.share(credit, random.Random(3), left=0.5) == pytest.approx(full / 2)
+    assert bandit.share(credit, random.Random(3), left=0.0) == 0.0

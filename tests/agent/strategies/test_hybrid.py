@@ -13,6 +13,7 @@ from agent.messages import ChatMessage
 from agent.optimize import optimize
 from agent.providers.scripted import ConfigProvider, ScriptedProvider
 from agent.records import TrialRecord
+from agent.strategies.credit import source_of
 from agent.strategies.hybrid import CANDIDATES, HybridStrategy
 from agent.strategies.registry import make_strategy
 from agent.study import StudyStore
@@ -56,11 +57,13 @@ async def test_the_model_opens_the_study_then_shares_the_rounds(tmp_path: Path) 
     assert records[0].proposal.decision == {"round": "model", "choice": "own"}
     later = [r.proposal.decision for r in records[1:]]
     assert all({"share", "credit", "round"} <= set(d) for d in later)
-    assert all(0.1 <= d["share"] <= 0.9 for d in later)
+    # Within the bandit's bounds, scaled by the part of the budget left (fewer model rounds near the end).
+    assert all(0.1 * (12 - n) / 12 - 1e-3 <= d["share"] <= 0.9 * (12 - n) / 12 + 1e-3 for n, d in enumerate(later, 1))
     model_rounds = [r for r in records[1:] if r.proposal.decision["round"] == "model"]
     assert model_rounds, "with a share of about a third, some rounds of 11 go to the model"
     for r in model_rounds:
         assert r.source == "llm" and r.proposal.decision["choice"] == "candidate 1"
+        assert source_of(r) == "optimizer", "taking the optimizer's own next trial earns the model nothing"
         state = r.proposal.conversation[0].content
         assert state.startswith(f"Trial {r.number} of 12. Candidates:")
         assert state.count(" ~ ") == CANDIDATES
@@ -110,7 +113,7 @@ async def test_a_strong_model_takes_over_and_a_useless_one_fades(tmp_path: Path)
     strong, _ = await run(
         tmp_path / "strong", task, ConfigProvider("evaluate_tabular", lambda r: dict(r.choice(best))), 16
     )
-    assert strong[15].proposal.decision["share"] > 0.5
+    assert strong[15].proposal.decision["share"] / (1 / 16) > 0.5, "before the end-of-budget scaling"
     useless, _ = await run(tmp_path / "useless", task, ConfigProvider("evaluate_tabular", task.space.sample), 24)
     shares = [r.proposal.decision["share"] for r in useless[1:]]
     assert shares[-1] < shares[0]
