@@ -37,6 +37,7 @@ from .memory import HistoryMode
 from .providers.base import Provider
 from .records import TrialRecord, UsageTotals
 from .session import ModelSettings, StudyConfig, open_model, run_study
+from .sources.reading import locate
 from .strategies.registry import get_strategy
 from .study import open_storage, read_records
 from .tasks import Task, build_task
@@ -76,6 +77,8 @@ class BenchConfig:
     random_samples: int = 1000
     bootstrap: int = 2000
     quiet: bool = False
+    #: Earlier studies every study learns from (``--learn-from``).
+    learn_from: tuple[str, ...] = ()
 
     @property
     def horizon(self) -> int:
@@ -118,6 +121,8 @@ async def run_bench(
     ``provider_for(task, seed)`` instead gives each LLM study a provider of its own (stand-in models that
     know the task, :class:`~agent.providers.scripted.ConfigProvider`)."""
     needs_model = {name: get_strategy(name, flag="--strategies").needs_model for name in config.strategies}
+    for source in config.learn_from:  # a wrong source stops the bench before its first study
+        locate(source)
     started = time.perf_counter()
     config.out.mkdir(parents=True, exist_ok=True)
     for name in config.tasks:  # fail fast on a bad task; loads each table once, before any thread does
@@ -147,6 +152,10 @@ async def run_bench(
     }
     _append_run(config.out / "bench_runs.jsonl", run)
     return await collect(config)
+
+
+def _silent(line: str) -> None:
+    return None
 
 
 def _append_run(path: Path, run: Mapping[str, Any]) -> None:
@@ -209,9 +218,11 @@ async def _run_study(
         storage=config.storage_url,
         meta={"bench_seed": bench_seed},
         agent=AgentSettings(history=config.history, max_retries=config.max_retries),
+        learn_from=config.learn_from,
         checks=False,  # the bench checked its model before its first study; its folder it made itself
     )
-    summary = await run_study(study, reporter=progress.study(study_name(*spec)), provider=provider)
+    # What each study learned from is stored with it and shown in the report; the bench's own lines stay short.
+    summary = await run_study(study, reporter=progress.study(study_name(*spec)), provider=provider, say=_silent)
     progress.done(study_name(*spec), summary.best.value if summary.best else None, time.perf_counter() - started)
 
 

@@ -141,6 +141,15 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--provider", default=None, help=_provider_help())
     p.add_argument("--model", "--llm", dest="model", default=None, help="model name or .gguf path (env AGENT_MODEL)")
     p.add_argument("--quiet", action="store_true", help="print only where the report is")
+    p.add_argument(
+        "--learn-from",
+        action="append",
+        default=[],
+        metavar="SOURCE",
+        help="learn from earlier studies: an Optuna storage URL (every study in it), a study's folder (holding "
+        "study.db) or a bench's folder (holding bench.db); repeatable. The model judges and maps studies of "
+        "another space; README 'Learn from earlier studies'",
+    )
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -185,6 +194,15 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="JSON or YAML file replacing the task's search space",
     )
     g.add_argument("--quiet", action="store_true", help="print only the final summary")
+    g.add_argument(
+        "--learn-from",
+        action="append",
+        default=[],
+        metavar="SOURCE",
+        help="learn from earlier studies: an Optuna storage URL (every study in it), a study's folder (holding "
+        "study.db) or a bench's folder (holding bench.db); repeatable. The model judges and maps studies of "
+        "another space; README 'Learn from earlier studies'",
+    )
 
     x = p.add_argument_group("scaling out (README: Scaling out)")
     x.add_argument(
@@ -465,6 +483,7 @@ async def _run(args: argparse.Namespace) -> StudySummary:
         pruner=args.pruner,
         on_provider_error=args.on_provider_error,
         options=options,
+        learn_from=tuple(args.learn_from),
     )
     with RichReporter(quiet=args.quiet, workers=args.workers, hint=task.duration_hint) as reporter:
         # What exists now (modules, the task's tables) lives as long as the run: keep the garbage collector
@@ -505,6 +524,7 @@ async def _bench(args: argparse.Namespace) -> int:
         max_retries=args.max_retries,
         random_samples=args.random_samples,
         quiet=args.quiet,
+        learn_from=tuple(args.learn_from),
     )
     result = await run_bench(config)
     print(f"report: {write_bench_report(result)}")

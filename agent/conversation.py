@@ -28,13 +28,13 @@ from tools.base import ConfigTool, InfoTool, Tool
 from .answer import answer_schema, batch_schema, parse_answer, parse_batch
 from .errors import ContextOverflow, InvalidSuggestion, ProviderUnavailable, ReaskBudgetExhausted
 from .memory import HistoryMode, Memory, Round
-from .messages import AnswerPart, Part, ReaskPart, ToolReturnPart, Usage, UserPart
+from .messages import AnswerPart, ChatMessage, Part, ReaskPart, ToolReturnPart, Usage, UserPart
 from .providers.base import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, Provider
 from .records import Direction, Proposal, TrialRecord, best_value, format_outcome, format_trial, short_value
 from .space import Choice, SearchSpace
 from .templates import Templates
 
-__all__ = ["Agent", "AgentSettings", "EventSink"]
+__all__ = ["Agent", "AgentSettings", "EventSink", "ToolAnswer", "ask_tool"]
 
 OnInvalid = Literal["random", "stop"]
 
@@ -393,6 +393,61 @@ class Agent:
 
     def _history_limit_text(self, count: int) -> str:
         return self.templates.render("history_limit", count=count, eval_tool=self.eval_tool.name)
+
+
+@dataclass
+class ToolAnswer:
+    """One validated call of a tool, or None after the reasks ran out: what was said, what it cost."""
+
+    arguments: dict[str, Any] | None
+    parts: list[Part]
+    usage: list[Usage]
+    reasks: int
+    #: The last errors when the reasks ran out.
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+async def ask_tool(
+    provider: Provider,
+    messages: Sequence[ChatMessage],
+    tool: Tool,
+    *,
+    templates: Templates,
+    max_retries: int = 3,
+    temperature: float = 0.0,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    seed: int = 0,
+    events: EventSink | None = None,
+) -> ToolAnswer:
+    """Ask for one call of ``tool`` (its JSON schema sent to providers that constrain decoding), validated by
+    the tool; an invalid answer is sent back with its errors, up to ``max_retries`` times. A study's rounds
+    are :class:`Agent`'s; this is the same ask-validate-reask for a question outside them (how an earlier
+    study maps into this one). Transport failures propagate (:class:`~agent.errors.ProviderUnavailable`)."""
+    events = events or _NoEvents()
+    schema = answer_schema({tool.name: tool})
+    parts: list[Part] = []
+    usage: list[Usage] = []
+    for reasks in range(max_retries + 1):
+        said = [
+            ChatMessage(role="assistant" if isinstance(p, AnswerPart) else "user", content=p.content) for p in parts
+        ]
+        completion = await provider.complete(
+            [*messages, *said], json_schema=schema, temperature=temperature, max_tokens=max_tokens, seed=seed + reasks
+        )
+        usage.append(completion.usage)
+        parts.append(AnswerPart(content=_clip(completion.text), usage=completion.usage))
+        events.info("llm_call", tool=tool.name, **completion.usage.model_dump())
+        try:
+            call = parse_answer(completion.text, {tool.name: tool})
+        except InvalidSuggestion as exc:
+            errors = exc.errors
+            if reasks == max_retries:
+                return ToolAnswer(None, parts, usage, reasks, errors)
+            events.info("reask", tool=tool.name, attempt=reasks + 1, errors=errors)
+            parts.append(ReaskPart(content=templates.render("reask", errors=_shown(errors)), errors=errors))
+            continue
+        return ToolAnswer(call.arguments, parts, usage, reasks)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 _ANSWER_KEPT_CHARS = 2_000

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -34,6 +35,8 @@ class StudySummary(UsageTotals):
     best: TrialRecord | None
     n_trials: int
     n_new: int
+    #: What the study learned from, a line per source (``--learn-from``).
+    learned_from: tuple[str, ...] = ()
 
 
 class Reporter:
@@ -71,6 +74,7 @@ async def optimize(
     batch: int = 1,
     pruner: optuna.pruners.BasePruner | None = None,
     on_provider_error: Literal["continue", "stop"] = "continue",
+    learned_from: Sequence[str] = (),
 ) -> StudySummary:
     """Evaluate until ``budget`` trials have finished in the study (counting those of earlier runs).
 
@@ -190,6 +194,7 @@ async def optimize(
         best=snapshot.best,
         n_trials=snapshot.finished,
         n_new=snapshot.finished - before,
+        learned_from=tuple(learned_from),
         **vars(UsageTotals.of(snapshot.records)),
     )
     store.events.info(

@@ -26,6 +26,7 @@ __all__ = [
     "Direction",
     "Proposal",
     "ProposalInfo",
+    "SourceData",
     "ProposalSource",
     "UNREACHABLE",
     "TrialRecord",
@@ -95,6 +96,28 @@ class Proposal:
             reason=self.reason,
             decision=self.decision,
         )
+
+
+@dataclass(frozen=True)
+class SourceData:
+    """An earlier study in a new study's terms (``--learn-from``): configurations over the parameters it covers
+    (every one the same keys, a subset of the new space's) and their values, lower or higher better as
+    ``direction`` says."""
+
+    name: str
+    configs: tuple[dict[str, Choice], ...]
+    values: tuple[float, ...]
+    direction: Direction = "minimize"
+
+    def __post_init__(self) -> None:
+        if not self.configs or len(self.configs) != len(self.values):
+            raise ValueError(f"source {self.name!r}: needs configurations and one value for each")
+        if any(set(c) != set(self.configs[0]) for c in self.configs):
+            raise ValueError(f"source {self.name!r}: every configuration must have the same parameters")
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        return tuple(self.configs[0])
 
 
 TrialStatus = Literal["complete", "fail", "pruned", "running"]

@@ -27,9 +27,11 @@ from .preflight import check_setup
 from .providers import get_provider
 from .providers.base import Provider
 from .providers.breaker import CircuitBreaker
+from .sources.experience import gather
+from .sources.reading import locate
 from .strategies.registry import DEFAULT_STRATEGY, get_strategy, make_strategy
-from .study import StudyStore
-from .tasks import AfterStudy, ProgressLines, Task
+from .study import StudyStore, default_storage_url
+from .tasks import AfterStudy, ProgressLines, Task, build_task
 from .templates import Templates
 
 __all__ = ["ExecutorSettings", "ModelSettings", "StudyConfig", "open_model", "run_study"]
@@ -82,6 +84,8 @@ class StudyConfig:
     options: Mapping[str, Any] = field(default_factory=dict)
     #: The setup checks before anything is created (the bench checks once, before its studies).
     checks: bool = True
+    #: Earlier studies to learn from (``--learn-from``): storage URLs, study or bench folders, storage files.
+    learn_from: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -115,6 +119,7 @@ async def run_study(
     """
     spec = get_strategy(config.strategy)
     task = config.task
+    sources = tuple(locate(source) for source in config.learn_from)  # a wrong one stops here, before anything
     async with contextlib.AsyncExitStack() as stack:
         if spec.needs_model and provider is None:
             provider = await stack.enter_async_context(open_model(config.model))
@@ -137,9 +142,26 @@ async def run_study(
             direction=task.direction,
         )
         stack.callback(store.close)
-        store.set_meta("budget", config.budget)  # the latest budget asked for
         if model is not None:
             store.events.info("provider", provider=model.name, model=model.model)
+        templates = Templates(config.prompts_dir)
+        experience = await gather(
+            sources,
+            meta=store.meta,
+            set_meta=store.set_meta,
+            exclude=(config.storage or default_storage_url(config.folder), config.name),
+            description=task.description,
+            space=task.space,
+            provider=model,
+            settings=config.agent,
+            templates=templates,
+            describe=_description_of,
+            events=store.events,
+            say=say,
+        )
+        for line in experience.lines():
+            say(f"learning from {line}")
+        store.set_meta("budget", config.budget)  # the latest budget asked for
         strategy = make_strategy(
             config.strategy,
             task=task,
@@ -147,9 +169,10 @@ async def run_study(
             seed=config.seed,
             provider=model,
             settings=config.agent,
-            templates=Templates(config.prompts_dir),
+            templates=templates,
             records=store.records,
             events=store.events,
+            experience=experience.data,
         )
         ex = config.executor
         executor = make_executor(
@@ -171,6 +194,7 @@ async def run_study(
             batch=min(config.batch, ex.workers),
             pruner=optuna.pruners.MedianPruner() if config.pruner == "median" else None,
             on_provider_error=config.on_provider_error,
+            learned_from=experience.lines(),
         )
         if task.after_study is not None:
             await task.after_study(
@@ -185,3 +209,8 @@ async def run_study(
             )
         return summary
     raise AssertionError("unreachable")  # pragma: no cover (mypy: the stack may swallow exceptions)
+
+
+def _description_of(task: str) -> str:
+    """A built-in or registered task's description, for an earlier study that did not record its own."""
+    return build_task(task).description

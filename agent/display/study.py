@@ -186,6 +186,8 @@ class RichReporter(LiveArea, Reporter):
                 f"({summary.prompt_tokens} prompt, {summary.completion_tokens} completion), "
                 f"{summary.llm_seconds:.1f} s, {summary.reasks} reasks",
             )
+        for i, line in enumerate(summary.learned_from):
+            table.add_row("learned from" if i == 0 else "", escape(line))
         if summary.fallbacks:
             invalid = summary.fallbacks - summary.unreachable
             why = [f"{summary.unreachable} with the model unreachable"] if summary.unreachable else []

@@ -19,7 +19,7 @@ import optuna
 from agent.conversation import AgentSettings, EventSink
 from agent.memory import Round
 from agent.providers.base import Provider
-from agent.records import Direction, Proposal, TrialRecord
+from agent.records import Direction, Proposal, SourceData, TrialRecord
 from agent.space import SearchSpace
 from agent.tasks import TaskBrief
 from agent.templates import Templates
@@ -97,6 +97,8 @@ class BuildContext:
     #: The study's trials as they are now (``read_history`` reads them).
     records: Callable[[], Sequence[TrialRecord]] = tuple
     events: EventSink = field(default_factory=_NoEvents)
+    #: Earlier studies in this study's terms (``--learn-from``): empty, the strategy learns from none.
+    experience: Sequence[SourceData] = ()
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 Each finished trial earns its source a reward in [0, 1]: the share of the trials finished before it that it
 beats (ties count half; a failed trial beats nothing). The model is credited only for what the optimizer would
-not have done: a model round that took the optimizer's own next trial (candidate 1) is the optimizer's. A source's credit is a Beta posterior over its chance
-of beating the trials so far, updated with its rewards as fractional successes. Each round goes to the model
+not have done: a model round that took the optimizer's own next trial (candidate 1) is the optimizer's. A
+source's credit is a Beta posterior over its chance of beating the trials so far, updated with its rewards as
+fractional successes. Each round goes to the model
 with the probability that a draw from its posterior exceeds one from the optimizer's (Thompson sampling's
 probability matching), kept within ``[floor, cap]``: the model always keeps some rounds, so a model that
 improves (or a task where its knowledge starts to matter) can show it, and never takes every round, so the

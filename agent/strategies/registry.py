@@ -25,7 +25,7 @@ import optuna
 from agent.conversation import AgentSettings, EventSink
 from agent.errors import AgentError, UserError
 from agent.providers.base import Provider
-from agent.records import TrialRecord
+from agent.records import SourceData, TrialRecord
 from agent.tasks import TaskBrief
 from agent.templates import Templates
 
@@ -85,12 +85,13 @@ def make_strategy(
     templates: Templates | None = None,
     records: Callable[[], Sequence[TrialRecord]] | None = None,
     events: EventSink | None = None,
+    experience: Sequence[SourceData] = (),
 ) -> Strategy:
     """Build strategy ``name`` for ``task``: what the study session and the Optuna sampler both call."""
     spec = get_strategy(name)
     if spec.needs_model and provider is None:
         raise UserError(f"the {name} strategy asks a model: give it a provider (--provider, AGENT_PROVIDER)")
-    ctx = BuildContext(task=task, budget=budget, seed=seed, provider=provider)
+    ctx = BuildContext(task=task, budget=budget, seed=seed, provider=provider, experience=tuple(experience))
     updates: dict[str, Any] = {
         "settings": settings,
         "templates": templates,

@@ -1,0 +1,85 @@
+"""The model's part in learning from an earlier study: it reads the earlier study beside the new task and says
+whether it is relevant and how its parameters map (``prompts/map_source.j2``, the :class:`~agent.sources.
+mapping.MapStudy` tool, validated and reasked like every answer). One call per source (plus reasks), at
+temperature 0: a judgment, not an exploration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agent.conversation import AgentSettings, EventSink, ask_tool
+from agent.messages import ChatMessage, Part, Usage, UserPart
+from agent.providers.base import Provider
+from agent.records import short_value
+from agent.space import SearchSpace
+from agent.templates import Templates
+
+from .mapping import CHECKED, Mapping, MapStudy
+from .reading import SourceStudy
+
+__all__ = ["Judgment", "judge"]
+
+
+@dataclass(frozen=True)
+class Judgment:
+    """The model's mapping, or None when its answers stayed invalid; what was said and what it cost."""
+
+    mapping: Mapping | None
+    parts: tuple[Part, ...]
+    usage: tuple[Usage, ...]
+    reasks: int
+    #: Why there is no mapping (the last errors), for the study's record.
+    reason: str | None = None
+
+
+async def judge(
+    provider: Provider,
+    source: SourceStudy,
+    *,
+    description: str,
+    space: SearchSpace,
+    templates: Templates,
+    settings: AgentSettings,
+    events: EventSink | None = None,
+    seed: int = 0,
+) -> Judgment:
+    """Ask the model about ``source`` for a study of ``space`` described by ``description``."""
+    tool = MapStudy(source, space)
+    goal = "highest" if source.direction == "maximize" else "lowest"
+    old_names = list(source.space.params)
+    best = [
+        ", ".join(f"{n}={short_value(config[n])}" for n in old_names) + f" -> {value:.4g}"
+        for config, value in source.best(min(CHECKED, 5))
+    ]
+    prompt = templates.render(
+        "map_source",
+        new={
+            "description": description,
+            "params": [{"name": n, "domain": space.describe_param(n)} for n in space.params],
+        },
+        old={
+            "description": source.description,
+            "params": [{"name": n, "domain": source.space.describe_param(n)} for n in old_names],
+            "goal": goal,
+            "best": best,
+        },
+        tool=tool.name,
+    )
+    system = templates.render("system", tools=[{"name": tool.name, "description": tool.description, "example": ""}])
+    answer = await ask_tool(
+        provider,
+        [ChatMessage(role="system", content=system), ChatMessage(role="user", content=prompt)],
+        tool,
+        templates=templates,
+        max_retries=settings.max_retries,
+        temperature=0.0,
+        max_tokens=settings.max_tokens,
+        seed=seed,
+        events=events,
+    )
+    parts = (UserPart(content=prompt), *answer.parts)
+    if answer.arguments is None:
+        shown = "; ".join(f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}" for e in answer.errors[:3])
+        reason = f"no valid mapping after {answer.reasks} reasks ({shown})"
+        return Judgment(None, parts, tuple(answer.usage), answer.reasks, reason)
+    return Judgment(Mapping.from_dict(answer.arguments), parts, tuple(answer.usage), answer.reasks)

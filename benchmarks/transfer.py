@@ -1,0 +1,254 @@
+"""Learning from earlier studies, measured: the leave-one-task-out protocol of issue 20, against ``bo`` alone.
+
+    python benchmarks/transfer.py --out runs/transfer                      # every arm, 10 seeds (hours)
+    python benchmarks/transfer.py --out runs/transfer --arms loto --seeds 3 # a quick look
+
+Sources (made once, each a 30-trial ``bo`` study in a folder of its own, so a target names exactly the ones it
+learns from): every HPOBench table, every NAS-Bench-201 set, the 2D toy functions, and each HPOBench table
+negated (its best configurations are the table's worst). Arms, each a study per target and seed, budget 30:
+
+- ``bo``: the optimizer alone, no sources (the reference every arm is paired with, seed by seed);
+- ``loto``: the default strategy (``llm-bo``) learning from one study of each OTHER task of the same space
+  (the 7 other HPOBench tables; the 2 other NAS-Bench-201 sets); the spaces are identical, so no model call;
+- ``loto-bo``: the same with ``bo`` (no model at all);
+- ``renamed``: the default strategy on a task serving the same table under other parameter names and order
+  (:func:`agent.tasks.variants.renamed`), the sources in the original names: only the model can map them;
+- ``unrelated``: the default strategy on an HPOBench table learning from the toy functions' studies: the model
+  should judge them irrelevant, and the data overrule it where it does not;
+- ``misleading``: the default strategy learning from the same table negated alone.
+
+Each target's study uses the seed ``agent.bench.run_seed(task, s)`` of the ``bo`` study it is paired with (the
+renamed task the original's), so the tables' noise is drawn alike. Scores are TRUE errors (the table's mean
+over its seeds of the configuration a study picked) at budgets 10 and 30; pairs are compared with an exact
+sign test. Studies live in ``OUT/transfer.db`` (resumable: finished studies are skipped); ``OUT/results.md``
+has the tables. Uses whatever provider AGENT_PROVIDER names (the embedded model by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import anyio  # noqa: E402
+import numpy as np  # noqa: E402
+import optuna  # noqa: E402
+
+from agent import metrics  # noqa: E402
+from agent.bench import run_seed  # noqa: E402
+from agent.providers.base import Provider  # noqa: E402
+from agent.session import StudyConfig, open_model, run_study  # noqa: E402
+from agent.study import open_storage, read_records  # noqa: E402
+from agent.tasks import Task, build_task  # noqa: E402
+from agent.tasks.variants import HPOBENCH_RENAMED, negated, renamed  # noqa: E402
+
+HPOBENCH = [
+    "hpobench-australian",
+    "hpobench-blood_transfusion",
+    "hpobench-car",
+    "hpobench-credit_g",
+    "hpobench-kc1",
+    "hpobench-phoneme",
+    "hpobench-segment",
+    "hpobench-vehicle",
+]
+TARGETS = [t for t in HPOBENCH if t != "hpobench-car"]  # car: every strategy finds its optimum at once
+NB201 = ["nb201-cifar10", "nb201-cifar100", "nb201-imagenet"]
+TOYS = ["toy-branin", "toy-rosenbrock", "toy-himmelblau", "toy-ackley"]
+ARMS = ("bo", "loto", "loto-bo", "renamed", "unrelated", "misleading")
+BUDGETS = (10, 30)
+HORIZON = 30
+SOURCE_SEED = 1000  # the sources' own seed, apart from the targets' 0..9
+
+
+@dataclass(frozen=True)
+class Study:
+    arm: str
+    target: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.target}/{self.arm}/seed{self.seed}"
+
+
+def source_folder(out: Path, task: str) -> Path:
+    return out / "sources" / task
+
+
+def _task(name: str, seed: int) -> Task:
+    if name.endswith("-negated"):
+        return negated(build_task(name.removesuffix("-negated"), seed=seed))
+    if name.endswith("-renamed"):
+        return renamed(build_task(name.removesuffix("-renamed"), seed=seed), HPOBENCH_RENAMED)
+    return build_task(name, seed=seed)
+
+
+async def make_sources(out: Path) -> None:
+    """One 30-trial ``bo`` study of each source task, in a folder of its own (skipped when done)."""
+    for name in [*HPOBENCH, *NB201, *TOYS, *(f"{t}-negated" for t in TARGETS)]:
+        folder = source_folder(out, name)
+        if _finished(f"sqlite:///{folder / 'study.db'}", None) >= HORIZON:
+            continue
+        task = _task(name, SOURCE_SEED)
+        config = StudyConfig(task=task, strategy="bo", budget=HORIZON, seed=SOURCE_SEED, save_dir=folder, checks=False)
+        await run_study(config, say=_silent)
+
+
+def _silent(line: str) -> None:
+    return None
+
+
+def plan(arms: Sequence[str], seeds: int) -> list[tuple[Study, str, str, list[str]]]:
+    """(study, its task, strategy, sources) for every arm asked for."""
+    out: list[tuple[Study, str, str, list[str]]] = []
+    for s in range(seeds):
+        for arm in arms:
+            groups = (
+                [(TARGETS, HPOBENCH), (NB201, NB201)] if arm in ("bo", "loto", "loto-bo") else [(TARGETS, HPOBENCH)]
+            )
+            for targets, family in groups:
+                for target in targets:
+                    others = [t for t in family if t != target]
+                    if arm == "bo":
+                        out.append((Study(arm, target, s), target, "bo", []))
+                    elif arm in ("loto", "loto-bo"):
+                        out.append((Study(arm, target, s), target, "llm-bo" if arm == "loto" else "bo", others))
+                    elif arm == "renamed":
+                        out.append((Study(arm, target, s), f"{target}-renamed", "llm-bo", others))
+                    elif arm == "unrelated":
+                        out.append((Study(arm, target, s), target, "llm-bo", TOYS))
+                    elif arm == "misleading":
+                        out.append((Study(arm, target, s), target, "llm-bo", [f"{target}-negated"]))
+    return out
+
+
+def _finished(url: str, name: str | None) -> int:
+    path = Path(url.removeprefix("sqlite:///"))
+    if not path.is_file():
+        return 0
+    storage = open_storage(url)
+    names = [s.study_name for s in storage.get_all_studies()]
+    name = name or (names[0] if names else None)
+    if name not in names:
+        return 0
+    return sum(t.state.is_finished() for t in storage.get_all_trials(storage.get_study_id_from_name(name)))
+
+
+async def run_arms(out: Path, arms: Sequence[str], seeds: int, provider: Provider) -> None:
+    url = f"sqlite:///{(out / 'transfer.db').resolve()}"
+    todo = [item for item in plan(arms, seeds) if _finished(url, item[0].name) < HORIZON]
+    started = time.perf_counter()
+    for i, (study, task_name, strategy, sources) in enumerate(todo, 1):
+        target_seed = run_seed(study.target, study.seed)
+        config = StudyConfig(
+            task=_task(task_name, target_seed),
+            strategy=strategy,
+            budget=HORIZON,
+            seed=target_seed,
+            save_dir=out / "studies" / study.arm / study.target / f"seed{study.seed}",
+            study_name=study.name,
+            storage=url,
+            learn_from=tuple(str(source_folder(out, s)) for s in sources),
+            checks=False,
+        )
+        began = time.perf_counter()
+        summary = await run_study(config, provider=provider, say=_silent)
+        print(
+            f"[{i}/{len(todo)}] {study.name}: best {summary.best.value if summary.best else None}, "
+            f"{time.perf_counter() - began:.0f} s (all: {time.perf_counter() - started:.0f} s)",
+            flush=True,
+        )
+
+
+def true_errors(out: Path, study: Study) -> list[float] | None:
+    """The true error of the study's incumbent after each trial; None when it has not run."""
+    url = f"sqlite:///{(out / 'transfer.db').resolve()}"
+    storage = open_storage(url)
+    try:
+        trials = storage.get_all_trials(storage.get_study_id_from_name(study.name))
+    except KeyError:
+        return None
+    done = [r for r in read_records(trials) if r.finished]
+    if len(done) < HORIZON:
+        return None
+    table = build_task(study.target)
+    assert table.true_error is not None
+    names = {new: old for old, new in HPOBENCH_RENAMED.items()} if study.arm == "renamed" else {}
+    values = [r.value for r in done]
+    scores = [
+        None if r.value is None else table.true_error({names.get(k, k): v for k, v in r.config.items()}) for r in done
+    ]
+    return list(metrics.incumbent_scores(values, scores))
+
+
+def results(out: Path, arms: Sequence[str], seeds: int) -> list[str]:
+    lines = [
+        "# Learning from earlier studies: each arm against `bo` alone",
+        "",
+        "True error (the table's mean over its seeds of the configuration a study picked), paired by seed with",
+        "`bo`'s study of the same target; better/worse/tied and the exact two-sided sign test (ties dropped);",
+        "median over targets x seeds of the true error.",
+        "",
+        "| arm | targets | budget | better/worse/tied | p | median true error (arm) | median (bo) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for arm in arms:
+        if arm == "bo":
+            continue
+        groups = (
+            {"HPOBench (7)": TARGETS, "NB201 (3)": NB201} if arm in ("loto", "loto-bo") else {"HPOBench (7)": TARGETS}
+        )
+        for label, targets in groups.items():
+            for budget in BUDGETS:
+                x, y = [], []
+                for target in targets:
+                    for s in range(seeds):
+                        a, b = true_errors(out, Study(arm, target, s)), true_errors(out, Study("bo", target, s))
+                        if a is not None and b is not None:
+                            x.append(a[budget - 1])
+                            y.append(b[budget - 1])
+                if not x:
+                    continue
+                better, worse, tied = metrics.paired_outcomes(np.array(x), np.array(y))
+                p = metrics.sign_test(better, worse)
+                lines.append(
+                    f"| {arm} | {label} | {budget} | {better}/{worse}/{tied} | {p:.2g} | "
+                    f"{np.median(x):.4f} | {np.median(y):.4f} |"
+                )
+    return lines
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("runs/transfer"))
+    parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of {', '.join(ARMS)}")
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--provider", default=None)
+    parser.add_argument("--model", default=None)
+    args = parser.parse_args()
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    unknown = sorted(set(arms) - set(ARMS))
+    if unknown:
+        parser.error(f"unknown arms {unknown}; choose from {', '.join(ARMS)}")
+    if "bo" not in arms:
+        arms.insert(0, "bo")
+    args.out.mkdir(parents=True, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    await make_sources(args.out)
+    from agent.session import ModelSettings
+
+    async with open_model(ModelSettings(provider=args.provider, model=args.model)) as provider:
+        await run_arms(args.out, arms, args.seeds, provider)
+    text = "\n".join(results(args.out, arms, args.seeds)) + "\n"
+    (args.out / "results.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    anyio.run(main)
