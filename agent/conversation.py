@@ -415,6 +415,7 @@ async def ask_tool(
     templates: Templates,
     max_retries: int = 3,
     temperature: float = 0.0,
+    reask_temperature: float | None = None,
     max_tokens: int = DEFAULT_MAX_TOKENS,
     seed: int = 0,
     events: EventSink | None = None,
@@ -422,17 +423,20 @@ async def ask_tool(
     """Ask for one call of ``tool`` (its JSON schema sent to providers that constrain decoding), validated by
     the tool; an invalid answer is sent back with its errors, up to ``max_retries`` times. A study's rounds
     are :class:`Agent`'s; this is the same ask-validate-reask for a question outside them (how an earlier
-    study maps into this one). Transport failures propagate (:class:`~agent.errors.ProviderUnavailable`)."""
+    study maps into this one). ``reask_temperature`` (default: ``temperature``) samples the answers to a reask:
+    at temperature 0 a model answers a reask exactly as before. Transport failures propagate
+    (:class:`~agent.errors.ProviderUnavailable`)."""
     events = events or _NoEvents()
-    schema = answer_schema({tool.name: tool})
     parts: list[Part] = []
     usage: list[Usage] = []
     for reasks in range(max_retries + 1):
         said = [
             ChatMessage(role="assistant" if isinstance(p, AnswerPart) else "user", content=p.content) for p in parts
         ]
+        hot = temperature if reasks == 0 or reask_temperature is None else reask_temperature
+        schema = answer_schema({tool.name: tool})  # a tool may narrow it after a wrong answer
         completion = await provider.complete(
-            [*messages, *said], json_schema=schema, temperature=temperature, max_tokens=max_tokens, seed=seed + reasks
+            [*messages, *said], json_schema=schema, temperature=hot, max_tokens=max_tokens, seed=seed + reasks
         )
         usage.append(completion.usage)
         parts.append(AnswerPart(content=_clip(completion.text), usage=completion.usage))

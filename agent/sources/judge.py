@@ -12,12 +12,17 @@ from agent.messages import ChatMessage, Part, Usage, UserPart
 from agent.providers.base import Provider
 from agent.records import short_value
 from agent.space import SearchSpace
+from agent.strategies.grid import relaxed_space
 from agent.templates import Templates
 
-from .mapping import CHECKED, Mapping, MapStudy
+from .mapping import Mapping, MapStudy
 from .reading import SourceStudy
 
 __all__ = ["Judgment", "judge"]
+
+_SHOWN = 3  # best trials shown: a small model reads every digit as a token
+#: At temperature 0 a model answers a reask exactly as it answered before; a reask samples.
+_REASK_TEMPERATURE = 0.7
 
 
 @dataclass(frozen=True)
@@ -45,21 +50,22 @@ async def judge(
 ) -> Judgment:
     """Ask the model about ``source`` for a study of ``space`` described by ``description``."""
     tool = MapStudy(source, space)
+    shown, old_shown = relaxed_space(space), relaxed_space(source.space)  # grids as the ranges they span
     goal = "highest" if source.direction == "maximize" else "lowest"
     old_names = list(source.space.params)
     best = [
         ", ".join(f"{n}={short_value(config[n])}" for n in old_names) + f" -> {value:.4g}"
-        for config, value in source.best(min(CHECKED, 5))
+        for config, value in source.best(_SHOWN)
     ]
     prompt = templates.render(
         "map_source",
         new={
             "description": description,
-            "params": [{"name": n, "domain": space.describe_param(n)} for n in space.params],
+            "params": [{"name": n, "domain": shown.describe_param(n)} for n in space.params],
         },
         old={
             "description": source.description,
-            "params": [{"name": n, "domain": source.space.describe_param(n)} for n in old_names],
+            "params": [{"name": n, "domain": old_shown.describe_param(n)} for n in old_names],
             "goal": goal,
             "best": best,
         },
@@ -73,13 +79,14 @@ async def judge(
         templates=templates,
         max_retries=settings.max_retries,
         temperature=0.0,
+        reask_temperature=_REASK_TEMPERATURE,
         max_tokens=settings.max_tokens,
         seed=seed,
         events=events,
     )
     parts = (UserPart(content=prompt), *answer.parts)
     if answer.arguments is None:
-        shown = "; ".join(f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}" for e in answer.errors[:3])
-        reason = f"no valid mapping after {answer.reasks} reasks ({shown})"
+        errors = "; ".join(f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}" for e in answer.errors[:3])
+        reason = f"no valid mapping after {answer.reasks} reasks ({errors})"
         return Judgment(None, parts, tuple(answer.usage), answer.reasks, reason)
     return Judgment(Mapping.from_dict(answer.arguments), parts, tuple(answer.usage), answer.reasks)

@@ -5,10 +5,10 @@ same (or none) and by what factor its values convert (units: a percentage into a
 seconds). A source with the same parameter names and domains maps to itself without a model
 (:func:`identity`); the model answers the others through the :class:`MapStudy` tool, whose answer is
 validated like every other: a name the earlier study lacks, a number where the new study has labels, or
-values that land outside the new space for every one of the earlier study's best trials are errors sent back
-to the model (:func:`check`). :func:`apply` turns a source's trials into the new space's terms
-(:class:`~agent.strategies.transfer.SourceData`): values clipped into range and moved onto grids, labels
-matched, trials whose labels match nothing left out.
+values that land outside the new space for most of the earlier study's best trials are errors sent back to the
+model (:func:`check`), and a pairing rejected once is no longer offered to it. :func:`apply` turns a source's
+trials into the new space's terms (:class:`~agent.records.SourceData`): values clipped into range and moved
+onto grids, labels matched, trials whose labels match nothing left out.
 """
 
 from __future__ import annotations
@@ -77,16 +77,21 @@ class MapStudy(Tool):
     def __init__(self, source: SourceStudy, target: SearchSpace) -> None:
         self.source = source
         self.target = target
+        #: (new, earlier) pairs an answer gave and the check rejected: the schema no longer offers them, so a
+        #: model under constrained decoding cannot answer a reask with the same mistake.
+        self.rejected: set[tuple[str, str]] = set()
 
     def arguments_schema(self) -> dict[str, Any]:
-        names = [*self.source.space.params, NONE]
+        def names(new: str) -> list[str]:
+            return [old for old in self.source.space.params if (new, old) not in self.rejected] + [NONE]
+
         return {
             "type": "object",
             "properties": {
                 "relevant": {"type": "boolean"},
                 "parameters": {
                     "type": "object",
-                    "properties": {n: {"enum": names} for n in self.target.params},
+                    "properties": {n: {"enum": names(n)} for n in self.target.params},
                     "required": list(self.target.params),
                     "additionalProperties": False,
                 },
@@ -153,6 +158,10 @@ class MapStudy(Tool):
             errors = check(mapping, self.source, self.target)
             if not errors:
                 return mapping.to_dict()
+            for e in errors:
+                new = e["loc"][-1]
+                if new in params and params[new] is not None and new not in scale:
+                    self.rejected.add((new, str(params[new])))
         shown = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
         raise InvalidSuggestion(f"invalid mapping: {shown}", errors)
 
@@ -162,7 +171,7 @@ class MapStudy(Tool):
 
 def check(mapping: Mapping, source: SourceStudy, target: SearchSpace) -> list[dict[str, Any]]:
     """What is wrong with ``mapping`` as errors for the model: a kind that cannot convert, or values that land
-    outside the new space for every one of the earlier study's best trials."""
+    outside the new space for most of the earlier study's best trials."""
     errors = []
     best = [config for config, _ in source.best(CHECKED)]
     for new in mapping.mapped:
@@ -177,13 +186,16 @@ def check(mapping: Mapping, source: SourceStudy, target: SearchSpace) -> list[di
             continue
         values = [config[old] for config in best]
         if _numeric(p):
-            if not any(_inside(p, float(v) * factor) for v in values):
+            if 2 * sum(_inside(p, float(v) * factor) for v in values) < len(values):
                 shown = sorted(float(v) * factor for v in values)
+                low, high = _bounds(p)
+                fit = [n for n, q in source.space.params.items() if _numeric(q) and _fits(p, [c[n] for c in best])]
+                hint = f"; of the earlier parameters, these have values in that range: {', '.join(fit)}" if fit else ""
                 errors.append(
                     _err(
                         ["parameters", new],
                         f"{old}{'' if factor == 1 else f' x {factor:g}'} gives {shown[0]:.3g} to {shown[-1]:.3g} for "
-                        f"the earlier study's best trials, outside {new}'s range {target.describe_param(new)}; name "
+                        f"the earlier study's best trials, outside {new}'s range {low:.3g} to {high:.3g}{hint}. Name "
                         f'the parameter that means the same, give a "scale", or answer "{NONE}"',
                     )
                 )
@@ -252,6 +264,12 @@ def _inside(p: FloatParam | IntParam | CategoricalParam, value: float) -> bool:
         return math.log(low) - _SLACK * span <= math.log(value) <= math.log(high) + _SLACK * span
     span = high - low
     return low - _SLACK * span <= value <= high + _SLACK * span
+
+
+def _fits(p: FloatParam | IntParam | CategoricalParam, values: list[Any]) -> bool:
+    """Do most of ``values`` lie in ``p``'s range (as a mapping must)?"""
+    inside = sum(isinstance(v, int | float) and not isinstance(v, bool) and _inside(p, float(v)) for v in values)
+    return 2 * inside >= len(values)
 
 
 def _into(p: FloatParam | IntParam | CategoricalParam, value: Any, factor: float) -> Choice | None:

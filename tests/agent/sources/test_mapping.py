@@ -116,3 +116,13 @@ def test_a_scale_converts_units_and_labels_match_whatever_their_case() -> None:
 def test_a_mapping_of_nothing_carries_nothing() -> None:
     nothing = Mapping(True, {n: None for n in RENAMED.space.params})
     assert apply(nothing, KC1_SOURCE, RENAMED.space, "S1") is None
+
+
+def test_a_pairing_rejected_once_is_no_longer_offered() -> None:
+    """At temperature 0 a small model answers a reask as it answered before: the schema stops offering it."""
+    tool = MapStudy(KC1_SOURCE, RENAMED.space)
+    with pytest.raises(InvalidSuggestion):
+        parse_answer(answer({**RIGHT, "weight_decay": "width"}), {tool.name: tool})
+    offered = tool.arguments_schema()["properties"]["parameters"]["properties"]
+    assert "width" not in offered["weight_decay"]["enum"] and "width" in offered["n_units"]["enum"]
+    assert "none" in offered["weight_decay"]["enum"]
