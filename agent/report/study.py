@@ -20,7 +20,7 @@ from agent.errors import AgentError, UserError
 from agent.messages import AnswerPart, ReaskPart, ToolReturnPart, UserPart
 from agent.records import TrialRecord, compact_config
 from agent.space import SearchSpace
-from agent.study import open_storage, study_meta, study_records
+from agent.study import opened_storage, study_meta, study_records
 from agent.tasks import Task, build_task
 
 from ._markdown import fenced, fmt, table
@@ -40,19 +40,19 @@ def write_study_report(save_dir: Path, storage: str | None = None, study_name: s
     url = storage or _default_url(save_dir)
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         raise UserError(f"--save_dir {save_dir}: no study storage at {url}; pass --storage URL")
-    store = open_storage(url)
-    names = sorted(s.study_name for s in store.get_all_studies())
-    if study_name is None:
-        if len(names) != 1:
-            listing = ", ".join(names) if names else "none"
-            raise UserError(f"{url} holds {len(names)} studies; choose one with --study-name: {listing}")
-        study_name = names[0]
-    elif study_name not in names:
-        raise UserError(f"--study-name {study_name!r} is not in {url}; its studies: {', '.join(names) or 'none'}")
-    study = optuna.load_study(study_name=study_name, storage=store)
+    with opened_storage(url) as store:
+        names = sorted(s.study_name for s in store.get_all_studies())
+        if study_name is None:
+            if len(names) != 1:
+                listing = ", ".join(names) if names else "none"
+                raise UserError(f"{url} holds {len(names)} studies; choose one with --study-name: {listing}")
+            study_name = names[0]
+        elif study_name not in names:
+            raise UserError(f"--study-name {study_name!r} is not in {url}; its studies: {', '.join(names) or 'none'}")
+        view = _StudyView.load(optuna.load_study(study_name=study_name, storage=store))
     out = save_dir / "studies" / study_name if (save_dir / "bench_runs.jsonl").exists() else save_dir
     (out / "plots").mkdir(parents=True, exist_ok=True)
-    lines = _study_markdown(_StudyView.load(study), url, out)
+    lines = _study_markdown(view, url, out)
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path

@@ -43,7 +43,7 @@ from agent.space import Choice, SearchSpace
 from evaluators.base import EvalResult
 
 from . import codec
-from .storage import default_storage_url, open_storage
+from .storage import close_storage, default_storage_url, open_storage
 from .workers import StudyMutex, Worker
 
 __all__ = ["OWNERLESS_GRACE_S", "StudySnapshot", "StudyStore"]
@@ -100,8 +100,11 @@ class StudyStore:
         space: SearchSpace,
         events_file: TextIO,
         direction: Direction = "minimize",
+        opened: optuna.storages.BaseStorage | None = None,
     ) -> None:
+        """``opened``: the storage this store opened, closed with it (None: the caller's, left open)."""
         self.study = study
+        self._opened = opened
         self.storage = storage_of(study)
         self.save_dir = save_dir
         self.space = space
@@ -148,10 +151,12 @@ class StudyStore:
             events_file = open(save_dir / "events.jsonl", "a", buffering=1, encoding="utf-8")  # noqa: SIM115
         except OSError as exc:
             raise UserError(f"--save_dir {save_dir}: cannot write there ({exc.strerror}); choose another") from exc
+        opened: optuna.storages.BaseStorage | None = None
         try:
             url = storage or default_storage_url(save_dir)
+            opened = open_storage(url)
             study = optuna.create_study(
-                storage=open_storage(url),
+                storage=opened,
                 study_name=study_name,
                 direction=direction,
                 sampler=sampler,
@@ -160,8 +165,10 @@ class StudyStore:
             _check_matches(study, url, space, meta, direction)
         except BaseException:
             events_file.close()
+            if opened is not None:
+                close_storage(opened)
             raise
-        return cls(study, save_dir, space, events_file, direction)
+        return cls(study, save_dir, space, events_file, direction, opened)
 
     @classmethod
     def attach(cls, study: optuna.Study, space: SearchSpace) -> StudyStore:
@@ -171,7 +178,11 @@ class StudyStore:
         return cls(study, Path(os.devnull), space, _Discard(), direction)
 
     def close(self) -> None:
+        """Close the events log and the storage this store opened: a SQLite ``study.db`` then holds every
+        trial on its own (its write-ahead log is checkpointed). Safe to call twice."""
         self._events_file.close()
+        if self._opened is not None:
+            close_storage(self._opened)
 
     @property
     def name(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -212,6 +213,33 @@ async def test_the_model_is_told_a_maximized_metric_plainly(tmp_path: Path) -> N
     assert "The value of each run is its 'accuracy'." in prompt
     assert "returns its value (higher is better)" in prompt
     assert "the configuration with the highest value" in prompt
+
+
+FIT_SCRIPT = """\
+import json, sys
+x = float(sys.argv[1])
+print(json.dumps({"val_r2": 1.0 - (x - 0.3) ** 2}))
+"""
+
+
+def test_a_finished_run_leaves_its_whole_study_in_study_db(tmp_path: Path) -> None:
+    """study.db copied alone, without the write-ahead log SQLite keeps beside it while a run writes."""
+    (tmp_path / "fit.py").write_text(FIT_SCRIPT)
+    (tmp_path / "fit.yaml").write_text(
+        "description: A fit.\nspace:\n  x: {type: float, low: 0, high: 1}\nmetric: val_r2\n"
+        "direction: maximize\ncommand: python fit.py {x}\n"
+    )
+    save = tmp_path / "study"
+    task = str(tmp_path / "fit.yaml")
+    run = agent_cli("--task", task, "--strategy", "random", "--budget", "3", "--save_dir", str(save))
+    assert run.returncode == 0, run.stderr
+    copy = tmp_path / "elsewhere" / "study.db"
+    copy.parent.mkdir()
+    shutil.copy(save / "study.db", copy)
+    summaries = optuna.get_all_study_summaries(f"sqlite:///{copy}")
+    assert [(s.study_name, s.n_trials) for s in summaries] == [("fit-random-seed0", 3)]
+    study = optuna.load_study(study_name="fit-random-seed0", storage=f"sqlite:///{copy}")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
 
 
 def processes_mentioning(text: str) -> list[int]:
