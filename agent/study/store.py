@@ -51,8 +51,6 @@ __all__ = ["OWNERLESS_GRACE_S", "StudySnapshot", "StudyStore"]
 #: A RUNNING trial without an owner is taken for abandoned only this long after it started.
 OWNERLESS_GRACE_S = 10.0
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-
 
 @dataclass(frozen=True)
 class StudySnapshot:
@@ -124,7 +122,7 @@ class StudyStore:
                 structlog.processors.JSONRenderer(default=str),
             ],
             context_class=dict,
-            # Explicit: the CLI filters the global structlog config to warnings, not our event log.
+            # Explicit: whatever structlog's global configuration is, the events log keeps every event.
             wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
         )
         self._mutex = StudyMutex(self.storage, study.study_name, self._worker, self.events)

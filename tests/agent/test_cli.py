@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import signal
@@ -16,7 +17,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from agent.cli import main, parse_budgets, parse_strategies
+from agent._log import get_logger
+from agent.cli import _library_warnings_shown, main, parse_budgets, parse_strategies
 from agent.errors import UserError
 from tests.processes import agent_argv
 
@@ -231,3 +233,19 @@ def test_bench_budgets_are_sorted_unique_positive_integers() -> None:
     with pytest.raises(UserError, match="--strategies"):
         parse_strategies("random,nope")
     assert parse_strategies("tpe, random,tpe") == ("tpe", "random")
+
+
+def test_the_cli_shows_the_agents_warnings_on_stderr_and_gives_the_logging_back(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """What a library keeps quiet, the command line shows: the agent's warnings on stderr, one line each, and no
+    Optuna chatter; a program calling ``main`` gets its settings back."""
+    agent_log = logging.getLogger("agent")
+    before = (agent_log.level, agent_log.propagate, list(agent_log.handlers), optuna.logging.get_verbosity())
+    with _library_warnings_shown():
+        assert optuna.logging.get_verbosity() == optuna.logging.WARNING
+        log = get_logger("agent.providers._retry")
+        log.warning("provider_retry", attempt=1, reason="HTTP 500")
+        log.info("provider_retry", attempt=2)
+    assert capsys.readouterr().err == "warning: provider_retry attempt=1 reason='HTTP 500'\n"
+    assert (agent_log.level, agent_log.propagate, list(agent_log.handlers), optuna.logging.get_verbosity()) == before
