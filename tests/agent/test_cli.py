@@ -202,6 +202,21 @@ def test_search_space_file_replaces_the_task_space(tmp_path: Path) -> None:
     assert all(0 <= t.params["x1"] <= 1 and 2 <= t.params["x2"] <= 3 for t in trials)
 
 
+def test_a_wrong_search_space_file_is_one_line_naming_the_file_in_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    space = tmp_path / "space.yaml"
+    space.write_text("x1: {type: float, low: 100, high: 1.0e-4}\nx2: {type: floaty, low: 0, high: 1}\n")
+    argv = ["--task", "toy-branin", "--strategy", "random", "--search_space", str(space)]
+    assert main([*argv, "--save_dir", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: --search_space {space}: x1: low 100 is above high 0.0001; "
+        "x2: unknown type 'floaty'; use float, int or categorical\n"
+    )
+    assert not (tmp_path / "s").exists()
+
+
 def test_help_lists_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["run", "--help"])
