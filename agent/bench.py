@@ -28,7 +28,6 @@ from typing import Any, Literal
 import anyio
 import anyio.to_thread
 import numpy as np
-from optuna.trial import TrialState
 
 from . import metrics
 from .conversation import AgentSettings
@@ -160,9 +159,9 @@ def _finished_studies(config: BenchConfig) -> set[str]:
     done = set()
     with opened_storage(config.storage_url) as storage:
         for s in storage.get_all_studies():
-            trials = storage.get_all_trials(storage.get_study_id_from_name(s.study_name), deepcopy=False)
-            finished = sum(t.state.is_finished() for t in trials)
-            if finished >= config.horizon and not any(t.state == TrialState.RUNNING for t in trials):
+            records = read_records(storage.get_all_trials(storage.get_study_id_from_name(s.study_name)), s.user_attrs)
+            finished = sum(r.finished for r in records)
+            if finished >= config.horizon and not any(not r.finished for r in records):
                 done.add(s.study_name)
     return done
 
@@ -323,7 +322,8 @@ async def collect(config: BenchConfig) -> BenchResult:
         for spec in config.specs():
             if study_name(*spec) in names:
                 trials = storage.get_all_trials(storage.get_study_id_from_name(study_name(*spec)), deepcopy=False)
-                studies[spec] = _study_result(spec, read_records(trials), tasks[spec[0]])
+                attrs = storage.get_study_user_attrs(storage.get_study_id_from_name(study_name(*spec)))
+                studies[spec] = _study_result(spec, read_records(trials, attrs), tasks[spec[0]])
     references = {name: await _reference(task, config) for name, task in tasks.items()}
     runs = []
     with contextlib.suppress(FileNotFoundError):

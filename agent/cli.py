@@ -352,7 +352,12 @@ def _main(command: str | None, args: argparse.Namespace) -> int:
         for task_command in task_commands():
             if task_command.name == command:
                 return task_command.run(args, _epoch_lines)
-        anyio.run(_run, args)
+        summary = anyio.run(_run, args)
+        problem = summary.no_result()
+        if problem is not None:  # a study that gave nothing to use is not a success, for a script either
+            where = f" (each trial's reason is in {summary.save_dir / 'trials'})" if summary.save_dir else ""
+            print(f"error: {problem}{where}", file=sys.stderr)
+            return 1
         return 0
     except KeyboardInterrupt:
         print("\ninterrupted: every finished trial is saved; run the same command again to resume.", file=sys.stderr)

@@ -7,7 +7,16 @@ from collections.abc import Sequence
 
 from evaluators.base import Progress
 
-__all__ = ["duration", "is_unit_end", "progress_text", "study_time_left"]
+__all__ = ["duration", "is_unit_end", "plural", "progress_text", "study_time_left"]
+
+
+def plural(n: int, word: str) -> str:
+    """``1 call``, ``2 calls``, ``0 trials``.
+
+    >>> plural(1, "call"), plural(2, "call"), plural(0, "trial")
+    ('1 call', '2 calls', '0 trials')
+    """
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def duration(seconds: float) -> str:

@@ -65,6 +65,8 @@ class StudySnapshot:
     #: RUNNING trials with no owner yet, too young to call abandoned: being claimed by a live worker, or left
     #: by one that died right then (adopted when the grace period ends).
     unowned: int = 0
+    #: Failed trials of a broken start (:attr:`TrialRecord.setup_failure`): kept, but not in ``records``.
+    setup_failures: int = 0
 
     @property
     def used(self) -> int:
@@ -103,6 +105,8 @@ class StudyStore:
         """``opened``: the storage this store opened, closed with it (None: the caller's, left open)."""
         self.study = study
         self._opened = opened
+        #: The storage's URL, when this store opened it.
+        self.url: str | None = None
         self.storage = storage_of(study)
         self.save_dir = save_dir
         self.space = space
@@ -113,6 +117,7 @@ class StudyStore:
         self._finished: dict[int, TrialRecord | None] = {}  # decoded finished trials by id (None: not counted)
         self._prefix: list[TrialRecord | None] = []  # the decoded trials 0..k-1, all finished
         self._best: TrialRecord | None = None
+        self._failed_setup = codec.setup_failures(study.user_attrs)  # trial numbers of a broken start
         self._events_file = events_file
         self.events = structlog.wrap_logger(
             structlog.WriteLogger(events_file),
@@ -166,7 +171,9 @@ class StudyStore:
             if opened is not None:
                 close_storage(opened)
             raise
-        return cls(study, save_dir, space, events_file, direction, opened)
+        store = cls(study, save_dir, space, events_file, direction, opened)
+        store.url = url
+        return store
 
     @classmethod
     def attach(cls, study: optuna.Study, space: SearchSpace) -> StudyStore:
@@ -208,6 +215,7 @@ class StudyStore:
         records = [r for r in prefix if r is not None]  # surplus claims and WAITING trials are not records
         stale: list[FrozenTrial] = []
         running = unowned = 0
+        setup_failures = sum(r.setup_failure for r in records)
         for t in trials[len(prefix) :]:
             if t.state.is_finished():
                 record = self._decode_finished(t)
@@ -221,13 +229,15 @@ class StudyStore:
             else:
                 continue  # WAITING: enqueued by hand or left by an older version; not ours to count
             if record is not None:
+                setup_failures += record.setup_failure
                 records.append(record)
-        return StudySnapshot(tuple(records), tuple(stale), self._best, running, unowned)
+        counted = tuple(r for r in records if not r.setup_failure) if setup_failures else tuple(records)
+        return StudySnapshot(counted, tuple(stale), self._best, running, unowned, setup_failures)
 
     def _decode_finished(self, trial: FrozenTrial) -> TrialRecord | None:
         key = trial_id_of(trial)
         if key not in self._finished:
-            record = self._finished[key] = codec.decode(trial)
+            record = self._finished[key] = codec.decode(trial, self._failed_setup)
             if record is not None:
                 self._best = self.best_of([record] if self._best is None else [self._best, record])
         return self._finished[key]
@@ -296,7 +306,10 @@ class StudyStore:
         earlier = [
             t
             for t in self.study.get_trials(deepcopy=False)
-            if t.number < number and t.state != TrialState.WAITING and not codec.is_surplus(t)
+            if t.number < number
+            and t.state != TrialState.WAITING
+            and not codec.is_surplus(t)
+            and t.number not in self._failed_setup
         ]
         return len(earlier) < budget
 
@@ -376,13 +389,33 @@ class StudyStore:
         else:
             tell(self.study, number, None, TrialState.FAIL)
 
+    def mark_setup_failures(self, numbers: list[int], reason: str) -> None:
+        """Mark the failed trials ``numbers`` as the setup failures of a broken start: kept in the study and
+        their files, left out of the budget (a fixed setup then runs its whole budget). The study lists them
+        (:data:`codec.SETUP_FAILURES`): Optuna changes nothing of a finished trial."""
+        self._failed_setup = self._failed_setup | set(numbers)
+        self.study.set_user_attr(codec.SETUP_FAILURES, sorted(self._failed_setup))
+        for t in self.study.get_trials(deepcopy=False):
+            if t.number not in numbers or not t.state.is_finished():
+                continue
+            record = codec.decode(t, self._failed_setup)
+            if record is None:
+                continue
+            self._finished[trial_id_of(t)] = record
+            if t.number < len(self._prefix):
+                self._prefix[t.number] = record
+            path = self._trial_path(t.number)
+            if path.exists():
+                self._write_json(t.number, {**json.loads(path.read_text()), "setup_failure": record.setup_failure})
+        self.events.error("setup_broken", trials=sorted(numbers), error=reason)
+
     def sync_files(self) -> int:
         """Write the JSON file of any finished trial that lacks one (a crash between storage and file)."""
         written = 0
         for t in self.study.get_trials(deepcopy=False):
             if not t.state.is_finished() or self._trial_path(t.number).exists():
                 continue
-            record = codec.decode(t)
+            record = codec.decode(t, self._failed_setup)
             if record is not None:
                 worker = t.user_attrs.get(codec.WORKER)
                 self._write_trial_json(record, _iso(t.datetime_start), _iso(t.datetime_complete), worker)
@@ -417,8 +450,12 @@ class StudyStore:
             **proposal,
             "worker": worker,
             "resumed": record.resumed,
+            **({"setup_failure": True} if record.setup_failure else {}),
         }
-        path = self._trial_path(record.number)
+        self._write_json(record.number, body)
+
+    def _write_json(self, number: int, body: Mapping[str, Any]) -> None:
+        path = self._trial_path(number)
         tmp = path.with_suffix(f".json.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(body, indent=2, default=str))
         os.replace(tmp, path)

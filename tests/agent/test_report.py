@@ -44,6 +44,9 @@ def test_report_of_a_random_study_made_by_the_cli(tmp_path: Path, capsys: pytest
     assert text.startswith("# Study `toy-branin-random-seed0`")
     assert "## Trials" in text and "## Conversation" not in text
     assert text.count("| sampler |") == 5
+    assert "- **value**: the trial's `value`" in text  # the study's metric (toy functions: their value)
+    assert "**value**: the trial's `value`, or how it ended without one" in text  # the columns, explained
+    assert "**source**: who chose the configuration" in text and "**note**: why it failed" in text
     assert _is_png(run / "plots" / "best.png") and _is_png(run / "plots" / "trajectory.png")
 
 
@@ -86,7 +89,8 @@ async def test_report_of_an_llm_study_shows_the_conversation(tmp_path: Path) -> 
     assert "evaluate_toy" in text and "read_history" in text
     assert "I think x1=3 is good" in text and "**reask**:" in text
     assert "### Trial 0 (llm, 1 reask)" in text and "**read_history** returned:" in text
-    assert "- **LLM**: 5 calls" in text
+    assert "- **LLM**: 5 calls" in text and "1 reask" in text
+    assert "**mean reward**: the share of the study's earlier trials that each of its trials beats" in text
 
 
 def test_report_errors_name_what_to_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -120,3 +124,9 @@ def test_bench_plots_are_written_and_readable(tmp_path: Path) -> None:
     )  # spans decades: log scale
     for name in ("curves.png", "wins.png", "traj.png", "study.png"):
         assert _is_png(tmp_path / name), name
+
+
+def test_the_study_plot_names_its_metric_and_older_studies_keep_value(tmp_path: Path) -> None:
+    fig = plot_study_curve("s", [0, 1], [0.5, 0.7], None, tmp_path / "a.png", maximize=True, metric="val_r2")
+    assert fig.axes[0].get_ylabel() == "val_r2 (higher is better)"
+    assert plot_study_curve("s", [0], [0.5], None, tmp_path / "b.png").axes[0].get_ylabel() == "value (lower is better)"
