@@ -283,6 +283,8 @@ class RichReporter(LiveArea, Reporter):
                 if p is not None and p.total:
                     bar: RenderableType = ProgressBar(total=p.total, completed=p.done, width=20)
                     grid.add_row(label, bar, Text(progress_text(p)))
+                elif p is not None:  # steps of a program, with no known total
+                    grid.add_row(label, Text(""), Text(progress_text(p)))
                 else:
                     grid.add_row(label, Text(""), Text(f"running, {duration(now - trial.started)}"))
             if state.proposing is not None:

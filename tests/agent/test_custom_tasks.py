@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -218,12 +219,15 @@ async def test_the_model_is_told_a_maximized_metric_plainly(tmp_path: Path) -> N
 FIT_SCRIPT = """\
 import json, sys
 x = float(sys.argv[1])
+for step in range(3):
+    print(json.dumps({"step": step, "val_r2": 0.5 - (x - 0.3) ** 2 + step / 10}), flush=True)
 print(json.dumps({"val_r2": 1.0 - (x - 0.3) ** 2}))
 """
 
 
 def test_a_finished_run_leaves_its_whole_study_in_study_db(tmp_path: Path) -> None:
-    """study.db copied alone, without the write-ahead log SQLite keeps beside it while a run writes."""
+    """study.db copied alone, without the write-ahead log SQLite keeps beside it while a run writes; and what the
+    run printed in a pipe on the way."""
     (tmp_path / "fit.py").write_text(FIT_SCRIPT)
     (tmp_path / "fit.yaml").write_text(
         "description: A fit.\nspace:\n  x: {type: float, low: 0, high: 1}\nmetric: val_r2\n"
@@ -233,6 +237,9 @@ def test_a_finished_run_leaves_its_whole_study_in_study_db(tmp_path: Path) -> No
     task = str(tmp_path / "fit.yaml")
     run = agent_cli("--task", task, "--strategy", "random", "--budget", "3", "--save_dir", str(save))
     assert run.returncode == 0, run.stderr
+    # In a pipe, a trial's step lines show as plain progress lines, as CIFAR's epochs do.
+    assert re.search(r"\n  trial #0 step 0: val_r2 0\.\d+, \d+s elapsed\n", run.stdout), run.stdout
+    assert "saved in" in run.stdout and "(study.db, trials/, events.jsonl)" in run.stdout
     copy = tmp_path / "elsewhere" / "study.db"
     copy.parent.mkdir()
     shutil.copy(save / "study.db", copy)

@@ -237,3 +237,28 @@ def test_resuming_a_study_past_its_budget_says_there_is_nothing_to_run(done: int
     with RichReporter(con) as shown:
         shown.started(study="s", budget=min(done, 5), done=done)
     assert out.getvalue().splitlines() == [f"study s: {said}, budget {min(done, 5)}: nothing to run"]
+
+
+def step(done: int, elapsed: float, value: float) -> Progress:
+    return Progress(done, None, elapsed_s=elapsed, unit="step", metrics={"val_r2": value}, headline="val_r2")
+
+
+def test_a_programs_step_lines_show_at_a_steady_pace_in_a_pipe_and_in_place_on_a_terminal() -> None:
+    con, out = console(terminal=False)
+    with RichReporter(con, plain_interval_s=3600) as shown:
+        shown.started(study="s", budget=1, done=0)
+        shown.trial_started(0, {"lr": 0.01}, "sampler")
+        for k in range(50):  # a program printing a step line many times a second
+            shown.progress(0, step(k, elapsed=k / 10, value=k / 100))
+        shown.trial_finished(record(0, 0.49), record(0, 0.49))
+    lines = out.getvalue().splitlines()
+    assert lines[1:3] == ['trial #0: {"lr": 0.01}', "  trial #0 step 0: val_r2 0, 0s elapsed"]
+    assert len([line for line in lines if "step" in line]) == 1, "at most one line per interval"
+
+    con, out = console(terminal=True)
+    with RichReporter(con) as shown:
+        shown.started(study="s", budget=1, done=0)
+        shown.trial_started(0, {"lr": 0.01}, "sampler")
+        shown.progress(0, step(12, elapsed=3.0, value=0.8))
+        shown._live.refresh()  # type: ignore[union-attr]
+    assert re.search(r"trial #0 +step 12: val_r2 0.8, 3s elapsed", ANSI.sub("", out.getvalue()))
