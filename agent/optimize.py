@@ -125,9 +125,7 @@ async def optimize(
     strategy.restore(
         [Round(trial=r.number, parts=r.proposal.conversation) for r in snapshot.records if r.proposal.conversation]
     )
-    prompts = strategy.prompts()
-    if prompts is not None:
-        store.set_meta("prompts", prompts)  # for the study's report
+    prompts = strategy.prompts()  # kept with the study, as sent, at the run's first model round (the report)
     rng = random.Random(seed)
     before = snapshot.finished
     best = snapshot.best
@@ -168,6 +166,7 @@ async def optimize(
         tg.start_soon(run_trial, number, config)
 
     async def _loop(tg: TaskGroup) -> None:
+        nonlocal prompts
         while True:
             await anyio.lowlevel.checkpoint()  # a study of instant evaluations must still see cancellation (Ctrl-C)
             if len(in_flight) >= executor.workers:
@@ -211,6 +210,9 @@ async def optimize(
                 if started is None:  # other workers took the last places while we were proposing
                     break
                 claimed += 1
+                if prompts is not None and proposal.parts:
+                    store.record_prompts(prompts, started[0])
+                    prompts = None
                 strategy.trial_started(started[0], proposal)
                 launch(tg, *started, proposal.source)
             if not claimed and not in_flight:

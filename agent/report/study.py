@@ -1,7 +1,8 @@
 """The report of one study (``python -m agent report``): best-so-far plot, trials, and the conversation.
 
 It needs only the storage: no strategy, no provider. The system and task prompts shown are the ones the
-study sent, stored with it when its agent was built.
+study sent, stored with it at each run's first model round; a later run that sent others (a resumed study
+whose budget changed) adds its own, from the trial it began at.
 """
 
 from __future__ import annotations
@@ -219,6 +220,16 @@ def _trials_table(view: _StudyView) -> list[str]:
     return ["## Trials", "", "; ".join(explained) + ".", "", *table(headers, rows)]
 
 
+def _prompts(prompts: dict[str, Any], level: str = "###") -> list[str]:
+    """The system prompt, and the task prompt with the opening one, of those ``prompts`` holds."""
+    out = []
+    if "system" in prompts:
+        out += [f"{level} System", "", fenced(str(prompts["system"]))]
+    if "task" in prompts or "start" in prompts:
+        out += [f"{level} Task", "", fenced(f"{prompts.get('task', '')}\n\n{prompts.get('start', '')}".strip())]
+    return out
+
+
 def _conversation(view: _StudyView) -> list[str]:
     talked = [r for r in view.records if r.proposal.conversation]
     if not talked:
@@ -227,16 +238,24 @@ def _conversation(view: _StudyView) -> list[str]:
     prompts = view.meta.get("prompts")
     if isinstance(prompts, dict):
         lines += [
-            "The system and task prompts as the study last sent them; then what each round stored (the model's "
+            "The system and task prompts as the study sent them; then what each round stored (the model's "
             "answers, reasks, tool returns) and the trial's result.",
             "",
-            "### System",
-            "",
-            fenced(str(prompts.get("system", ""))),
-            "### Task",
-            "",
-            fenced(f"{prompts.get('task', '')}\n\n{prompts.get('start', '')}".strip()),
+            *_prompts(prompts),
         ]
+        before = prompts
+        for later in view.meta.get("prompts_later") or []:
+            if not isinstance(later, dict):
+                continue
+            changed = {key: text for key, text in later.items() if key != "trial" and before.get(key) != text}
+            lines += [
+                f"### Prompts sent from trial {later.get('trial')} on",
+                "",
+                "A later run sent these instead (a resumed study whose budget changed, say); the others stayed.",
+                "",
+                *_prompts(changed, level="####"),
+            ]
+            before = {**before, **later}
     for r in talked:
         result = fmt(r.value, 6) if r.value is not None else r.state
         asked = f", {r.proposal.reasks} reask{'s' if r.proposal.reasks != 1 else ''}" if r.proposal.reasks else ""

@@ -46,10 +46,13 @@ from . import codec
 from .storage import close_storage, default_storage_url, open_storage
 from .workers import StudyMutex, Worker
 
-__all__ = ["OWNERLESS_GRACE_S", "StudySnapshot", "StudyStore"]
+__all__ = ["OWNERLESS_GRACE_S", "PROMPTS", "PROMPTS_LATER", "StudySnapshot", "StudyStore"]
 
 #: A RUNNING trial without an owner is taken for abandoned only this long after it started.
 OWNERLESS_GRACE_S = 10.0
+#: The study attributes holding the prompts its runs sent (:meth:`StudyStore.record_prompts`).
+PROMPTS = "prompts"
+PROMPTS_LATER = "prompts_later"
 
 
 @dataclass(frozen=True)
@@ -200,6 +203,21 @@ class StudyStore:
 
     def set_meta(self, key: str, value: Any) -> None:
         self.study.set_user_attr(key, codec.bounded(value))
+
+    def record_prompts(self, prompts: Mapping[str, str], trial: int) -> None:
+        """Keep the prompts a run sent, as sent (the study's report shows them), the run's first model round being
+        trial ``trial``: the study's first under ``prompts``; a later run's, when they differ (a resumed study
+        whose budget changed), under ``prompts_later``, each with the trial from which they were sent."""
+        sent = codec.bounded(dict(prompts))
+        meta = self.study.user_attrs
+        first = meta.get(PROMPTS)
+        if not isinstance(first, Mapping):
+            self.set_meta(PROMPTS, sent)
+            return
+        later = [p for p in meta.get(PROMPTS_LATER) or [] if isinstance(p, Mapping)]
+        latest = later[-1] if later else first
+        if any(latest.get(key) != text for key, text in sent.items()):
+            self.set_meta(PROMPTS_LATER, [*later, {"trial": trial, **sent}])
 
     # ---- reading ------------------------------------------------------------------------------------
 

@@ -130,3 +130,38 @@ def test_the_study_plot_names_its_metric_and_older_studies_keep_value(tmp_path: 
     fig = plot_study_curve("s", [0, 1], [0.5, 0.7], None, tmp_path / "a.png", maximize=True, metric="val_r2")
     assert fig.axes[0].get_ylabel() == "val_r2 (higher is better)"
     assert plot_study_curve("s", [0], [0.5], None, tmp_path / "b.png").axes[0].get_ylabel() == "value (lower is better)"
+
+
+async def _llm_run(save_dir: Path, answers: list[str], budget: int) -> None:
+    task = build_task("toy-branin")
+    store = StudyStore.open(
+        save_dir=save_dir, study_name="s", space=task.space, meta={"task": task.name, "strategy": "llm", "seed": 0}
+    )
+    try:
+        agent = Agent(
+            provider=ScriptedProvider(answers),
+            eval_tool=task.tool,
+            task_description=task.description,
+            task_template=task.template,
+            budget=budget,
+            events=store.events,
+        )
+        await optimize(tool=task.tool, strategy=LLMStrategy(agent), store=store, budget=budget)
+    finally:
+        store.close()
+
+
+@pytest.mark.anyio
+async def test_the_report_shows_the_prompts_as_each_run_sent_them(tmp_path: Path) -> None:
+    """A study resumed with a larger budget sent another task prompt from then on; the report shows both."""
+    save = tmp_path / "llm"
+    await _llm_run(save, [call("evaluate_toy", x1=3.0, x2=2.0), call("evaluate_toy", x1=-3.0, x2=12.0)], budget=2)
+    await _llm_run(save, [call("evaluate_toy", x1=9.4, x2=2.5)], budget=3)
+    await _llm_run(save, [], budget=3)  # nothing to run: nothing sent, nothing recorded
+
+    text = write_study_report(save).read_text()
+    first, later = text.split("### Prompts sent from trial 2 on")
+    assert "The budget is 2 evaluations in total." in first and "The budget is 3" not in first
+    assert "#### Task" in later and "The budget is 3 evaluations in total." in later
+    assert "#### System" not in later, "only what changed"
+    assert text.count("### Prompts sent from trial") == 1
