@@ -28,7 +28,6 @@ from typing import Any, Literal
 import anyio
 import anyio.to_thread
 import numpy as np
-from optuna.trial import TrialState
 
 from . import metrics
 from .conversation import AgentSettings
@@ -39,7 +38,7 @@ from .records import TrialRecord, UsageTotals
 from .session import ModelSettings, StudyConfig, open_model, run_study
 from .sources.reading import locate
 from .strategies.registry import get_strategy
-from .study import open_storage, read_records
+from .study import opened_storage, read_records
 from .tasks import Task, build_task
 
 __all__ = [
@@ -127,7 +126,8 @@ async def run_bench(
     config.out.mkdir(parents=True, exist_ok=True)
     for name in config.tasks:  # fail fast on a bad task; loads each table once, before any thread does
         build_task(name)
-    open_storage(config.storage_url)  # creates the schema once: worker threads opening it together would race
+    with opened_storage(config.storage_url):  # creates the schema once: worker threads opening it together would race
+        pass
     done = _finished_studies(config)
     todo = [spec for spec in config.specs() if study_name(*spec) not in done]
     plain = [spec for spec in todo if not needs_model[spec[1]]]
@@ -165,13 +165,13 @@ def _append_run(path: Path, run: Mapping[str, Any]) -> None:
 
 def _finished_studies(config: BenchConfig) -> set[str]:
     """Names of studies that reached the largest budget and have no trial left running."""
-    storage = open_storage(config.storage_url)
     done = set()
-    for s in storage.get_all_studies():
-        trials = storage.get_all_trials(storage.get_study_id_from_name(s.study_name), deepcopy=False)
-        finished = sum(t.state.is_finished() for t in trials)
-        if finished >= config.horizon and not any(t.state == TrialState.RUNNING for t in trials):
-            done.add(s.study_name)
+    with opened_storage(config.storage_url) as storage:
+        for s in storage.get_all_studies():
+            records = read_records(storage.get_all_trials(storage.get_study_id_from_name(s.study_name)), s.user_attrs)
+            finished = sum(r.finished for r in records)
+            if finished >= config.horizon and not any(not r.finished for r in records):
+                done.add(s.study_name)
     return done
 
 
@@ -326,14 +326,15 @@ class BenchResult:
 
 async def collect(config: BenchConfig) -> BenchResult:
     """Read every study of ``config`` from the storage and draw the random-search reference per task."""
-    storage = open_storage(config.storage_url)
-    names = {s.study_name for s in storage.get_all_studies()}
     tasks = {name: build_task(name, seed=_SAMPLE_SEED) for name in config.tasks}
     studies = {}
-    for spec in config.specs():
-        if study_name(*spec) in names:
-            trials = storage.get_all_trials(storage.get_study_id_from_name(study_name(*spec)), deepcopy=False)
-            studies[spec] = _study_result(spec, read_records(trials), tasks[spec[0]])
+    with opened_storage(config.storage_url) as storage:
+        names = {s.study_name for s in storage.get_all_studies()}
+        for spec in config.specs():
+            if study_name(*spec) in names:
+                trials = storage.get_all_trials(storage.get_study_id_from_name(study_name(*spec)), deepcopy=False)
+                attrs = storage.get_study_user_attrs(storage.get_study_id_from_name(study_name(*spec)))
+                studies[spec] = _study_result(spec, read_records(trials, attrs), tasks[spec[0]])
     references = {name: await _reference(task, config) for name, task in tasks.items()}
     runs = []
     with contextlib.suppress(FileNotFoundError):

@@ -11,15 +11,16 @@ by name. A study is assembled by :func:`agent.session.run_study`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
 import anyio
-import structlog
+import optuna
 
 from evaluators.base import Progress
 
@@ -37,6 +38,7 @@ from .tasks import ENTRY_POINT_GROUP, build_task, list_tasks, resolve_tasks, tas
 __all__ = ["build_parser", "main", "parse_budgets", "parse_strategies"]
 
 _PROG = "python -m agent"
+_LOGGER = "agent"
 _LISTINGS = ("tasks", "strategies", "providers")
 
 
@@ -350,7 +352,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args_list and args_list[0] == "run":  # the explicit spelling of the default command
         args_list = args_list[1:]
     args = build_parser(command).parse_args(args_list)
-    _show_library_warnings()
+    with _library_warnings_shown():
+        return _main(command, args)
+
+
+def _main(command: str | None, args: argparse.Namespace) -> int:
     try:
         if command in _LISTINGS:
             return _list(command)
@@ -364,7 +370,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for task_command in task_commands():
             if task_command.name == command:
                 return task_command.run(args, _epoch_lines)
-        anyio.run(_run, args)
+        summary = anyio.run(_run, args)
+        problem = summary.no_result()
+        if problem is not None:  # a study that gave nothing to use is not a success, for a script either
+            where = f" (each trial's reason is in {summary.save_dir / 'trials'})" if summary.save_dir else ""
+            print(f"error: {problem}{where}", file=sys.stderr)
+            return 1
         return 0
     except KeyboardInterrupt:
         print("\ninterrupted: every finished trial is saved; run the same command again to resume.", file=sys.stderr)
@@ -395,12 +406,36 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
-def _show_library_warnings() -> None:
-    """Our own events go to events.jsonl; on the terminal only warnings (a retry, say) are worth showing."""
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-        logger_factory=structlog.PrintLoggerFactory(_CurrentStderr()),  # type: ignore[arg-type]
-    )
+class _OneLine(logging.Formatter):
+    """``warning: provider_retry attempt=1 ...``, as the CLI's own ``error: ...`` lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+_WARNINGS = logging.StreamHandler(_CurrentStderr())
+_WARNINGS.setFormatter(_OneLine())
+
+
+@contextlib.contextmanager
+def _library_warnings_shown() -> Iterator[None]:
+    """The study's events go to events.jsonl; on the terminal only the agent's warnings (a retry, say) are worth
+    showing, and none of Optuna's per-trial lines (our own display says the same). The application decides
+    this, not the library (importing ``agent`` changes no logging setting); what it set is put back when
+    :func:`main` returns, for a program that calls it."""
+    agent_log = logging.getLogger(_LOGGER)
+    before = (agent_log.level, agent_log.propagate, optuna.logging.get_verbosity())
+    agent_log.setLevel(logging.WARNING)
+    agent_log.addHandler(_WARNINGS)
+    agent_log.propagate = False
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        agent_log.removeHandler(_WARNINGS)
+        agent_log.setLevel(before[0])
+        agent_log.propagate = before[1]
+        optuna.logging.set_verbosity(before[2])
 
 
 def _list(command: str) -> int:

@@ -10,6 +10,9 @@ AgentError                  anything this package raises on purpose
 │                           the study proposes that round without the model
 ├── InvalidSuggestion       a proposal failed validation; carries per-field errors for the reask
 ├── ReaskBudgetExhausted    the model kept answering invalid proposals (`--on-invalid stop`)
+├── BrokenSetup             the first trials of a run all failed the same way (a metric the program does not
+│                           print, a program not found, the same exception): the setup, not the
+│                           configurations, is wrong; the study stops, and those trials do not count
 └── StudyError              the study storage is inconsistent with this run (other space, other task)
 """
 
@@ -19,6 +22,7 @@ from typing import Any
 
 __all__ = [
     "AgentError",
+    "BrokenSetup",
     "ContextOverflow",
     "InvalidSuggestion",
     "ProviderError",
@@ -63,6 +67,10 @@ class InvalidSuggestion(AgentError):
 
 class ReaskBudgetExhausted(AgentError):
     """The model gave no valid proposal within ``--max-retries`` reasks and ``--on-invalid stop`` is set."""
+
+
+class BrokenSetup(AgentError):
+    """The first trials of a run all failed the same way; the message gives the reason and what to do."""
 
 
 class StudyError(AgentError):

@@ -7,6 +7,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import anyio
@@ -17,10 +18,11 @@ from anyio.abc import TaskGroup
 from evaluators.base import EvalResult, Progress, SetupError, TrialFailed
 from tools.base import EvaluationTool, TrialContext
 
-from .errors import AgentError, InvalidSuggestion, ProviderUnavailable, UserError
+from .errors import AgentError, BrokenSetup, InvalidSuggestion, ProviderUnavailable, UserError
 from .executors import Executor, LocalExecutor
 from .memory import Round
 from .records import UNREACHABLE, TrialRecord, UsageTotals
+from .setup_watch import SetupWatch
 from .space import Choice
 from .strategies.base import ProposeContext, Strategy
 from .study import StudyStore
@@ -32,18 +34,45 @@ _UNOWNED_POLL_S = 0.5
 
 @dataclass(frozen=True, kw_only=True)
 class StudySummary(UsageTotals):
+    """A study at the end of a run: its finished trials (earlier runs included) and this run's."""
+
     best: TrialRecord | None
     n_trials: int
     n_new: int
     #: What the study learned from, a line per source (``--learn-from``).
     learned_from: tuple[str, ...] = ()
+    complete: int = 0
+    failed: int = 0
+    pruned: int = 0
+    #: Failed trials of a broken start, kept in the study but not counted (in ``n_trials`` nor the others).
+    setup_failures: int = 0
+    #: This run's trials that failed, and the reason of the last of them.
+    new_failed: int = 0
+    last_error: str | None = None
+    #: Where the study is: its folder (trial files, events log) and its storage URL.
+    save_dir: Path | None = None
+    storage: str | None = None
+
+    def no_result(self) -> str | None:
+        """Why this run gave no result, or None: every trial it finished failed, or no trial of the study has
+        completed."""
+        if self.n_new and self.new_failed == self.n_new:
+            every = "the only trial" if self.n_new == 1 else f"all {self.n_new} trials"
+            text = f"no trial completed: {every} of this run failed"
+            if self.last_error:
+                text += f"; the last one's reason: {self.last_error.strip().splitlines()[0]}"
+            return text
+        if self.n_trials and not self.complete:
+            return f"no trial of the study completed ({self.failed} failed, {self.pruned} pruned)"
+        return None
 
 
 class Reporter:
     """What the runner says while a study runs; this base says nothing. A display overrides what it shows."""
 
-    def started(self, *, study: str, budget: int, done: int) -> None:
-        """The study starts (or resumes with ``done`` trials finished)."""
+    def started(self, *, study: str, budget: int, done: int, setup_failures: int = 0) -> None:
+        """The study starts (or resumes with ``done`` trials finished; ``setup_failures``: failed trials of a
+        broken start, kept but not counted)."""
 
     def proposing(self, number: int) -> None:
         """The strategy is choosing the configuration of trial ``number``."""
@@ -100,19 +129,19 @@ async def optimize(
     strategy.restore(
         [Round(trial=r.number, parts=r.proposal.conversation) for r in snapshot.records if r.proposal.conversation]
     )
-    prompts = strategy.prompts()
-    if prompts is not None:
-        store.set_meta("prompts", prompts)  # for the study's report
+    prompts = strategy.prompts()  # kept with the study, as sent, at the run's first model round (the report)
     rng = random.Random(seed)
     before = snapshot.finished
     best = snapshot.best
-    reporter.started(study=store.name, budget=budget, done=before)
+    watch = SetupWatch()
+    new_failed, last_error = 0, None
+    reporter.started(study=store.name, budget=budget, done=before, setup_failures=snapshot.setup_failures)
     store.events.info("study_started", study=store.name, budget=budget, finished=before)
     finished = _Signal()
     in_flight: set[int] = set()
 
     async def run_trial(number: int, config: dict[str, Choice]) -> None:
-        nonlocal best
+        nonlocal best, new_failed, last_error
         try:
             started = time.perf_counter()
             trial = TrialContext(
@@ -121,10 +150,16 @@ async def optimize(
                 report=store.reporter(number) if pruner is not None else None,
                 progress=lambda p: reporter.progress(number, p),
             )
-            result = await _evaluate(tool, config, store, executor, trial)
+            result, evaluated = await _evaluate(tool, config, store, executor, trial)
             record = store.finish(number, result, time.perf_counter() - started)
             best = store.best_of([r for r in (best, record) if r is not None])
             reporter.trial_finished(record, best)
+            if record.state == "fail":
+                new_failed, last_error = new_failed + 1, record.error
+            broken = watch.seen(record, evaluated=evaluated)
+            if broken is not None:
+                store.mark_setup_failures(list(broken.numbers), broken.reason)
+                raise BrokenSetup(broken.message())
         finally:
             in_flight.discard(number)
             finished.fire()
@@ -135,6 +170,7 @@ async def optimize(
         tg.start_soon(run_trial, number, config)
 
     async def _loop(tg: TaskGroup) -> None:
+        nonlocal prompts
         while True:
             await anyio.lowlevel.checkpoint()  # a study of instant evaluations must still see cancellation (Ctrl-C)
             if len(in_flight) >= executor.workers:
@@ -178,6 +214,9 @@ async def optimize(
                 if started is None:  # other workers took the last places while we were proposing
                     break
                 claimed += 1
+                if prompts is not None and proposal.parts:
+                    store.record_prompts(prompts, started[0])
+                    prompts = None
                 strategy.trial_started(started[0], proposal)
                 launch(tg, *started, proposal.source)
             if not claimed and not in_flight:
@@ -190,11 +229,20 @@ async def optimize(
         raise _first(group) from None
 
     snapshot = store.snapshot()
+    states = [r.state for r in snapshot.records]
     summary = StudySummary(
         best=snapshot.best,
         n_trials=snapshot.finished,
         n_new=snapshot.finished - before,
         learned_from=tuple(learned_from),
+        complete=states.count("complete"),
+        failed=states.count("fail"),
+        pruned=states.count("pruned"),
+        setup_failures=snapshot.setup_failures,
+        new_failed=new_failed,
+        last_error=last_error,
+        save_dir=store.save_dir,
+        storage=store.url,
         **vars(UsageTotals.of(snapshot.records)),
     )
     store.events.info(
@@ -202,6 +250,9 @@ async def optimize(
         best_value=summary.best.value if summary.best else None,
         best_config=summary.best.config if summary.best else None,
         n_trials=summary.n_trials,
+        complete=summary.complete,
+        failed=summary.failed,
+        pruned=summary.pruned,
         llm_calls=summary.llm_calls,
         tokens=summary.prompt_tokens + summary.completion_tokens,
         fallbacks=summary.fallbacks,
@@ -241,8 +292,9 @@ async def _evaluate(
     store: StudyStore,
     executor: Executor,
     trial: TrialContext,
-) -> EvalResult:
-    """Failures are data: anything the evaluator raises becomes a failed trial, and the study goes on.
+) -> tuple[EvalResult, bool]:
+    """The evaluation's result, and whether the configuration was evaluated (False: refused before, as outside
+    the space). Failures are data: anything the evaluator raises becomes a failed trial, and the study goes on.
 
     What enters the study is checked here, once, against the task's space: a strategy's proposal (a model's
     answer was checked where its text became data, against the space the model was shown; here its
@@ -256,15 +308,15 @@ async def _evaluate(
     try:
         config = tool.space.validate_config(config)
     except InvalidSuggestion as exc:  # never evaluate a configuration outside the space
-        return EvalResult.failed(str(exc))
+        return EvalResult.failed(str(exc)), False
     try:
-        return await executor.evaluate(tool, config, trial)
+        return await executor.evaluate(tool, config, trial), True
     except TrialFailed as exc:
-        return EvalResult.failed(str(exc))
+        return EvalResult.failed(str(exc)), True
     except SetupError as exc:
         raise UserError(str(exc)) from exc
     except AgentError:
         raise
     except Exception as exc:
         store.events.error("evaluation_raised", error=repr(exc), traceback=traceback.format_exc())
-        return EvalResult.failed(f"{type(exc).__name__}: {exc}")
+        return EvalResult.failed(f"{type(exc).__name__}: {exc}"), True

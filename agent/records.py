@@ -139,6 +139,9 @@ class TrialRecord(BaseModel):
     seconds: float | None = None
     #: Times the trial was taken over from a worker that died while running it.
     resumed: int = 0
+    #: One of the failed trials that stopped a run whose setup was broken (:class:`~agent.errors.BrokenSetup`):
+    #: kept in the study, left out of the budget, of every count and of what strategies see.
+    setup_failure: bool = False
 
     @property
     def finished(self) -> bool:

@@ -22,6 +22,7 @@ import optuna.distributions as od
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from agent._space_check import problems
 from agent.errors import InvalidSuggestion, UserError
 
 __all__ = ["CategoricalParam", "Choice", "FloatParam", "IntParam", "Param", "SearchSpace", "short_number"]
@@ -118,29 +119,34 @@ class SearchSpace(BaseModel):
     # ---- construction -------------------------------------------------------------------------------
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SearchSpace:
-        """Build from ``{name: {"type": ..., ...}}`` (or ``{"params": {...}}``)."""
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "search space") -> SearchSpace:
+        """Build from ``{name: {"type": ..., ...}}`` (or ``{"params": {...}}``). A definition that is wrong is a
+        :class:`UserError` saying what, in words, per parameter, after ``where`` (the file, the key)."""
         body = data.get("params", data) if isinstance(data, Mapping) else data
+        found = problems(body)
+        if found:
+            raise UserError(f"{where}: {'; '.join(found)}")
         try:
             return cls.model_validate({"params": body})
-        except ValidationError as exc:
-            raise UserError(f"invalid search space: {_format_errors(exc.errors())}") from exc
+        except ValidationError as exc:  # what the checks above missed; still one line naming the parameter
+            raise UserError(f"{where}: {_format_errors(exc.errors(), prefix='params.')}") from exc
 
     @classmethod
     def from_file(cls, path: str | Path) -> SearchSpace:
-        """Load a JSON or YAML file (the reference's ``--search_space FILE``)."""
+        """Load a JSON or YAML file (the reference's ``--search_space FILE``); errors name the file."""
         p = Path(path)
+        where = f"--search_space {p}"
         try:
             text = p.read_text()
         except OSError as exc:
-            raise UserError(f"--search_space: cannot read {p}: {exc.strerror}") from exc
+            raise UserError(f"{where}: cannot read it ({exc.strerror})") from exc
         try:
             data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
         except (json.JSONDecodeError, yaml.YAMLError) as exc:
-            raise UserError(f"--search_space: {p} is not valid {p.suffix.lstrip('.') or 'YAML'}: {exc}") from exc
+            raise UserError(f"{where}: not valid {p.suffix.lstrip('.').upper() or 'YAML'}: {exc}") from exc
         if not isinstance(data, Mapping):
-            raise UserError(f"--search_space: {p} must hold a mapping of parameter names to definitions")
-        return cls.from_dict(data)
+            raise UserError(f"{where}: must hold a mapping of parameter names to definitions")
+        return cls.from_dict(data, where=where)
 
     @classmethod
     def from_optuna(cls, distributions: Mapping[str, od.BaseDistribution]) -> SearchSpace:
@@ -296,9 +302,9 @@ def _err(loc: tuple[Any, ...], msg: str, value: Any) -> dict[str, Any]:
     return {"loc": list(loc), "msg": msg, "input": shown}
 
 
-def _format_errors(errors: list[Any]) -> str:
+def _format_errors(errors: list[Any], prefix: str = "") -> str:
     parts = []
     for e in errors:
-        loc = ".".join(str(x) for x in e.get("loc", ())) or "(root)"
-        parts.append(f"{loc}: {e.get('msg')}")
+        loc = ".".join(str(x) for x in e.get("loc", ())).removeprefix(prefix) or "(root)"
+        parts.append(f"{loc}: {str(e.get('msg')).removeprefix('Value error, ')}")
     return "; ".join(parts)

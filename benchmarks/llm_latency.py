@@ -25,6 +25,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import anyio  # noqa: E402
 import numpy as np  # noqa: E402
+import optuna  # noqa: E402
 
 from agent.conversation import AgentSettings  # noqa: E402
 from agent.messages import Usage  # noqa: E402
@@ -70,6 +71,7 @@ def summary(calls: list[Usage]) -> str:
 
 
 async def main() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # a script decides what it shows; agent changes nothing
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--strategy", choices=[s.name for s in list_strategies() if s.needs_model], default="hybrid")
     parser.add_argument("--tasks", default="toy-branin,hpobench-kc1")

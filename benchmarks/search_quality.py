@@ -31,6 +31,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import anyio  # noqa: E402
 import numpy as np  # noqa: E402
+import optuna  # noqa: E402
 
 from agent import metrics  # noqa: E402
 from agent.bench import BenchConfig, BenchResult, best_configs, run_bench  # noqa: E402
@@ -203,6 +204,7 @@ def _part_targets(main: BenchResult, parts: dict[str, BenchResult]) -> list[str]
 
 
 async def main() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # a script decides what it shows; agent changes nothing
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="benchmarks/results/search-quality")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}")

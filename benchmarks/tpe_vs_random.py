@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import anyio
+import optuna
 
 from agent.session import StudyConfig, run_study
 from agent.tasks import build_task
@@ -30,6 +31,7 @@ async def best_errors(task_name: str, strategy: str, budget: int, seed: int, roo
 
 
 async def main() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # a script decides what it shows; agent changes nothing
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--task", default="hpobench-kc1")
     parser.add_argument("--budget", type=int, default=30)

@@ -48,7 +48,9 @@ class Progress:
     measured so far (``loss``, ``val_error``, ``images_per_s``...) and the seconds since it started.
 
     A report at a whole ``done`` marks the end of a unit (an epoch) with what was measured then; reports within
-    a unit have a fractional ``done``. Evaluators send it through a plain callback and know nothing of displays.
+    a unit have a fractional ``done``. A ``step`` (a line a training program printed) is a unit too, but a
+    program may print thousands: a display shows them at a steady pace. ``headline``: the metric to show first
+    (the value a study reads). Evaluators send it through a plain callback and know nothing of displays.
     """
 
     done: float
@@ -56,6 +58,7 @@ class Progress:
     elapsed_s: float
     unit: str = "epoch"
     metrics: dict[str, float] = field(default_factory=dict)
+    headline: str | None = None
 
     @property
     def eta_s(self) -> float | None:

@@ -11,7 +11,8 @@ What the process prints: every stdout line that is a JSON object is read. The tr
 key of the last such line; every other key (its last value) becomes one of the trial's metrics.
 A line that also holds ``step`` (a non-negative integer) is an intermediate value: it is reported to the
 study as it comes (``TrialContext.report``), and when the study's pruner says stop, the process is stopped
-and the trial is PRUNED at that value. A non-zero exit, a timeout, no metric or a non-finite one make a
+and the trial is PRUNED at that value; the display shows it as the trial's progress (``TrialContext.progress``:
+``step 40: val_r2 0.8123``). A non-zero exit, a timeout, no metric or a non-finite one make a
 FAIL trial whose reason, with the last lines of stderr, the model is shown; the study goes on.
 
 Output is streamed through :func:`anyio.open_process` (``anyio.run_process`` only returns once the process
@@ -32,6 +33,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
@@ -42,7 +44,7 @@ import anyio.to_thread
 from anyio.abc import Process
 
 from agent.space import Choice, SearchSpace
-from evaluators.base import EvalResult
+from evaluators.base import EvalResult, Progress
 
 from ._results import number_or_none, result_from, scalar_metrics
 from .base import NO_TRIAL, EvaluationTool, TrialContext
@@ -141,7 +143,9 @@ class RunCommand(EvaluationTool):
 
 
 async def _watch(process: Process, logs: _Logs, output: _Output, trial: TrialContext, grace_s: float) -> bool:
-    """Read the process's output until it ends; True when the study's pruner stopped it."""
+    """Read the process's output until it ends; True when the study's pruner stopped it. Each intermediate value
+    is reported to the study and shown as the trial's progress (a step, with the metric's value)."""
+    started = time.monotonic()
     assert process.stdout is not None and process.stderr is not None
     stderr = process.stderr
 
@@ -156,7 +160,11 @@ async def _watch(process: Process, logs: _Logs, output: _Output, trial: TrialCon
             logs.stdout(chunk)
             for line in lines.feed(chunk):
                 report = output.read(line)
-                if report is None or trial.report is None:
+                if report is None:
+                    continue
+                if trial.progress is not None:
+                    trial.progress(output.progress(time.monotonic() - started))
+                if trial.report is None:
                     continue
                 if await anyio.to_thread.run_sync(trial.report, *report):  # the pruner stops the trial
                     await _stop(process, grace_s)
@@ -239,6 +247,13 @@ class _Output:
 
     def metrics(self) -> dict[str, float | int | str]:
         return scalar_metrics({k: v for k, v in self.keys.items() if k != "step"}, leave_out=self.metric)
+
+    def progress(self, elapsed_s: float) -> Progress:
+        """The last intermediate value as the trial's progress: its step, and the numbers its line held."""
+        line = self.final or {}
+        numbers = {k: number_or_none(v) for k, v in line.items() if k != "step"}
+        shown = {k: v for k, v in numbers.items() if v is not None and math.isfinite(v)}
+        return Progress(self.last_step, None, elapsed_s, unit="step", metrics=shown, headline=self.metric)
 
     def result(self, tail: str) -> EvalResult:
         if self.final is None:

@@ -7,7 +7,16 @@ from collections.abc import Sequence
 
 from evaluators.base import Progress
 
-__all__ = ["duration", "is_unit_end", "progress_text", "study_time_left"]
+__all__ = ["duration", "is_unit_end", "plural", "progress_text", "study_time_left"]
+
+
+def plural(n: int, word: str) -> str:
+    """``1 call``, ``2 calls``, ``0 trials``.
+
+    >>> plural(1, "call"), plural(2, "call"), plural(0, "trial")
+    ('1 call', '2 calls', '0 trials')
+    """
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def duration(seconds: float) -> str:
@@ -25,21 +34,28 @@ def duration(seconds: float) -> str:
 
 
 def is_unit_end(progress: Progress) -> bool:
-    """A report at a whole ``done`` marks the end of a unit (an epoch), with what was measured then."""
+    """A report at a whole ``done`` marks the end of a unit (an epoch), with what was measured then. A ``step``
+    line a program printed is one only as the last of a known total: a program may print thousands of them."""
+    if progress.unit == "step":
+        return progress.total is not None and progress.done >= progress.total
     return progress.done == math.floor(progress.done)
 
 
 def progress_text(progress: Progress) -> str:
-    """``epoch 2/10 37%: loss 1.234, 612 img/s, ~1m30s left``; at an epoch's end, with its validation error."""
+    """``epoch 2/10 37%: loss 1.234, 612 img/s, ~1m30s left``; at an epoch's end, with its validation error;
+    ``step 40: val_r2 0.8123, 12s elapsed`` for a program's step lines (the metric as its headline)."""
     unit, done, total = progress.unit, progress.done, progress.total
     if total is None:
         where = f"{unit} {done:g}"
-    elif is_unit_end(progress):
+    elif done == math.floor(done):
         where = f"{unit} {int(done)}/{total:g}"
     else:
         where = f"{unit} {math.floor(done) + 1}/{total:g} {100 * (done - math.floor(done)):.0f}%"
     m = progress.metrics
     parts = []
+    headline = progress.headline
+    if headline is not None and headline not in _KNOWN and math.isfinite(m.get(headline, math.nan)):
+        parts.append(f"{headline} {m[headline]:.4g}")
     if "loss" in m and math.isfinite(m["loss"]):
         parts.append(f"loss {m['loss']:.4g}")
     if "val_error" in m and math.isfinite(m["val_error"]):
@@ -49,6 +65,9 @@ def progress_text(progress: Progress) -> str:
     eta = progress.eta_s
     parts.append(f"{duration(progress.elapsed_s)} elapsed" if eta is None or eta == 0 else f"~{duration(eta)} left")
     return f"{where}: {', '.join(parts)}"
+
+
+_KNOWN = ("loss", "val_error", "images_per_s")
 
 
 def study_time_left(

@@ -131,7 +131,7 @@ class _StudyReporter(Reporter):
     def __init__(self, display: BenchDisplay, name: str) -> None:
         self.display, self.name = display, name
 
-    def started(self, *, study: str, budget: int, done: int) -> None:
+    def started(self, *, study: str, budget: int, done: int, setup_failures: int = 0) -> None:
         self.display._update(self.name, budget=budget, done=done)
 
     def trial_finished(self, record: TrialRecord, best: TrialRecord | None) -> None:

@@ -27,8 +27,9 @@ from evaluators.base import Progress
 from ..optimize import Reporter, StudySummary
 from ..records import TrialRecord, compact_config
 from ..space import Choice
+from ..study import default_storage_url
 from ..tasks import DurationHint
-from ._format import duration, is_unit_end, progress_text, study_time_left
+from ._format import duration, is_unit_end, plural, progress_text, study_time_left
 from ._live import LiveArea
 
 __all__ = ["RichReporter"]
@@ -92,13 +93,24 @@ class RichReporter(LiveArea, Reporter):
 
     # ---- what the runner says -----------------------------------------------------------------------
 
-    def started(self, *, study: str, budget: int, done: int) -> None:
+    def started(self, *, study: str, budget: int, done: int, setup_failures: int = 0) -> None:
         with self._lock:
             self._state = _State(budget=budget, done=done, started=time.monotonic())
         if self.quiet:
             return
+        kept = (
+            f" ({plural(setup_failures, 'setup failure')} of a broken start kept in it, not counted)"
+            if setup_failures
+            else ""
+        )
+        name = f"study [cyan]{escape(study)}[/]"
+        if done >= budget:
+            self.console.print(
+                f"{name}: {plural(done, 'trial')} done, budget {budget}: nothing to run{kept}", soft_wrap=True
+            )
+            return
         verb = "resuming" if done else "starting"
-        self.console.print(f"[bold]{verb}[/] study [cyan]{escape(study)}[/]: {done}/{budget} trials done")
+        self.console.print(f"[bold]{verb}[/] {name}: {done}/{budget} trials done{kept}", soft_wrap=True)
         if self.live and self._live is None:
             self._live = Live(
                 get_renderable=self._render,
@@ -159,32 +171,47 @@ class RichReporter(LiveArea, Reporter):
             return
         if live is not None:
             live.refresh()  # the finished trial leaves the live area before its line prints above it
+        more: list[str] = []  # a reason's further lines, indented under the trial's line
         if record.state == "complete":
             outcome = f"-> [green]{record.value:.6g}[/]"
         elif record.state == "pruned":
             outcome = "-> [yellow]pruned[/]"
         else:
-            outcome = f"-> [red]failed[/] ({escape(record.error or '')})"
+            first, *more = (record.error or "").strip().splitlines() or [""]
+            outcome = f"-> [red]failed[/] ({escape(first.strip())})"
         best_text = f"  best {best.value:.6g} (#{best.number})" if best and best.value is not None else ""
         self.console.print(f"{head} {outcome}[dim]{best_text}[/]{status}", soft_wrap=True)
+        for line in more:
+            if line.strip():
+                self.console.print(f"    {escape(line.rstrip())}", soft_wrap=True, highlight=False)
 
     def finished(self, summary: StudySummary) -> None:
         self.close()
         with self._lock:
             elapsed = time.monotonic() - self._state.started
         table = Table(show_header=False, box=None, padding=(0, 1))
-        table.add_row("trials", f"{summary.n_trials} ({summary.n_new} in this run, {duration(elapsed)})")
+        counts = [f"{summary.complete} complete", f"{summary.failed} failed"]
+        counts += [f"{summary.pruned} pruned"] if summary.pruned else []
+        table.add_row(
+            "trials",
+            f"{summary.n_trials}: {', '.join(counts)} ({summary.n_new} in this run, {duration(elapsed)})",
+        )
+        if summary.setup_failures:
+            table.add_row(
+                "setup failures", f"{summary.setup_failures} (of a broken start: kept in the study, not counted)"
+            )
         if summary.best is not None and summary.best.value is not None:
             table.add_row("best value", f"[bold green]{summary.best.value:.6g}[/] (trial #{summary.best.number})")
             table.add_row("best configuration", escape(json.dumps(compact_config(summary.best.config))))
         else:
             table.add_row("best value", "[red]no trial completed[/]")
         if summary.llm_calls:
+            tokens = summary.prompt_tokens + summary.completion_tokens
             table.add_row(
                 "LLM usage",
-                f"{summary.llm_calls} calls, {summary.prompt_tokens + summary.completion_tokens} tokens "
+                f"{plural(summary.llm_calls, 'call')}, {plural(tokens, 'token')} "
                 f"({summary.prompt_tokens} prompt, {summary.completion_tokens} completion), "
-                f"{summary.llm_seconds:.1f} s, {summary.reasks} reasks",
+                f"{summary.llm_seconds:.1f} s, {plural(summary.reasks, 'reask')}",
             )
         for i, line in enumerate(summary.learned_from):
             table.add_row("learned from" if i == 0 else "", escape(line))
@@ -193,6 +220,9 @@ class RichReporter(LiveArea, Reporter):
             why = [f"{summary.unreachable} with the model unreachable"] if summary.unreachable else []
             why += [f"{invalid} after invalid answers"] if invalid else []
             table.add_row("rounds without the model", f"{summary.fallbacks} ({', '.join(why)})")
+        where = _where(summary)
+        if where is not None:
+            table.add_row("saved in", escape(where))
         self.console.print(table)
 
     # ---- pieces -------------------------------------------------------------------------------------
@@ -255,6 +285,8 @@ class RichReporter(LiveArea, Reporter):
                 if p is not None and p.total:
                     bar: RenderableType = ProgressBar(total=p.total, completed=p.done, width=20)
                     grid.add_row(label, bar, Text(progress_text(p)))
+                elif p is not None:  # steps of a program, with no known total
+                    grid.add_row(label, Text(""), Text(progress_text(p)))
                 else:
                     grid.add_row(label, Text(""), Text(f"running, {duration(now - trial.started)}"))
             if state.proposing is not None:
@@ -263,3 +295,14 @@ class RichReporter(LiveArea, Reporter):
                     Text(f"trial #{number}"), Text(""), Text(f"choosing a configuration, {duration(now - since)}")
                 )
             return Group(grid, Text(f"study: {self._study_text()}", style="bold"))
+
+
+def _where(summary: StudySummary) -> str | None:
+    """``runs/x (study.db, trials/, events.jsonl)``: the study's folder and what it holds; the storage's URL
+    when the study is elsewhere."""
+    if summary.save_dir is None:
+        return None
+    folder = str(summary.save_dir)
+    if summary.storage is None or summary.storage == default_storage_url(summary.save_dir):
+        return f"{folder} (study.db, trials/, events.jsonl)"
+    return f"{folder} (trials/, events.jsonl); the study is in {summary.storage}"

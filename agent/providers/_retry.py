@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import anyio
-import structlog
 from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_exception_type, wait_random_exponential
 
+from agent._log import get_logger
 from agent.errors import ProviderUnavailable
 
 __all__ = [
@@ -37,7 +37,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 #: The most one call may take, retries included, unless the provider or the user says otherwise.
 DEFAULT_DEADLINE_S = 120.0

@@ -22,15 +22,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import structlog
-
+from agent._log import get_logger
 from agent.errors import ProviderUnavailable
 
 from .base import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, ChatMessage, Completion, Provider
 
 __all__ = ["BreakerPolicy", "BreakerState", "CircuitBreaker"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 BreakerState = Literal["closed", "open", "half-open"]
 

@@ -20,8 +20,8 @@ from typing import Any, Final, Self
 import anyio
 import anyio.to_thread
 import httpx
-import structlog
 
+from agent._log import get_logger
 from agent.errors import ProviderError, UserError
 from agent.providers.base import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, ChatMessage, Completion, Provider
 from agent.providers.gguf import (
@@ -35,7 +35,7 @@ from agent.providers.openai_compat import OpenAICompatProvider
 
 __all__ = ["EmbeddedProvider", "EmbeddedServer", "ServerSettings", "default_threads"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 # Generation on a few busy CPU cores is slow; a long answer may take minutes.
 _LOCAL_TIMEOUT: Final = httpx.Timeout(connect=10.0, read=900.0, write=30.0, pool=60.0)

@@ -20,8 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-import structlog
-
+from agent._log import get_logger
 from agent.errors import UserError
 
 __all__ = [
@@ -39,7 +38,7 @@ __all__ = [
     "verify_model",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 DEFAULT_MODEL_NAME: Final = "qwen2.5-coder-1.5b-instruct-q4_k_m"
 MODEL_PARTS: Final = 22

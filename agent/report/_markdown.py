@@ -5,13 +5,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-__all__ = ["fenced", "fmt", "pct", "table"]
+__all__ = ["fenced", "fmt", "pct", "plural", "table"]
 
 
 def fmt(x: float, digits: int = 4) -> str:
     if math.isnan(x):
         return "n/a"
     return "inf" if math.isinf(x) else f"{x:.{digits}g}"
+
+
+def plural(n: int, word: str) -> str:
+    """``1 call``, ``2 calls``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def pct(x: float) -> str:

@@ -199,9 +199,11 @@ def plot_study_curve(
     true: Sequence[float | None] | None,
     path: Path,
     maximize: bool = False,
-) -> None:
+    metric: str = "value",
+) -> Figure:
     """Every trial's value and the best so far (the highest when ``maximize``; and the true error of the
-    configuration picked, if noisy), against the trial numbers the trials table shows."""
+    configuration picked, if noisy), against the trial numbers the trials table shows; the y axis names the
+    ``metric`` the values are. Returns the figure, saved to ``path``."""
     v = np.array([np.nan if x is None else x for x in values], dtype=np.float64)
     x = np.asarray(numbers, dtype=np.float64)
     fig = Figure(figsize=(7.5, 4.4), layout="constrained")
@@ -220,13 +222,14 @@ def plot_study_curve(
     failed = int(np.isnan(v).sum())
     note = f" ({failed} failed, not drawn)" if failed else ""
     better = "higher" if maximize else "lower"
-    ax.set(title=f"{title}: {v.size} trials{note}", xlabel="trial #", ylabel=f"value ({better} is better)")
+    ax.set(title=f"{title}: {v.size} trials{note}", xlabel="trial #", ylabel=f"{metric} ({better} is better)")
     if v.size:
         ax.set_xlim(x.min() - 0.5, x.max() + 0.5)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.savefig(path, dpi=_DPI)
+    return fig
 
 
 def plot_shares(series: Mapping[str, Sequence[Sequence[float | None]]], path: Path) -> None:

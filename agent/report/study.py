@@ -1,7 +1,8 @@
 """The report of one study (``python -m agent report``): best-so-far plot, trials, and the conversation.
 
 It needs only the storage: no strategy, no provider. The system and task prompts shown are the ones the
-study sent, stored with it when its agent was built.
+study sent, stored with it at each run's first model round; a later run that sent others (a resumed study
+whose budget changed) adds its own, from the trial it began at.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from agent.errors import AgentError, UserError
 from agent.messages import AnswerPart, ReaskPart, ToolReturnPart, UserPart
 from agent.records import TrialRecord, compact_config
 from agent.space import SearchSpace
-from agent.study import open_storage, study_meta, study_records
+from agent.study import opened_storage, study_meta, study_records
 from agent.tasks import Task, build_task
 
-from ._markdown import fenced, fmt, table
+from ._markdown import fenced, fmt, plural, table
 from ._plots import plot_shares, plot_study_curve, plot_trajectories, toy_function
 from ._sources import source_rows
 
@@ -40,19 +41,19 @@ def write_study_report(save_dir: Path, storage: str | None = None, study_name: s
     url = storage or _default_url(save_dir)
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         raise UserError(f"--save_dir {save_dir}: no study storage at {url}; pass --storage URL")
-    store = open_storage(url)
-    names = sorted(s.study_name for s in store.get_all_studies())
-    if study_name is None:
-        if len(names) != 1:
-            listing = ", ".join(names) if names else "none"
-            raise UserError(f"{url} holds {len(names)} studies; choose one with --study-name: {listing}")
-        study_name = names[0]
-    elif study_name not in names:
-        raise UserError(f"--study-name {study_name!r} is not in {url}; its studies: {', '.join(names) or 'none'}")
-    study = optuna.load_study(study_name=study_name, storage=store)
+    with opened_storage(url) as store:
+        names = sorted(s.study_name for s in store.get_all_studies())
+        if study_name is None:
+            if len(names) != 1:
+                listing = ", ".join(names) if names else "none"
+                raise UserError(f"{url} holds {len(names)} studies; choose one with --study-name: {listing}")
+            study_name = names[0]
+        elif study_name not in names:
+            raise UserError(f"--study-name {study_name!r} is not in {url}; its studies: {', '.join(names) or 'none'}")
+        view = _StudyView.load(optuna.load_study(study_name=study_name, storage=store))
     out = save_dir / "studies" / study_name if (save_dir / "bench_runs.jsonl").exists() else save_dir
     (out / "plots").mkdir(parents=True, exist_ok=True)
-    lines = _study_markdown(_StudyView.load(study), url, out)
+    lines = _study_markdown(view, url, out)
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
@@ -70,7 +71,9 @@ class _StudyView:
 
     name: str
     meta: dict[str, Any]
+    #: Every trial, the setup failures of a broken start included (shown, marked, never counted).
     records: list[TrialRecord]
+    #: The finished trials that count.
     done: list[TrialRecord]
     true: list[float | None] | None
     task: Task | None
@@ -83,14 +86,23 @@ class _StudyView:
         if meta.get("task") and "space" in meta:
             with contextlib.suppress(AgentError, ValueError):  # a task this version no longer knows
                 task = build_task(str(meta["task"]), space=SearchSpace.from_dict(meta["space"]))
-        records = study_records(study)
-        done = [r for r in records if r.finished]
+        records = study_records(study, setup_failures=True)
+        done = [r for r in records if r.finished and not r.setup_failure]
         true = None
         if task is not None and task.true_error is not None:
             score = task.true_error
             true = [None if r.value is None else score(r.config) for r in done]
         maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
         return cls(study.study_name, meta, records, done, true, task, maximize)
+
+    @property
+    def metric(self) -> str:
+        """What a trial's value is (older studies did not record it: "value")."""
+        return str(self.meta.get("metric") or "value")
+
+    @property
+    def setup_failures(self) -> int:
+        return sum(r.setup_failure for r in self.records)
 
     @property
     def values(self) -> list[float | None]:
@@ -106,7 +118,13 @@ def _study_markdown(view: _StudyView, url: str, out: Path) -> list[str]:
     meta, done = view.meta, view.done
     facts = [[k, str(meta[k])] for k in ("task", "strategy", "seed", "bench_seed", "budget") if k in meta]
     failed = sum(r.state == "fail" for r in done)
-    facts.append(["trials", f"{len(done)} finished ({failed} failed), {len(view.records) - len(done)} running"])
+    running = sum(not r.finished for r in view.records)
+    trials = f"{len(done)} finished ({failed} failed), {running} running"
+    if view.setup_failures:
+        trials += f"; {plural(view.setup_failures, 'setup failure')} of a broken start (kept, not counted)"
+    facts.append(["trials", trials])
+    if "metric" in meta:
+        facts.append(["value", f"the trial's `{view.metric}`"])
     if view.maximize:
         facts.append(["direction", "maximize (the best is the highest value)"])
     pick = int(metrics.incumbent_indices(view.losses)[-1]) if done else -1
@@ -120,8 +138,8 @@ def _study_markdown(view: _StudyView, url: str, out: Path) -> list[str]:
         facts.append(
             [
                 "LLM",
-                f"{cost.llm_calls} calls, {cost.prompt_tokens}+{cost.completion_tokens} tokens, "
-                f"{cost.llm_seconds:.1f} s, {cost.reasks} reasks",
+                f"{plural(cost.llm_calls, 'call')}, {cost.prompt_tokens}+{cost.completion_tokens} tokens, "
+                f"{cost.llm_seconds:.1f} s, {plural(cost.reasks, 'reask')}",
             ]
         )
     if cost.fallbacks:
@@ -133,7 +151,13 @@ def _study_markdown(view: _StudyView, url: str, out: Path) -> list[str]:
     lines = [f"# Study `{view.name}`", "", f"Storage: `{url}`.", ""]
     lines += [*(f"- **{key}**: {value}" for key, value in facts), ""]
     plot_study_curve(
-        view.name, [r.number for r in done], view.values, view.true, out / "plots" / "best.png", view.maximize
+        view.name,
+        [r.number for r in done],
+        view.values,
+        view.true,
+        out / "plots" / "best.png",
+        view.maximize,
+        metric=view.metric,
     )
     lines += ["![best so far](plots/best.png)", ""]
     task_name = str(meta.get("task", ""))
@@ -153,6 +177,13 @@ def _sources(view: _StudyView, out: Path) -> list[str]:
     lines = [
         "## Sources",
         "",
+        "Who chose each trial's configuration: `llm` the model, `surrogate` the Gaussian process, `sampler` "
+        "Optuna's sampler, `fallback` the sampler instead of a model that could not be reached or kept answering "
+        "invalid configurations, `resumed` a trial re-run after a crash. **trials**: how many the source chose "
+        "(and their share); **mean reward**: the share of the study's earlier trials that each of its trials "
+        "beats, averaged (0 to 1; a source no better than chance earns about 0.5; the credit `hybrid` gives each "
+        "source); **new bests**: how often its trial improved the best so far.",
+        "",
         *table(
             ["source", "trials", "mean reward", "new bests"], source_rows([(values, [r.source for r in view.done])])
         ),
@@ -171,14 +202,32 @@ def _trials_table(view: _StudyView) -> list[str]:
     true_of = dict(zip((r.number for r in view.done), view.true or [], strict=False))
     rows = []
     for r in view.records:
-        row = [str(r.number), fmt(r.value, 6) if r.value is not None else r.state]
+        shown = "setup failure" if r.setup_failure else r.state
+        row = [str(r.number), fmt(r.value, 6) if r.value is not None else shown]
         if view.true is not None:
             tv = true_of.get(r.number)
             row.append(fmt(tv, 6) if tv is not None else "")
         row += [r.source, f"`{json.dumps(compact_config(r.config))}`", (r.error or r.proposal.reason or "")[:100]]
         rows.append(row)
     headers = ["#", "value", *(["true error"] if view.true is not None else []), "source", "configuration", "note"]
-    return ["## Trials", "", *table(headers, rows)]
+    explained = [
+        f"**value**: the trial's `{view.metric}`, or how it ended without one (`fail`, `pruned`, `running`; "
+        "`setup failure`: one of the failed trials that stopped a run whose setup was broken, not counted)",
+        *(["**true error**: the mean over the table's seeds of the configuration's error"] if view.true else []),
+        "**source**: who chose the configuration (see Sources)",
+        "**note**: why it failed, or why the model did not choose it",
+    ]
+    return ["## Trials", "", "; ".join(explained) + ".", "", *table(headers, rows)]
+
+
+def _prompts(prompts: dict[str, Any], level: str = "###") -> list[str]:
+    """The system prompt, and the task prompt with the opening one, of those ``prompts`` holds."""
+    out = []
+    if "system" in prompts:
+        out += [f"{level} System", "", fenced(str(prompts["system"]))]
+    if "task" in prompts or "start" in prompts:
+        out += [f"{level} Task", "", fenced(f"{prompts.get('task', '')}\n\n{prompts.get('start', '')}".strip())]
+    return out
 
 
 def _conversation(view: _StudyView) -> list[str]:
@@ -189,16 +238,24 @@ def _conversation(view: _StudyView) -> list[str]:
     prompts = view.meta.get("prompts")
     if isinstance(prompts, dict):
         lines += [
-            "The system and task prompts as the study last sent them; then what each round stored (the model's "
+            "The system and task prompts as the study sent them; then what each round stored (the model's "
             "answers, reasks, tool returns) and the trial's result.",
             "",
-            "### System",
-            "",
-            fenced(str(prompts.get("system", ""))),
-            "### Task",
-            "",
-            fenced(f"{prompts.get('task', '')}\n\n{prompts.get('start', '')}".strip()),
+            *_prompts(prompts),
         ]
+        before = prompts
+        for later in view.meta.get("prompts_later") or []:
+            if not isinstance(later, dict):
+                continue
+            changed = {key: text for key, text in later.items() if key != "trial" and before.get(key) != text}
+            lines += [
+                f"### Prompts sent from trial {later.get('trial')} on",
+                "",
+                "A later run sent these instead (a resumed study whose budget changed, say); the others stayed.",
+                "",
+                *_prompts(changed, level="####"),
+            ]
+            before = {**before, **later}
     for r in talked:
         result = fmt(r.value, 6) if r.value is not None else r.state
         asked = f", {r.proposal.reasks} reask{'s' if r.proposal.reasks != 1 else ''}" if r.proposal.reasks else ""

@@ -1,6 +1,7 @@
 """The study layer: the only code that reads or writes Optuna's trial attributes.
 
-- :mod:`agent.study.storage`: opening a storage from a URL (SQLite tuned for many small commits);
+- :mod:`agent.study.storage`: opening a storage from a URL (SQLite tuned for many small commits), and closing
+  it with its data in the database file;
 - :mod:`agent.study.codec`: the stored format of a trial, to and from :class:`~agent.records.TrialRecord`;
 - :mod:`agent.study.workers`: who runs a trial, whether that process lives, the study-wide lock;
 - :mod:`agent.study.store`: one study's trial lifecycle (snapshot, claim, adopt, finish) and its files;
@@ -11,14 +12,16 @@ Optuna's private API it needs (trial ids, the storage behind a study, telling a 
 """
 
 from .reading import read_records, study_meta, study_records, write_proposal
-from .storage import default_storage_url, open_storage
+from .storage import close_storage, default_storage_url, open_storage, opened_storage
 from .store import StudySnapshot, StudyStore
 
 __all__ = [
     "StudySnapshot",
     "StudyStore",
+    "close_storage",
     "default_storage_url",
     "open_storage",
+    "opened_storage",
     "read_records",
     "study_meta",
     "study_records",

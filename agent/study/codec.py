@@ -7,7 +7,12 @@ The one place that knows the attribute names. Each trial holds, as user attribut
   written when the trial is claimed;
 - ``result``: ``{"metrics": {...}, "error": str | null, "seconds": float}``, written once when it finishes;
 - ``worker`` (who runs it), ``resumed`` (times a dead worker's trial was taken over) and ``surplus`` (a
-  claim that came after the budget was full: FAIL, never evaluated, left out of every record).
+  claim that came after the budget was full: FAIL, never evaluated, left out of every record);
+
+The study itself lists, under ``setup_failures``, the numbers of the failed trials that stopped a run whose
+setup was broken (its first trials all failed the same way; Optuna lets no attribute of a finished trial
+change, so the list is the study's). They decode with :attr:`TrialRecord.setup_failure` set and are left
+out of the budget.
 
 Flat ``metrics``, ``error`` and ``seconds`` attributes (studies written before ``result`` existed) are read
 too, and a failure reason Optuna itself recorded (``fail_reason``) stands in for a missing ``error``. Long
@@ -18,7 +23,7 @@ bloat the storage.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
@@ -31,6 +36,7 @@ __all__ = [
     "MAX_ATTR_CHARS",
     "RESULT",
     "RESUMED",
+    "SETUP_FAILURES",
     "SURPLUS",
     "WORKER",
     "bounded",
@@ -38,6 +44,7 @@ __all__ = [
     "encode_proposal",
     "encode_result",
     "is_surplus",
+    "setup_failures",
 ]
 
 MAX_ATTR_CHARS = 20_000
@@ -45,6 +52,8 @@ WORKER = "worker"
 RESUMED = "resumed"
 SURPLUS = "surplus"
 RESULT = "result"
+#: The study attribute listing the trial numbers of setup failures.
+SETUP_FAILURES = "setup_failures"
 
 _STATUS: dict[TrialState, TrialStatus] = {
     TrialState.COMPLETE: "complete",
@@ -83,8 +92,15 @@ def is_surplus(trial: FrozenTrial) -> bool:
     return bool(trial.user_attrs.get(SURPLUS))
 
 
-def decode(trial: FrozenTrial) -> TrialRecord | None:
-    """The record of a trial; None for a trial that is not one of ours to count (WAITING, surplus)."""
+def setup_failures(study_attrs: Mapping[str, Any]) -> frozenset[int]:
+    """The trial numbers a study lists as setup failures (its user attributes)."""
+    listed = study_attrs.get(SETUP_FAILURES)
+    return frozenset(n for n in listed if isinstance(n, int)) if isinstance(listed, list) else frozenset()
+
+
+def decode(trial: FrozenTrial, failed_setup: Container[int] = ()) -> TrialRecord | None:
+    """The record of a trial; None for a trial that is not one of ours to count (WAITING, surplus).
+    ``failed_setup``: the study's :func:`setup_failures`."""
     status = _STATUS.get(trial.state)
     if status is None or is_surplus(trial):
         return None
@@ -103,6 +119,7 @@ def decode(trial: FrozenTrial) -> TrialRecord | None:
         proposal=_proposal(attrs),
         seconds=_number(result.get("seconds")),
         resumed=int(attrs.get(RESUMED) or 0),
+        setup_failure=trial.number in failed_setup and status == "fail",
     )
 
 

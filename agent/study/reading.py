@@ -6,6 +6,7 @@ propose inside Optuna's own loop. Everything goes through :mod:`agent.study.code
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import optuna
@@ -19,14 +20,18 @@ from . import codec
 __all__ = ["read_records", "study_meta", "study_records", "write_proposal"]
 
 
-def read_records(trials: list[FrozenTrial]) -> list[TrialRecord]:
-    """The records of ``trials`` that count (WAITING and surplus claims left out), in number order."""
-    decoded = (codec.decode(t) for t in sorted(trials, key=lambda t: t.number))
-    return [r for r in decoded if r is not None]
+def read_records(
+    trials: list[FrozenTrial], study_attrs: Mapping[str, Any] | None = None, *, setup_failures: bool = False
+) -> list[TrialRecord]:
+    """The records of ``trials`` that count (WAITING and surplus claims left out, and the setup failures of a
+    broken start, which ``study_attrs`` list, unless ``setup_failures``), in number order."""
+    failed_setup = codec.setup_failures(study_attrs or {})
+    decoded = (codec.decode(t, failed_setup) for t in sorted(trials, key=lambda t: t.number))
+    return [r for r in decoded if r is not None and (setup_failures or not r.setup_failure)]
 
 
-def study_records(study: optuna.Study) -> list[TrialRecord]:
-    return read_records(study.get_trials(deepcopy=False))
+def study_records(study: optuna.Study, *, setup_failures: bool = False) -> list[TrialRecord]:
+    return read_records(study.get_trials(deepcopy=False), study.user_attrs, setup_failures=setup_failures)
 
 
 def study_meta(study: optuna.Study) -> dict[str, Any]:

@@ -1,9 +1,11 @@
-"""Opening an Optuna storage from a URL: SQLite tuned for many small commits and several workers."""
+"""Opening an Optuna storage from a URL: SQLite tuned for many small commits and several workers; closing it
+so that a SQLite file holds all its data on its own."""
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,10 @@ import sqlalchemy
 
 from agent.errors import UserError
 
-__all__ = ["default_storage_url", "open_storage"]
+__all__ = ["close_storage", "default_storage_url", "open_storage", "opened_storage"]
+
+#: How long closing waits for other workers' writes before it leaves the log to the last one to close.
+_CHECKPOINT_WAIT_MS = 5000
 
 
 def default_storage_url(save_dir: Path) -> str:
@@ -47,6 +52,38 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         raise
     except Exception as exc:  # SQLAlchemy raises many kinds; all mean the same to a user
         raise UserError(f"--storage {url}: cannot open the study storage: {exc}") from exc
+
+
+def close_storage(storage: optuna.storages.BaseStorage) -> None:
+    """Close a storage :func:`open_storage` made. A SQLite file's write-ahead log (``study.db-wal``, where WAL
+    mode keeps recent commits) is first copied into the database file and emptied, so that ``study.db`` alone
+    holds the whole study (copied, mailed, opened by another tool). Other storages: nothing to do.
+
+    While other workers write to the same file the checkpoint may copy only part of the log; the last
+    process to close copies the rest. Using the storage again reopens its connections.
+    """
+    if not isinstance(storage, optuna.storages.RDBStorage) or storage.engine.dialect.name != "sqlite":
+        return
+    with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError, OSError):
+        connection = storage.engine.raw_connection()  # outside SQLAlchemy's transactions: a checkpoint needs none
+        try:
+            cursor = connection.cursor()
+            cursor.execute(f"PRAGMA busy_timeout = {_CHECKPOINT_WAIT_MS}")
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            cursor.close()
+        finally:
+            connection.close()
+    storage.engine.dispose()
+
+
+@contextlib.contextmanager
+def opened_storage(url: str) -> Iterator[optuna.storages.BaseStorage]:
+    """:func:`open_storage` for the length of a ``with`` block, closed by :func:`close_storage`."""
+    storage = open_storage(url)
+    try:
+        yield storage
+    finally:
+        close_storage(storage)
 
 
 def _sqlite_begin_immediate(connection: Any) -> None:

@@ -43,15 +43,16 @@ from agent.space import Choice, SearchSpace
 from evaluators.base import EvalResult
 
 from . import codec
-from .storage import default_storage_url, open_storage
+from .storage import close_storage, default_storage_url, open_storage
 from .workers import StudyMutex, Worker
 
-__all__ = ["OWNERLESS_GRACE_S", "StudySnapshot", "StudyStore"]
+__all__ = ["OWNERLESS_GRACE_S", "PROMPTS", "PROMPTS_LATER", "StudySnapshot", "StudyStore"]
 
 #: A RUNNING trial without an owner is taken for abandoned only this long after it started.
 OWNERLESS_GRACE_S = 10.0
-
-optuna.logging.set_verbosity(optuna.logging.WARNING)
+#: The study attributes holding the prompts its runs sent (:meth:`StudyStore.record_prompts`).
+PROMPTS = "prompts"
+PROMPTS_LATER = "prompts_later"
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,8 @@ class StudySnapshot:
     #: RUNNING trials with no owner yet, too young to call abandoned: being claimed by a live worker, or left
     #: by one that died right then (adopted when the grace period ends).
     unowned: int = 0
+    #: Failed trials of a broken start (:attr:`TrialRecord.setup_failure`): kept, but not in ``records``.
+    setup_failures: int = 0
 
     @property
     def used(self) -> int:
@@ -100,8 +103,13 @@ class StudyStore:
         space: SearchSpace,
         events_file: TextIO,
         direction: Direction = "minimize",
+        opened: optuna.storages.BaseStorage | None = None,
     ) -> None:
+        """``opened``: the storage this store opened, closed with it (None: the caller's, left open)."""
         self.study = study
+        self._opened = opened
+        #: The storage's URL, when this store opened it.
+        self.url: str | None = None
         self.storage = storage_of(study)
         self.save_dir = save_dir
         self.space = space
@@ -112,6 +120,7 @@ class StudyStore:
         self._finished: dict[int, TrialRecord | None] = {}  # decoded finished trials by id (None: not counted)
         self._prefix: list[TrialRecord | None] = []  # the decoded trials 0..k-1, all finished
         self._best: TrialRecord | None = None
+        self._failed_setup = codec.setup_failures(study.user_attrs)  # trial numbers of a broken start
         self._events_file = events_file
         self.events = structlog.wrap_logger(
             structlog.WriteLogger(events_file),
@@ -121,7 +130,7 @@ class StudyStore:
                 structlog.processors.JSONRenderer(default=str),
             ],
             context_class=dict,
-            # Explicit: the CLI filters the global structlog config to warnings, not our event log.
+            # Explicit: whatever structlog's global configuration is, the events log keeps every event.
             wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
         )
         self._mutex = StudyMutex(self.storage, study.study_name, self._worker, self.events)
@@ -148,10 +157,12 @@ class StudyStore:
             events_file = open(save_dir / "events.jsonl", "a", buffering=1, encoding="utf-8")  # noqa: SIM115
         except OSError as exc:
             raise UserError(f"--save_dir {save_dir}: cannot write there ({exc.strerror}); choose another") from exc
+        opened: optuna.storages.BaseStorage | None = None
         try:
             url = storage or default_storage_url(save_dir)
+            opened = open_storage(url)
             study = optuna.create_study(
-                storage=open_storage(url),
+                storage=opened,
                 study_name=study_name,
                 direction=direction,
                 sampler=sampler,
@@ -160,8 +171,12 @@ class StudyStore:
             _check_matches(study, url, space, meta, direction)
         except BaseException:
             events_file.close()
+            if opened is not None:
+                close_storage(opened)
             raise
-        return cls(study, save_dir, space, events_file, direction)
+        store = cls(study, save_dir, space, events_file, direction, opened)
+        store.url = url
+        return store
 
     @classmethod
     def attach(cls, study: optuna.Study, space: SearchSpace) -> StudyStore:
@@ -171,7 +186,11 @@ class StudyStore:
         return cls(study, Path(os.devnull), space, _Discard(), direction)
 
     def close(self) -> None:
+        """Close the events log and the storage this store opened: a SQLite ``study.db`` then holds every
+        trial on its own (its write-ahead log is checkpointed). Safe to call twice."""
         self._events_file.close()
+        if self._opened is not None:
+            close_storage(self._opened)
 
     @property
     def name(self) -> str:
@@ -184,6 +203,21 @@ class StudyStore:
 
     def set_meta(self, key: str, value: Any) -> None:
         self.study.set_user_attr(key, codec.bounded(value))
+
+    def record_prompts(self, prompts: Mapping[str, str], trial: int) -> None:
+        """Keep the prompts a run sent, as sent (the study's report shows them), the run's first model round being
+        trial ``trial``: the study's first under ``prompts``; a later run's, when they differ (a resumed study
+        whose budget changed), under ``prompts_later``, each with the trial from which they were sent."""
+        sent = codec.bounded(dict(prompts))
+        meta = self.study.user_attrs
+        first = meta.get(PROMPTS)
+        if not isinstance(first, Mapping):
+            self.set_meta(PROMPTS, sent)
+            return
+        later = [p for p in meta.get(PROMPTS_LATER) or [] if isinstance(p, Mapping)]
+        latest = later[-1] if later else first
+        if any(latest.get(key) != text for key, text in sent.items()):
+            self.set_meta(PROMPTS_LATER, [*later, {"trial": trial, **sent}])
 
     # ---- reading ------------------------------------------------------------------------------------
 
@@ -199,6 +233,7 @@ class StudyStore:
         records = [r for r in prefix if r is not None]  # surplus claims and WAITING trials are not records
         stale: list[FrozenTrial] = []
         running = unowned = 0
+        setup_failures = sum(r.setup_failure for r in records)
         for t in trials[len(prefix) :]:
             if t.state.is_finished():
                 record = self._decode_finished(t)
@@ -212,13 +247,15 @@ class StudyStore:
             else:
                 continue  # WAITING: enqueued by hand or left by an older version; not ours to count
             if record is not None:
+                setup_failures += record.setup_failure
                 records.append(record)
-        return StudySnapshot(tuple(records), tuple(stale), self._best, running, unowned)
+        counted = tuple(r for r in records if not r.setup_failure) if setup_failures else tuple(records)
+        return StudySnapshot(counted, tuple(stale), self._best, running, unowned, setup_failures)
 
     def _decode_finished(self, trial: FrozenTrial) -> TrialRecord | None:
         key = trial_id_of(trial)
         if key not in self._finished:
-            record = self._finished[key] = codec.decode(trial)
+            record = self._finished[key] = codec.decode(trial, self._failed_setup)
             if record is not None:
                 self._best = self.best_of([record] if self._best is None else [self._best, record])
         return self._finished[key]
@@ -287,7 +324,10 @@ class StudyStore:
         earlier = [
             t
             for t in self.study.get_trials(deepcopy=False)
-            if t.number < number and t.state != TrialState.WAITING and not codec.is_surplus(t)
+            if t.number < number
+            and t.state != TrialState.WAITING
+            and not codec.is_surplus(t)
+            and t.number not in self._failed_setup
         ]
         return len(earlier) < budget
 
@@ -367,13 +407,33 @@ class StudyStore:
         else:
             tell(self.study, number, None, TrialState.FAIL)
 
+    def mark_setup_failures(self, numbers: list[int], reason: str) -> None:
+        """Mark the failed trials ``numbers`` as the setup failures of a broken start: kept in the study and
+        their files, left out of the budget (a fixed setup then runs its whole budget). The study lists them
+        (:data:`codec.SETUP_FAILURES`): Optuna changes nothing of a finished trial."""
+        self._failed_setup = self._failed_setup | set(numbers)
+        self.study.set_user_attr(codec.SETUP_FAILURES, sorted(self._failed_setup))
+        for t in self.study.get_trials(deepcopy=False):
+            if t.number not in numbers or not t.state.is_finished():
+                continue
+            record = codec.decode(t, self._failed_setup)
+            if record is None:
+                continue
+            self._finished[trial_id_of(t)] = record
+            if t.number < len(self._prefix):
+                self._prefix[t.number] = record
+            path = self._trial_path(t.number)
+            if path.exists():
+                self._write_json(t.number, {**json.loads(path.read_text()), "setup_failure": record.setup_failure})
+        self.events.error("setup_broken", trials=sorted(numbers), error=reason)
+
     def sync_files(self) -> int:
         """Write the JSON file of any finished trial that lacks one (a crash between storage and file)."""
         written = 0
         for t in self.study.get_trials(deepcopy=False):
             if not t.state.is_finished() or self._trial_path(t.number).exists():
                 continue
-            record = codec.decode(t)
+            record = codec.decode(t, self._failed_setup)
             if record is not None:
                 worker = t.user_attrs.get(codec.WORKER)
                 self._write_trial_json(record, _iso(t.datetime_start), _iso(t.datetime_complete), worker)
@@ -408,8 +468,12 @@ class StudyStore:
             **proposal,
             "worker": worker,
             "resumed": record.resumed,
+            **({"setup_failure": True} if record.setup_failure else {}),
         }
-        path = self._trial_path(record.number)
+        self._write_json(record.number, body)
+
+    def _write_json(self, number: int, body: Mapping[str, Any]) -> None:
+        path = self._trial_path(number)
         tmp = path.with_suffix(f".json.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(body, indent=2, default=str))
         os.replace(tmp, path)

@@ -136,10 +136,7 @@ class _Loader:
             self.fail("missing (the parameters to tune, in the format --search_space reads)", "space")
         if not isinstance(data["space"], Mapping):
             self.fail("must map each parameter's name to its definition", "space")
-        try:
-            return SearchSpace.from_dict(data["space"])
-        except UserError as exc:
-            self.fail(str(exc), "space")
+        return SearchSpace.from_dict(data["space"], where=f"task file {self.path}: space")
 
     def _direction(self, value: Any) -> Direction:
         if value == "minimize":

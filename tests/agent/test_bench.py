@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,8 +32,8 @@ HEADERS = (
 )
 
 
-def _trial_counts(out: Path) -> dict[str, int]:
-    storage = optuna.storages.RDBStorage(f"sqlite:///{out / 'bench.db'}")
+def _trial_counts(out: Path, db: str = "bench.db") -> dict[str, int]:
+    storage = optuna.storages.RDBStorage(f"sqlite:///{out / db}")
     return {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(storage)}
 
 
@@ -85,6 +86,9 @@ def test_a_larger_budget_extends_the_studies(tmp_path: Path) -> None:
     assert main([*base, "--budget", "2", "--random-samples", "50", "--quiet"]) == 0
     assert main([*base, "--budget", "2,4", "--random-samples", "50", "--quiet"]) == 0
     assert _trial_counts(out) == {"toy-branin/random/seed0": 4}
+    # The bench's storage holds its data on its own once the bench is over: bench.db copied alone.
+    shutil.copy(out / "bench.db", tmp_path / "copy.db")
+    assert _trial_counts(tmp_path, "copy.db") == {"toy-branin/random/seed0": 4}
 
 
 def _same_point(messages: Sequence[ChatMessage]) -> str:

@@ -83,7 +83,7 @@ def test_a_batch_larger_than_the_data_is_a_failed_trial_the_study_survives(cifar
     save = tmp_path / "f"
     argv = ["--task", "cifar-resnet9", "--strategy", "random", "--budget", "1", "--no-final-test"]
     argv += ["--dataset_dir", str(cifar_dir), "--save_dir", str(save), "--search_space", str(space), *TINY]
-    assert main(argv) == 0
+    assert main(argv) == 1, "a run whose every trial failed gave no result: exit status 1, saying so"
     (record,) = _records(save, "cifar-resnet9-random-seed0")
     assert record.state == "fail"
     assert record.error is not None and "smaller train_batch_size" in record.error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import signal
@@ -16,7 +17,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from agent.cli import main, parse_budgets, parse_strategies
+from agent._log import get_logger
+from agent.cli import _library_warnings_shown, main, parse_budgets, parse_strategies
 from agent.errors import UserError
 from tests.processes import agent_argv
 
@@ -200,6 +202,21 @@ def test_search_space_file_replaces_the_task_space(tmp_path: Path) -> None:
     assert all(0 <= t.params["x1"] <= 1 and 2 <= t.params["x2"] <= 3 for t in trials)
 
 
+def test_a_wrong_search_space_file_is_one_line_naming_the_file_in_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    space = tmp_path / "space.yaml"
+    space.write_text("x1: {type: float, low: 100, high: 1.0e-4}\nx2: {type: floaty, low: 0, high: 1}\n")
+    argv = ["--task", "toy-branin", "--strategy", "random", "--search_space", str(space)]
+    assert main([*argv, "--save_dir", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: --search_space {space}: x1: low 100 is above high 0.0001; "
+        "x2: unknown type 'floaty'; use float, int or categorical\n"
+    )
+    assert not (tmp_path / "s").exists()
+
+
 def test_help_lists_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["run", "--help"])
@@ -231,3 +248,19 @@ def test_bench_budgets_are_sorted_unique_positive_integers() -> None:
     with pytest.raises(UserError, match="--strategies"):
         parse_strategies("random,nope")
     assert parse_strategies("tpe, random,tpe") == ("tpe", "random")
+
+
+def test_the_cli_shows_the_agents_warnings_on_stderr_and_gives_the_logging_back(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """What a library keeps quiet, the command line shows: the agent's warnings on stderr, one line each, and no
+    Optuna chatter; a program calling ``main`` gets its settings back."""
+    agent_log = logging.getLogger("agent")
+    before = (agent_log.level, agent_log.propagate, list(agent_log.handlers), optuna.logging.get_verbosity())
+    with _library_warnings_shown():
+        assert optuna.logging.get_verbosity() == optuna.logging.WARNING
+        log = get_logger("agent.providers._retry")
+        log.warning("provider_retry", attempt=1, reason="HTTP 500")
+        log.info("provider_retry", attempt=2)
+    assert capsys.readouterr().err == "warning: provider_retry attempt=1 reason='HTTP 500'\n"
+    assert (agent_log.level, agent_log.propagate, list(agent_log.handlers), optuna.logging.get_verbosity()) == before

@@ -44,6 +44,9 @@ def test_report_of_a_random_study_made_by_the_cli(tmp_path: Path, capsys: pytest
     assert text.startswith("# Study `toy-branin-random-seed0`")
     assert "## Trials" in text and "## Conversation" not in text
     assert text.count("| sampler |") == 5
+    assert "- **value**: the trial's `value`" in text  # the study's metric (toy functions: their value)
+    assert "**value**: the trial's `value`, or how it ended without one" in text  # the columns, explained
+    assert "**source**: who chose the configuration" in text and "**note**: why it failed" in text
     assert _is_png(run / "plots" / "best.png") and _is_png(run / "plots" / "trajectory.png")
 
 
@@ -86,7 +89,8 @@ async def test_report_of_an_llm_study_shows_the_conversation(tmp_path: Path) -> 
     assert "evaluate_toy" in text and "read_history" in text
     assert "I think x1=3 is good" in text and "**reask**:" in text
     assert "### Trial 0 (llm, 1 reask)" in text and "**read_history** returned:" in text
-    assert "- **LLM**: 5 calls" in text
+    assert "- **LLM**: 5 calls" in text and "1 reask" in text
+    assert "**mean reward**: the share of the study's earlier trials that each of its trials beats" in text
 
 
 def test_report_errors_name_what_to_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -120,3 +124,44 @@ def test_bench_plots_are_written_and_readable(tmp_path: Path) -> None:
     )  # spans decades: log scale
     for name in ("curves.png", "wins.png", "traj.png", "study.png"):
         assert _is_png(tmp_path / name), name
+
+
+def test_the_study_plot_names_its_metric_and_older_studies_keep_value(tmp_path: Path) -> None:
+    fig = plot_study_curve("s", [0, 1], [0.5, 0.7], None, tmp_path / "a.png", maximize=True, metric="val_r2")
+    assert fig.axes[0].get_ylabel() == "val_r2 (higher is better)"
+    assert plot_study_curve("s", [0], [0.5], None, tmp_path / "b.png").axes[0].get_ylabel() == "value (lower is better)"
+
+
+async def _llm_run(save_dir: Path, answers: list[str], budget: int) -> None:
+    task = build_task("toy-branin")
+    store = StudyStore.open(
+        save_dir=save_dir, study_name="s", space=task.space, meta={"task": task.name, "strategy": "llm", "seed": 0}
+    )
+    try:
+        agent = Agent(
+            provider=ScriptedProvider(answers),
+            eval_tool=task.tool,
+            task_description=task.description,
+            task_template=task.template,
+            budget=budget,
+            events=store.events,
+        )
+        await optimize(tool=task.tool, strategy=LLMStrategy(agent), store=store, budget=budget)
+    finally:
+        store.close()
+
+
+@pytest.mark.anyio
+async def test_the_report_shows_the_prompts_as_each_run_sent_them(tmp_path: Path) -> None:
+    """A study resumed with a larger budget sent another task prompt from then on; the report shows both."""
+    save = tmp_path / "llm"
+    await _llm_run(save, [call("evaluate_toy", x1=3.0, x2=2.0), call("evaluate_toy", x1=-3.0, x2=12.0)], budget=2)
+    await _llm_run(save, [call("evaluate_toy", x1=9.4, x2=2.5)], budget=3)
+    await _llm_run(save, [], budget=3)  # nothing to run: nothing sent, nothing recorded
+
+    text = write_study_report(save).read_text()
+    first, later = text.split("### Prompts sent from trial 2 on")
+    assert "The budget is 2 evaluations in total." in first and "The budget is 3" not in first
+    assert "#### Task" in later and "The budget is 3 evaluations in total." in later
+    assert "#### System" not in later, "only what changed"
+    assert text.count("### Prompts sent from trial") == 1

@@ -5,7 +5,10 @@ Optuna's own sampler contract tests run for every strategy in test_sampler_contr
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -208,3 +211,29 @@ def test_an_unknown_strategy_names_the_valid_ones() -> None:
     with pytest.raises(UserError, match=f"unknown strategy 'gpt'; choose from {', '.join(STRATEGIES)}"):
         StrategySampler("gpt")
     assert LLMSampler is StrategySampler
+
+
+def readme_snippet() -> str:
+    """The code of README's "In your own Optuna code"."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("**In your own Optuna code**") :]
+    code = section[section.index("```python\n") + len("```python\n") :]
+    return code[: code.index("\n```")]
+
+
+def test_the_readme_optuna_snippet_runs_from_any_folder(tmp_path: Path) -> None:
+    """Copied into a folder of the user's, outside this clone, with random search and a small budget (no model)."""
+    code = readme_snippet()
+    for old, new in (('"llm-bo"', '"random"'), ("budget=20", "budget=3"), ("n_trials=20", "n_trials=3")):
+        assert code.count(old) == 1, f"the snippet changed: {old} is no longer there once"
+        code = code.replace(old, new)
+    # The clone's own folders (examples/, benchmarks/) are not there for a user: importing them fails.
+    blocked = "import sys\nsys.modules.update(examples=None, benchmarks=None, tests=None)\n"
+    run = subprocess.run(
+        [sys.executable, "-c", blocked + code], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    study = optuna.load_study(study_name="digits", storage=f"sqlite:///{tmp_path / 'digits.db'}")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    assert 0.0 <= study.best_value < 1.0
+    assert f"{study.best_value}" in run.stdout

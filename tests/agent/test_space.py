@@ -133,20 +133,55 @@ def test_from_dict_and_to_dict_round_trip() -> None:
     assert list(SearchSpace.from_dict(SPACE_DICT).params) == ["lr", "layers", "optimizer"]  # order kept
 
 
+PYDANTIC_WORDING = ("Value error", "Input tag", "validation error", "params.", "Field required", "Input should")
+
+
 @pytest.mark.parametrize(
-    ("definition", "fragment"),
+    ("definition", "message"),
     [
-        ({"lr": {"type": "float", "low": 1, "high": 0}}, "must not exceed"),
-        ({"lr": {"type": "floot", "low": 0, "high": 1}}, "lr"),
-        ({"lr": {"type": "float", "low": 0}}, "high"),
-        ({"opt": {"type": "categorical", "choices": []}}, "at least one choice"),
-        ({}, "at least one parameter"),
+        ({"alpha": {"type": "float", "low": 100, "high": 1e-4}}, "alpha: low 100 is above high 0.0001"),
+        ({"alpha": {"type": "floaty"}}, "alpha: unknown type 'floaty'; use float, int or categorical"),
+        ({"alpha": {"low": 0, "high": 1}}, "alpha: missing 'type'; use float, int or categorical"),
+        ({"lr": {"type": "float", "low": 0}}, "lr: missing 'high', such as {type: float,"),
+        ({"n": {"type": "int"}}, "n: missing 'low' and 'high', such as {type: int, low: 1, high: 8}"),
+        ({"lr": {"type": "float", "low": "small", "high": 1}}, "lr: low must be a number, got 'small'"),
+        ({"lr": {"type": "float", "low": 0, "high": math.inf}}, "lr: high must be a finite number, got inf"),
+        ({"n": {"type": "int", "low": 0.5, "high": 4}}, "n: low must be a whole number for an int parameter, got 0.5"),
+        ({"lr": {"type": "float", "low": 0, "high": 1, "log": True}}, "lr: a log scale needs low above 0, got low 0"),
+        ({"lr": {"type": "float", "low": 1, "high": 2, "log": "yes"}}, "lr: log must be true or false, got 'yes'"),
+        ({"lr": {"type": "float", "low": 0, "high": 1, "step": 0.1}}, "lr: unknown key 'step' for a float parameter"),
+        ({"opt": {"type": "categorical"}}, "opt: missing 'choices', such as {type: categorical, choices: [adam, sgd]}"),
+        ({"opt": {"type": "categorical", "choices": []}}, "opt: choices is empty; give at least one value"),
+        ({"opt": {"type": "categorical", "choices": "adam"}}, "opt: choices must be a list of values"),
+        ({"opt": {"type": "categorical", "choices": ["a", "a"]}}, "opt: choice 'a' is listed twice"),
+        ({"opt": {"type": "categorical", "choices": [None]}}, "opt: choice None is not text, a number or true/false"),
+        ({"opt": {"type": "categorical", "choices": [1], "low": 0}}, "opt: unknown key 'low' for a categorical"),
+        ({"lr": 0.1}, "lr: must be a definition such as {type: float, low: 1.0e-4, high: 0.1, log: true}, got 0.1"),
+        ({}, "no parameters; give at least one"),
     ],
 )
-def test_from_dict_errors_are_user_errors(definition: dict[str, Any], fragment: str) -> None:
-    with pytest.raises(UserError, match="invalid search space") as info:
+def test_from_dict_errors_say_what_is_wrong_in_words(definition: dict[str, Any], message: str) -> None:
+    with pytest.raises(UserError) as info:
         SearchSpace.from_dict(definition)
-    assert fragment in str(info.value)
+    assert str(info.value).startswith(f"search space: {message}"), str(info.value)
+    assert not any(words in str(info.value) for words in PYDANTIC_WORDING)
+
+
+def test_every_problem_is_listed_and_the_caller_says_where() -> None:
+    with pytest.raises(UserError) as info:
+        SearchSpace.from_dict(
+            {"a": {"type": "float", "low": 2, "high": 1}, "b": {"type": "int", "low": 0}},
+            where="task file t.yaml: space",
+        )
+    assert str(info.value) == (
+        "task file t.yaml: space: a: low 2 is above high 1; b: missing 'high', such as {type: int, low: 1, high: 8}"
+    )
+
+
+def test_numbers_written_as_text_are_read_as_numbers() -> None:
+    """PyYAML reads ``1e-4`` (no dot) as text; the space takes it as the number it spells."""
+    space = SearchSpace.from_dict({"lr": {"type": "float", "low": "1e-4", "high": 0.1}})
+    assert space.params["lr"].low == pytest.approx(1e-4)
 
 
 def test_from_file_json(tmp_path: Path) -> None:
@@ -178,8 +213,8 @@ def test_from_file_missing(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "text", "fragment"),
     [
-        ("space.json", '{"lr": {"type": "float",}}', "is not valid json"),
-        ("space.yaml", "lr: {type: float, low: [1\n", "is not valid yaml"),
+        ("space.json", '{"lr": {"type": "float",}}', "not valid JSON"),
+        ("space.yaml", "lr: {type: float, low: [1\n", "not valid YAML"),
     ],
 )
 def test_from_file_bad_syntax(tmp_path: Path, name: str, text: str, fragment: str) -> None:
@@ -205,8 +240,11 @@ def test_from_file_not_a_mapping(tmp_path: Path, name: str, text: str) -> None:
 def test_from_file_bad_definition(tmp_path: Path) -> None:
     path = tmp_path / "space.json"
     path.write_text(json.dumps({"lr": {"type": "float", "low": 0, "high": 1, "log": True}}))
-    with pytest.raises(UserError, match="log-scaled parameter needs low > 0"):
+    with pytest.raises(UserError) as info:
         SearchSpace.from_file(path)
+    assert str(info.value) == (
+        f"--search_space {path}: lr: a log scale needs low above 0, got low 0; use a positive low or drop log"
+    )
 
 
 # ---- sampling -----------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import anyio.to_thread
 import pytest
 
 from agent.space import SearchSpace
+from evaluators.base import Progress
 from tests.processes import alive, read_pids, wait_for_pids, wait_gone
 from tools.base import TrialContext
 from tools.command import RunCommand, format_value, placeholders
@@ -186,6 +187,22 @@ async def test_repeated_or_bad_steps_are_not_reported(tmp_path: Path) -> None:
     result = await command(tmp_path, body).evaluate(dict(CONFIG), trial_in(tmp_path, report=report))
     assert reported == [(0, 3.0), (4, 0.5)]
     assert result.state == "complete" and result.value == 0.5
+
+
+async def test_each_step_line_is_the_trials_progress_with_the_metric(tmp_path: Path) -> None:
+    """Shown as the trial's progress with or without a pruner (the display decides how often to print it)."""
+    seen: list[Progress] = []
+    lines = [{"step": 0, "loss": 3, "acc": 0.5}, {"step": 0, "loss": 2}, {"step": 5, "loss": 1.5, "note": "x"}]
+    lines += [{"loss": 1.25}]
+    body = "".join(f"print({json.dumps(json.dumps(line))})\n" for line in lines)
+    trial = TrialContext(number=7, directory=tmp_path / "t", progress=seen.append)
+    result = await command(tmp_path, body).evaluate(dict(CONFIG), trial)
+    assert result.value == 1.25
+    assert [(p.done, p.total, p.unit, p.headline, p.metrics) for p in seen] == [
+        (0, None, "step", "loss", {"loss": 3.0, "acc": 0.5}),
+        (5, None, "step", "loss", {"loss": 1.5}),
+    ]
+    assert all(0 <= p.elapsed_s < 60 for p in seen)
 
 
 async def test_a_cancelled_trial_leaves_nothing_running(tmp_path: Path) -> None:

@@ -40,6 +40,18 @@ def test_progress_of_other_units() -> None:
     assert progress_text(Progress(30, None, elapsed_s=5.0, unit="step")) == "step 30: 5s elapsed"
 
 
+def test_a_programs_step_shows_its_metric_first_and_is_no_unit_end() -> None:
+    """A program may print thousands of step lines: only the last of a known total ends a unit."""
+    step = Progress(40, None, elapsed_s=12.0, unit="step", metrics={"val_r2": 0.81234, "loss": 0.3}, headline="val_r2")
+    assert progress_text(step) == "step 40: val_r2 0.8123, loss 0.3, 12s elapsed"
+    assert not is_unit_end(step)
+    assert not is_unit_end(Progress(4, 10, elapsed_s=1.0, unit="step"))
+    assert is_unit_end(Progress(10, 10, elapsed_s=1.0, unit="step"))
+    assert progress_text(Progress(4, 10, elapsed_s=4.0, unit="step")) == "step 4/10: ~6s left"
+    known = Progress(2, None, elapsed_s=1.0, unit="step", metrics={"loss": 0.5}, headline="loss")
+    assert progress_text(known) == "step 2: loss 0.5, 1s elapsed", "a known metric is not shown twice"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "left"),
     [

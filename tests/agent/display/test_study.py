@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import threading
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -12,6 +13,7 @@ from rich.console import Console
 from agent.display import RichReporter
 from agent.optimize import StudySummary
 from agent.records import TrialRecord
+from agent.study import default_storage_url
 from agent.tasks import DurationHint
 from evaluators.base import Progress
 
@@ -167,3 +169,96 @@ def test_summary_without_a_completed_trial() -> None:
     shown.finished(StudySummary(best=None, n_trials=1, n_new=1, fallbacks=1))
     assert "no trial completed" in out.getvalue()
     assert re.search(r"rounds without the model +1 \(1 after invalid answers\)", out.getvalue())
+
+
+def test_a_reason_of_several_lines_stays_with_its_trial() -> None:
+    """The first line on the trial's line, the rest indented under it: a stderr tail never breaks the line."""
+    con, out = console(terminal=False)
+    reason = "the command exited with status 1; the last lines of its stderr:\nTraceback (most recent call last):\n"
+    reason += "RuntimeError: CUDA error: out of memory"
+    with RichReporter(con) as shown:
+        shown.started(study="s", budget=2, done=0)
+        shown.trial_started(0, {"lr": 0.01}, "sampler")
+        shown.trial_finished(record(0, None, "fail", reason), None)
+        shown.trial_started(1, {"lr": 0.02}, "sampler")
+        shown.trial_finished(record(1, 0.5), record(1, 0.5))
+    lines = out.getvalue().splitlines()
+    assert re.fullmatch(
+        r'trial #0: \{"lr": 0\.01\} -> failed \(the command exited with status 1; the last lines of its stderr:\)'
+        r"  \[trial 1/2, \d+s elapsed\]",
+        lines[1],
+    )
+    assert lines[2:4] == ["    Traceback (most recent call last):", "    RuntimeError: CUDA error: out of memory"]
+    assert lines[4].startswith('trial #1: {"lr": 0.02} -> 0.5')
+
+
+def test_the_summary_counts_each_kind_of_trial_and_says_where_the_study_is(tmp_path: Path) -> None:
+    con, out = console(terminal=False)
+    shown = RichReporter(con)
+    shown.started(study="s", budget=6, done=0, setup_failures=3)
+    shown.finished(
+        StudySummary(
+            best=record(0, 0.25),
+            n_trials=6,
+            n_new=6,
+            complete=3,
+            failed=2,
+            pruned=1,
+            setup_failures=3,
+            llm_calls=1,
+            prompt_tokens=1,
+            reasks=1,
+            save_dir=tmp_path,
+            storage=default_storage_url(tmp_path),
+        )
+    )
+    text = out.getvalue()
+    assert text.startswith("starting study s: 0/6 trials done (3 setup failures of a broken start kept in it, not ")
+    assert re.search(r"trials +6: 3 complete, 2 failed, 1 pruned \(6 in this run, \d+s\)", text)
+    assert re.search(r"setup failures +3 \(of a broken start: kept in the study, not counted\)", text)
+    assert re.search(r"LLM usage +1 call, 1 token \(1 prompt, 0 completion\), 0\.0 s, 1 reask", text)
+    assert re.search(rf"saved in +{re.escape(str(tmp_path))} \(study\.db, trials/, events\.jsonl\)", text)
+
+
+def test_the_summary_names_a_storage_elsewhere(tmp_path: Path) -> None:
+    con, out = console(terminal=False)
+    shown = RichReporter(con)
+    shown.started(study="s", budget=1, done=0)
+    url = "postgresql://db.example/studies"
+    shown.finished(StudySummary(best=None, n_trials=1, n_new=1, failed=1, save_dir=tmp_path, storage=url))
+    text = out.getvalue()
+    assert re.search(r"trials +1: 0 complete, 1 failed \(1 in this run", text), "no pruned count when none was"
+    assert f"(trials/, events.jsonl); the study is in {url}" in text
+
+
+@pytest.mark.parametrize(("done", "said"), [(8, "8 trials done"), (1, "1 trial done")])
+def test_resuming_a_study_past_its_budget_says_there_is_nothing_to_run(done: int, said: str) -> None:
+    con, out = console(terminal=False)
+    with RichReporter(con) as shown:
+        shown.started(study="s", budget=min(done, 5), done=done)
+    assert out.getvalue().splitlines() == [f"study s: {said}, budget {min(done, 5)}: nothing to run"]
+
+
+def step(done: int, elapsed: float, value: float) -> Progress:
+    return Progress(done, None, elapsed_s=elapsed, unit="step", metrics={"val_r2": value}, headline="val_r2")
+
+
+def test_a_programs_step_lines_show_at_a_steady_pace_in_a_pipe_and_in_place_on_a_terminal() -> None:
+    con, out = console(terminal=False)
+    with RichReporter(con, plain_interval_s=3600) as shown:
+        shown.started(study="s", budget=1, done=0)
+        shown.trial_started(0, {"lr": 0.01}, "sampler")
+        for k in range(50):  # a program printing a step line many times a second
+            shown.progress(0, step(k, elapsed=k / 10, value=k / 100))
+        shown.trial_finished(record(0, 0.49), record(0, 0.49))
+    lines = out.getvalue().splitlines()
+    assert lines[1:3] == ['trial #0: {"lr": 0.01}', "  trial #0 step 0: val_r2 0, 0s elapsed"]
+    assert len([line for line in lines if "step" in line]) == 1, "at most one line per interval"
+
+    con, out = console(terminal=True)
+    with RichReporter(con) as shown:
+        shown.started(study="s", budget=1, done=0)
+        shown.trial_started(0, {"lr": 0.01}, "sampler")
+        shown.progress(0, step(12, elapsed=3.0, value=0.8))
+        shown._live.refresh()  # type: ignore[union-attr]
+    assert re.search(r"trial #0 +step 12: val_r2 0.8, 3s elapsed", ANSI.sub("", out.getvalue()))

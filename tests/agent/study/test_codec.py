@@ -182,6 +182,19 @@ def test_waiting_and_surplus_trials_are_not_records() -> None:
     assert [codec.decode(t) for t in study.get_trials()] == [None, None]
 
 
+def test_the_study_lists_its_setup_failures_and_only_failed_trials_are_marked() -> None:
+    study = optuna.create_study()
+    for state in (TrialState.FAIL, TrialState.FAIL, TrialState.COMPLETE):
+        value = 1.0 if state == TrialState.COMPLETE else None
+        study.add_trial(optuna.trial.create_trial(state=state, value=value, params={}, distributions={}))
+    study.set_user_attr(codec.SETUP_FAILURES, [0, 2, "x"])  # 2 completed: no setup failure; "x": ignored
+    listed = codec.setup_failures(study.user_attrs)
+    assert listed == {0, 2}
+    records = [codec.decode(t, listed) for t in study.get_trials()]
+    assert [r.setup_failure for r in records if r is not None] == [True, False, False]
+    assert codec.setup_failures({}) == frozenset() and codec.setup_failures({codec.SETUP_FAILURES: 3}) == frozenset()
+
+
 def test_an_unreadable_proposal_keeps_what_is_sure() -> None:
     trial = optuna.trial.create_trial(
         state=TrialState.COMPLETE,

@@ -64,7 +64,7 @@ def test_snapshots_decode_each_finished_trial_once(tmp_path: Path, monkeypatch: 
             writer.finish(started[0], EvalResult(value=float(3 - i)), seconds=0.1)
         decoded: list[int] = []
         real = codec.decode
-        monkeypatch.setattr(codec, "decode", lambda t: decoded.append(t.number) or real(t))
+        monkeypatch.setattr(codec, "decode", lambda t, *a: decoded.append(t.number) or real(t, *a))
         first, second = reader.snapshot(), reader.snapshot()
         assert decoded == [0, 1, 2]
         assert first == second

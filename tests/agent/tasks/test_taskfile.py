@@ -111,9 +111,10 @@ TASK_FILE_ERRORS = [
         "space",
         GOOD.replace("low: 1.0e-5", "low: 0.0") + "command: python -c pass\n",
         "space",
-        "invalid search space: params.lr.float: Value error, a log-scaled parameter needs low > 0",
+        "lr: a log scale needs low above 0, got low 0; use a positive low or drop log",
     ),
     ("space missing", "description: d\nmetric: m\ncommand: python -c pass\n", "space", "missing"),
+    ("space type", GOOD.replace("type: float", "type: floaty") + "command: python -c pass\n", "space", "unknown type"),
 ]
 
 

@@ -1,0 +1,46 @@
+"""The package's log lines: the standard :mod:`logging` module, under the ``agent`` logger.
+
+A program that uses the agent as a library decides what it sees, as with httpx or Optuna: the ``agent``
+logger passes on warnings and errors (a provider retried, the circuit breaker opened) and nothing below
+until asked (``logging.getLogger("agent").setLevel(logging.INFO)``; :mod:`agent` sets only that logger's
+own level, at import); where they go is the program's logging setup. The CLI prints them on stderr. No
+global setting of ``logging``, structlog or Optuna is changed. A study's own events go to its
+``events.jsonl`` (:class:`agent.study.StudyStore`), not here.
+
+Call sites log an event and its fields, ``log.warning("provider_retry", attempt=2, wait_s=0.5)``; structlog
+renders them into one line (``provider_retry attempt=2 wait_s=0.5``) for the standard logger, through a
+logger of its own made here, never through ``structlog.configure``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+__all__ = ["ROOT", "get_logger", "render"]
+
+#: The logger every module of the package logs under.
+ROOT = "agent"
+
+
+def get_logger(name: str) -> Any:
+    """The logger of module ``name`` (under ``agent``), taking an event and key-value fields."""
+    return structlog.wrap_logger(
+        logging.getLogger(name),
+        processors=[structlog.stdlib.filter_by_level, render],
+        wrapper_class=structlog.stdlib.BoundLogger,
+        context_class=dict,
+    )
+
+
+def render(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> str:
+    """``event key=value ...``; a text holding spaces is quoted."""
+    fields = dict(event_dict)
+    parts = [str(fields.pop("event", ""))]
+    for key, value in fields.items():
+        shown = repr(value) if isinstance(value, str) and (not value or any(c.isspace() for c in value)) else value
+        parts.append(f"{key}={shown}")
+    return " ".join(parts)

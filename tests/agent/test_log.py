@@ -1,0 +1,80 @@
+"""Tests for agent/_log.py: a library is quiet. Importing or using the agent changes no logging setting of the
+program's (nor Optuna's, nor structlog's), and says nothing below WARNING until the program asks."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import httpx
+import optuna
+import pytest
+
+from agent.providers import _retry
+from agent.providers.openai_compat import OpenAICompatProvider
+from agent.providers.scripted import ScriptedProvider
+from agent.sampler import StrategySampler
+
+IMPORTS = """\
+import logging, optuna, structlog
+optuna.logging.set_verbosity(optuna.logging.ERROR)  # the program's own choice
+def settings():
+    root = logging.getLogger()
+    return (optuna.logging.get_verbosity(), root.level, list(root.handlers), structlog.is_configured(),
+            logging.getLogger("optuna").level)
+before = settings()
+import agent.sampler, agent.session, agent.cli, agent.bench, agent.report  # what a library user may import
+import agent.providers.embedded, agent.providers.openai_compat, agent.providers.breaker
+assert settings() == before, (before, settings())
+print(logging.getLogger("agent").getEffectiveLevel())
+"""
+
+
+def test_importing_the_agent_changes_no_global_logging_setting() -> None:
+    run = subprocess.run([sys.executable, "-c", IMPORTS], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == str(logging.WARNING), "the agent's own logger passes on warnings only"
+
+
+def _answers() -> Iterator[httpx.Response]:
+    """A server that fails twice (500), then answers every call."""
+    yield httpx.Response(500, text="busy")
+    yield httpx.Response(500, text="busy")
+    for x in (0.5, 0.25, 0.75):
+        content = ScriptedProvider.call("evaluate", x=x)
+        yield httpx.Response(200, json={"choices": [{"message": {"role": "assistant", "content": content}}]})
+
+
+def _study_with_a_flaky_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def no_wait(seconds: float) -> None:
+        return None
+
+    monkeypatch.setattr(_retry, "_sleep", no_wait)
+    answers = _answers()
+    client = httpx.AsyncClient(transport=httpx.MockTransport(lambda request: next(answers)))
+    model = OpenAICompatProvider("m", base_url="http://llm.test/v1", api_key=None, http_client=client)
+    with StrategySampler("llm", task_description="A test.", provider=model, budget=3, seed=0) as sampler:
+        study = optuna.create_study(sampler=sampler)
+        study.optimize(lambda trial: (trial.suggest_float("x", 0.0, 1.0) - 0.3) ** 2, n_trials=3)
+    assert [t.params["x"] for t in study.trials[1:]] == [0.5, 0.25], "the model answered after its retries"
+
+
+def test_the_sampler_and_providers_say_nothing_below_warning_unless_asked(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.DEBUG)  # the program shows every level of its own logs
+    _study_with_a_flaky_model(monkeypatch)
+    printed = capsys.readouterr()
+    assert "provider_retry" not in printed.out + printed.err, "nothing printed behind the program's back"
+    ours = [(r.name, r.levelno, r.getMessage()) for r in caplog.records if r.name.startswith("agent")]
+    assert [(name, level) for name, level, _ in ours] == [("agent.providers._retry", logging.WARNING)]
+    assert ours[0][2].startswith("provider_retry call='POST http://llm.test/v1/chat/completions (model m)' attempt=1 ")
+
+    caplog.clear()
+    monkeypatch.setattr(logging.getLogger("agent"), "level", logging.INFO)  # the README's way to see more
+    _study_with_a_flaky_model(monkeypatch)
+    retries = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "agent.providers._retry"]
+    assert [level for level, _ in retries] == [logging.WARNING, logging.INFO]
+    assert " attempt=2 " in retries[1][1]

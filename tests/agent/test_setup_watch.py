@@ -1,0 +1,215 @@
+"""Tests for agent/setup_watch.py (with agent/optimize.py, agent/study and the CLI): a run whose first trials all
+fail the same way stops, those failures do not use up the budget, and a fixed setup runs its whole budget."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+
+from agent.errors import BrokenSetup
+from agent.optimize import optimize
+from agent.records import TrialRecord
+from agent.setup_watch import SETUP_TRIALS, SetupWatch, failure_signature
+from agent.space import Choice
+from agent.strategies.baselines import RandomStrategy
+from agent.study import StudyStore, study_records
+from agent.tasks import build_task
+from evaluators.base import EvalResult
+from tools.base import NO_TRIAL, TrialContext
+from tools.evaluate_toy import EvaluateToy
+
+ROOT = Path(__file__).resolve().parents[2]
+TASK = build_task("toy-branin")
+
+
+def failed(number: int, error: str) -> TrialRecord:
+    return TrialRecord(number=number, config={}, state="fail", error=error)
+
+
+def test_the_same_failure_three_times_is_a_broken_start() -> None:
+    watch = SetupWatch()
+    errors = [f"the command exited with status 1; stderr: No module named 'torch' (after {s} s)" for s in (1, 2.5, 7)]
+    assert [watch.seen(failed(n, e)) for n, e in zip((4, 5), errors[:2], strict=True)] == [None, None]
+    broken = watch.seen(failed(7, errors[2]))
+    assert broken is not None and broken.numbers == (4, 5, 7) and "No module named 'torch'" in broken.reason
+    assert watch.seen(failed(8, errors[0])) is None, "it speaks once"
+    assert SETUP_TRIALS == 3
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        TrialRecord(number=0, config={}, state="complete", value=0.5),  # the setup works
+        TrialRecord(number=0, config={}, state="pruned", value=0.5),
+        failed(0, "loss diverged to nan at epoch 3"),  # then two others: not all the same
+    ],
+)
+def test_a_success_or_a_different_failure_ends_the_watch(first: TrialRecord) -> None:
+    watch = SetupWatch()
+    assert watch.seen(first) is None
+    assert [watch.seen(failed(n, "CUDA out of memory")) for n in (1, 2, 3, 4)] == [None] * 4
+
+
+def test_a_configuration_refused_before_evaluation_is_not_the_setups_fault() -> None:
+    watch = SetupWatch()
+    assert watch.seen(failed(0, "x1: out of range"), evaluated=False) is None
+    assert [watch.seen(failed(n, "x1: out of range")) for n in (1, 2, 3)] == [None] * 3
+
+
+def test_a_signature_sets_numbers_aside() -> None:
+    one, other = "lr 0.3 diverged at step 12\n  (1e-05)", "lr 1.5e-3 diverged at step 7 (2)"
+    assert failure_signature(one) == failure_signature(other)
+    assert failure_signature("KeyError: 'r2'") != failure_signature("ValueError: nan")
+
+
+class _Raising(EvaluateToy):
+    """Branin whose evaluation raises one error while ``broken``, then works."""
+
+    broken = True
+
+    async def evaluate(self, config: dict[str, Choice], trial: TrialContext = NO_TRIAL) -> EvalResult:
+        if self.broken:
+            raise FileNotFoundError(f"data/train.csv (asked for x1={config['x1']})")
+        return await super().evaluate(config)
+
+
+def open_store(save_dir: Path) -> StudyStore:
+    return StudyStore.open(save_dir=save_dir, study_name="s", space=TASK.space, meta={"task": TASK.name})
+
+
+@pytest.mark.anyio
+async def test_a_broken_start_stops_keeps_its_trials_and_uses_none_of_the_budget(tmp_path: Path) -> None:
+    tool = _Raising("branin", TASK.space)
+    store = open_store(tmp_path)
+    try:
+        with pytest.raises(BrokenSetup) as caught:
+            await optimize(tool=tool, strategy=RandomStrategy(), store=store, budget=5)
+        snapshot = store.snapshot()
+        assert (snapshot.used, snapshot.setup_failures) == (0, 3)
+    finally:
+        store.close()
+    message = str(caught.value)
+    assert "the first 3 trials of this run all failed the same way" in message
+    assert "FileNotFoundError: data/train.csv" in message
+    assert "trials #0, #1, #2 stay in the study as setup failures and do not count toward the budget" in message
+    for number in range(3):
+        body = json.loads((tmp_path / "trials" / f"trial_{number:04d}.json").read_text())
+        assert (body["state"], body["setup_failure"]) == ("fail", True)
+    logged = [json.loads(line)["event"] for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert "setup_broken" in logged
+
+    tool.broken = False  # the user fixed the setup; the same study runs its whole budget
+    store = open_store(tmp_path)
+    try:
+        summary = await optimize(tool=tool, strategy=RandomStrategy(), store=store, budget=5)
+    finally:
+        store.close()
+    assert (summary.n_trials, summary.complete, summary.failed, summary.setup_failures) == (5, 5, 0, 3)
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    assert [t.state.name for t in study.trials] == ["FAIL"] * 3 + ["COMPLETE"] * 5
+    assert [r.number for r in study_records(study)] == [3, 4, 5, 6, 7]
+    assert [r.number for r in study_records(study, setup_failures=True) if r.setup_failure] == [0, 1, 2]
+
+
+class _Diverging(EvaluateToy):
+    """Branin that diverges (fails) for large x1 only: a fault of some configurations, not of the setup."""
+
+    async def evaluate(self, config: dict[str, Choice], trial: TrialContext = NO_TRIAL) -> EvalResult:
+        if float(config["x1"]) > 2.5:
+            return EvalResult.failed("the loss diverged to nan at epoch 2")
+        return await super().evaluate(config)
+
+
+@pytest.mark.anyio
+async def test_a_study_failing_for_some_configurations_is_not_stopped(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    try:
+        tool = _Diverging("branin", TASK.space)
+        summary = await optimize(tool=tool, strategy=RandomStrategy(), store=store, budget=12)
+    finally:
+        store.close()
+    assert summary.n_trials == 12 and summary.setup_failures == 0
+    assert summary.failed >= 3 and summary.complete >= 1, "the seed draws both kinds"
+    assert summary.no_result() is None
+
+
+FIT = """\
+import json, sys
+x = float(sys.argv[1])
+for step in range(3):
+    print(json.dumps({"step": step, "val_r2": 1.0 - (x - 0.3) ** 2 - 0.1 / (step + 1)}), flush=True)
+print(json.dumps({"val_r2": 1.0 - (x - 0.3) ** 2}))
+"""
+
+
+def agent_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args], cwd=ROOT, env=dict(os.environ), capture_output=True, text=True
+    )
+
+
+def write_task(folder: Path, metric: str) -> Path:
+    (folder / "fit.py").write_text(FIT)
+    path = folder / "fit.yaml"
+    path.write_text(
+        f"description: A fit; the value is its R2.\nspace:\n  x: {{type: float, low: 0, high: 1}}\n"
+        f"metric: {metric}\ndirection: maximize\ncommand: python fit.py {{x}}\n"
+    )
+    return path
+
+
+def test_a_wrong_metric_stops_the_run_and_once_fixed_the_same_command_runs_its_budget(tmp_path: Path) -> None:
+    task = write_task(tmp_path, metric="r2")  # the script prints val_r2
+    save = tmp_path / "study"
+    argv = ["--task", str(task), "--strategy", "random", "--budget", "4", "--save_dir", str(save)]
+    stopped = agent_cli(*argv)
+    assert stopped.returncode == 1, stopped.stderr
+    assert stopped.stderr.startswith("error: the first 3 trials of this run all failed the same way")
+    assert "held no 'r2' (its keys: 'val_r2')" in stopped.stderr
+    assert "run the same command again" in stopped.stderr and "Traceback" not in stopped.stderr
+    assert stopped.stdout.count("-> failed (") == 3, "stopped after its first failures, not the whole budget"
+
+    write_task(tmp_path, metric="val_r2")
+    fixed = agent_cli(*argv)
+    assert fixed.returncode == 0, fixed.stderr
+    assert "(3 setup failures of a broken start kept in it, not counted)" in fixed.stdout
+    assert "4: 4 complete, 0 failed (4 in this run" in fixed.stdout
+    study = optuna.load_study(study_name="fit-random-seed0", storage=f"sqlite:///{save / 'study.db'}")
+    assert [t.state.name for t in study.trials] == ["FAIL"] * 3 + ["COMPLETE"] * 4
+
+    report = agent_cli("report", "--save_dir", str(save))
+    assert report.returncode == 0, report.stderr
+    text = (save / "report.md").read_text()
+    assert "3 setup failures of a broken start (kept, not counted)" in text
+    assert text.count("| setup failure |") == 3
+
+
+OBJECTIVE = """\
+def fit(config):
+    if config["x"] < 0.6:
+        raise RuntimeError("CUDA out of memory")
+    raise ValueError("the loss is NaN")
+"""
+
+
+def test_a_run_where_every_trial_failed_exits_non_zero_saying_so(tmp_path: Path) -> None:
+    (tmp_path / "flaky_fit.py").write_text(OBJECTIVE)
+    (tmp_path / "flaky.yaml").write_text(
+        "description: A fit that fails for every configuration, each its own way.\n"
+        "space:\n  x: {type: float, low: 0, high: 1}\nmetric: loss\nobjective: flaky_fit:fit\n"
+    )
+    save = tmp_path / "study"
+    argv = ["--task", str(tmp_path / "flaky.yaml"), "--strategy", "random", "--budget", "3", "--save_dir", str(save)]
+    run = agent_cli(*argv)
+    assert run.returncode == 1, run.stderr
+    assert "error: no trial completed: all 3 trials of this run failed; the last one's reason: " in run.stderr
+    assert f"(each trial's reason is in {save / 'trials'})" in run.stderr
+    assert "out of memory" in run.stdout and "the loss is NaN" in run.stdout, "two ways: not a broken setup"
+    again = agent_cli(*argv)  # nothing left to run, and still no result
+    assert again.returncode == 1 and "no trial of the study completed (3 failed, 0 pruned)" in again.stderr
