@@ -43,7 +43,7 @@ from agent import metrics  # noqa: E402
 from agent.bench import run_seed  # noqa: E402
 from agent.providers.base import Provider  # noqa: E402
 from agent.session import StudyConfig, open_model, run_study  # noqa: E402
-from agent.study import open_storage, read_records  # noqa: E402
+from agent.study import opened_storage, read_records  # noqa: E402
 from agent.tasks import Task, build_task  # noqa: E402
 from agent.tasks.variants import HPOBENCH_RENAMED, negated, renamed  # noqa: E402
 
@@ -132,12 +132,12 @@ def _finished(url: str, name: str | None) -> int:
     path = Path(url.removeprefix("sqlite:///"))
     if not path.is_file():
         return 0
-    storage = open_storage(url)
-    names = [s.study_name for s in storage.get_all_studies()]
-    name = name or (names[0] if names else None)
-    if name not in names:
-        return 0
-    return sum(t.state.is_finished() for t in storage.get_all_trials(storage.get_study_id_from_name(name)))
+    with opened_storage(url) as storage:
+        names = [s.study_name for s in storage.get_all_studies()]
+        name = name or (names[0] if names else None)
+        if name not in names:
+            return 0
+        return sum(t.state.is_finished() for t in storage.get_all_trials(storage.get_study_id_from_name(name)))
 
 
 async def run_arms(out: Path, arms: Sequence[str], seeds: int, provider: Provider) -> None:
@@ -169,11 +169,11 @@ async def run_arms(out: Path, arms: Sequence[str], seeds: int, provider: Provide
 def true_errors(out: Path, study: Study) -> list[float] | None:
     """The true error of the study's incumbent after each trial; None when it has not run."""
     url = f"sqlite:///{(out / 'transfer.db').resolve()}"
-    storage = open_storage(url)
-    try:
-        trials = storage.get_all_trials(storage.get_study_id_from_name(study.name))
-    except KeyError:
-        return None
+    with opened_storage(url) as storage:
+        try:
+            trials = storage.get_all_trials(storage.get_study_id_from_name(study.name))
+        except KeyError:
+            return None
     done = [r for r in read_records(trials) if r.finished]
     if len(done) < HORIZON:
         return None

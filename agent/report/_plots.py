@@ -232,9 +232,11 @@ def plot_study_curve(
     return fig
 
 
-def plot_shares(series: Mapping[str, Sequence[Sequence[float | None]]], path: Path) -> None:
-    """The model's share of each round as decided trial by trial: per label, the median over its studies with
-    the 25-75% band (one study: its own line)."""
+def plot_shares(
+    series: Mapping[str, Sequence[Sequence[float | None]]], path: Path, ylabel: str = "model's share of the round"
+) -> None:
+    """A share decided trial by trial (the model's share of each round; each source's weight in the optimizer's
+    model): per label, the median over its studies with the 25-75% band (one study: its own line)."""
     fig = Figure(figsize=(7.5, 4.0), layout="constrained")
     ax = fig.subplots()
     order = list(series)
@@ -252,7 +254,7 @@ def plot_shares(series: Mapping[str, Sequence[Sequence[float | None]]], path: Pa
         ax.plot(x, median, color=color, lw=2, label=label)
         if len(studies) > 1:
             ax.fill_between(x, low, high, color=color, alpha=0.2)
-    ax.set(xlabel="trial #", ylabel="model's share of the round", ylim=(0.0, 1.0))
+    ax.set(xlabel="trial #", ylabel=ylabel, ylim=(0.0, 1.0))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")

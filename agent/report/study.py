@@ -24,6 +24,7 @@ from agent.space import SearchSpace
 from agent.study import opened_storage, study_meta, study_records
 from agent.tasks import Task, build_task
 
+from ._experience import experience_section
 from ._markdown import fenced, fmt, plural, table
 from ._plots import plot_shares, plot_study_curve, plot_trajectories, toy_function
 from ._sources import source_rows
@@ -165,19 +166,21 @@ def _study_markdown(view: _StudyView, url: str, out: Path) -> list[str]:
         panels = {str(meta.get("strategy", "study")): [r.config for r in done]}
         plot_trajectories(task_name, panels, out / "plots" / "trajectory.png")
         lines += ["![proposals](plots/trajectory.png)", ""]
-    return [*lines, *_sources(view, out), *_trials_table(view), *_conversation(view)]
+    learned = experience_section(meta, done, out)
+    return [*lines, *learned, *_sources(view, out), *_trials_table(view), *_conversation(view)]
 
 
 def _sources(view: _StudyView, out: Path) -> list[str]:
     """Who proposed the trials and what they earned; the model's share as a hybrid strategy decided it."""
-    if not any(r.source == "llm" for r in view.done):
+    if not any(r.source in ("llm", "transfer") for r in view.done):
         return []
     sign = -1.0 if view.maximize else 1.0
     values = [None if r.value is None else sign * r.value for r in view.done]
     lines = [
         "## Sources",
         "",
-        "Who chose each trial's configuration: `llm` the model, `surrogate` the Gaussian process, `sampler` "
+        "Who chose each trial's configuration: `llm` the model, `surrogate` the Gaussian process (the optimizer), "
+        "`transfer` the earlier studies (their best configurations open a study that learns from them), `sampler` "
         "Optuna's sampler, `fallback` the sampler instead of a model that could not be reached or kept answering "
         "invalid configurations, `resumed` a trial re-run after a crash. **trials**: how many the source chose "
         "(and their share); **mean reward**: the share of the study's earlier trials that each of its trials "

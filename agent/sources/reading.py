@@ -26,7 +26,7 @@ import sqlalchemy
 from agent.errors import UserError
 from agent.records import Direction
 from agent.space import Choice, SearchSpace
-from agent.study import open_storage, read_records
+from agent.study import opened_storage, read_records
 
 __all__ = ["MAX_SOURCE_TRIALS", "SourceStudy", "locate", "read_sources"]
 
@@ -125,31 +125,43 @@ def read_sources(
     notes: list[str] = []
     groups: dict[tuple[str, str, str, str], list[_Member]] = {}
     for url in urls:
-        storage = open_storage(url)
-        for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
-            name = summary.study_name
-            if exclude is not None and _same_storage(url, exclude[0]) and name == exclude[1]:
-                continue
-            key = f"{url}#{name}"
-            study = optuna.load_study(study_name=name, storage=storage)
-            if len(study.directions) != 1:
-                notes.append(f"{key}: a multi-objective study; left out")
-                continue
-            attrs = dict(study.user_attrs)
-            space = _space(attrs, study)
-            if space is None:
-                notes.append(f"{key}: no search space recorded nor any finished trial; left out")
-                continue
-            trials = _finished(study, space)
-            if not trials:
-                notes.append(f"{key}: no finished trial; left out")
-                continue
-            direction: Direction = "maximize" if study.direction.name == "MAXIMIZE" else "minimize"
-            description = attrs.get("description") or _described(attrs.get("task"), describe) or f"study {name}"
-            meta = {"description": description, "direction": direction, "metric": attrs.get("metric")}
-            group = (str(attrs.get("task", "")), description, space.model_dump_json(), direction)
-            groups.setdefault(group, []).append((key, meta | {"space": space}, trials))
+        with opened_storage(url) as storage:
+            _read(url, storage, exclude, describe, groups, notes)
     return [_pooled(members) for members in groups.values()], notes
+
+
+def _read(
+    url: str,
+    storage: optuna.storages.BaseStorage,
+    exclude: tuple[str, str] | None,
+    describe: Any,
+    groups: dict[tuple[str, str, str, str], list[_Member]],
+    notes: list[str],
+) -> None:
+    """Add the studies of one storage to ``groups`` (and a note for each left out)."""
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        name = summary.study_name
+        if exclude is not None and _same_storage(url, exclude[0]) and name == exclude[1]:
+            continue
+        key = f"{url}#{name}"
+        study = optuna.load_study(study_name=name, storage=storage)
+        if len(study.directions) != 1:
+            notes.append(f"{key}: a multi-objective study; left out")
+            continue
+        attrs = dict(study.user_attrs)
+        space = _space(attrs, study)
+        if space is None:
+            notes.append(f"{key}: no search space recorded nor any finished trial; left out")
+            continue
+        trials = _finished(study, space)
+        if not trials:
+            notes.append(f"{key}: no finished trial; left out")
+            continue
+        direction: Direction = "maximize" if study.direction.name == "MAXIMIZE" else "minimize"
+        description = attrs.get("description") or _described(attrs.get("task"), describe) or f"study {name}"
+        meta = {"description": description, "direction": direction, "metric": attrs.get("metric")}
+        group = (str(attrs.get("task", "")), description, space.model_dump_json(), direction)
+        groups.setdefault(group, []).append((key, meta | {"space": space}, trials))
 
 
 def _same_storage(a: str, b: str) -> bool:
