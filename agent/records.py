@@ -42,11 +42,12 @@ Direction = Literal["minimize", "maximize"]
 
 #: Who chose a trial's configuration: the model (``llm``), the study's sampler instead of a model whose
 #: answers stayed invalid or that could not be reached (``fallback``), an Optuna sampler (``sampler``), a
-#: surrogate model (``surrogate``), or nobody: a dead worker's trial re-run as it was (``resumed``).
-ProposalSource = Literal["llm", "fallback", "sampler", "surrogate", "resumed"]
+#: surrogate model (``surrogate``), an earlier study's best configuration opening the study (``transfer``), or
+#: nobody: a dead worker's trial re-run as it was (``resumed``).
+ProposalSource = Literal["llm", "fallback", "sampler", "surrogate", "transfer", "resumed"]
 #: How the reason of a ``fallback`` begins when the model could not be reached (its provider's retries ran out).
 UNREACHABLE = "the model could not be reached"
-PROPOSAL_SOURCES: tuple[ProposalSource, ...] = ("llm", "fallback", "sampler", "surrogate", "resumed")
+PROPOSAL_SOURCES: tuple[ProposalSource, ...] = ("llm", "fallback", "sampler", "surrogate", "transfer", "resumed")
 
 
 class ProposalInfo(BaseModel):
