@@ -27,6 +27,7 @@ __all__ = ["Encoder", "GaussianProcess"]
 FloatArray = npt.NDArray[np.float64]
 _MIN_NOISE = 1e-6  # Optuna's DEFAULT_MINIMUM_NOISE_VAR
 _JITTER = 1e-9
+_LOG_BOUND = 20.0
 
 
 class Encoder:
@@ -144,17 +145,18 @@ class GaussianProcess:
                 return 1e10, np.zeros_like(theta)
             alpha = _cho_solve(chol, self._y)
             mll = -0.5 * float(self._y @ alpha) - float(np.log(np.diag(chol)).sum())
-            prior = -float((0.1 / lam + 0.1 * lam).sum()) + (math.log(ks) - ks) + (0.1 * math.log(nv) - 30.0 * nv)
+            prior = -float((0.1 / lam + 0.1 * lam).sum()) + (float(theta[d]) - ks) + (0.1 * math.log(nv) - 30.0 * nv)
             w = np.outer(alpha, alpha) - _cho_solve(chol, eye)  # d mll / dK = W / 2
             dk_dist = ks * _matern52_grad(dist)
             grad = np.empty(d + 2)
             grad[:d] = 0.5 * np.einsum("ij,ij,ijk->k", w, dk_dist, self._sqd) * lam + (0.1 / lam - 0.1 * lam)
             grad[d] = 0.5 * float((w * base).sum()) * ks + (1.0 - ks)
             grad[d + 1] = (0.5 * float(np.trace(w)) + 0.1 / nv - 30.0) * (nv - _MIN_NOISE)
-            return -(mll + prior), -grad
+            return -(mll + prior), np.asarray(-grad, dtype=np.float64)
 
         start = np.concatenate([np.zeros(d), [0.0, math.log(0.1)]])
-        res = minimize(loss, start, jac=True, method="L-BFGS-B", options={"gtol": 1e-2, "maxiter": 200})
+        bounds = [(-_LOG_BOUND, _LOG_BOUND)] * (d + 2)  # keeps exp() finite and positive
+        res = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds, options={"gtol": 1e-2, "maxiter": 200})
         theta = res.x
         return np.exp(theta[:d]), math.exp(theta[d]), math.exp(theta[d + 1]) + _MIN_NOISE
 

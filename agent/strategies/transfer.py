@@ -164,6 +164,9 @@ class TransferSurrogate:
 
     sources: Sequence[SourceData]
     samples: int = _SAMPLES
+    #: This study's own model learns its values standardized (``False``), or as normal scores of their ranks
+    #: like the sources' (``True``; measured worse at budget 30: docs/transfer-notes.md).
+    rank_target: bool = False
     _cache: dict[str, list[_Model]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -217,7 +220,12 @@ class TransferSurrogate:
             everyone = [*models, target] if target is not None else models
             ensemble = [(m, float(x)) for m, x in zip(everyone, w, strict=False) if x > 0]
             taken = {space.key(r.config) for r in records} | set(also_taken)
-            config = _maximize_ei(space, ensemble, target, rng, taken)
+            if target is not None and w[-1] == 1.0 and len(set(target.scores.tolist())) < 2:
+                # Nothing to learn yet (every result alike: a misleading source's openers all failed) and no
+                # source trusted: a random configuration, as bo's startup; a flat model would pick corners.
+                config = untried(space, taken, rng)
+            else:
+                config = _maximize_ei(space, ensemble, target, rng, taken)
         return config, dict(zip([s.name for s in self.sources] + [TARGET], map(float, w), strict=True))
 
     def _fit(
@@ -228,7 +236,13 @@ class TransferSurrogate:
         if not data:
             return models, None
         configs = [decode(space, p) for p, _ in data]
-        return models, _model(space, TARGET, configs, normal_scores([v for _, v in data], direction))
+        values = [v for _, v in data]
+        if self.rank_target:
+            scores = normal_scores(values, direction)
+        else:
+            v = np.asarray(values) * (-1.0 if direction == "maximize" else 1.0)
+            scores = (v - v.mean()) / max(float(v.std()), 1e-12)
+        return models, _model(space, TARGET, configs, scores)
 
 
 def _one_thread() -> Any:
@@ -246,13 +260,14 @@ def _rank_weights(
     models: Sequence[_Model], target: _Model | None, rng: np.random.Generator, samples: int
 ) -> FloatArray:
     """RGPE's weights, the sources' then this study's: for each posterior draw, the model with the fewest
-    misordered pairs of this study's results wins it (ties at random); weights are the shares of draws won.
-    A source whose median loss exceeds the 95th percentile of this study's model's loss is dropped. Before
-    any result, the sources share the weight equally."""
-    if target is None:
+    misordered pairs of this study's results wins it; weights are the shares of draws won. A source must do
+    better than this study's own model to win a draw: ties go to this study's model (among sources, at
+    random), so results that cannot be ordered (every trial failed alike) give the sources nothing. A source
+    whose median loss exceeds the 95th percentile of this study's model's loss is dropped. Before two results
+    the sources share the weight equally."""
+    if target is None or len(target.scores) < 2:
         return np.array([1.0 / len(models)] * len(models) + [0.0])
     y = target.scores
-    n = len(y)
     order = y[:, None] < y[None, :]  # order[j, k]: result j is better than result k
     counted = y[:, None] != y[None, :]
     losses = []
@@ -260,15 +275,15 @@ def _rank_weights(
         f = m.gp.sample(m.encoder(target.configs), samples, rng)  # draws x n
         wrong = (f[:, :, None] < f[:, None, :]) != order
         losses.append((wrong & counted).sum(axis=(1, 2)))
-    mean, var = target.gp.loo() if n > 1 else (np.zeros(n), np.ones(n))
-    f = mean + np.sqrt(var) * rng.standard_normal((samples, n))  # leave-one-out draws at each result
+    mean, var = target.gp.loo()
+    f = mean + np.sqrt(var) * rng.standard_normal((samples, len(y)))  # leave-one-out draws at each result
     wrong = (f[:, :, None] < y[None, None, :]) != order
     target_loss = (wrong & counted).sum(axis=(1, 2))
-    all_losses = np.array([*losses, target_loss], dtype=np.float64)  # models x draws
     limit = np.quantile(target_loss, 0.95)
-    keep = np.array([np.median(x) <= limit for x in losses] + [True])
-    noisy = np.where(keep[:, None], all_losses, np.inf) + rng.uniform(0, 0.5, all_losses.shape)
-    wins = np.bincount(np.argmin(noisy, axis=0), minlength=len(all_losses))
+    keep = np.array([np.median(x) <= limit for x in losses])
+    sources = np.where(keep[:, None], np.array(losses, dtype=np.float64), np.inf)
+    noisy = np.vstack([sources + rng.uniform(0.1, 0.6, sources.shape), target_loss[None, :]])  # losses are counts
+    wins = np.bincount(np.argmin(noisy, axis=0), minlength=len(models) + 1)
     result: FloatArray = wins / samples
     return result
 
@@ -365,13 +380,16 @@ class TransferBOStrategy(BOStrategy):
         self._issued.add(ctx.space.key(config))
         return Proposal(config=config, source="surrogate", decision={"weights": _rounded(weights)})
 
+    def opener_list(self, space: SearchSpace, k: int) -> list[dict[str, Choice]]:
+        """The first ``k`` configurations to open with, the same in every process (a resumed study goes on)."""
+        return _openers(space, self.transfer.models(space), k, random.Random(_OPENERS_SEED), 10)
+
     def _next_opener(self, ctx: ProposeContext) -> Proposal | None:
         opened = {ctx.space.key(r.config) for r in ctx.records if r.source == "transfer"} | self._opened
         if len(opened) >= self.n_open:
             return None
         if self._openers is None:  # a few spares: an opener the study already tried is skipped
-            models = self.transfer.models(ctx.space)
-            self._openers = _openers(ctx.space, models, self.n_open + 10, random.Random(_OPENERS_SEED), 10)
+            self._openers = self.opener_list(ctx.space, self.n_open + 10)
         taken = {ctx.space.key(r.config) for r in ctx.records} | self._issued
         for i, config in enumerate(self._openers):
             key = ctx.space.key(config)
