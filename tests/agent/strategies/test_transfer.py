@@ -141,6 +141,18 @@ def test_a_misleading_source_alone_fades_below_the_study_own_model() -> None:
     assert late["negated"] < late[TARGET] and late["negated"] <= early["negated"]
 
 
+def test_results_all_alike_give_the_sources_no_weight() -> None:
+    """A misleading source's openers that all failed alike order nothing: the study's own model keeps the
+    weight (ties are its), and the next trial is drawn at random rather than at a flat model's corners."""
+    misleading = source("negated", sign=-1.0)
+    worst = openers(SPACE, [misleading], 3, random.Random(0))
+    records = [TrialRecord(number=i, config=c, state="complete", value=0.5) for i, c in enumerate(worst)]
+    surrogate = TransferSurrogate([misleading])
+    assert surrogate.weights(SPACE, records, "minimize", random.Random(0)) == {"negated": 0.0, TARGET: 1.0}
+    config, weights = surrogate.propose_weighted(SPACE, records, random.Random(1))
+    assert weights[TARGET] == 1.0 and SPACE.key(config) not in {SPACE.key(c) for c in worst}
+
+
 def test_proposals_are_untried_and_avoid_configurations_in_flight() -> None:
     surrogate = TransferSurrogate([source("same")])
     records = study(surrogate, 12)
