@@ -21,6 +21,7 @@ Resumable: each finished study appends one JSON line to OUT/results.jsonl and is
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import math
@@ -41,21 +42,14 @@ from agent.bench import run_seed
 from agent.optimize import optimize
 from agent.records import Direction, TrialRecord
 from agent.space import CategoricalParam, Choice, SearchSpace
+from agent.strategies._rgpe import fill, fit_model, maximize_ei, one_thread
 from agent.strategies.base import Strategy
 from agent.strategies.guided import BOStrategy
 from agent.strategies.surrogate import SurrogateModel, untried
-from agent.strategies.transfer import (
-    SourceData,
-    TransferBOStrategy,
-    TransferSurrogate,
-    _fill,
-    _maximize_ei,
-    _model,
-    _one_thread,
-)
+from agent.strategies.transfer import SourceData, TransferBOStrategy, TransferSurrogate
 from agent.study import StudyStore, open_storage, read_records
 from agent.tasks import build_task
-from evaluators.tabular import TABULAR_DATASETS
+from evaluators.tabular import TABULAR_DATASETS, _mean_errors
 
 HPOBENCH = [f"hpobench-{d}" for d in TABULAR_DATASETS["hpobench"] if d != "car"]
 NB201 = [f"nb201-{d}" for d in TABULAR_DATASETS["nb201"]]
@@ -195,8 +189,8 @@ class OwnEngine(TransferSurrogate):
             return untried(space, taken, rng), {"target": 1.0}
         _, target = self._fit(space, records, direction)
         assert target is not None
-        with _one_thread():
-            return _maximize_ei(space, [(target, 1.0)], target, rng, taken), {"target": 1.0}
+        with one_thread():
+            return maximize_ei(space, [(target, 1.0)], target, rng, taken), {"target": 1.0}
 
 
 class RoundRobin(TransferBOStrategy):
@@ -207,7 +201,7 @@ class RoundRobin(TransferBOStrategy):
         ranked = []
         for m in self.transfer.models(space):
             mean, _ = m.predict(m.configs)
-            ranked.append([_fill(space, m.configs[int(i)], rng) for i in np.argsort(mean, kind="stable")])
+            ranked.append([fill(space, m.configs[int(i)], rng) for i in np.argsort(mean, kind="stable")])
         out: dict[str, dict[str, Choice]] = {}
         for row in itertools.zip_longest(*ranked):
             for config in row:
@@ -222,7 +216,7 @@ class _Stack:
     def __init__(self, space: SearchSpace, sources: Sequence[Any], target: Any) -> None:
         self.sources, self.configs = sources, target.configs
         prior = self._prior(target.configs)
-        self.residual = _model(space, "residual", list(target.configs), target.scores - prior)
+        self.residual = fit_model(space, "residual", list(target.configs), target.scores - prior)
         self.scores = target.scores
 
     def _prior(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
@@ -245,12 +239,12 @@ class Stacked(TransferSurrogate):
         direction: Direction = "minimize",
     ) -> tuple[dict[str, Choice], dict[str, float]]:
         taken = {space.key(r.config) for r in records} | set(also_taken)
-        with _one_thread():
+        with one_thread():
             models, target = self._fit(space, records, direction)
             if target is None or len(target.scores) < 2:
                 return super().propose_weighted(space, records, rng, also_taken, direction)
             stack = _Stack(space, models, target)
-            return _maximize_ei(space, [(stack, 1.0)], stack, rng, taken), {"target": 1.0}  # type: ignore[list-item,arg-type]
+            return maximize_ei(space, [(stack, 1.0)], stack, rng, taken), {"target": 1.0}  # type: ignore[list-item,arg-type]
 
 
 @dataclass(frozen=True)
@@ -281,6 +275,9 @@ ARMS: dict[str, Arm] = {
     "negated+loto": Arm("negated+loto"),
     "negated-stacked": Arm("negated", surrogate=Stacked, options=RANK),
     "toys": Arm("toys"),
+    "negated-open5": Arm("negated", n_open=5),
+    "negated+loto-open5": Arm("negated+loto", n_open=5),
+    "toys-open5": Arm("toys", n_open=5),
 }
 
 
@@ -396,6 +393,18 @@ def compare(
     )
 
 
+def percentile(task: str, true_error: float) -> float:
+    """The share (%) of the table's configurations with a lower true error."""
+    family, dataset = task.split("-", 1)
+    errors = _sorted_errors(family, dataset)
+    return 100.0 * float(np.searchsorted(errors, true_error)) / len(errors)
+
+
+@functools.cache
+def _sorted_errors(family: str, dataset: str) -> np.ndarray:
+    return np.sort(np.fromiter(_mean_errors(family, dataset).values(), dtype=np.float64))
+
+
 def report(args: argparse.Namespace) -> None:
     rows = [json.loads(line) for line in (args.out / "results.jsonl").read_text().splitlines() if line.strip()]
     arms = [a for a in dict.fromkeys(r["arm"] for r in rows) if a != args.versus]
@@ -422,6 +431,19 @@ def report(args: argparse.Namespace) -> None:
             for name, group in groups.items():
                 a, b = compare(rows, arm, 10, v, 10 - k, group), compare(rows, arm, 30, v, 30 - k, group)
                 print(f"  {arm} {name}: at 10 vs {v}@{10 - k}: {a[0]} p={a[1]}; at 30 vs {v}@{30 - k}: {b[0]} p={b[1]}")
+    print("\nopeners (trials of source 'transfer'): percentile of their true error in the whole table")
+    for arm in arms:
+        pct = [
+            percentile(r["task"], t)
+            for r in rows
+            if r["arm"] == arm and r["seed"] == 0  # the same openers for every seed of a task
+            for t, src in zip(r["true"], r["sources"], strict=True)
+            if src == "transfer" and t is not None
+        ]
+        if pct:
+            print(
+                f"  {arm}: median {np.median(pct):.1f}, best {min(pct):.1f}, worst {max(pct):.1f} ({len(pct)} openers)"
+            )
     print("\nmedian weight of this study's own model (target) at trials 4 / 10 / 20 / 29:")
     for arm in arms:
         ws = [r["weights"] for r in rows if r["arm"] == arm and any(r["weights"])]
