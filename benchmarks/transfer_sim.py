@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gzip
 import itertools
 import json
 import math
@@ -365,6 +366,13 @@ def run(args: argparse.Namespace) -> None:
 # ---- the report -------------------------------------------------------------------------------------------
 
 
+def read_rows(out: Path) -> list[dict[str, Any]]:
+    """OUT/results.jsonl, or the committed OUT/results.jsonl.gz."""
+    plain = out / "results.jsonl"
+    text = plain.read_text() if plain.exists() else gzip.decompress((out / "results.jsonl.gz").read_bytes()).decode()
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
 def finals(rows: Sequence[Mapping[str, Any]], budget: int) -> dict[tuple[str, str, int], float]:
     """(arm, task, seed) -> the true error of the configuration the study picked after ``budget`` trials."""
     out = {}
@@ -406,7 +414,7 @@ def _sorted_errors(family: str, dataset: str) -> np.ndarray:
 
 
 def report(args: argparse.Namespace) -> None:
-    rows = [json.loads(line) for line in (args.out / "results.jsonl").read_text().splitlines() if line.strip()]
+    rows = read_rows(args.out)
     arms = [a for a in dict.fromkeys(r["arm"] for r in rows) if a != args.versus]
     if args.arms:
         arms = [a for a in args.arms.split(",") if a in arms]
@@ -448,8 +456,8 @@ def report(args: argparse.Namespace) -> None:
     for arm in arms:
         ws = [r["weights"] for r in rows if r["arm"] == arm and any(r["weights"])]
         if ws:
-            at = [np.median([w[i]["target"] for w in ws if i < len(w) and w[i]]) for i in (3, 9, 19, 28)]
-            print(f"  {arm}: " + " / ".join(f"{x:.2f}" for x in at))
+            at = [[w[i]["target"] for w in ws if i < len(w) and w[i]] for i in (3, 9, 19, 28)]
+            print(f"  {arm}: " + " / ".join(f"{np.median(x):.2f}" if x else "(opener)" for x in at))
     print("\nproposal seconds (surrogate rounds):")
     for arm in [*arms, v]:
         secs = [

@@ -132,7 +132,8 @@ class TransferSurrogate:
         """The sources' models over ``space`` (fitted on first use)."""
         key = json.dumps(space.to_dict(), sort_keys=True, default=str)
         if key not in self._cache:
-            self._cache[key] = [_source_model(space, s) for s in self.sources]
+            with one_thread():
+                self._cache[key] = [_source_model(space, s) for s in self.sources]
         return self._cache[key]
 
     def propose(
