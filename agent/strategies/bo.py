@@ -1,47 +1,111 @@
-"""``bo``: Bayesian optimization alone, a Gaussian process over the ordinal encoding of
-:mod:`agent.strategies.surrogate` (a few random trials first)."""
+"""``bo``: Bayesian optimization, a Gaussian process over the ordinal encoding of
+:mod:`agent.strategies.surrogate` (a few random trials first).
+
+Given earlier studies (``--learn-from``, :class:`~agent.records.SourceData`), it learns from them
+(:mod:`agent.strategies.transfer`): a few of their best configurations open the study (source ``transfer``),
+then a ranking-weighted ensemble of their models and the study's own proposes, each proposal recording the
+weights it was made with. ``llm-bo`` and ``hybrid`` build on this class and inherit both.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import optuna
 
+from agent.records import SourceData
 from agent.space import Choice
 
 from .base import BuildContext, Proposal, ProposeContext, Strategy, StrategySpec, resumed_seed
 from .surrogate import SurrogateModel
+from .transfer import TransferSurrogate, rounded
 
-__all__ = ["SPEC", "BOStrategy"]
+__all__ = ["OPENERS", "SPEC", "BOStrategy"]
+
+#: Earlier studies' best configurations that open a study learning from them (measured: docs/transfer.md).
+OPENERS = 3
+_SPARE_OPENERS = 10  # an opener the study already tried is skipped for the next on the list
 
 
 class BOStrategy(Strategy):
-    """The surrogate proposes every configuration, never one already tried or in flight."""
+    """The surrogate proposes every configuration, never one already tried or in flight; with ``experience``,
+    the sources' best configurations open the study and the transfer surrogate proposes the rest."""
 
     name = "bo"
 
-    def __init__(self, surrogate: SurrogateModel | None = None) -> None:
+    def __init__(
+        self,
+        surrogate: SurrogateModel | None = None,
+        *,
+        experience: Sequence[SourceData] = (),
+        budget: int | None = None,
+        n_open: int = OPENERS,
+        transfer: TransferSurrogate | None = None,
+    ) -> None:
+        """``transfer``: the surrogate over ``experience`` (default: :class:`TransferSurrogate`'s RGPE)."""
         self.surrogate = surrogate or SurrogateModel()
+        self.transfer = (transfer or TransferSurrogate(tuple(experience))) if experience else None
+        self.n_open = 0 if self.transfer is None else min(n_open, budget if budget is not None else n_open)
         self._issued: set[str] = set()  # proposed this process but maybe not yet in the records (batches)
+        self._openers: list[dict[str, Choice]] | None = None
+        self._opened: set[str] = set()  # openers proposed by this process
+
+    @property
+    def learns(self) -> bool:
+        """Does it learn from earlier studies?"""
+        return self.transfer is not None
 
     def sampler(self, seed: int, n_existing: int) -> optuna.samplers.BaseSampler:
         # Draws only a fallback configuration (the LLM's invalid first answer); proposals name their config.
         return optuna.samplers.RandomSampler(seed=resumed_seed(seed, n_existing))
 
     async def propose(self, ctx: ProposeContext) -> Proposal:
-        return Proposal(config=self._surrogate_config(ctx), source="surrogate")
+        opener = self._next_opener(ctx)
+        if opener is not None:
+            return opener
+        config, decision = self._surrogate_config(ctx)
+        return Proposal(config=config, source="surrogate", decision=decision)
 
     async def fallback(self, ctx: ProposeContext, reason: str) -> Proposal:
-        return Proposal(config=self._surrogate_config(ctx), source="fallback", reason=reason)
+        config, decision = self._surrogate_config(ctx)
+        return Proposal(config=config, source="fallback", reason=reason, decision=decision)
 
-    def _surrogate_config(self, ctx: ProposeContext) -> dict[str, Choice]:
-        config = self.surrogate.propose(
-            ctx.space, ctx.records, ctx.rng, also_taken=self._issued, direction=ctx.direction
-        )
+    def _surrogate_config(self, ctx: ProposeContext) -> tuple[dict[str, Choice], dict[str, object]]:
+        """The optimizer's next configuration, and what to record of how it chose (the sources' weights)."""
+        decision: dict[str, object] = {}
+        if self.transfer is not None:
+            config, weights = self.transfer.propose_weighted(
+                ctx.space, ctx.records, ctx.rng, also_taken=self._issued, direction=ctx.direction
+            )
+            decision["weights"] = rounded(weights)
+        else:
+            config = self.surrogate.propose(
+                ctx.space, ctx.records, ctx.rng, also_taken=self._issued, direction=ctx.direction
+            )
         self._issued.add(ctx.space.key(config))
-        return config
+        return config, decision
+
+    def _next_opener(self, ctx: ProposeContext) -> Proposal | None:
+        """The next of the sources' best configurations while fewer than ``n_open`` opened the study."""
+        if self.transfer is None:
+            return None
+        opened = {ctx.space.key(r.config) for r in ctx.records if r.source == "transfer"} | self._opened
+        if len(opened) >= self.n_open:
+            return None
+        if self._openers is None:
+            self._openers = self.transfer.openers(ctx.space, self.n_open + _SPARE_OPENERS)
+        taken = {ctx.space.key(r.config) for r in ctx.records} | self._issued
+        for i, config in enumerate(self._openers):
+            key = ctx.space.key(config)
+            if key not in taken:
+                self._opened.add(key)
+                self._issued.add(key)
+                return Proposal(config=config, source="transfer", decision={"opener": i})
+        return None
 
 
 def _build(ctx: BuildContext) -> Strategy:
-    return BOStrategy()
+    return BOStrategy(experience=ctx.experience, budget=ctx.budget)
 
 
 SPEC = StrategySpec(

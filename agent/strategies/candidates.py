@@ -13,6 +13,7 @@ import math
 import random
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from agent.records import Direction, TrialRecord
 from agent.space import CategoricalParam, Choice, FloatParam, IntParam, SearchSpace
 
 from .grid import is_ordinal
-from .surrogate import SurrogateModel, encode, ordinal_distributions, training_data
+from .surrogate import encode, ordinal_distributions, training_data
 
 __all__ = ["Candidate", "neighbour", "optimizer_candidates"]
 
@@ -40,8 +41,21 @@ class Candidate:
     sd: float
 
 
+class Proposer(Protocol):
+    """What proposes the optimizer's own next trial (``bo``'s surrogate, or the transfer surrogate)."""
+
+    def propose(
+        self,
+        space: SearchSpace,
+        records: Sequence[TrialRecord],
+        rng: random.Random,
+        also_taken: Collection[str] = (),
+        direction: Direction = "minimize",
+    ) -> dict[str, Choice]: ...
+
+
 def optimizer_candidates(
-    surrogate: SurrogateModel,
+    surrogate: Proposer,
     space: SearchSpace,
     records: Sequence[TrialRecord],
     rng: random.Random,

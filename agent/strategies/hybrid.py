@@ -29,7 +29,7 @@ from typing import Any
 
 from agent.conversation import Agent
 from agent.messages import UserPart
-from agent.records import Proposal, short_value
+from agent.records import Proposal, SourceData, short_value
 from tools.take_candidate import TakeCandidate
 
 from ._model import model_agent
@@ -60,11 +60,12 @@ class HybridStrategy(LLMBOStrategy):
         *,
         budget: int,
         surrogate: SurrogateModel | None = None,
+        experience: Sequence[SourceData] = (),
         credit: SourceCredit | None = None,
         templates_state: str = "optimizer_state",
         start_template: str = "start_default",
     ) -> None:
-        super().__init__(agent, surrogate)
+        super().__init__(agent, surrogate, experience=experience, budget=budget)
         self.take = take
         self.budget = budget
         self.credit = credit or SourceCredit()
@@ -72,7 +73,10 @@ class HybridStrategy(LLMBOStrategy):
         self._start = agent.templates.render(start_template, eval_tool=agent.eval_tool.name)
 
     async def propose(self, ctx: ProposeContext) -> Proposal:
-        if not ctx.records and not self._issued:
+        opener = self._next_opener(ctx)  # earlier studies' best configurations open a study learning from them
+        if opener is not None:
+            return opener
+        if not self.learns and not ctx.records and not self._issued:
             return self._settle(await self._ask(ctx, [UserPart(content=self._start)], ()), ctx, {"round": "model"})
         credit = self.credit.credit(ctx.records, ctx.direction)
         share = self.credit.share(credit, ctx.rng, left=(self.budget - len(ctx.records)) / self.budget)
@@ -81,10 +85,10 @@ class HybridStrategy(LLMBOStrategy):
             "credit": {s: [round(c.alpha, 3), round(c.beta, 3), c.trials] for s, c in credit.items()},
         }
         if ctx.rng.random() >= share:
-            decision["round"] = "optimizer"
-            return Proposal(config=self._surrogate_config(ctx), source="surrogate", decision=decision)
+            config, how = self._surrogate_config(ctx)
+            return Proposal(config=config, source="surrogate", decision=decision | how | {"round": "optimizer"})
         candidates = optimizer_candidates(
-            self.surrogate, ctx.space, ctx.records, ctx.rng, CANDIDATES, self._issued, ctx.direction
+            self.transfer or self.surrogate, ctx.space, ctx.records, ctx.rng, CANDIDATES, self._issued, ctx.direction
         )
         self.take.offer([c.config for c in candidates])
         state = self._state(ctx, candidates)
@@ -104,7 +108,7 @@ class HybridStrategy(LLMBOStrategy):
     ) -> Proposal:
         """The model's answer moved onto the grids, or, when it gave none, the optimizer's choice instead."""
         if proposal.config is None:  # invalid answers after every reask: the optimizer proposes in its stead
-            proposal.config = candidates[0].config if candidates else self._surrogate_config(ctx)
+            proposal.config = candidates[0].config if candidates else self._surrogate_config(ctx)[0]
             self._issued.add(ctx.space.key(proposal.config))
         else:  # on the grid already: the agent's canonical configuration
             self._issued.add(ctx.space.key(proposal.config))
@@ -130,7 +134,7 @@ def _build(ctx: BuildContext) -> Strategy:
     # The ledger history: a prompt whose prefix never changes between calls (llama.cpp's prompt cache).
     settings = dataclasses.replace(ctx.settings, history="ledger")
     agent = model_agent(ctx, start_template=None, intro_template="hybrid", extra_tools=[take], settings=settings)
-    return HybridStrategy(agent, take, budget=ctx.budget)
+    return HybridStrategy(agent, take, budget=ctx.budget, experience=ctx.experience)
 
 
 SPEC = StrategySpec(

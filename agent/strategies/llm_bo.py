@@ -2,7 +2,9 @@
 
 The model is asked for the configuration a practitioner would start from (``prompts/start_default.j2``,
 through the usual validated, reasked tool call); then ``bo``'s surrogate takes over and takes the model's
-result as its first data point.
+result as its first data point. Given earlier studies (``--learn-from``), the model's part is to judge and
+map them (:mod:`agent.sources`, before the study starts); their best configurations open the study instead
+of its guess, and the optimizer learns from them (:class:`~agent.strategies.bo.BOStrategy`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Sequence
 
 from agent.conversation import Agent
 from agent.memory import Round
+from agent.records import SourceData
 
 from ._model import model_agent
 from .base import BuildContext, Proposal, ProposeContext, Strategy, StrategySpec
@@ -25,8 +28,15 @@ class LLMBOStrategy(BOStrategy):
 
     name = "llm-bo"
 
-    def __init__(self, agent: Agent, surrogate: SurrogateModel | None = None) -> None:
-        super().__init__(surrogate)
+    def __init__(
+        self,
+        agent: Agent,
+        surrogate: SurrogateModel | None = None,
+        *,
+        experience: Sequence[SourceData] = (),
+        budget: int | None = None,
+    ) -> None:
+        super().__init__(surrogate, experience=experience, budget=budget)
         self.agent = agent
 
     def prompts(self) -> dict[str, str]:
@@ -36,7 +46,7 @@ class LLMBOStrategy(BOStrategy):
         self.agent.restore(rounds)
 
     async def propose(self, ctx: ProposeContext) -> Proposal:
-        if not ctx.records and not self._issued:
+        if not self.learns and not ctx.records and not self._issued:
             proposal = await self.agent.propose(ctx.records)
             if proposal.config is not None:  # already on the grid (the agent's canonical configuration)
                 self._issued.add(ctx.space.key(proposal.config))
@@ -49,7 +59,7 @@ class LLMBOStrategy(BOStrategy):
 
 
 def _build(ctx: BuildContext) -> Strategy:
-    return LLMBOStrategy(model_agent(ctx, start_template="start_default"))
+    return LLMBOStrategy(model_agent(ctx, start_template="start_default"), experience=ctx.experience, budget=ctx.budget)
 
 
 SPEC = StrategySpec(

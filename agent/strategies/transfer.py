@@ -1,0 +1,191 @@
+"""Bayesian optimization that learns from earlier studies (sources): what ``bo``, ``llm-bo`` and ``hybrid`` use
+when a study is given ``--learn-from``.
+
+A source is an earlier study already mapped into this study's space (:class:`~agent.records.SourceData`; it
+may cover only some of the parameters). Its values are compared by rank only: each source's values become
+normal scores of their ranks (lower is better after its own direction), so sources of another scale or
+direction mix.
+
+- **Openers** (:func:`openers`): the study starts with a few of the sources' best configurations, chosen by
+  the sources' models together (each source's Gaussian process ranks the candidates; ranks are averaged).
+- **Then a ranking-weighted ensemble** (RGPE, Feurer et al. 2018, "Scalable Meta-Learning for Bayesian
+  Optimization"): one Gaussian process per source, fitted once, and one on this study's results. Each
+  model's weight is the share of posterior draws in which it ranks this study's results best (fewest
+  misordered pairs; this study's own model is judged by leave-one-out predictions, so it cannot win by
+  memorizing). A source whose median loss exceeds the 95th percentile of this study's own model's loss gets
+  no weight (a misleading source drops out as soon as the results contradict it). The ensemble predicts
+  ``sum w_i mu_i`` with variance ``sum w_i^2 sigma_i^2``; the next configuration maximizes expected
+  improvement over a pool of random configurations and neighbours of the best ones.
+
+Without sources it is ``bo`` exactly (:class:`~agent.strategies.surrogate.SurrogateModel`). How it was chosen,
+with the numbers of every variant tried: docs/transfer.md.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from statistics import NormalDist
+
+import numpy as np
+
+from agent.metrics import average_ranks
+from agent.records import Direction, SourceData, TrialRecord
+from agent.space import Choice, SearchSpace
+
+from ._gp import FloatArray
+from ._rgpe import Model, fill, fit_model, maximize_ei, np_rng, one_thread, rank_weights
+from .surrogate import SurrogateModel, decode, training_data, untried
+
+__all__ = ["OPENERS_SEED", "TARGET", "TransferSurrogate", "normal_scores", "openers", "rounded"]
+
+#: The key of this study's own model in :meth:`TransferSurrogate.weights`.
+TARGET = "target"
+_SAMPLES = 256  # posterior draws per model for the ranking weights
+_NORMAL = NormalDist()
+#: The openers' tie-breaks: the same list in every process, so a resumed study goes on with it.
+OPENERS_SEED = 0
+
+
+def normal_scores(values: Sequence[float], direction: Direction) -> FloatArray:
+    """Each value's rank as a standard normal quantile, lower better: ``Phi^-1((rank - 0.5) / n)``, ranked
+    after ``direction`` (ties share their average rank; a non-finite value ranks worst)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = -v if direction == "maximize" else v
+    v = np.where(np.isfinite(v), v, np.inf)
+    ranks = average_ranks(v)
+    return np.array([_NORMAL.inv_cdf((r - 0.5) / len(v)) for r in ranks], dtype=np.float64)
+
+
+def _source_model(space: SearchSpace, source: SourceData) -> Model:
+    unknown = sorted(set(source.params) - set(space.params))
+    if unknown:
+        raise ValueError(f"source {source.name!r}: parameters {unknown} are not in the search space")
+    return fit_model(space, source.name, list(source.configs), normal_scores(source.values, source.direction))
+
+
+def openers(
+    space: SearchSpace, sources: Sequence[SourceData], k: int, rng: random.Random, *, top: int = 10
+) -> list[dict[str, Choice]]:
+    """Up to ``k`` distinct configurations to open a study with: each source's ``top`` best (by its model's
+    mean, which smooths noisy values), completed to the whole space (a parameter a source lacks takes the middle
+    of its range), ranked by every source's model and ordered by their average rank (ties at random)."""
+    if not sources or k <= 0:
+        return []
+    models = [_source_model(space, s) for s in sources]
+    return _openers(space, models, k, rng, top)
+
+
+def _openers(
+    space: SearchSpace, models: Sequence[Model], k: int, rng: random.Random, top: int
+) -> list[dict[str, Choice]]:
+    candidates: dict[str, dict[str, Choice]] = {}
+    for m in models:
+        mean, _ = m.predict(m.configs)
+        for i in np.argsort(mean, kind="stable")[:top]:
+            config = fill(space, m.configs[int(i)], rng)
+            candidates.setdefault(space.key(config), config)
+    pool = list(candidates.values())
+    ranks = np.mean([average_ranks(m.predict(pool)[0]) for m in models], axis=0)
+    order = sorted(range(len(pool)), key=lambda i: (ranks[i], rng.random()))
+    return [pool[i] for i in order[:k]]
+
+
+@dataclass
+class TransferSurrogate:
+    """Proposes from this study's results and the sources' (RGPE). Source models are fitted once per space."""
+
+    sources: Sequence[SourceData]
+    samples: int = _SAMPLES
+    #: This study's own model learns its values standardized (``False``), or as normal scores of their ranks
+    #: like the sources' (``True``; measured worse at budget 30: docs/transfer-notes.md).
+    rank_target: bool = False
+    _cache: dict[str, list[Model]] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.sources]
+        if len(set(names)) != len(names) or TARGET in names:
+            raise ValueError(f"sources need distinct names other than {TARGET!r}, got {names}")
+
+    def models(self, space: SearchSpace) -> list[Model]:
+        """The sources' models over ``space`` (fitted on first use)."""
+        key = json.dumps(space.to_dict(), sort_keys=True, default=str)
+        if key not in self._cache:
+            with one_thread():
+                self._cache[key] = [_source_model(space, s) for s in self.sources]
+        return self._cache[key]
+
+    def openers(self, space: SearchSpace, k: int) -> list[dict[str, Choice]]:
+        """The first ``k`` configurations to open a study with (:func:`openers`), the same in every process (a
+        resumed study goes on with the list it began)."""
+        return _openers(space, self.models(space), k, random.Random(OPENERS_SEED), 10)
+
+    def propose(
+        self,
+        space: SearchSpace,
+        records: Sequence[TrialRecord],
+        rng: random.Random,
+        also_taken: Collection[str] = (),
+        direction: Direction = "minimize",
+    ) -> dict[str, Choice]:
+        """An untried configuration (not in ``records`` nor ``also_taken``), as ``SurrogateModel.propose``."""
+        return self.propose_weighted(space, records, rng, also_taken, direction)[0]
+
+    def weights(
+        self, space: SearchSpace, records: Sequence[TrialRecord], direction: Direction, rng: random.Random
+    ) -> dict[str, float]:
+        """Each source's weight and this study's own (:data:`TARGET`), summing to 1 (empty without sources)."""
+        if not self.sources:
+            return {}
+        with one_thread():
+            models, target = self._fit(space, records, direction)
+            w = rank_weights(models, target, np_rng(rng), self.samples)
+        return dict(zip([s.name for s in self.sources] + [TARGET], map(float, w), strict=True))
+
+    def propose_weighted(
+        self,
+        space: SearchSpace,
+        records: Sequence[TrialRecord],
+        rng: random.Random,
+        also_taken: Collection[str] = (),
+        direction: Direction = "minimize",
+    ) -> tuple[dict[str, Choice], dict[str, float]]:
+        """The proposal and the weights it was made with (without sources: ``bo``'s proposal and no weights)."""
+        if not self.sources:
+            return SurrogateModel().propose(space, records, rng, also_taken, direction), {}
+        with one_thread():
+            models, target = self._fit(space, records, direction)
+            w = rank_weights(models, target, np_rng(rng), self.samples)
+            everyone = [*models, target] if target is not None else models
+            ensemble = [(m, float(x)) for m, x in zip(everyone, w, strict=False) if x > 0]
+            taken = {space.key(r.config) for r in records} | set(also_taken)
+            if target is not None and w[-1] == 1.0 and len(set(target.scores.tolist())) < 2:
+                # Nothing to learn yet (every result alike: a misleading source's openers all failed) and no
+                # source trusted: a random configuration, as bo's startup; a flat model would pick corners.
+                config = untried(space, taken, rng)
+            else:
+                config = maximize_ei(space, ensemble, target, rng, taken)
+        return config, dict(zip([s.name for s in self.sources] + [TARGET], map(float, w), strict=True))
+
+    def _fit(
+        self, space: SearchSpace, records: Sequence[TrialRecord], direction: Direction
+    ) -> tuple[list[Model], Model | None]:
+        models = self.models(space)
+        data = training_data(space, records, direction)
+        if not data:
+            return models, None
+        configs = [decode(space, p) for p, _ in data]
+        values = [v for _, v in data]
+        if self.rank_target:
+            scores = normal_scores(values, direction)
+        else:
+            v = np.asarray(values) * (-1.0 if direction == "maximize" else 1.0)
+            scores = (v - v.mean()) / max(float(v.std()), 1e-12)
+        return models, fit_model(space, TARGET, configs, scores)
+
+
+def rounded(weights: Mapping[str, float]) -> dict[str, float]:
+    """Weights as a proposal's decision keeps them (three decimals)."""
+    return {name: round(w, 3) for name, w in weights.items()}
