@@ -32,6 +32,8 @@ from agent.templates import Templates
 from . import bo, hybrid, llm, llm_bo
 from .base import BuildContext, Strategy, StrategySpec
 from .baselines import RANDOM, TPE, SamplerStrategy
+from .bo import OPENERS
+from .opening import Opened
 
 __all__ = [
     "BUILTIN",
@@ -99,7 +101,10 @@ def make_strategy(
         "events": events,
     }
     ctx = dataclasses.replace(ctx, **{k: v for k, v in updates.items() if v is not None})
-    return spec.build(ctx)
+    strategy = spec.build(ctx)
+    if ctx.experience and not getattr(strategy, "learns", False):  # no optimizer of its own to carry them
+        strategy = Opened(strategy, ctx.experience, min(OPENERS, budget))
+    return strategy
 
 
 # ---- installed packages ---------------------------------------------------------------------------------

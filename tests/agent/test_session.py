@@ -1,0 +1,121 @@
+"""Tests for agent/session.py: a study assembled in one place, learning from earlier studies (real SQLite studies,
+a scripted model, and the embedded one)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+
+from agent.errors import UserError
+from agent.providers.scripted import ScriptedProvider
+from agent.session import StudyConfig, run_study
+from agent.study import study_records
+from agent.tasks import build_task
+from agent.tasks.variants import HPOBENCH_RENAMED, renamed
+
+pytestmark = pytest.mark.anyio
+RIGHT = {new: old for old, new in HPOBENCH_RENAMED.items()}
+
+
+async def earlier(tmp_path: Path, task: str = "hpobench-car", budget: int = 12) -> Path:
+    save = tmp_path / f"earlier-{task}"
+    config = StudyConfig(task=build_task(task, seed=5), strategy="random", budget=budget, seed=5, save_dir=save)
+    await run_study(config, say=lambda line: None)
+    return save
+
+
+def load(save: Path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{save / 'study.db'}")
+
+
+async def test_bo_opens_with_the_sources_best_and_weighs_them_then_a_resume_goes_on(tmp_path: Path) -> None:
+    source = await earlier(tmp_path)
+    save = tmp_path / "kc1"
+    config = StudyConfig(
+        task=build_task("hpobench-kc1"), strategy="bo", budget=6, save_dir=save, learn_from=(str(source),)
+    )
+    lines: list[str] = []
+    summary = await run_study(config, say=lines.append)
+    assert any(line.startswith("learning from S1 hpobench-car-random-seed5: the same space") for line in lines)
+    assert summary.learned_from and "the same space, used as it is (12 trials)" in summary.learned_from[0]
+    study = load(save, "hpobench-kc1-bo-seed0")
+    records = study_records(study)
+    assert [r.source for r in records] == ["transfer"] * 3 + ["surrogate"] * 3
+    car_best = {
+        json.dumps(c, sort_keys=True) for c in [t.params for t in load(source, "hpobench-car-random-seed5").trials]
+    }
+    assert json.dumps(records[0].config, sort_keys=True) in car_best, "an opener is one of the source's trials"
+    weights = records[-1].proposal.decision["weights"]
+    assert set(weights) == {"S1 hpobench-car-random-seed5", "target"} and sum(weights.values()) == pytest.approx(
+        1, abs=0.01
+    )
+    assert study.user_attrs["experience_complete"] is True
+
+    again = StudyConfig(task=build_task("hpobench-kc1"), strategy="bo", budget=8, save_dir=save)  # no --learn-from
+    await run_study(again, say=lambda line: None)
+    records = study_records(load(save, "hpobench-kc1-bo-seed0"))
+    assert len(records) == 8 and [r.source for r in records[6:]] == ["surrogate", "surrogate"]
+    assert "weights" in records[-1].proposal.decision, "the resumed study still learns from its sources"
+
+
+async def test_a_source_that_is_no_storage_stops_before_anything_is_made(tmp_path: Path) -> None:
+    save = tmp_path / "s"
+    config = StudyConfig(
+        task=build_task("toy-branin"), strategy="random", save_dir=save, learn_from=(str(tmp_path / "x"),)
+    )
+    with pytest.raises(UserError, match="--learn-from .*x: no such file or folder"):
+        await run_study(config)
+    assert not save.exists()
+
+
+async def test_the_default_strategy_has_its_model_map_another_space_and_asks_it_nothing_else(tmp_path: Path) -> None:
+    source = await earlier(tmp_path)
+    task = renamed(build_task("hpobench-kc1"), HPOBENCH_RENAMED)
+    provider = ScriptedProvider(
+        [json.dumps({"tool": "map_study", "arguments": {"relevant": True, "parameters": RIGHT}})]
+    )
+    save = tmp_path / "renamed"
+    config = StudyConfig(task=task, strategy="llm-bo", budget=5, save_dir=save, learn_from=(str(source),))
+    summary = await run_study(config, provider=provider, say=lambda line: None)
+    assert len(provider.calls) == 1, "one mapping call; the openers replace the model's first guess"
+    assert "mapped by the model: n_units <- width, init_lr <- learning_rate_init" in summary.learned_from[0]
+    records = study_records(load(save, "hpobench-kc1-renamed-llm-bo-seed0"))
+    assert [r.source for r in records] == ["transfer"] * 3 + ["surrogate"] * 2
+    assert set(records[0].config) == set(task.space.params)
+
+
+async def test_a_sampler_strategy_opens_with_them_too(tmp_path: Path) -> None:
+    source = await earlier(tmp_path)
+    save = tmp_path / "tpe"
+    config = StudyConfig(
+        task=build_task("hpobench-kc1"), strategy="tpe", budget=5, save_dir=save, learn_from=(str(source),)
+    )
+    await run_study(config, say=lambda line: None)
+    records = study_records(load(save, "hpobench-kc1-tpe-seed0"))
+    assert [r.source for r in records] == ["transfer"] * 3 + ["sampler"] * 2
+
+
+@pytest.mark.slow
+@pytest.mark.embedded
+async def test_the_embedded_model_maps_a_renamed_space_or_leaves_the_source_out(
+    tmp_path: Path, needs_xllamacpp: None
+) -> None:
+    """The real model reads a car study beside kc1 under other names: what it maps is checked against the
+    data (right or left out), never taken on trust."""
+    source = await earlier(tmp_path)
+    task = renamed(build_task("hpobench-kc1"), HPOBENCH_RENAMED)
+    save = tmp_path / "renamed"
+    config = StudyConfig(task=task, strategy="llm-bo", budget=4, save_dir=save, learn_from=(str(source),))
+    summary = await run_study(config, say=lambda line: None)
+    study = load(save, "hpobench-kc1-renamed-llm-bo-seed0")
+    (decision,) = study.user_attrs["experience"]
+    assert decision["how"] in ("mapped", "invalid mapping", "not relevant", "maps nothing"), decision["note"]
+    if decision["how"] == "mapped":
+        mapped = {new: old for new, old in decision["mapping"]["params"].items() if old is not None}
+        wrong = {new: old for new, old in mapped.items() if RIGHT[new] != old}
+        assert len(wrong) <= 1, f"a mapping the checks let through is mostly right: {mapped}"
+        assert [r.source for r in study_records(study)][:3] == ["transfer"] * 3
+    assert summary.n_trials == 4
