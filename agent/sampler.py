@@ -35,6 +35,11 @@ Strategies that call a model (``llm``, ``llm-bo``, ``hybrid``) use ``provider``,
 ``AGENT_PROVIDER``/``AGENT_MODEL`` name (the embedded model by default, behind the circuit breaker every study
 gets: :func:`agent.session.open_model`), started on first use.
 
+Earlier studies. ``learn_from`` takes what ``--learn-from`` takes (storage URLs, study or bench folders): the
+sources are read, judged and mapped (:mod:`agent.sources`) into the first real search space, when the strategy
+is first built; the decisions are kept as the study's attributes, so another process's sampler on the same
+study reads them back. ``bo``, ``llm-bo`` and ``hybrid`` learn from them, the others open with their best.
+
 Threads and loops. Optuna's samplers are synchronous and providers async: the sampler runs its own event
 loop in one private daemon thread and submits each call to it, so a provider's connections stay on one
 loop; it works from ``study.optimize`` and from code that already runs an event loop. Proposals are made one
@@ -60,12 +65,16 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tools.base import ConfigTool
 
+from ._log import get_logger
+from ._optuna import storage_of
 from .conversation import AgentSettings
 from .errors import InvalidSuggestion, ProviderUnavailable
 from .memory import Round
 from .providers.base import Provider
-from .records import Direction, Proposal, TrialRecord
+from .records import Direction, Proposal, SourceData, TrialRecord
 from .session import open_model
+from .sources.experience import gather
+from .sources.reading import locate
 from .space import Choice, FloatParam, SearchSpace
 from .strategies.base import ProposeContext, Strategy
 from .strategies.registry import DEFAULT_STRATEGY, get_strategy, make_strategy
@@ -75,6 +84,7 @@ from .templates import Templates
 __all__ = ["LLMSampler", "StrategySampler"]
 
 _T = TypeVar("_T")
+_log = get_logger(__name__)
 _DESCRIPTION = "Find the best configuration for an objective function."
 _TOOL = "Evaluate the objective with this configuration; returns its value."
 # Strategy.sampler does not depend on the space; a strategy is built over this one only to get it, when
@@ -95,8 +105,11 @@ class StrategySampler(optuna.samplers.BaseSampler):
         seed: int | None = None,
         settings: AgentSettings | None = None,
         templates: Templates | None = None,
+        learn_from: Sequence[str] = (),
     ) -> None:
         self._spec = get_strategy(strategy, flag="StrategySampler")
+        self.learn_from = tuple(locate(source) for source in learn_from)  # a wrong one fails here, at once
+        self._learned: str | None = None  # the space the sources were mapped into (the first real one)
         self.strategy = strategy
         self.task_description = task_description
         self.provider = provider
@@ -203,16 +216,39 @@ class StrategySampler(optuna.samplers.BaseSampler):
             direction=_direction(study),
         )
         store = StudyStore.attach(study, space)
+        provider = self._provider()
+        experience: list[SourceData] = []
+        key = space.model_dump_json()
+        learns = self.learn_from or study.user_attrs.get("learn_from")
+        if learns and space is not _STAND_IN and self._learned in (None, key):  # sources map into one space
+            self._learned = key
+            learned = self._call(
+                gather(
+                    self.learn_from,
+                    meta=dict(study.user_attrs),
+                    set_meta=study.set_user_attr,
+                    exclude=(str(getattr(storage_of(study), "url", "")), study.study_name),
+                    description=self.task_description,
+                    space=space,
+                    provider=provider,
+                    settings=self.settings,
+                    templates=self.templates,
+                    events=store.events,
+                    say=_log.info,
+                )
+            )
+            experience = learned.data
         strategy = make_strategy(
             self.strategy,
             task=task,
             budget=self.budget,
             seed=self.seed,
-            provider=self._provider(),
+            provider=provider,
             settings=self.settings,
             templates=self.templates,
             records=store.records,
             events=store.events,
+            experience=experience,
         )
         strategy.restore(_rounds(study_records(study)))
         return strategy

@@ -237,3 +237,33 @@ def test_the_readme_optuna_snippet_runs_from_any_folder(tmp_path: Path) -> None:
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
     assert 0.0 <= study.best_value < 1.0
     assert f"{study.best_value}" in run.stdout
+
+
+def test_the_sampler_learns_from_earlier_studies_given_to_it(tmp_path: Path) -> None:
+    """An Optuna user's study of kc1 learns from a car study run by the CLI: its best configurations open the
+    study (after Optuna's first, blind draw), and what it learned from is kept with the study."""
+    import anyio
+
+    from agent.session import StudyConfig, run_study
+    from agent.tasks import build_task
+
+    car = tmp_path / "car"
+    config = StudyConfig(task=build_task("hpobench-car", seed=3), strategy="random", budget=10, seed=3, save_dir=car)
+    anyio.run(lambda: run_study(config, say=lambda line: None))
+    kc1 = build_task("hpobench-kc1")
+    grids = {name: list(p.choices) for name, p in kc1.space.params.items()}  # type: ignore[union-attr]
+
+    def table(trial: optuna.Trial) -> float:
+        params = {name: trial.suggest_categorical(name, choices) for name, choices in grids.items()}
+        assert kc1.true_error is not None
+        return kc1.true_error(params)
+
+    with pytest.raises(UserError, match="--learn-from .*nowhere: no such file or folder"):
+        StrategySampler("bo", learn_from=[str(tmp_path / "nowhere")])
+    with StrategySampler("bo", budget=6, seed=0, learn_from=[str(car)]) as sampler:
+        study = optuna.create_study(sampler=sampler)
+        study.optimize(table, n_trials=6)
+    records = study_records(study)
+    assert [r.source for r in records[1:4]] == ["transfer"] * 3
+    assert "weights" in records[-1].proposal.decision
+    assert study.user_attrs["experience"][0]["how"] == "identical"
