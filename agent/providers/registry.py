@@ -20,9 +20,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint
 from typing import Any
 
+from agent._plugins import Plugin, registered
 from agent.errors import AgentError, UserError
 
 from .base import Provider
@@ -127,20 +128,18 @@ def get_spec(name: str, origin: str) -> ProviderSpec:
 
 
 def _plugins() -> dict[str, EntryPoint]:
-    found: dict[str, EntryPoint] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name not in BUILTIN and ep.name not in found:
-            found[ep.name] = ep
-    return found
+    return registered(ENTRY_POINT_GROUP, taken=BUILTIN)
 
 
 def _plugin_spec(ep: EntryPoint) -> ProviderSpec:
-    package = f"{ep.dist.name} {ep.dist.version}" if ep.dist is not None else "an installed package"
-    where = f"provider {ep.name!r} ({ep.value}, entry point group {ENTRY_POINT_GROUP})"
+    plugin = Plugin.load(ep, ENTRY_POINT_GROUP)
+    where = f"provider {plugin.where}"
 
     def build(model: str | None, source: str, kwargs: dict[str, Any]) -> Provider:
+        if plugin.factory is None:
+            raise UserError(f"{where}: cannot load it: {plugin.summary}")
         try:
-            made = ep.load()(model=model, **kwargs)
+            made = plugin.factory(model=model, **kwargs)
         except AgentError:
             raise
         except Exception as exc:
@@ -149,9 +148,4 @@ def _plugin_spec(ep: EntryPoint) -> ProviderSpec:
             raise UserError(f"{where}: its factory returned a {type(made).__name__}, not a Provider")
         return made
 
-    try:
-        doc = (ep.load().__doc__ or "").strip().splitlines()
-        summary = doc[0] if doc else ep.value
-    except Exception as exc:  # a broken plugin must not break the listing
-        summary = f"cannot load {ep.value} ({type(exc).__name__}: {exc})"
-    return ProviderSpec(ep.name, summary, build, origin=package)
+    return ProviderSpec(ep.name, plugin.summary, build, origin=plugin.package)

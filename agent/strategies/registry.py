@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint
 from typing import Any
 
 import optuna
 
+from agent._plugins import Plugin, registered
 from agent.conversation import AgentSettings, EventSink
 from agent.errors import AgentError, UserError
 from agent.providers.base import Provider
@@ -111,27 +112,19 @@ def make_strategy(
 
 
 def _plugins() -> dict[str, EntryPoint]:
-    found: dict[str, EntryPoint] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name not in BUILTIN and ep.name not in found:
-            found[ep.name] = ep
-    return found
+    return registered(ENTRY_POINT_GROUP, taken=BUILTIN)
 
 
 def _plugin_spec(ep: EntryPoint) -> StrategySpec:
-    package = f"{ep.dist.name} {ep.dist.version}" if ep.dist is not None else "an installed package"
-    where = f"strategy {ep.name!r} ({ep.value}, entry point group {ENTRY_POINT_GROUP})"
-    try:
-        factory = ep.load()
-    except Exception as exc:  # a broken plugin must not break the listing: say what is wrong instead
-        summary = f"cannot load {ep.value} ({type(exc).__name__}: {exc})"
+    plugin = Plugin.load(ep, ENTRY_POINT_GROUP)
+    where = f"strategy {plugin.where}"
+    factory = plugin.factory
+    if factory is None:
 
         def broken(ctx: BuildContext) -> Strategy:
-            raise UserError(f"{where}: cannot load it: {summary}")
+            raise UserError(f"{where}: cannot load it: {plugin.summary}")
 
-        return StrategySpec(ep.name, summary, broken, origin=package)
-    doc = (getattr(factory, "__doc__", None) or "").strip().splitlines()
-    summary = doc[0] if doc else ep.value
+        return StrategySpec(ep.name, plugin.summary, broken, origin=plugin.package)
 
     def build(ctx: BuildContext) -> Strategy:
         def made(seed: int) -> Any:
@@ -155,4 +148,4 @@ def _plugin_spec(ep: EntryPoint) -> StrategySpec:
 
         return SamplerStrategy(ep.name, sampler)
 
-    return StrategySpec(ep.name, summary, build, origin=package)
+    return StrategySpec(ep.name, plugin.summary, build, origin=plugin.package)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Collection
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint
 
+from agent._plugins import Plugin, registered
 from agent.errors import AgentError, UserError
 from agent.space import SearchSpace
 
@@ -30,22 +31,15 @@ ENTRY_POINT_GROUP = "llm_hpo.tasks"
 
 def plugin_tasks(taken: Collection[str] = ()) -> dict[str, EntryPoint]:
     """The registered tasks by name (names in ``taken`` and later repeats of a name left out)."""
-    found: dict[str, EntryPoint] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name not in taken and ep.name not in found:
-            found[ep.name] = ep
-    return found
+    return registered(ENTRY_POINT_GROUP, taken)
 
 
 def plugin_info(ep: EntryPoint) -> TaskInfo:
     """How the listing shows a registered task: its factory's first docstring line and its package."""
-    package = f"{ep.dist.name} {ep.dist.version}" if ep.dist is not None else "an installed package"
-    try:
-        doc = (ep.load().__doc__ or "").strip().splitlines()
-    except Exception as exc:  # a broken plugin must not break the listing: say what is wrong instead
-        return TaskInfo(ep.name, "plugin", f"cannot load {ep.value} ({type(exc).__name__}: {exc}); from {package}")
-    summary = doc[0] if doc else ep.value
-    return TaskInfo(ep.name, "plugin", f"{summary} (from {package})")
+    plugin = Plugin.load(ep, ENTRY_POINT_GROUP)
+    if plugin.factory is None:
+        return TaskInfo(ep.name, "plugin", f"{plugin.summary}; from {plugin.package}")
+    return TaskInfo(ep.name, "plugin", f"{plugin.summary} (from {plugin.package})")
 
 
 def build_plugin_task(ep: EntryPoint, seed: int, space: SearchSpace | None) -> Task:

@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from agent.sampler import StrategySampler
 from agent.strategies.baselines import SamplerStrategy
 from agent.strategies.registry import ENTRY_POINT_GROUP, get_strategy, list_strategies, make_strategy
 from agent.tasks import build_task
+from tests.distributions import lay_out
 
 ROOT = Path(__file__).resolve().parents[3]
 MODULE = "hpo_strategy_demo"
@@ -78,13 +78,7 @@ tpe = {MODULE}:cmaes
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding an installed distribution, as pip lays one out: the module and its dist-info."""
-    folder = tmp_path_factory.mktemp("site")
-    (folder / f"{MODULE}.py").write_text(textwrap.dedent(PLUGIN))
-    info = folder / f"{MODULE}-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: hpo-strategy-demo\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(ENTRY_POINTS)
-    return folder
+    return lay_out(tmp_path_factory.mktemp("site"), MODULE, PLUGIN, ENTRY_POINTS, "hpo-strategy-demo")
 
 
 @pytest.fixture

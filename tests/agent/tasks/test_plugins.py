@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 
 from agent.errors import UserError
 from agent.tasks import ENTRY_POINT_GROUP, build_task, list_tasks, resolve_tasks
+from tests.distributions import lay_out
 from tools.command import RunCommand
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -80,13 +80,8 @@ toy-branin = {MODULE}:quadratic
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding an installed distribution, as pip lays one out: the module and its dist-info."""
-    folder = tmp_path_factory.mktemp("site")
-    (folder / f"{MODULE}.py").write_text(textwrap.dedent(PLUGIN))
+    folder = lay_out(tmp_path_factory.mktemp("site"), MODULE, PLUGIN, ENTRY_POINTS, "hpo-plugin-demo")
     (folder / "demo_task.json").write_text(json.dumps(TASK_FILE))
-    info = folder / f"{MODULE}-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: hpo-plugin-demo\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(ENTRY_POINTS)
     return folder
 
 
