@@ -42,7 +42,7 @@ import optuna  # noqa: E402
 from agent import metrics  # noqa: E402
 from agent.bench import run_seed  # noqa: E402
 from agent.providers.base import Provider  # noqa: E402
-from agent.session import StudyConfig, open_model, run_study  # noqa: E402
+from agent.session import ModelSettings, StudyConfig, open_model, run_study  # noqa: E402
 from agent.study import opened_storage, read_records  # noqa: E402
 from agent.tasks import Task, build_task  # noqa: E402
 from agent.tasks.variants import HPOBENCH_RENAMED, negated, renamed  # noqa: E402
@@ -236,16 +236,12 @@ async def main() -> None:
     unknown = sorted(set(arms) - set(ARMS))
     if unknown:
         parser.error(f"unknown arms {unknown}; choose from {', '.join(ARMS)}")
-    if "bo" not in arms:
-        arms.insert(0, "bo")
     args.out.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     await make_sources(args.out)
-    from agent.session import ModelSettings
-
     async with open_model(ModelSettings(provider=args.provider, model=args.model)) as provider:
-        await run_arms(args.out, arms, args.seeds, provider)
-    text = "\n".join(results(args.out, arms, args.seeds)) + "\n"
+        await run_arms(args.out, arms, args.seeds, provider)  # only the arms asked for: two runs may share OUT
+    text = "\n".join(results(args.out, ["bo", *[a for a in arms if a != "bo"]], args.seeds)) + "\n"
     (args.out / "results.md").write_text(text)
     print(text)
 
