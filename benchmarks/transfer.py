@@ -21,17 +21,21 @@ Each target's study uses the seed ``agent.bench.run_seed(task, s)`` of the ``bo`
 renamed task the original's), so the tables' noise is drawn alike. Scores are TRUE errors (the table's mean
 over its seeds of the configuration a study picked) at budgets 10 and 30; pairs are compared with an exact
 sign test. Studies live in ``OUT/transfer.db`` (resumable: finished studies are skipped); ``OUT/results.md``
-has the tables. Uses whatever provider AGENT_PROVIDER names (the embedded model by default).
+has the tables. A request the model was sent before (a mapping question is the same for every seed of a target:
+the same prompt at temperature 0) is answered from memory within a run (:class:`Remembered`). Uses whatever
+provider AGENT_PROVIDER names (the embedded model by default).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -41,7 +45,7 @@ import optuna  # noqa: E402
 
 from agent import metrics  # noqa: E402
 from agent.bench import run_seed  # noqa: E402
-from agent.providers.base import Provider  # noqa: E402
+from agent.providers.base import ChatMessage, Completion, Provider  # noqa: E402
 from agent.session import ModelSettings, StudyConfig, open_model, run_study  # noqa: E402
 from agent.study import opened_storage, read_records  # noqa: E402
 from agent.tasks import Task, build_task  # noqa: E402
@@ -166,6 +170,36 @@ async def run_arms(out: Path, arms: Sequence[str], seeds: int, provider: Provide
         )
 
 
+class Remembered(Provider):
+    """The model's answer to a request it was sent before, given again without asking: a mapping question is the
+    same for every seed of a target (the same prompt, temperature 0, the same seed for a reask's sampling), so
+    the model would answer it the same way; asking 10 times would cost hours and change nothing."""
+
+    def __init__(self, inner: Provider) -> None:
+        self.inner = inner
+        self.name, self.model = inner.name, inner.model
+        self._answers: dict[str, Completion] = {}
+
+    async def complete(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        json_schema: dict[str, Any] | None = None,
+        temperature: float = 0.7,
+        max_tokens: int = 256,
+        seed: int | None = None,
+    ) -> Completion:
+        key = json.dumps([[m.role, m.content] for m in messages] + [json_schema, temperature, max_tokens, seed])
+        if key not in self._answers:
+            self._answers[key] = await self.inner.complete(
+                messages, json_schema=json_schema, temperature=temperature, max_tokens=max_tokens, seed=seed
+            )
+        return self._answers[key]
+
+    async def probe(self) -> None:
+        await self.inner.probe()
+
+
 def true_errors(out: Path, study: Study) -> list[float] | None:
     """The true error of the study's incumbent after each trial; None when it has not run."""
     url = f"sqlite:///{(out / 'transfer.db').resolve()}"
@@ -240,7 +274,7 @@ async def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     await make_sources(args.out)
     async with open_model(ModelSettings(provider=args.provider, model=args.model)) as provider:
-        await run_arms(args.out, arms, args.seeds, provider)  # only the arms asked for: two runs may share OUT
+        await run_arms(args.out, arms, args.seeds, Remembered(provider))  # only the arms asked for: runs may share OUT
     text = "\n".join(results(args.out, ["bo", *[a for a in arms if a != "bo"]], args.seeds)) + "\n"
     (args.out / "results.md").write_text(text)
     print(text)
