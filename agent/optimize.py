@@ -70,9 +70,11 @@ class StudySummary(UsageTotals):
 class Reporter:
     """What the runner says while a study runs; this base says nothing. A display overrides what it shows."""
 
-    def started(self, *, study: str, budget: int, done: int, setup_failures: int = 0) -> None:
+    def started(
+        self, *, study: str, budget: int, done: int, setup_failures: int = 0, learned_from: Sequence[str] = ()
+    ) -> None:
         """The study starts (or resumes with ``done`` trials finished; ``setup_failures``: failed trials of a
-        broken start, kept but not counted)."""
+        broken start, kept but not counted; ``learned_from``: a line per earlier study it learns from)."""
 
     def proposing(self, number: int) -> None:
         """The strategy is choosing the configuration of trial ``number``."""
@@ -135,7 +137,13 @@ async def optimize(
     best = snapshot.best
     watch = SetupWatch()
     new_failed, last_error = 0, None
-    reporter.started(study=store.name, budget=budget, done=before, setup_failures=snapshot.setup_failures)
+    reporter.started(
+        study=store.name,
+        budget=budget,
+        done=before,
+        setup_failures=snapshot.setup_failures,
+        learned_from=learned_from,
+    )
     store.events.info("study_started", study=store.name, budget=budget, finished=before)
     finished = _Signal()
     in_flight: set[int] = set()

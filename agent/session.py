@@ -159,8 +159,6 @@ async def run_study(
             events=store.events,
             say=say,
         )
-        for line in experience.lines():
-            say(f"learning from {line}")
         store.set_meta("budget", config.budget)  # the latest budget asked for
         strategy = make_strategy(
             config.strategy,

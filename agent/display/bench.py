@@ -9,6 +9,7 @@ worker threads (``bench --jobs``): every method takes the one lock.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from rich.console import Console, Group, RenderableType
@@ -131,7 +132,9 @@ class _StudyReporter(Reporter):
     def __init__(self, display: BenchDisplay, name: str) -> None:
         self.display, self.name = display, name
 
-    def started(self, *, study: str, budget: int, done: int, setup_failures: int = 0) -> None:
+    def started(
+        self, *, study: str, budget: int, done: int, setup_failures: int = 0, learned_from: Sequence[str] = ()
+    ) -> None:
         self.display._update(self.name, budget=budget, done=done)
 
     def trial_finished(self, record: TrialRecord, best: TrialRecord | None) -> None:

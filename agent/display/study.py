@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from rich.console import Console, Group, RenderableType
@@ -93,7 +94,9 @@ class RichReporter(LiveArea, Reporter):
 
     # ---- what the runner says -----------------------------------------------------------------------
 
-    def started(self, *, study: str, budget: int, done: int, setup_failures: int = 0) -> None:
+    def started(
+        self, *, study: str, budget: int, done: int, setup_failures: int = 0, learned_from: Sequence[str] = ()
+    ) -> None:
         with self._lock:
             self._state = _State(budget=budget, done=done, started=time.monotonic())
         if self.quiet:
@@ -111,6 +114,8 @@ class RichReporter(LiveArea, Reporter):
             return
         verb = "resuming" if done else "starting"
         self.console.print(f"[bold]{verb}[/] {name}: {done}/{budget} trials done{kept}", soft_wrap=True)
+        for line in learned_from:
+            self.console.print(f"  learning from {escape(line)}", soft_wrap=True)
         if self.live and self._live is None:
             self._live = Live(
                 get_renderable=self._render,

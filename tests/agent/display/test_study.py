@@ -262,3 +262,14 @@ def test_a_programs_step_lines_show_at_a_steady_pace_in_a_pipe_and_in_place_on_a
         shown.progress(0, step(12, elapsed=3.0, value=0.8))
         shown._live.refresh()  # type: ignore[union-attr]
     assert re.search(r"trial #0 +step 12: val_r2 0.8, 3s elapsed", ANSI.sub("", out.getvalue()))
+
+
+def test_the_sources_a_study_learns_from_are_named_at_its_start_and_in_its_summary() -> None:
+    con, out = console(terminal=False)
+    line = "S1 hpobench-car-bo-seed0: the same space, used as it is (30 trials)"
+    with RichReporter(con) as shown:
+        shown.started(study="s", budget=2, done=0, learned_from=[line])
+        shown.finished(summary(learned_from=(line,)))
+    text = out.getvalue()
+    assert f"  learning from {line}" in text.splitlines()[1]
+    assert "learned from" in text and text.count(line) == 2
