@@ -47,7 +47,7 @@ from agent.strategies._rgpe import fill, fit_model, maximize_ei, one_thread
 from agent.strategies.base import Strategy
 from agent.strategies.bo import BOStrategy
 from agent.strategies.surrogate import SurrogateModel, untried
-from agent.strategies.transfer import TransferSurrogate
+from agent.strategies.transfer import TransferProposal, TransferSurrogate
 from agent.study import StudyStore, open_storage, read_records
 from agent.tasks import build_task
 from evaluators.tabular import TABULAR_DATASETS, _mean_errors
@@ -169,8 +169,8 @@ class OpenersOnly(TransferSurrogate):
         rng: random.Random,
         also_taken: Any = (),
         direction: Direction = "minimize",
-    ) -> tuple[dict[str, Choice], dict[str, float]]:
-        return SurrogateModel().propose(space, records, rng, also_taken, direction), {}
+    ) -> TransferProposal:
+        return TransferProposal(SurrogateModel().propose(space, records, rng, also_taken, direction), {})
 
 
 class OwnEngine(TransferSurrogate):
@@ -184,14 +184,14 @@ class OwnEngine(TransferSurrogate):
         rng: random.Random,
         also_taken: Any = (),
         direction: Direction = "minimize",
-    ) -> tuple[dict[str, Choice], dict[str, float]]:
+    ) -> TransferProposal:
         taken = {space.key(r.config) for r in records} | set(also_taken)
         if len(records) < 3:
-            return untried(space, taken, rng), {"target": 1.0}
+            return TransferProposal(untried(space, taken, rng), {"target": 1.0})
         _, target = self._fit(space, records, direction)
         assert target is not None
         with one_thread():
-            return maximize_ei(space, [(target, 1.0)], target, rng, taken), {"target": 1.0}
+            return TransferProposal(maximize_ei(space, [(target, 1.0)], target, rng, taken), {"target": 1.0})
 
 
 class RoundRobin(TransferSurrogate):
@@ -238,14 +238,15 @@ class Stacked(TransferSurrogate):
         rng: random.Random,
         also_taken: Any = (),
         direction: Direction = "minimize",
-    ) -> tuple[dict[str, Choice], dict[str, float]]:
+    ) -> TransferProposal:
         taken = {space.key(r.config) for r in records} | set(also_taken)
         with one_thread():
             models, target = self._fit(space, records, direction)
             if target is None or len(target.scores) < 2:
                 return super().propose_weighted(space, records, rng, also_taken, direction)
             stack = _Stack(space, models, target)
-            return maximize_ei(space, [(stack, 1.0)], stack, rng, taken), {"target": 1.0}  # type: ignore[list-item,arg-type]
+            config = maximize_ei(space, [(stack, 1.0)], stack, rng, taken)  # type: ignore[list-item,arg-type]
+            return TransferProposal(config, {"target": 1.0})
 
 
 @dataclass(frozen=True)
@@ -259,6 +260,7 @@ class Arm:
 
 
 RANK = {"rank_target": True}
+NO_STARTUP = {"startup": 0, "trust": 0.0}  # before the startup rule
 ARMS: dict[str, Arm] = {
     "bo": Arm(""),
     "engine": Arm("none", n_open=0, surrogate=OwnEngine),
@@ -276,6 +278,8 @@ ARMS: dict[str, Arm] = {
     "negated-stacked": Arm("negated", surrogate=Stacked, options=RANK),
     "toys": Arm("toys"),
     "negated-open5": Arm("negated", n_open=5),
+    "loto-nostartup": Arm("loto", options=NO_STARTUP),
+    "negated-nostartup": Arm("negated", options=NO_STARTUP),
     "negated+loto-open5": Arm("negated+loto", n_open=5),
     "toys-open5": Arm("toys", n_open=5),
 }

@@ -74,10 +74,10 @@ class BOStrategy(Strategy):
         """The optimizer's next configuration, and what to record of how it chose (the sources' weights)."""
         decision: dict[str, object] = {}
         if self.transfer is not None:
-            config, weights = self.transfer.propose_weighted(
-                ctx.space, ctx.records, ctx.rng, also_taken=self._issued, direction=ctx.direction
-            )
-            decision["weights"] = rounded(weights)
+            p = self.transfer.propose_weighted(ctx.space, ctx.records, ctx.rng, self._issued, ctx.direction)
+            config, decision["weights"] = p.config, rounded(p.weights)
+            if p.startup:
+                decision["startup"] = True
         else:
             config = self.surrogate.propose(
                 ctx.space, ctx.records, ctx.rng, also_taken=self._issued, direction=ctx.direction

@@ -28,6 +28,7 @@ import random
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
+from typing import NamedTuple
 
 import numpy as np
 
@@ -39,7 +40,7 @@ from ._gp import FloatArray
 from ._rgpe import Model, fill, fit_model, maximize_ei, np_rng, one_thread, rank_weights
 from .surrogate import SurrogateModel, decode, training_data, untried
 
-__all__ = ["OPENERS_SEED", "TARGET", "TransferSurrogate", "normal_scores", "openers", "rounded"]
+__all__ = ["OPENERS_SEED", "TARGET", "TransferProposal", "TransferSurrogate", "normal_scores", "openers", "rounded"]
 
 #: The key of this study's own model in :meth:`TransferSurrogate.weights`.
 TARGET = "target"
@@ -93,6 +94,16 @@ def _openers(
     return [pool[i] for i in order[:k]]
 
 
+class TransferProposal(NamedTuple):
+    """What :meth:`TransferSurrogate.propose_weighted` decided."""
+
+    config: dict[str, Choice]
+    #: Each source's weight and this study's own (:data:`TARGET`), summing to 1; empty without sources.
+    weights: dict[str, float]
+    #: Drawn at random, as ``bo``'s startup: the sources lost and this study has too little of its own.
+    startup: bool = False
+
+
 @dataclass
 class TransferSurrogate:
     """Proposes from this study's results and the sources' (RGPE). Source models are fitted once per space."""
@@ -102,6 +113,10 @@ class TransferSurrogate:
     #: This study's own model learns its values standardized (``False``), or as normal scores of their ranks
     #: like the sources' (``True``; measured worse at budget 30: docs/transfer-notes.md).
     rank_target: bool = False
+    #: Random trials of this study's own, after the openers, before its model alone proposes (see _starting).
+    startup: int = 3
+    #: The sources' total weight under which they count as having lost, for ``startup``.
+    trust: float = 0.1
     _cache: dict[str, list[Model]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -131,7 +146,7 @@ class TransferSurrogate:
         direction: Direction = "minimize",
     ) -> dict[str, Choice]:
         """An untried configuration (not in ``records`` nor ``also_taken``), as ``SurrogateModel.propose``."""
-        return self.propose_weighted(space, records, rng, also_taken, direction)[0]
+        return self.propose_weighted(space, records, rng, also_taken, direction).config
 
     def weights(
         self, space: SearchSpace, records: Sequence[TrialRecord], direction: Direction, rng: random.Random
@@ -151,23 +166,34 @@ class TransferSurrogate:
         rng: random.Random,
         also_taken: Collection[str] = (),
         direction: Direction = "minimize",
-    ) -> tuple[dict[str, Choice], dict[str, float]]:
-        """The proposal and the weights it was made with (without sources: ``bo``'s proposal and no weights)."""
+    ) -> TransferProposal:
+        """The proposal, the weights it was made with and whether it was drawn at random (without sources:
+        ``bo``'s proposal and no weights)."""
         if not self.sources:
-            return SurrogateModel().propose(space, records, rng, also_taken, direction), {}
+            return TransferProposal(SurrogateModel().propose(space, records, rng, also_taken, direction), {})
         with one_thread():
             models, target = self._fit(space, records, direction)
             w = rank_weights(models, target, np_rng(rng), self.samples)
             everyone = [*models, target] if target is not None else models
             ensemble = [(m, float(x)) for m, x in zip(everyone, w, strict=False) if x > 0]
             taken = {space.key(r.config) for r in records} | set(also_taken)
-            if target is not None and w[-1] == 1.0 and len(set(target.scores.tolist())) < 2:
-                # Nothing to learn yet (every result alike: a misleading source's openers all failed) and no
-                # source trusted: a random configuration, as bo's startup; a flat model would pick corners.
-                config = untried(space, taken, rng)
-            else:
-                config = maximize_ei(space, ensemble, target, rng, taken)
-        return config, dict(zip([s.name for s in self.sources] + [TARGET], map(float, w), strict=True))
+            startup = target is not None and self._starting(records, target, float(w[-1]))
+            config = untried(space, taken, rng) if startup else maximize_ei(space, ensemble, target, rng, taken)
+        weights = dict(zip([s.name for s in self.sources] + [TARGET], map(float, w), strict=True))
+        return TransferProposal(config, weights, startup)
+
+    def _starting(self, records: Sequence[TrialRecord], target: Model, own_weight: float) -> bool:
+        """Whether the next trial is random, as in ``bo``'s startup: the sources have lost (this study's own
+        model holds all the weight, or at least ``1 - trust`` of it with ``startup`` > 0) and this study has too
+        little of its own to go on: every result alike (a misleading source's openers all failed the same
+        way: a flat model would send the study to the space's corners), or fewer than ``startup`` trials that
+        were not openers (a model of a few failed openers and one result exploits that one result)."""
+        if own_weight < 1.0 - self.trust:
+            return False
+        if len(set(target.scores.tolist())) < 2:
+            return own_weight == 1.0 or self.startup > 0
+        own = sum(1 for r in records if r.state == "complete" and r.source != "transfer")
+        return own < self.startup
 
     def _fit(
         self, space: SearchSpace, records: Sequence[TrialRecord], direction: Direction

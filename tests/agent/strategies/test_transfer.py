@@ -1,4 +1,4 @@
-"""Tests for agent/strategies/transfer.py: openers, rank weights, proposals and the ``transfer-bo`` strategy."""
+"""Tests for agent/strategies/transfer.py: openers, rank weights, proposals and ``bo`` learning from sources."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from agent.optimize import optimize
-from agent.records import SourceData, TrialRecord
+from agent.records import ProposalInfo, SourceData, TrialRecord
 from agent.space import CategoricalParam, Choice, SearchSpace
 from agent.strategies.bo import BOStrategy
 from agent.strategies.transfer import (
@@ -147,8 +147,33 @@ def test_results_all_alike_give_the_sources_no_weight() -> None:
     records = [TrialRecord(number=i, config=c, state="complete", value=0.5) for i, c in enumerate(worst)]
     surrogate = TransferSurrogate([misleading])
     assert surrogate.weights(SPACE, records, "minimize", random.Random(0)) == {"negated": 0.0, TARGET: 1.0}
-    config, weights = surrogate.propose_weighted(SPACE, records, random.Random(1))
-    assert weights[TARGET] == 1.0 and SPACE.key(config) not in {SPACE.key(c) for c in worst}
+    proposal = surrogate.propose_weighted(SPACE, records, random.Random(1))
+    assert proposal.weights[TARGET] == 1.0 and proposal.startup
+    assert SPACE.key(proposal.config) not in {SPACE.key(c) for c in worst}
+
+
+def test_after_misleading_openers_the_study_starts_as_bo_would() -> None:
+    """Openers that the results contradict cost only themselves: the study's own model does not take over from
+    a few failed openers and one result; three random trials of its own come first (``bo``'s startup)."""
+    misleading = source("negated", sign=-1.0)
+    opened = [
+        TrialRecord(number=i, config=c, state="complete", value=f(c), proposal=ProposalInfo(source="transfer"))
+        for i, c in enumerate(openers(SPACE, [misleading], 3, random.Random(0)))
+    ]
+    surrogate, rng = TransferSurrogate([misleading]), random.Random(2)
+    records, startups = list(opened), []
+    for i in range(3, 9):
+        p = surrogate.propose_weighted(SPACE, records, rng)
+        startups.append(p.startup)
+        records.append(TrialRecord(number=i, config=p.config, state="complete", value=f(p.config)))
+    assert startups == [True] * 3 + [False] * 3
+    assert surrogate.weights(SPACE, records, "minimize", random.Random(0))["negated"] == 0.0
+    faithful = TransferSurrogate([source("same")])
+    good = [
+        TrialRecord(number=i, config=c, state="complete", value=f(c), proposal=ProposalInfo(source="transfer"))
+        for i, c in enumerate(openers(SPACE, [source("same")], 3, random.Random(0)))
+    ]
+    assert not faithful.propose_weighted(SPACE, good, random.Random(3)).startup
 
 
 def test_proposals_are_untried_and_avoid_configurations_in_flight() -> None:
