@@ -258,6 +258,44 @@ def results(out: Path, arms: Sequence[str], seeds: int) -> list[str]:
     return lines
 
 
+def decisions(out: Path, arms: Sequence[str]) -> list[str]:
+    """What the model decided about each source, from the stored decisions of the seed-0 studies (every seed
+    of a target asks the same question): how each source entered and, for ``renamed``, how many of the new
+    parameters it mapped to the right earlier one (the truth is :data:`HPOBENCH_RENAMED`)."""
+    truth = {new: old for old, new in HPOBENCH_RENAMED.items()}
+    lines = ["", "## The model's decisions (seed 0 of each target; every seed asks the same)", ""]
+    url = f"sqlite:///{(out / 'transfer.db').resolve()}"
+    with opened_storage(url) as storage:
+        for arm in [a for a in arms if a in ("renamed", "unrelated")]:
+            hows: dict[str, int] = {}
+            right = wrong = unmapped = 0
+            for target in TARGETS:
+                try:
+                    sid = storage.get_study_id_from_name(Study(arm, target, 0).name)
+                except KeyError:
+                    continue
+                for d in storage.get_study_user_attrs(sid).get("experience") or []:
+                    hows[d["how"]] = hows.get(d["how"], 0) + 1
+                    if arm == "renamed" and d.get("mapping") and d["how"] == "mapped":
+                        for new, old in d["mapping"]["params"].items():
+                            scaled = float(d["mapping"]["scale"].get(new, 1.0)) != 1.0
+                            if old is None:
+                                unmapped += 1
+                            elif old == truth.get(new) and not scaled:
+                                right += 1
+                            else:
+                                wrong += 1
+            if hows:
+                counts = ", ".join(f"{n} {how}" for how, n in sorted(hows.items(), key=lambda x: -x[1]))
+                lines.append(f"- {arm}: {sum(hows.values())} sources: {counts}")
+                if right + wrong + unmapped:
+                    lines.append(
+                        f"  - parameters of the mapped sources: {right} mapped right, {unmapped} left unmapped, "
+                        f"{wrong} mapped wrong (of {right + wrong + unmapped})"
+                    )
+    return lines if len(lines) > 3 else []
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/transfer"))
@@ -275,7 +313,8 @@ async def main() -> None:
     await make_sources(args.out)
     async with open_model(ModelSettings(provider=args.provider, model=args.model)) as provider:
         await run_arms(args.out, arms, args.seeds, Remembered(provider))  # only the arms asked for: runs may share OUT
-    text = "\n".join(results(args.out, ["bo", *[a for a in arms if a != "bo"]], args.seeds)) + "\n"
+    text = "\n".join(results(args.out, ["bo", *[a for a in arms if a != "bo"]], args.seeds) + decisions(args.out, arms))
+    text += "\n"
     (args.out / "results.md").write_text(text)
     print(text)
 

@@ -80,15 +80,23 @@ class MapStudy(Tool):
         #: (new, earlier) pairs an answer gave and the check rejected: the schema no longer offers them, so a
         #: model under constrained decoding cannot answer a reask with the same mistake.
         self.rejected: set[tuple[str, str]] = set()
+        #: What an answer settled, kept through the reasks (which sample, to get another answer for what was
+        #: wrong): the judgment of relevance (the first answer's, at temperature 0; measured: a reask that only
+        #: had to fix ``weight_decay`` turned a right mapping "not relevant") and the pairings that passed.
+        self.relevant: bool | None = None
+        self.kept: dict[str, str] = {}
 
     def arguments_schema(self) -> dict[str, Any]:
         def names(new: str) -> list[str]:
+            if new in self.kept:
+                return [self.kept[new]]
             return [old for old in self.source.space.params if (new, old) not in self.rejected] + [NONE]
 
+        relevant: dict[str, Any] = {"type": "boolean"} if self.relevant is None else {"enum": [self.relevant]}
         return {
             "type": "object",
             "properties": {
-                "relevant": {"type": "boolean"},
+                "relevant": relevant,
                 "parameters": {
                     "type": "object",
                     "properties": {n: {"enum": names(n)} for n in self.target.params},
@@ -117,7 +125,7 @@ class MapStudy(Tool):
         for key in arguments:
             if key not in ("relevant", "parameters", "scale"):
                 errors.append(_err([key], 'unexpected key; the arguments are "relevant", "parameters" and "scale"'))
-        relevant = arguments.get("relevant")
+        relevant = arguments.get("relevant") if self.relevant is None else self.relevant
         if not isinstance(relevant, bool):
             errors.append(_err(["relevant"], "must be true or false"))
         params: dict[str, str | None] = {}
@@ -158,10 +166,16 @@ class MapStudy(Tool):
             errors = check(mapping, self.source, self.target)
             if not errors:
                 return mapping.to_dict()
-            for e in errors:
-                new = e["loc"][-1]
-                if new in params and params[new] is not None and new not in scale:
-                    self.rejected.add((new, str(params[new])))
+            wrong = {e["loc"][-1] for e in errors}
+            for new, old in params.items():
+                if old is None or new in scale:
+                    continue
+                if new in wrong:
+                    self.rejected.add((new, old))
+                else:
+                    self.kept[new] = old
+        if isinstance(relevant, bool):
+            self.relevant = relevant
         shown = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
         raise InvalidSuggestion(f"invalid mapping: {shown}", errors)
 
@@ -190,7 +204,10 @@ def check(mapping: Mapping, source: SourceStudy, target: SearchSpace) -> list[di
                 shown = sorted(float(v) * factor for v in values)
                 low, high = _bounds(p)
                 fit = [n for n, q in source.space.params.items() if _numeric(q) and _fits(p, [c[n] for c in best])]
-                hint = f"; of the earlier parameters, these have values in that range: {', '.join(fit)}" if fit else ""
+                taken = {o for n, o in mapping.params.items() if o is not None and n != new}
+                free = [n for n in fit if n not in taken]  # a parameter usually maps from one earlier parameter
+                which = "of the earlier parameters no other maps from" if free else "of the earlier parameters"
+                hint = f"; {which}, these have values in that range: {', '.join(free or fit)}" if fit else ""
                 errors.append(
                     _err(
                         ["parameters", new],

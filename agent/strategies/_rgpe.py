@@ -1,4 +1,4 @@
-"""The machinery of ``transfer-bo`` (:mod:`agent.strategies.transfer`): RGPE's ranking weights over Gaussian
+"""The machinery of learning from sources (:mod:`agent.strategies.transfer`): RGPE's ranking weights over Gaussian
 processes and the expected improvement of their weighted ensemble, maximized over a pool of configurations.
 
 Feurer, Letham, Hutter, Bakshy (2018), "Scalable Meta-Learning for Bayesian Optimization using Ranking-Weighted

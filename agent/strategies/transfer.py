@@ -16,6 +16,9 @@ direction mix.
   no weight (a misleading source drops out as soon as the results contradict it). The ensemble predicts
   ``sum w_i mu_i`` with variance ``sum w_i^2 sigma_i^2``; the next configuration maximizes expected
   improvement over a pool of random configurations and neighbours of the best ones.
+- **Startup when the sources lose** (:meth:`TransferSurrogate._starting`): once this study's own model holds
+  over 90% of the weight while it has fewer than 3 results of its own beyond the openers (or only results
+  alike), the next trials are random, as ``bo``'s startup, so a misleading source costs its openers only.
 
 Without sources it is ``bo`` exactly (:class:`~agent.strategies.surrogate.SurrogateModel`). How it was chosen,
 with the numbers of every variant tried: docs/transfer.md.
@@ -111,7 +114,7 @@ class TransferSurrogate:
     sources: Sequence[SourceData]
     samples: int = _SAMPLES
     #: This study's own model learns its values standardized (``False``), or as normal scores of their ranks
-    #: like the sources' (``True``; measured worse at budget 30: docs/transfer-notes.md).
+    #: like the sources' (``True``; measured worse at budget 30: docs/transfer.md).
     rank_target: bool = False
     #: Random trials of this study's own, after the openers, before its model alone proposes (see _starting).
     startup: int = 3

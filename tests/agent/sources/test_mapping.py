@@ -71,6 +71,11 @@ def test_a_right_mapping_is_accepted_and_carries_the_trials_into_the_new_names()
             "width gives 16 to 256 for the earlier study's best trials, outside",
         ),
         ({**RIGHT, "n_units": "alpha"}, "n_units", "outside n_units's range"),
+        (
+            {**RIGHT, "weight_decay": "width"},
+            "weight_decay",
+            "of the earlier parameters no other maps from, these have values in that range: alpha.",
+        ),
         ({**RIGHT, "bs": "learning_rate"}, "bs", "is not a parameter of the earlier study"),
         ({k: v for k, v in RIGHT.items() if k != "bs"}, "bs", "missing"),
     ],
@@ -126,3 +131,24 @@ def test_a_pairing_rejected_once_is_no_longer_offered() -> None:
     offered = tool.arguments_schema()["properties"]["parameters"]["properties"]
     assert "width" not in offered["weight_decay"]["enum"] and "width" in offered["n_units"]["enum"]
     assert "none" in offered["weight_decay"]["enum"]
+
+
+def test_a_reask_keeps_the_judgment_and_the_pairings_that_passed() -> None:
+    """A reask samples (to get another answer for what was wrong); what passed stays: measured on the embedded
+    model, a reask that only had to fix ``weight_decay`` also turned a right mapping "not relevant"."""
+    tool = MapStudy(KC1_SOURCE, RENAMED.space)
+    with pytest.raises(InvalidSuggestion):
+        parse_answer(answer({**RIGHT, "weight_decay": "width"}), {tool.name: tool})
+    schema = tool.arguments_schema()["properties"]
+    assert schema["relevant"] == {"enum": [True]}
+    assert schema["parameters"]["properties"]["n_units"]["enum"] == ["width"]
+    assert "none" in schema["parameters"]["properties"]["weight_decay"]["enum"]
+    call = parse_answer(answer({**RIGHT, "weight_decay": "none"}, relevant=False), {tool.name: tool})
+    assert Mapping.from_dict(call.arguments) == Mapping(True, {**RIGHT, "weight_decay": None})
+
+
+def test_an_answer_without_a_judgment_leaves_it_open() -> None:
+    tool = MapStudy(KC1_SOURCE, RENAMED.space)
+    with pytest.raises(InvalidSuggestion):
+        parse_answer(json.dumps({"tool": "map_study", "arguments": {"parameters": RIGHT}}), {tool.name: tool})
+    assert tool.arguments_schema()["properties"]["relevant"] == {"type": "boolean"}
