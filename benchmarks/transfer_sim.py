@@ -1,4 +1,4 @@
-"""Transfer from earlier studies (``transfer-bo``) against ``bo`` without them, paired by seed, on true error.
+"""Transfer from earlier studies (``bo`` learning from sources) against ``bo`` alone, paired by seed, on true error.
 
 Targets: HPOBench tables (car left out: it reaches 0 error at once) and NAS-Bench-201, seeds 0..N-1 with the
 bench's study seeds (``agent.bench.run_seed``), so each arm's study s pairs with ``bo``'s study s. Every study
@@ -482,7 +482,9 @@ def main() -> None:
     r.add_argument("--tasks", default="")
     r.add_argument("--seeds", type=int, default=10)
     r.add_argument("--budget", type=int, default=30)
-    r.add_argument("--sources", type=Path, default=Path("/work/transfer-sources/bench.db"))
+    r.add_argument(
+        "--sources", type=Path, default=Path("runs/transfer-sources/bench.db"), help="the loto sources' bench"
+    )
     r.add_argument("--out", type=Path, default=Path("runs/transfer"))
     p = sub.add_parser("report")
     p.add_argument("--out", type=Path, default=Path("runs/transfer"))
