@@ -21,14 +21,18 @@ Each target's study uses the seed ``agent.bench.run_seed(task, s)`` of the ``bo`
 renamed task the original's), so the tables' noise is drawn alike. Scores are TRUE errors (the table's mean
 over its seeds of the configuration a study picked) at budgets 10 and 30; pairs are compared with an exact
 sign test. Studies live in ``OUT/transfer.db`` (resumable: finished studies are skipped); ``OUT/results.md``
-has the tables. A request the model was sent before (a mapping question is the same for every seed of a target:
-the same prompt at temperature 0) is answered from memory within a run (:class:`Remembered`). Uses whatever
+has the tables and the model's decisions (how each source entered; for ``renamed``, how many parameters it
+mapped right), ``OUT/true_errors.json.gz`` the numbers they are made of. A request the model was sent before
+(a mapping question is the same for every seed of a target: the same prompt at temperature 0) is answered
+from memory within a run (:class:`Remembered`). Uses whatever
 provider AGENT_PROVIDER names (the embedded model by default).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import gzip
 import json
 import os
 import time
@@ -200,6 +204,7 @@ class Remembered(Provider):
         await self.inner.probe()
 
 
+@functools.cache
 def true_errors(out: Path, study: Study) -> list[float] | None:
     """The true error of the study's incumbent after each trial; None when it has not run."""
     url = f"sqlite:///{(out / 'transfer.db').resolve()}"
@@ -296,6 +301,15 @@ def decisions(out: Path, arms: Sequence[str]) -> list[str]:
     return lines if len(lines) > 3 else []
 
 
+def export(out: Path, arms: Sequence[str], seeds: int) -> Path:
+    """Every study's incumbent true error after each trial, ``OUT/true_errors.json.gz`` (the numbers the tables
+    are made of, small enough to keep beside them)."""
+    studies = {study.name: true_errors(out, study) for study, *_ in plan(["bo", *arms], seeds)}
+    path = out / "true_errors.json.gz"
+    path.write_bytes(gzip.compress(json.dumps(studies, sort_keys=True).encode(), mtime=0))
+    return path
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/transfer"))
@@ -316,6 +330,7 @@ async def main() -> None:
     text = "\n".join(results(args.out, ["bo", *[a for a in arms if a != "bo"]], args.seeds) + decisions(args.out, arms))
     text += "\n"
     (args.out / "results.md").write_text(text)
+    export(args.out, [a for a in arms if a != "bo"], args.seeds)
     print(text)
 
 

@@ -4,9 +4,9 @@ A SOURCE is an Optuna storage URL (every study in it), a study's folder (holding
 (holding ``bench.db``), or the database or journal file itself. :func:`locate` checks one without changing
 anything (nothing is created in a file that is not an Optuna storage); :func:`read_sources` reads every study
 there: what it tuned (its task's description, search space, direction and metric, as every study records
-them) and its finished trials. Studies that tuned the same thing (a bench's seeds and strategies of one task)
-(the same task, description, space and direction) are pooled into one source, so the model is asked about
-each once.
+them) and its finished trials. Studies that tuned the same thing (the same task, description, space and
+direction: a bench's seeds and strategies of one task) are pooled into one source, so the model is asked
+about each once.
 """
 
 from __future__ import annotations
