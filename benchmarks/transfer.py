@@ -15,7 +15,8 @@ negated (its best configurations are the table's worst). Arms, each a study per 
   (:func:`agent.tasks.variants.renamed`), the sources in the original names: only the model can map them;
 - ``unrelated``: the default strategy on an HPOBench table learning from the toy functions' studies: the model
   should judge them irrelevant, and the data overrule it where it does not;
-- ``misleading``: the default strategy learning from the same table negated alone.
+- ``misleading``: the default strategy learning from the same table negated alone;
+- ``hybrid``: ``hybrid`` without sources (the model in every round), which must not fall behind ``bo`` at 30.
 
 Each target's study uses the seed ``agent.bench.run_seed(task, s)`` of the ``bo`` study it is paired with (the
 renamed task the original's), so the tables' noise is drawn alike. Scores are TRUE errors (the table's mean
@@ -68,7 +69,7 @@ HPOBENCH = [
 TARGETS = [t for t in HPOBENCH if t != "hpobench-car"]  # car: every strategy finds its optimum at once
 NB201 = ["nb201-cifar10", "nb201-cifar100", "nb201-imagenet"]
 TOYS = ["toy-branin", "toy-rosenbrock", "toy-himmelblau", "toy-ackley"]
-ARMS = ("bo", "loto", "loto-bo", "renamed", "unrelated", "misleading")
+ARMS = ("bo", "loto", "loto-bo", "renamed", "unrelated", "misleading", "hybrid")
 BUDGETS = (10, 30)
 HORIZON = 30
 SOURCE_SEED = 1000  # the sources' own seed, apart from the targets' 0..9
@@ -133,6 +134,8 @@ def plan(arms: Sequence[str], seeds: int) -> list[tuple[Study, str, str, list[st
                         out.append((Study(arm, target, s), target, "llm-bo", TOYS))
                     elif arm == "misleading":
                         out.append((Study(arm, target, s), target, "llm-bo", [f"{target}-negated"]))
+                    elif arm == "hybrid":
+                        out.append((Study(arm, target, s), target, "hybrid", []))
     return out
 
 
