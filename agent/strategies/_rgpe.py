@@ -20,7 +20,7 @@ import numpy as np
 from agent.space import CategoricalParam, Choice, FloatParam, IntParam, SearchSpace
 
 from ._gp import Encoder, FloatArray, GaussianProcess
-from .candidates import neighbour
+from .candidates import distinct, neighbour
 from .grid import is_ordinal
 from .surrogate import untried
 
@@ -135,7 +135,7 @@ def maximize_ei(
             seeds += [
                 fill(space, {**best, **m.configs[int(i)]}, rng) for i in np.argsort(m.scores, kind="stable")[:_TOP]
             ]
-    pool = _distinct(
+    pool = distinct(
         space,
         seeds
         + [neighbour(space, c, rng) for c in seeds for _ in range(_NEIGHBOURS)]
@@ -146,19 +146,9 @@ def maximize_ei(
         return untried(space, taken, rng)
     ei = _ei(ensemble, pool, incumbent)
     top = [pool[int(i)] for i in np.argsort(-ei, kind="stable")[:_TOP]]
-    local = _distinct(space, [neighbour(space, c, rng) for c in top for _ in range(_NEIGHBOURS)], taken)
+    local = distinct(space, [neighbour(space, c, rng) for c in top for _ in range(_NEIGHBOURS)], taken)
     pool, ei = pool + local, np.concatenate([ei, _ei(ensemble, local, incumbent)]) if local else ei
     return pool[int(np.argmax(ei))]
-
-
-def _distinct(space: SearchSpace, configs: Sequence[dict[str, Choice]], taken: set[str]) -> list[dict[str, Choice]]:
-    out, seen = [], set(taken)
-    for c in configs:
-        key = space.key(c)
-        if key not in seen:
-            seen.add(key)
-            out.append(c)
-    return out
 
 
 def _ei(ensemble: Sequence[tuple[Model, float]], configs: Sequence[dict[str, Choice]], incumbent: float) -> FloatArray:

@@ -17,6 +17,7 @@ from agent.records import SourceData
 from agent.space import Choice
 
 from .base import BuildContext, Proposal, ProposeContext, Strategy, StrategySpec, resumed_seed
+from .opening import Openers
 from .surrogate import SurrogateModel
 from .transfer import TransferSurrogate, rounded
 
@@ -24,7 +25,6 @@ __all__ = ["OPENERS", "SPEC", "BOStrategy"]
 
 #: Earlier studies' best configurations that open a study learning from them (measured: docs/transfer.md).
 OPENERS = 3
-_SPARE_OPENERS = 10  # an opener the study already tried is skipped for the next on the list
 
 
 class BOStrategy(Strategy):
@@ -47,8 +47,7 @@ class BOStrategy(Strategy):
         self.transfer = (transfer or TransferSurrogate(tuple(experience))) if experience else None
         self.n_open = 0 if self.transfer is None else min(n_open, budget if budget is not None else n_open)
         self._issued: set[str] = set()  # proposed this process but maybe not yet in the records (batches)
-        self._openers: list[dict[str, Choice]] | None = None
-        self._opened: set[str] = set()  # openers proposed by this process
+        self._openers = Openers(self.transfer, self.n_open) if self.transfer is not None else None
 
     @property
     def learns(self) -> bool:
@@ -87,21 +86,10 @@ class BOStrategy(Strategy):
 
     def _next_opener(self, ctx: ProposeContext) -> Proposal | None:
         """The next of the sources' best configurations while fewer than ``n_open`` opened the study."""
-        if self.transfer is None:
-            return None
-        opened = {ctx.space.key(r.config) for r in ctx.records if r.source == "transfer"} | self._opened
-        if len(opened) >= self.n_open:
-            return None
-        if self._openers is None:
-            self._openers = self.transfer.openers(ctx.space, self.n_open + _SPARE_OPENERS)
-        taken = {ctx.space.key(r.config) for r in ctx.records} | self._issued
-        for i, config in enumerate(self._openers):
-            key = ctx.space.key(config)
-            if key not in taken:
-                self._opened.add(key)
-                self._issued.add(key)
-                return Proposal(config=config, source="transfer", decision={"opener": i})
-        return None
+        opener = self._openers.next(ctx, self._issued) if self._openers is not None else None
+        if opener is not None and opener.config is not None:
+            self._issued.add(ctx.space.key(opener.config))
+        return opener
 
 
 def _build(ctx: BuildContext) -> Strategy:

@@ -24,7 +24,7 @@ from agent.space import CategoricalParam, Choice, FloatParam, IntParam, SearchSp
 from .grid import is_ordinal
 from .surrogate import encode, ordinal_distributions, training_data
 
-__all__ = ["Candidate", "neighbour", "optimizer_candidates"]
+__all__ = ["Candidate", "distinct", "neighbour", "optimizer_candidates"]
 
 _POOL = 256  # random configurations scored per round
 _NEIGHBOURS = 16  # per top trial
@@ -110,8 +110,15 @@ def _pool(
     )
     configs = [neighbour(space, config, rng) for _, _, config in done[:_TOP] for _ in range(_NEIGHBOURS)]
     configs += [space.sample(rng) for _ in range(_POOL)]
+    return distinct(space, configs, excluded)
+
+
+def distinct(
+    space: SearchSpace, configs: Sequence[dict[str, Choice]], taken: Collection[str]
+) -> list[dict[str, Choice]]:
+    """``configs`` without repeats and without those in ``taken`` (keys), in order."""
     out: list[dict[str, Choice]] = []
-    seen = set(excluded)
+    seen = set(taken)
     for config in configs:
         key = space.key(config)
         if key not in seen:

@@ -51,6 +51,7 @@ _SAMPLES = 256  # posterior draws per model for the ranking weights
 _NORMAL = NormalDist()
 #: The openers' tie-breaks: the same list in every process, so a resumed study goes on with it.
 OPENERS_SEED = 0
+_TOP = 10  # each source's best configurations that may open a study
 
 
 def normal_scores(values: Sequence[float], direction: Direction) -> FloatArray:
@@ -71,7 +72,7 @@ def _source_model(space: SearchSpace, source: SourceData) -> Model:
 
 
 def openers(
-    space: SearchSpace, sources: Sequence[SourceData], k: int, rng: random.Random, *, top: int = 10
+    space: SearchSpace, sources: Sequence[SourceData], k: int, rng: random.Random, *, top: int = _TOP
 ) -> list[dict[str, Choice]]:
     """Up to ``k`` distinct configurations to open a study with: each source's ``top`` best (by its model's
     mean, which smooths noisy values), completed to the whole space (a parameter a source lacks takes the middle
@@ -138,7 +139,7 @@ class TransferSurrogate:
     def openers(self, space: SearchSpace, k: int) -> list[dict[str, Choice]]:
         """The first ``k`` configurations to open a study with (:func:`openers`), the same in every process (a
         resumed study goes on with the list it began)."""
-        return _openers(space, self.models(space), k, random.Random(OPENERS_SEED), 10)
+        return _openers(space, self.models(space), k, random.Random(OPENERS_SEED), _TOP)
 
     def propose(
         self,
@@ -158,9 +159,8 @@ class TransferSurrogate:
         if not self.sources:
             return {}
         with one_thread():
-            models, target = self._fit(space, records, direction)
-            w = rank_weights(models, target, np_rng(rng), self.samples)
-        return dict(zip([s.name for s in self.sources] + [TARGET], map(float, w), strict=True))
+            _, _, w = self._weighed(space, records, direction, rng)
+        return self._named(w)
 
     def propose_weighted(
         self,
@@ -175,15 +175,23 @@ class TransferSurrogate:
         if not self.sources:
             return TransferProposal(SurrogateModel().propose(space, records, rng, also_taken, direction), {})
         with one_thread():
-            models, target = self._fit(space, records, direction)
-            w = rank_weights(models, target, np_rng(rng), self.samples)
+            models, target, w = self._weighed(space, records, direction, rng)
             everyone = [*models, target] if target is not None else models
             ensemble = [(m, float(x)) for m, x in zip(everyone, w, strict=False) if x > 0]
             taken = {space.key(r.config) for r in records} | set(also_taken)
             startup = target is not None and self._starting(records, target, float(w[-1]))
             config = untried(space, taken, rng) if startup else maximize_ei(space, ensemble, target, rng, taken)
-        weights = dict(zip([s.name for s in self.sources] + [TARGET], map(float, w), strict=True))
-        return TransferProposal(config, weights, startup)
+        return TransferProposal(config, self._named(w), startup)
+
+    def _weighed(
+        self, space: SearchSpace, records: Sequence[TrialRecord], direction: Direction, rng: random.Random
+    ) -> tuple[list[Model], Model | None, FloatArray]:
+        """The sources' models, this study's own, and RGPE's weights (the sources' then this study's)."""
+        models, target = self._fit(space, records, direction)
+        return models, target, rank_weights(models, target, np_rng(rng), self.samples)
+
+    def _named(self, w: FloatArray) -> dict[str, float]:
+        return dict(zip([s.name for s in self.sources] + [TARGET], map(float, w), strict=True))
 
     def _starting(self, records: Sequence[TrialRecord], target: Model, own_weight: float) -> bool:
         """Whether the next trial is random, as in ``bo``'s startup: the sources have lost (this study's own
