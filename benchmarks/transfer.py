@@ -25,8 +25,8 @@ sign test. Studies live in ``OUT/transfer.db`` (resumable: finished studies are 
 has the tables and the model's decisions (how each source entered; for ``renamed``, how many parameters it
 mapped right), ``OUT/true_errors.json.gz`` the numbers they are made of. A request the model was sent before
 (a mapping question is the same for every seed of a target: the same prompt at temperature 0) is answered
-from memory within a run (:class:`Remembered`). Uses whatever
-provider AGENT_PROVIDER names (the embedded model by default).
+from memory within a run (:class:`Remembered`). Uses whatever provider AGENT_PROVIDER names (the embedded
+model by default).
 """
 
 from __future__ import annotations
@@ -307,7 +307,8 @@ def decisions(out: Path, arms: Sequence[str]) -> list[str]:
 def export(out: Path, arms: Sequence[str], seeds: int) -> Path:
     """Every study's incumbent true error after each trial, ``OUT/true_errors.json.gz`` (the numbers the tables
     are made of, small enough to keep beside them)."""
-    studies = {study.name: true_errors(out, study) for study, *_ in plan(["bo", *arms], seeds)}
+    runs = {study.name: true_errors(out, study) for study, *_ in plan(["bo", *arms], seeds)}
+    studies = {name: errors for name, errors in runs.items() if errors is not None}
     path = out / "true_errors.json.gz"
     path.write_bytes(gzip.compress(json.dumps(studies, sort_keys=True).encode(), mtime=0))
     return path
@@ -330,10 +331,10 @@ async def main() -> None:
     await make_sources(args.out)
     async with open_model(ModelSettings(provider=args.provider, model=args.model)) as provider:
         await run_arms(args.out, arms, args.seeds, Remembered(provider))  # only the arms asked for: runs may share OUT
-    text = "\n".join(results(args.out, ["bo", *[a for a in arms if a != "bo"]], args.seeds) + decisions(args.out, arms))
-    text += "\n"
+    # The tables cover every arm with studies in OUT, not only this run's (an arm without any has no rows).
+    text = "\n".join(results(args.out, ARMS, args.seeds) + decisions(args.out, ARMS)) + "\n"
     (args.out / "results.md").write_text(text)
-    export(args.out, [a for a in arms if a != "bo"], args.seeds)
+    export(args.out, ARMS[1:], args.seeds)
     print(text)
 
 
