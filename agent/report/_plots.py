@@ -234,9 +234,10 @@ def plot_study_curve(
 
 def plot_shares(
     series: Mapping[str, Sequence[Sequence[float | None]]], path: Path, ylabel: str = "model's share of the round"
-) -> None:
+) -> Figure:
     """A share decided trial by trial (the model's share of each round; each source's weight in the optimizer's
-    model): per label, the median over its studies with the 25-75% band (one study: its own line)."""
+    model): per label, the median over its studies with the 25-75% band (one study: its own line). Each trial is
+    a marker too, so that a single decided trial shows as a point, not as an empty plot."""
     fig = Figure(figsize=(7.5, 4.0), layout="constrained")
     ax = fig.subplots()
     order = list(series)
@@ -251,7 +252,7 @@ def plot_shares(
             median = np.nanmedian(grid, axis=0) if width else np.array([])
             low, high = (np.nanpercentile(grid, q, axis=0) for q in (25, 75)) if width else (median, median)
         color = _color(label, order)
-        ax.plot(x, median, color=color, lw=2, label=label)
+        ax.plot(x, median, color=color, lw=2, marker="o", ms=4, label=label)
         if len(studies) > 1:
             ax.fill_between(x, low, high, color=color, alpha=0.2)
     ax.set(xlabel="trial #", ylabel=ylabel, ylim=(0.0, 1.0))
@@ -259,3 +260,4 @@ def plot_shares(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.savefig(path, dpi=_DPI)
+    return fig

@@ -13,7 +13,7 @@ from agent.conversation import Agent, AgentSettings
 from agent.optimize import optimize
 from agent.providers.scripted import ScriptedProvider
 from agent.report import write_study_report
-from agent.report._plots import plot_bench_curves, plot_study_curve, plot_trajectories, plot_win_rates
+from agent.report._plots import plot_bench_curves, plot_shares, plot_study_curve, plot_trajectories, plot_win_rates
 from agent.strategies.llm import LLMStrategy
 from agent.study import StudyStore
 from agent.tasks import build_task
@@ -165,3 +165,13 @@ async def test_the_report_shows_the_prompts_as_each_run_sent_them(tmp_path: Path
     assert "#### Task" in later and "The budget is 3 evaluations in total." in later
     assert "#### System" not in later, "only what changed"
     assert text.count("### Prompts sent from trial") == 1
+
+
+def test_a_share_decided_at_one_trial_is_a_visible_point(tmp_path: Path) -> None:
+    """weights.png of a study with one trial after its openers: one decided value, drawn as a marker (a line
+    through one point draws nothing)."""
+    fig = plot_shares({"S1 kc1": [[None, None, None, 0.25]]}, tmp_path / "weights.png", ylabel="weight")
+    (line,) = fig.axes[0].lines
+    assert line.get_marker() == "o"
+    assert [float(y) for y in line.get_ydata() if not np.isnan(y)] == [0.25]
+    assert (tmp_path / "weights.png").stat().st_size > 0
