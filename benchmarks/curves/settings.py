@@ -43,6 +43,13 @@ DATASETS: dict[str, DatasetSpec] = {
             pca=64,
         ),
         DatasetSpec(
+            "gen-hastie",
+            "Hastie et al.'s binary problem (ESL 10.2): 20,000 examples of 10 standard normal features, class 1 "
+            "where their squared norm exceeds 9.34 (a sphere: nonlinear, no label noise)",
+            "sklearn.datasets.make_hastie_10_2",
+            {"n_samples": 20_000, "random_state": 2},
+        ),
+        DatasetSpec(
             "gen-4class",
             "a generated problem of moderate difficulty: 20,000 examples, 20 features (10 informative, 4 "
             "redundant), 4 classes of 2 Gaussian clusters each, class separation 1.0, 2% of labels flipped",
@@ -75,13 +82,6 @@ DATASETS: dict[str, DatasetSpec] = {
                 "flip_y": 0.05,
                 "random_state": 10,
             },
-        ),
-        DatasetSpec(
-            "gen-hastie",
-            "Hastie et al.'s binary problem (ESL 10.2): 20,000 examples of 10 standard normal features, class 1 "
-            "where their squared norm exceeds 9.34 (a sphere: nonlinear, no label noise)",
-            "sklearn.datasets.make_hastie_10_2",
-            {"n_samples": 20_000, "random_state": 2},
         ),
     )
 }
