@@ -140,3 +140,34 @@ def test_a_table_is_loaded_once_and_cannot_be_changed(folder: Path, table: Curve
     assert load_table("toy", folder / ".") is table
     with pytest.raises(ValueError, match="read-only"):
         table.arrays.val_error[0, 0, 0] = 0.0
+
+
+# The committed tables (evaluators/data/curves/), made by benchmarks/curves/make_tables.py.
+PACKAGED = curve_datasets()
+NAMES = ["batch_size", "width", "depth", "learning_rate", "weight_decay"]
+
+
+@pytest.mark.parametrize("dataset", PACKAGED)
+def test_a_packaged_table_is_real_training_on_the_grid(dataset: str) -> None:
+    table = load_table(dataset)
+    assert [p.name for p in table.params] == NAMES
+    assert all(list(p.choices) == sorted(set(p.choices)) for p in table.params)  # increasing grids
+    assert (table.n_configs, table.seeds, table.epochs) == (1008, 3, 27)
+    meta = table.metadata
+    assert meta["dataset"] == dataset and meta["n_val"] >= 500 and len(meta["versions"]) >= 4
+    errors, diverged = table.arrays.val_error, table.arrays.diverged
+    chance = 1 - 1 / meta["classes"]
+    assert ((errors >= 0) & (errors <= 1)).all()
+    # Errors count validation examples (float32 in the file), and a diverged run stays diverged at chance.
+    counts = errors[~diverged] * meta["n_val"]
+    assert np.abs(counts - np.round(counts)).max() < 0.01
+    assert (np.diff(diverged.astype(int), axis=2) >= 0).all()
+    np.testing.assert_allclose(errors[diverged], chance, atol=1e-6)
+    # The cost depends on the architecture and batch size only: one value per (batch_size, width, depth).
+    seconds = table.arrays.seconds_per_epoch.reshape(36, 28)
+    assert (seconds > 0).all() and (seconds == seconds[:, :1]).all()
+    assert seconds[0, 0] > seconds[24, 0]  # batch 32 costs more per epoch than batch 512 (same architecture)
+    # Models learn, and the highest learning rate fails (diverges or stalls near chance) far more often.
+    truth = errors[:, :, -1].mean(axis=1).reshape(36, 7, 4)
+    assert table.best_true_value() < chance / 2
+    assert (truth[:, -1] > chance - 0.05).mean() > (truth[:, 2] > chance - 0.05).mean() + 0.2
