@@ -147,6 +147,12 @@ PACKAGED = curve_datasets()
 NAMES = ["batch_size", "width", "depth", "learning_rate", "weight_decay"]
 
 
+def test_the_package_ships_tables_for_at_least_four_datasets() -> None:
+    assert len(PACKAGED) >= 4, PACKAGED
+    folder = Path(__file__).resolve().parents[2] / "evaluators" / "data" / "curves"
+    assert sum(path.stat().st_size for path in folder.glob("*.npz")) < 8_000_000  # a few MB in the repository
+
+
 @pytest.mark.parametrize("dataset", PACKAGED)
 def test_a_packaged_table_is_real_training_on_the_grid(dataset: str) -> None:
     table = load_table(dataset)
