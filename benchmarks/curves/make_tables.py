@@ -194,7 +194,7 @@ def make_table(spec: DatasetSpec, settings: Settings, out: Path, work: Path) -> 
         **choices,
         val_error=np.concatenate([p["val_error"] for p in parts]),
         diverged=np.concatenate([p["diverged"] for p in parts]),
-        train_loss=np.concatenate([p["train_loss"] for p in parts]).astype(np.float16),
+        train_loss=np.concatenate([p["train_loss"] for p in parts]),  # float32: a huge finite loss stays finite
         seconds_per_epoch=np.repeat([float(p["seconds_per_epoch"]) for p in parts], per_group).astype(np.float32),
         val_index=prepared.val_index.astype(np.int32),
         metadata=np.array(json.dumps(metadata, sort_keys=True)),

@@ -21,7 +21,7 @@ def write_table(folder: Path, name: str, seed: int = 0) -> dict[str, np.ndarray]
     val_error = rng.uniform(0.05, 0.9, size=(CONFIGS, SEEDS, EPOCHS)).astype(np.float32)
     diverged = np.zeros((CONFIGS, SEEDS, EPOCHS), dtype=bool)
     diverged[2::3, 1, 2:] = True
-    train_loss = rng.uniform(0.1, 2.0, size=(CONFIGS, SEEDS, EPOCHS)).astype(np.float16)
+    train_loss = rng.uniform(0.1, 2.0, size=(CONFIGS, SEEDS, EPOCHS)).astype(np.float32)
     seconds = np.repeat(rng.uniform(0.1, 1.0, size=6), 3).astype(np.float32)
     arrays = {
         "param_names": np.asarray(list(GRID)),
