@@ -10,8 +10,7 @@ import optuna.distributions as od
 import pytest
 
 from agent.records import Direction, TrialRecord
-from agent.space import CategoricalParam, FloatParam, IntParam, SearchSpace
-from agent.strategies.grid import is_ordinal
+from agent.space import CategoricalParam, FloatParam, IntParam, SearchSpace, is_ordinal
 from agent.strategies.surrogate import SurrogateModel, decode, encode, ordinal_distributions, untried
 
 GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
