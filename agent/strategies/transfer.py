@@ -175,7 +175,7 @@ class TransferSurrogate:
         if not self.sources:
             return {}
         with one_thread():
-            _, _, w = self._weighed(space, records, direction, rng)
+            w = self._weighed(space, records, direction, rng)[2]
         return self._named(w)
 
     def propose_weighted(
@@ -192,12 +192,9 @@ class TransferSurrogate:
             config, surface = SurrogateModel().proposal(space, records, rng, also_taken, direction)
             return TransferProposal(config, {}, surface=surface)
         with one_thread():
-            models, target, w = self._weighed(space, records, direction, rng)
+            models, target, w, to_values = self._weighed(space, records, direction, rng)
             everyone = [*models, target] if target is not None else models
-            own = self._own(space, records, direction)
-            ensemble = Ensemble(
-                [(m, float(x)) for m, x in zip(everyone, w, strict=False) if x > 0], target, own and own[2]
-            )
+            ensemble = Ensemble([(m, float(x)) for m, x in zip(everyone, w, strict=False) if x > 0], target, to_values)
             taken = {space.key(r.config) for r in records} | set(also_taken)
             startup = target is not None and self._starting(records, target, float(w[-1]))
             best = [] if startup else best_by_ei(space, ensemble, rng, taken, 1)
@@ -206,10 +203,11 @@ class TransferSurrogate:
 
     def _weighed(
         self, space: SearchSpace, records: Sequence[TrialRecord], direction: Direction, rng: random.Random
-    ) -> tuple[list[Model], Model | None, FloatArray]:
-        """The sources' models, this study's own, and RGPE's weights (the sources' then this study's)."""
-        models, target = self._fit(space, records, direction)
-        return models, target, rank_weights(models, target, np_rng(rng), self.samples)
+    ) -> tuple[list[Model], Model | None, FloatArray, _ToValues | None]:
+        """The sources' models, this study's own, RGPE's weights (the sources' then this study's), and the way
+        from this study's scores back to its units."""
+        models, target, to_values = self._fitted(space, records, direction)
+        return models, target, rank_weights(models, target, np_rng(rng), self.samples), to_values
 
     def _named(self, w: FloatArray) -> dict[str, float]:
         return dict(zip([s.name for s in self.sources] + [TARGET], map(float, w), strict=True))
@@ -230,9 +228,19 @@ class TransferSurrogate:
     def _fit(
         self, space: SearchSpace, records: Sequence[TrialRecord], direction: Direction
     ) -> tuple[list[Model], Model | None]:
+        """The sources' models and this study's own (None before it has results)."""
+        models, target, _ = self._fitted(space, records, direction)
+        return models, target
+
+    def _fitted(
+        self, space: SearchSpace, records: Sequence[TrialRecord], direction: Direction
+    ) -> tuple[list[Model], Model | None, _ToValues | None]:
         models = self.models(space)
         own = self._own(space, records, direction)
-        return models, (None if own is None else fit_model(space, TARGET, own[0], own[1]))
+        if own is None:
+            return models, None, None
+        configs, scored, to_values = own
+        return models, fit_model(space, TARGET, configs, scored), to_values
 
     def _own(
         self, space: SearchSpace, records: Sequence[TrialRecord], direction: Direction
