@@ -14,8 +14,9 @@ random configurations (their values the table's true error), this study's result
   weights (256 joint posterior draws per source at this study's results, leave-one-out of its own model), and
   expected improvement over a pool of some 600-900 configurations, refined once;
 - **bo proposal**: ``bo`` without sources, Optuna's ``GPSampler`` (its own torch model and acquisition
-  optimizer; no numpy counterpart runs in the package), beside the transfer engine's GP and expected
-  improvement on this study's results alone with each model (``maximize_ei`` with one member).
+  optimizer, on one thread as ``SurrogateModel`` runs it; no numpy counterpart runs in the package), beside the
+  transfer engine's GP and expected improvement on this study's results alone with each model
+  (``maximize_ei`` with one member).
 
 BLAS and torch run on one thread, as the transfer path runs them (:func:`agent._optuna.one_thread`). Each case
 alternates the two models ``--repeats`` times; the numbers are medians, and the ratio is torch over numpy. The

@@ -29,7 +29,7 @@ import numpy.typing as npt
 import optuna
 import optuna.distributions as od
 
-from agent._optuna import GaussianProcess, sampler_columns
+from agent._optuna import GaussianProcess, one_thread, sampler_columns
 from agent.records import Direction, TrialRecord
 from agent.space import (
     CategoricalParam,
@@ -176,11 +176,12 @@ class SurrogateModel:
             study.add_trial(optuna.trial.create_trial(params=params, distributions=dict(dists), value=float(score)))
         taken = {space.key(r.config) for r in records} | set(also_taken)
         config = None
-        for _ in range(_ASKS):
-            asked = space.validate_config(decode(space, study.ask(dists).params))
-            if space.key(asked) not in taken:
-                config = asked
-                break
+        with one_thread():  # the sampler's acquisition search too (it limits threads in its fit only)
+            for _ in range(_ASKS):
+                asked = space.validate_config(decode(space, study.ask(dists).params))
+                if space.key(asked) not in taken:
+                    config = asked
+                    break
         gp = GaussianProcess.of_sampler(sampler, scored, maximize=False) if data else None
         surface = (
             None if gp is None else SamplerSurface(space, gp, [decode(space, p) for p, _ in data], scored, direction)
