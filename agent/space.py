@@ -6,6 +6,12 @@ distributions, and loads from a JSON or YAML file::
 
     {"learning_rate": {"type": "float", "low": 1e-4, "high": 0.1, "log": true},
      "optimizer": {"type": "categorical", "choices": ["adam", "sgd"]}}
+
+The grid vocabulary, defined once here: a categorical whose choices are numbers in increasing order is an
+*ordinal grid* (:func:`is_ordinal`); numbers that are all positive and span more than a factor of
+:data:`LOG_RATIO` read on a log scale (:func:`reads_log`); a value's nearest choice is measured on that scale
+(:func:`nearest_index`). :class:`UnitEncoder` maps configurations into the unit cube on those terms, column by
+column, for every Gaussian process of the package.
 """
 
 from __future__ import annotations
@@ -14,10 +20,12 @@ import json
 import math
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
+import numpy as np
+import numpy.typing as npt
 import optuna.distributions as od
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -25,7 +33,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from agent._space_check import problems
 from agent.errors import InvalidSuggestion, UserError
 
-__all__ = ["CategoricalParam", "Choice", "FloatParam", "IntParam", "Param", "SearchSpace", "short_number"]
+__all__ = [
+    "LOG_RATIO",
+    "CategoricalParam",
+    "Choice",
+    "FloatParam",
+    "IntParam",
+    "Param",
+    "SearchSpace",
+    "UnitEncoder",
+    "is_ordinal",
+    "nearest_index",
+    "reads_log",
+    "short_number",
+]
 
 Choice = str | int | float | bool
 
@@ -308,3 +329,88 @@ def _format_errors(errors: list[Any], prefix: str = "") -> str:
         loc = ".".join(str(x) for x in e.get("loc", ())).removeprefix(prefix) or "(root)"
         parts.append(f"{loc}: {str(e.get('msg')).removeprefix('Value error, ')}")
     return "; ".join(parts)
+
+
+# ---- the grid vocabulary and the unit cube ----------------------------------------------------------------
+
+#: Numbers, all positive, spanning more than this factor read on a log scale (a grid of learning rates).
+LOG_RATIO = 20.0
+
+
+def reads_log(low: float, high: float) -> bool:
+    """Do numbers from ``low`` to ``high`` read on a log scale (all positive, spanning more than LOG_RATIO)?"""
+    return low > 0 and high / low > LOG_RATIO
+
+
+def is_ordinal(param: CategoricalParam) -> bool:
+    """An ordinal grid: three or more numeric choices in strictly increasing order, whose neighbours are alike."""
+    numbers = [float(c) for c in param.choices if _is_number(c)]
+    if len(numbers) != len(param.choices) or len(numbers) < 3:
+        return False
+    return all(a < b for a, b in zip(numbers, numbers[1:], strict=False))
+
+
+def nearest_index(param: CategoricalParam, value: float) -> int:
+    """The index of the numeric choice nearest ``value``, measured on a log scale where the choices read so
+    (:func:`reads_log` of their smallest and largest); a value beyond the choices lies nearest the end it
+    passed; of two choices equally near, the first. Every choice must be a number and ``value`` not NaN."""
+    numbers = [float(c) for c in param.choices if _is_number(c)]
+    if len(numbers) != len(param.choices) or math.isnan(value):
+        raise ValueError(f"no nearest choice of {list(param.choices)} to {value!r}")
+    low, high = min(numbers), max(numbers)
+    x = min(max(float(value), low), high)
+    if reads_log(low, high):
+        return min(range(len(numbers)), key=lambda i: abs(math.log(numbers[i]) - math.log(x)))
+    return min(range(len(numbers)), key=lambda i: abs(numbers[i] - x))
+
+
+class UnitEncoder:
+    """Configurations of ``space``, restricted to ``names`` (all by default, in the space's order), as rows of
+    numbers, one column per parameter, each in [0, 1] but a label's: an ordinal grid's choice index centred in
+    its cell, ``(i + 0.5) / n``; a number's position in its range, on its log where declared (an integer's
+    range widened by half a unit at each end); a categorical's choice index, compared by equality only
+    (:attr:`is_categorical`). This is how Optuna's ``GPSampler`` normalizes the same parameters (an ordinal
+    grid given to it as the integer index of its choice), so a model fitted here and one fitted there read
+    the same points. A value off an ordinal grid takes its nearest choice's cell (:func:`nearest_index`)."""
+
+    def __init__(self, space: SearchSpace, names: Sequence[str] | None = None) -> None:
+        self.names = tuple(space.params if names is None else names)
+        params = [space.params[n] for n in self.names]
+        self._columns = [_column(p) for p in params]
+        self.is_categorical: npt.NDArray[np.bool_] = np.array(
+            [isinstance(p, CategoricalParam) and not is_ordinal(p) for p in params], dtype=bool
+        )
+
+    def __call__(self, configs: Sequence[Mapping[str, Any]]) -> npt.NDArray[np.float64]:
+        out = np.empty((len(configs), len(self.names)), dtype=np.float64)
+        for j, (name, column) in enumerate(zip(self.names, self._columns, strict=True)):
+            out[:, j] = [column(c[name]) for c in configs]
+        return out
+
+
+def _column(p: FloatParam | IntParam | CategoricalParam) -> Callable[[Any], float]:
+    """One parameter's map from its values to its column of :class:`UnitEncoder`."""
+    if isinstance(p, CategoricalParam):
+        n = len(p.choices)
+        if is_ordinal(p):
+            cells = {float(c): (i + 0.5) / n for i, c in enumerate(p.choices)}
+
+            def grid(value: Any) -> float:
+                cell = cells.get(float(value))
+                return cell if cell is not None else (nearest_index(p, float(value)) + 0.5) / n
+
+            return grid
+        index = {json.dumps(c): float(i) for i, c in enumerate(p.choices)}
+        return lambda value: index[json.dumps(value)]
+    low, high = float(p.low), float(p.high)
+    if isinstance(p, IntParam):
+        low, high = low - 0.5, high + 0.5
+    if p.log:
+        low, high = math.log(low), math.log(high)
+    log = p.log
+
+    def number(value: Any) -> float:
+        x = math.log(float(value)) if log else float(value)
+        return 0.5 if high <= low else (x - low) / (high - low)
+
+    return number

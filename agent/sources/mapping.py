@@ -303,13 +303,10 @@ def _into(p: FloatParam | IntParam | CategoricalParam, value: Any, factor: float
         return x
     if isinstance(p, IntParam):
         return int(min(max(round(x), p.low), p.high))
-    log = _log_scale(p)
+    from agent.space import nearest_index  # the one nearest-grid rule (log where the grid reads so)
 
-    def distance(choice: Choice) -> float:
-        c = float(choice)
-        return abs(math.log(c) - math.log(max(x, 1e-300))) if log else abs(c - x)
-
-    return min(p.choices, key=distance)
+    assert isinstance(p, CategoricalParam)
+    return None if math.isnan(x) else p.choices[nearest_index(p, x)]
 
 
 def _label(p: FloatParam | IntParam | CategoricalParam, value: Any) -> Choice | None:

@@ -2,34 +2,30 @@
 processes and the expected improvement of their weighted ensemble, maximized over a pool of configurations.
 
 Feurer, Letham, Hutter, Bakshy (2018), "Scalable Meta-Learning for Bayesian Optimization using Ranking-Weighted
-Gaussian Process Ensembles". Each model here is a :class:`~agent.strategies._gp.GaussianProcess` over the
-parameters it knows; values are lower-is-better scores (normal scores of ranks, or standardized values).
+Gaussian Process Ensembles". Each model here is a :class:`~agent._optuna.GaussianProcess` over the columns of
+the parameters it knows (:class:`~agent.space.UnitEncoder`); values are lower-is-better scores (normal scores
+of ranks, or standardized values).
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from statistics import NormalDist
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from agent.space import CategoricalParam, Choice, FloatParam, IntParam, SearchSpace
+from agent._optuna import GaussianProcess, one_thread
+from agent.space import CategoricalParam, Choice, FloatParam, IntParam, SearchSpace, UnitEncoder, is_ordinal
 
-from ._gp import Encoder, FloatArray, GaussianProcess
-from .candidates import distinct, neighbour
-from .grid import is_ordinal
+from .candidates import FloatArray, best_by_ei
 from .surrogate import untried
 
-__all__ = ["Model", "fill", "fit_model", "maximize_ei", "np_rng", "one_thread", "rank_weights"]
+__all__ = ["Ensemble", "Model", "fill", "fit_model", "maximize_ei", "np_rng", "one_thread", "rank_weights"]
 
-_POOL = 512  # random configurations scored per proposal
-_NEIGHBOURS = 16
-_TOP = 4
-_NORMAL = NormalDist()
+_TOP = 4  # each model's best configurations, whose neighbours the pool explores
 
 
 @dataclass(frozen=True)
@@ -38,7 +34,7 @@ class Model:
     (lower is better)."""
 
     name: str
-    encoder: Encoder
+    encoder: UnitEncoder
     gp: GaussianProcess
     configs: tuple[dict[str, Choice], ...]
     scores: FloatArray
@@ -50,8 +46,8 @@ class Model:
 def fit_model(space: SearchSpace, name: str, configs: Sequence[dict[str, Choice]], scores: FloatArray) -> Model:
     """A :class:`Model` of ``scores`` at ``configs``, over the parameters the configurations have."""
     names = [n for n in space.params if n in configs[0]]
-    encoder = Encoder(space, names)
-    gp = GaussianProcess(encoder(configs), scores, encoder.is_categorical)
+    encoder = UnitEncoder(space, names)
+    gp = GaussianProcess.fit(encoder(configs), scores, encoder.is_categorical)
     return Model(name, encoder, gp, tuple(configs), scores)
 
 
@@ -71,13 +67,6 @@ def fill(space: SearchSpace, config: Mapping[str, Choice], rng: random.Random) -
             assert isinstance(p, IntParam)
             out[name] = round(math.sqrt(p.low * p.high)) if p.log else (p.low + p.high) // 2
     return space.validate_config(out)
-
-
-def one_thread() -> Any:
-    """BLAS limited to one thread: on these small matrices its threads cost ten times the work."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(1, user_api="blas")
 
 
 def np_rng(rng: random.Random) -> np.random.Generator:
@@ -115,51 +104,72 @@ def rank_weights(models: Sequence[Model], target: Model | None, rng: np.random.G
     return result
 
 
+class Predictor(Protocol):
+    """A model of scores at configurations: :class:`Model`, or another of a caller's (a benchmark's variant)."""
+
+    @property
+    def configs(self) -> Sequence[dict[str, Choice]]: ...
+
+    @property
+    def scores(self) -> FloatArray: ...
+
+    def predict(self, configs: Sequence[Mapping[str, Any]]) -> tuple[FloatArray, FloatArray]: ...
+
+
+class Ensemble:
+    """RGPE's weighted ensemble of models (a :class:`~agent.strategies.candidates.Surface`): the mean ``sum w_i
+    mu_i``, the variance ``sum w_i^2 sigma_i^2``. ``target`` is this study's own model, whose best score is the
+    incumbent (without it, the best of the sources'); ``to_values`` turns its scores into the study's units."""
+
+    def __init__(
+        self,
+        ensemble: Sequence[tuple[Predictor, float]],
+        target: Predictor | None,
+        to_values: Callable[[FloatArray, FloatArray], tuple[FloatArray, FloatArray]] | None = None,
+    ) -> None:
+        self.members = list(ensemble)
+        self.target = target
+        self._to_values = to_values
+        best = target.scores if target is not None else np.concatenate([m.scores for m, _ in self.members])
+        self.incumbent = float(best.min())
+
+    def predict(self, configs: Sequence[Mapping[str, Any]]) -> tuple[FloatArray, FloatArray]:
+        mean = np.zeros(len(configs))
+        var = np.zeros(len(configs))
+        for m, w in self.members:
+            mu, v = m.predict(configs)
+            mean += w * mu
+            var += w * w * v
+        return mean, var
+
+    def seeds(self, space: SearchSpace, rng: random.Random) -> list[dict[str, Choice]]:
+        """This study's best results, and each weighted source's best completed with this study's best."""
+        seeds: list[dict[str, Choice]] = []
+        if self.target is not None:
+            seeds += [self.target.configs[int(i)] for i in np.argsort(self.target.scores, kind="stable")[:_TOP]]
+        best = seeds[0] if seeds else {}
+        for m, _ in self.members:
+            if m is not self.target:
+                seeds += [
+                    fill(space, {**best, **m.configs[int(i)]}, rng) for i in np.argsort(m.scores, kind="stable")[:_TOP]
+                ]
+        return seeds
+
+    def values(self, mean: FloatArray, sd: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """In the study's units; unknown (NaN) where the scores have none to return to (ranks)."""
+        if self._to_values is None:
+            return np.full_like(mean, np.nan), np.full_like(sd, np.nan)
+        return self._to_values(mean, sd)
+
+
 def maximize_ei(
     space: SearchSpace,
-    ensemble: Sequence[tuple[Model, float]],
-    target: Model | None,
+    ensemble: Sequence[tuple[Predictor, float]],
+    target: Predictor | None,
     rng: random.Random,
     taken: set[str],
 ) -> dict[str, Choice]:
-    """The untried configuration of highest expected improvement under the ensemble, over a pool of random
-    configurations, neighbours of this study's best results and of the weighted sources' best, refined once
-    around the pool's best."""
-    incumbent = float(target.scores.min()) if target is not None else min(float(m.scores.min()) for m, _ in ensemble)
-    seeds: list[dict[str, Choice]] = []
-    if target is not None:
-        seeds += [target.configs[int(i)] for i in np.argsort(target.scores, kind="stable")[:_TOP]]
-    best = seeds[0] if seeds else {}
-    for m, _ in ensemble:
-        if m is not target:
-            seeds += [
-                fill(space, {**best, **m.configs[int(i)]}, rng) for i in np.argsort(m.scores, kind="stable")[:_TOP]
-            ]
-    pool = distinct(
-        space,
-        seeds
-        + [neighbour(space, c, rng) for c in seeds for _ in range(_NEIGHBOURS)]
-        + [space.sample(rng) for _ in range(_POOL)],
-        taken,
-    )
-    if not pool:
-        return untried(space, taken, rng)
-    ei = _ei(ensemble, pool, incumbent)
-    top = [pool[int(i)] for i in np.argsort(-ei, kind="stable")[:_TOP]]
-    local = distinct(space, [neighbour(space, c, rng) for c in top for _ in range(_NEIGHBOURS)], taken)
-    pool, ei = pool + local, np.concatenate([ei, _ei(ensemble, local, incumbent)]) if local else ei
-    return pool[int(np.argmax(ei))]
-
-
-def _ei(ensemble: Sequence[tuple[Model, float]], configs: Sequence[dict[str, Choice]], incumbent: float) -> FloatArray:
-    mean = np.zeros(len(configs))
-    var = np.zeros(len(configs))
-    for m, w in ensemble:
-        mu, v = m.predict(configs)
-        mean += w * mu
-        var += w * w * v
-    sd = np.sqrt(np.maximum(var, 1e-12))
-    z = (incumbent - mean) / sd
-    cdf = np.array([_NORMAL.cdf(x) for x in z])
-    result: FloatArray = (incumbent - mean) * cdf + sd * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
-    return result
+    """The untried configuration of highest expected improvement under the ensemble (:func:`~agent.strategies.
+    candidates.best_by_ei`), a random untried one when the pool has none."""
+    best = best_by_ei(space, Ensemble(ensemble, target), rng, taken, 1)
+    return best[0] if best else untried(space, taken, rng)

@@ -1,34 +1,42 @@
-"""The optimizer's next candidates, with the value its Gaussian process predicts for each and how sure it is.
+"""The optimizer's next candidates, with the value its model predicts for each and how sure it is, and the one
+expected improvement and pool of candidates every proposal by a model of the package maximizes over.
 
 The first candidate is the optimizer's own next trial (exactly what ``bo`` would evaluate). The others are the
-configurations with the highest expected improvement over the incumbent among a pool: random configurations
-and neighbours of the best trials (one or two parameters moved one grid step, or a tenth of their range).
-Every prediction comes from one Gaussian process fitted to the finished trials (:class:`agent._optuna.
-GaussianProcess`, the model Optuna's ``GPSampler`` fits), on the same ordinal encoding as the optimizer.
+configurations with the highest expected improvement under the model that proposed it (:class:`Surface`: the
+Gaussian process ``bo``'s sampler fitted, or the ensemble of the transfer surrogate) among a pool: random
+configurations and neighbours of the best ones (one or two parameters moved one grid step, or a tenth of their
+range), refined once around the pool's best (:func:`best_by_ei`). Every prediction comes from that model: one
+fit per round.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
-from agent._optuna import GaussianProcess
 from agent.records import Direction, TrialRecord
-from agent.space import CategoricalParam, Choice, FloatParam, IntParam, SearchSpace
+from agent.space import CategoricalParam, Choice, FloatParam, IntParam, SearchSpace, is_ordinal
 
-from .grid import is_ordinal
-from .surrogate import encode, ordinal_distributions, training_data
+__all__ = [
+    "Candidate",
+    "Surface",
+    "best_by_ei",
+    "distinct",
+    "expected_improvement",
+    "neighbour",
+    "optimizer_candidates",
+]
 
-__all__ = ["Candidate", "distinct", "neighbour", "optimizer_candidates"]
-
-_POOL = 256  # random configurations scored per round
-_NEIGHBOURS = 16  # per top trial
-_TOP = 4
+FloatArray = npt.NDArray[np.float64]
+_RANDOM = 512  # random configurations in a pool
+_NEIGHBOURS = 16  # per configuration whose neighbourhood a pool explores
+_TOP = 4  # the pool's best by expected improvement, whose neighbourhood is explored once more
 
 
 @dataclass(frozen=True)
@@ -41,21 +49,41 @@ class Candidate:
     sd: float
 
 
-class Proposer(Protocol):
-    """What proposes the optimizer's own next trial (``bo``'s surrogate, or the transfer surrogate)."""
+class Surface(Protocol):
+    """What the model that proposed believes: a score (lower is better) at each configuration."""
 
-    def propose(
+    #: The best score so far, what an improvement is measured from.
+    incumbent: float
+
+    def predict(self, configs: Sequence[Mapping[str, Any]]) -> tuple[FloatArray, FloatArray]:
+        """The mean and variance of the score at each configuration."""
+        ...
+
+    def seeds(self, space: SearchSpace, rng: random.Random) -> list[dict[str, Choice]]:
+        """The configurations whose neighbours a pool explores (the best ones known)."""
+        ...
+
+    def values(self, mean: FloatArray, sd: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """A predicted score (mean and standard deviation) in the study's own units."""
+        ...
+
+
+class Proposer(Protocol):
+    """What proposes the optimizer's own next trial (``bo``'s surrogate, or the transfer surrogate), with the
+    model it chose it with (None while it has none: its random startup)."""
+
+    def proposal(
         self,
         space: SearchSpace,
         records: Sequence[TrialRecord],
         rng: random.Random,
         also_taken: Collection[str] = (),
         direction: Direction = "minimize",
-    ) -> dict[str, Choice]: ...
+    ) -> tuple[dict[str, Choice], Surface | None]: ...
 
 
 def optimizer_candidates(
-    surrogate: Proposer,
+    proposer: Proposer,
     space: SearchSpace,
     records: Sequence[TrialRecord],
     rng: random.Random,
@@ -63,54 +91,56 @@ def optimizer_candidates(
     taken: Collection[str] = (),
     direction: Direction = "minimize",
 ) -> list[Candidate]:
-    """Up to ``k`` distinct untried candidates, the optimizer's own next trial first."""
-    first = surrogate.propose(space, records, rng, also_taken=taken, direction=direction)
-    data = training_data(space, records, direction)
-    if len(data) < 2:
+    """Up to ``k`` distinct untried candidates, the optimizer's own next trial first; only that one, with an
+    unknown prediction, while the optimizer has no model."""
+    first, surface = proposer.proposal(space, records, rng, also_taken=taken, direction=direction)
+    if surface is None:
         return [Candidate(first, math.nan, math.nan)]
-    gp = GaussianProcess(
-        ordinal_distributions(space), [p for p, _ in data], [v for _, v in data], direction == "maximize"
-    )
     excluded = {space.key(r.config) for r in records} | set(taken) | {space.key(first)}
-    pool = _pool(space, records, rng, direction, excluded)
-    chosen = [first]
-    if pool and k > 1:
-        mean, sd = gp.predict([encode(space, c) for c in pool])
-        values = [v for _, v in data]
-        incumbent = max(values) if direction == "maximize" else min(values)
-        improvement = (mean - incumbent) if direction == "maximize" else (incumbent - mean)
-        ei = _expected_improvement(improvement, sd)
-        for i in np.argsort(-ei, kind="stable")[: k - 1]:
-            chosen.append(pool[int(i)])
-    mean, sd = gp.predict([encode(space, c) for c in chosen])
+    chosen = [first, *(best_by_ei(space, surface, rng, excluded, k - 1) if k > 1 else [])]
+    mean, var = surface.predict(chosen)
+    mean, sd = surface.values(mean, np.sqrt(np.maximum(var, 0.0)))
     return [Candidate(c, float(m), float(s)) for c, m, s in zip(chosen, mean, sd, strict=True)]
 
 
-def _expected_improvement(improvement: np.ndarray, sd: np.ndarray) -> np.ndarray:
-    """E[max(0, improvement)] under a normal belief: ``improvement * Phi(z) + sd * phi(z)``, ``z = improvement /
-    sd`` (math.erf: scipy.stats would add most of a second to the CLI's start)."""
-    z = improvement / np.maximum(sd, 1e-12)
+def expected_improvement(mean: FloatArray, var: FloatArray, incumbent: float) -> FloatArray:
+    """E[max(0, incumbent - score)] under a normal belief of the score (lower is better): ``d * Phi(z) + sd *
+    phi(z)``, ``d = incumbent - mean``, ``z = d / sd`` (math.erfc: scipy.stats would add most of a second to
+    the CLI's start)."""
+    sd = np.sqrt(np.maximum(var, 1e-12))
+    d = incumbent - mean
+    z = d / sd
     cdf = np.array([0.5 * math.erfc(-x / math.sqrt(2.0)) for x in z])
-    pdf = np.exp(-0.5 * z**2) / math.sqrt(2.0 * math.pi)
-    result: np.ndarray = improvement * cdf + sd * pdf
+    result: FloatArray = d * cdf + sd * np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
     return result
 
 
-def _pool(
-    space: SearchSpace,
-    records: Sequence[TrialRecord],
-    rng: random.Random,
-    direction: Direction,
-    excluded: set[str],
+def best_by_ei(
+    space: SearchSpace, surface: Surface, rng: random.Random, taken: Collection[str], k: int
 ) -> list[dict[str, Choice]]:
-    """Random configurations and neighbours of the best trials, untried and distinct."""
-    sign = -1.0 if direction == "maximize" else 1.0
-    done = sorted(
-        (sign * r.value, r.number, r.config) for r in records if r.state == "complete" and r.value is not None
+    """The ``k`` untried configurations (not in ``taken``) of highest expected improvement under ``surface``,
+    best first, from one pool: the surface's seeds, their neighbours and random configurations, then the
+    neighbours of the pool's best few; fewer when the space has fewer left."""
+    seeds = surface.seeds(space, rng)
+    pool = distinct(
+        space,
+        seeds
+        + [neighbour(space, c, rng) for c in seeds for _ in range(_NEIGHBOURS)]
+        + [space.sample(rng) for _ in range(_RANDOM)],
+        taken,
     )
-    configs = [neighbour(space, config, rng) for _, _, config in done[:_TOP] for _ in range(_NEIGHBOURS)]
-    configs += [space.sample(rng) for _ in range(_POOL)]
-    return distinct(space, configs, excluded)
+    if not pool:
+        return []
+    ei = expected_improvement(*surface.predict(pool), surface.incumbent)
+    top = [pool[int(i)] for i in np.argsort(-ei, kind="stable")[:_TOP]]
+    local = distinct(
+        space,
+        [neighbour(space, c, rng) for c in top for _ in range(_NEIGHBOURS)],
+        set(taken) | {space.key(c) for c in pool},
+    )
+    if local:
+        pool, ei = pool + local, np.concatenate([ei, expected_improvement(*surface.predict(local), surface.incumbent)])
+    return [pool[int(i)] for i in np.argsort(-ei, kind="stable")[:k]]
 
 
 def distinct(

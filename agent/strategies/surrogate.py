@@ -11,6 +11,9 @@ Each proposal builds a private in-memory Optuna study from the finished trials a
 Gaussian process by default) for one configuration. Failed trials are told as the worst value seen, so the
 model steers away from them. A configuration already tried or in flight is never proposed: the sampler is
 asked again, then an untried random configuration is drawn.
+
+The values every Gaussian process of a study learns from pass through one function, :func:`scores` (lower is
+better), and come back through its inverse, :func:`values_of`: an output warp belongs there and nowhere else.
 """
 
 from __future__ import annotations
@@ -21,18 +24,40 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import optuna
 import optuna.distributions as od
 
+from agent._optuna import GaussianProcess, one_thread, sampler_columns
 from agent.records import Direction, TrialRecord
-from agent.space import CategoricalParam, Choice, FloatParam, IntParam, SearchSpace
+from agent.space import (
+    CategoricalParam,
+    Choice,
+    FloatParam,
+    IntParam,
+    SearchSpace,
+    UnitEncoder,
+    is_ordinal,
+    nearest_index,
+)
 
-from .grid import is_ordinal
+__all__ = [
+    "SamplerSurface",
+    "SurrogateModel",
+    "decode",
+    "encode",
+    "ordinal_distributions",
+    "scores",
+    "training_data",
+    "untried",
+    "values_of",
+]
 
-__all__ = ["SurrogateModel", "decode", "encode", "ordinal_distributions", "training_data", "untried"]
-
+FloatArray = npt.NDArray[np.float64]
 _ASKS = 4  # the sampler's tries at an untried configuration before a random one is drawn
 _RANDOM_TRIES = 1000
+_SEEDS = 4  # the best trials whose neighbours a pool of candidates explores
 
 
 def ordinal_distributions(space: SearchSpace) -> dict[str, od.BaseDistribution]:
@@ -52,14 +77,11 @@ def ordinal_distributions(space: SearchSpace) -> dict[str, od.BaseDistribution]:
 
 
 def encode(space: SearchSpace, config: Mapping[str, Any]) -> dict[str, Any]:
-    """A configuration in the surrogate's coordinates (a grid value -> its index)."""
+    """A configuration in the surrogate's coordinates (a grid value -> the index of its nearest choice)."""
     out: dict[str, Any] = {}
     for name, p in space.params.items():
         value = config[name]
-        if isinstance(p, CategoricalParam) and is_ordinal(p):
-            out[name] = min(range(len(p.choices)), key=lambda i: abs(float(p.choices[i]) - float(value)))
-        else:
-            out[name] = value
+        out[name] = nearest_index(p, float(value)) if isinstance(p, CategoricalParam) and is_ordinal(p) else value
     return out
 
 
@@ -70,6 +92,49 @@ def decode(space: SearchSpace, params: Mapping[str, Any]) -> dict[str, Choice]:
         value = params[name]
         out[name] = p.choices[int(value)] if isinstance(p, CategoricalParam) and is_ordinal(p) else value
     return out
+
+
+def scores(values: Sequence[float], direction: Direction) -> FloatArray:
+    """The study's own values as each of its Gaussian processes learns them (``bo``'s, the transfer surrogate's):
+    lower is better. The one place they are transformed before a fit; :func:`values_of` is its inverse."""
+    result: FloatArray = np.asarray(values, dtype=np.float64) * (-1.0 if direction == "maximize" else 1.0)
+    return result
+
+
+def values_of(mean: FloatArray, sd: FloatArray, direction: Direction) -> tuple[FloatArray, FloatArray]:
+    """A prediction of :func:`scores` (its mean and standard deviation) in the study's own units."""
+    sign = -1.0 if direction == "maximize" else 1.0
+    return sign * mean, sd
+
+
+class SamplerSurface:
+    """What the Gaussian process that ``GPSampler`` fitted for a proposal predicts of the scores (:func:`scores`)
+    elsewhere: the model that proposed, read, not fitted again."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        gp: GaussianProcess,
+        configs: Sequence[dict[str, Choice]],
+        scored: FloatArray,
+        direction: Direction,
+    ) -> None:
+        self._encoder = UnitEncoder(space, sampler_columns(ordinal_distributions(space)))
+        self._gp = gp
+        self._direction: Direction = direction
+        self._best = [configs[int(i)] for i in np.argsort(scored, kind="stable")[:_SEEDS]]
+        self.incumbent = float(scored.min())
+
+    def predict(self, configs: Sequence[Mapping[str, Any]]) -> tuple[FloatArray, FloatArray]:
+        """The mean and variance of the score at each configuration."""
+        return self._gp.predict(self._encoder(configs))
+
+    def seeds(self, space: SearchSpace, rng: random.Random) -> list[dict[str, Choice]]:
+        """The study's best configurations, whose neighbours a pool of candidates explores."""
+        return list(self._best)
+
+    def values(self, mean: FloatArray, sd: FloatArray) -> tuple[FloatArray, FloatArray]:
+        return values_of(mean, sd, self._direction)
 
 
 @dataclass(frozen=True)
@@ -91,14 +156,37 @@ class SurrogateModel:
         direction: Direction = "minimize",
     ) -> dict[str, Choice]:
         """An untried configuration (not in ``records`` nor ``also_taken``): the model's, else a random one."""
+        return self.proposal(space, records, rng, also_taken, direction)[0]
+
+    def proposal(
+        self,
+        space: SearchSpace,
+        records: Sequence[TrialRecord],
+        rng: random.Random,
+        also_taken: Collection[str] = (),
+        direction: Direction = "minimize",
+    ) -> tuple[dict[str, Choice], SamplerSurface | None]:
+        """:meth:`propose`'s configuration and the model that chose it (None in the random startup)."""
         dists = ordinal_distributions(space)
-        study = _study(space, dists, records, self.sampler(rng.randrange(2**31)), direction)
+        data = training_data(space, records, direction)
+        scored = scores([v for _, v in data], direction)
+        sampler = self.sampler(rng.randrange(2**31))
+        study = optuna.create_study(sampler=sampler, direction="minimize")
+        for (params, _), score in zip(data, scored, strict=True):
+            study.add_trial(optuna.trial.create_trial(params=params, distributions=dict(dists), value=float(score)))
         taken = {space.key(r.config) for r in records} | set(also_taken)
-        for _ in range(_ASKS):
-            config = space.validate_config(decode(space, study.ask(dists).params))
-            if space.key(config) not in taken:
-                return config
-        return untried(space, taken, rng)
+        config = None
+        with one_thread():  # the sampler's acquisition search too (it limits threads in its fit only)
+            for _ in range(_ASKS):
+                asked = space.validate_config(decode(space, study.ask(dists).params))
+                if space.key(asked) not in taken:
+                    config = asked
+                    break
+        gp = GaussianProcess.of_sampler(sampler, scored, maximize=False) if data else None
+        surface = (
+            None if gp is None else SamplerSurface(space, gp, [decode(space, p) for p, _ in data], scored, direction)
+        )
+        return (config if config is not None else untried(space, taken, rng)), surface
 
 
 def untried(space: SearchSpace, taken: set[str], rng: random.Random) -> dict[str, Choice]:
@@ -135,16 +223,3 @@ def training_data(
         except (KeyError, TypeError, ValueError):
             continue  # a trial from another search space (the user changed --search_space): not comparable
     return data
-
-
-def _study(
-    space: SearchSpace,
-    dists: Mapping[str, od.BaseDistribution],
-    records: Sequence[TrialRecord],
-    sampler: optuna.samplers.BaseSampler,
-    direction: Direction,
-) -> optuna.Study:
-    study = optuna.create_study(sampler=sampler, direction=direction)
-    for params, value in training_data(space, records, direction):
-        study.add_trial(optuna.trial.create_trial(params=params, distributions=dict(dists), value=value))
-    return study

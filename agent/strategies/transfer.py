@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import NamedTuple
@@ -39,11 +39,13 @@ from agent.metrics import average_ranks
 from agent.records import Direction, SourceData, TrialRecord
 from agent.space import Choice, SearchSpace
 
-from ._gp import FloatArray
-from ._rgpe import Model, fill, fit_model, maximize_ei, np_rng, one_thread, rank_weights
-from .surrogate import SurrogateModel, decode, training_data, untried
+from ._rgpe import Ensemble, Model, fill, fit_model, np_rng, one_thread, rank_weights
+from .candidates import FloatArray, Surface, best_by_ei
+from .surrogate import SurrogateModel, decode, scores, training_data, untried, values_of
 
 __all__ = ["OPENERS_SEED", "TARGET", "TransferProposal", "TransferSurrogate", "normal_scores", "openers", "rounded"]
+
+_ToValues = Callable[[FloatArray, FloatArray], tuple[FloatArray, FloatArray]]
 
 #: The key of this study's own model in :meth:`TransferSurrogate.weights`.
 TARGET = "target"
@@ -54,7 +56,7 @@ OPENERS_SEED = 0
 _TOP = 10  # each source's best configurations that may open a study
 
 
-def normal_scores(values: Sequence[float], direction: Direction) -> FloatArray:
+def normal_scores(values: Sequence[float] | FloatArray, direction: Direction) -> FloatArray:
     """Each value's rank as a standard normal quantile, lower better: ``Phi^-1((rank - 0.5) / n)``, ranked
     after ``direction`` (ties share their average rank; a non-finite value ranks worst)."""
     v = np.asarray(values, dtype=np.float64)
@@ -106,6 +108,8 @@ class TransferProposal(NamedTuple):
     weights: dict[str, float]
     #: Drawn at random, as ``bo``'s startup: the sources lost and this study has too little of its own.
     startup: bool = False
+    #: The model it was proposed with (the weighted ensemble; without sources, ``bo``'s model, or None).
+    surface: Surface | None = None
 
 
 @dataclass
@@ -152,6 +156,18 @@ class TransferSurrogate:
         """An untried configuration (not in ``records`` nor ``also_taken``), as ``SurrogateModel.propose``."""
         return self.propose_weighted(space, records, rng, also_taken, direction).config
 
+    def proposal(
+        self,
+        space: SearchSpace,
+        records: Sequence[TrialRecord],
+        rng: random.Random,
+        also_taken: Collection[str] = (),
+        direction: Direction = "minimize",
+    ) -> tuple[dict[str, Choice], Surface | None]:
+        """:meth:`propose`'s configuration and the model it was chosen with."""
+        p = self.propose_weighted(space, records, rng, also_taken, direction)
+        return p.config, p.surface
+
     def weights(
         self, space: SearchSpace, records: Sequence[TrialRecord], direction: Direction, rng: random.Random
     ) -> dict[str, float]:
@@ -159,7 +175,7 @@ class TransferSurrogate:
         if not self.sources:
             return {}
         with one_thread():
-            _, _, w = self._weighed(space, records, direction, rng)
+            w = self._weighed(space, records, direction, rng)[2]
         return self._named(w)
 
     def propose_weighted(
@@ -173,22 +189,25 @@ class TransferSurrogate:
         """The proposal, the weights it was made with and whether it was drawn at random (without sources:
         ``bo``'s proposal and no weights)."""
         if not self.sources:
-            return TransferProposal(SurrogateModel().propose(space, records, rng, also_taken, direction), {})
+            config, surface = SurrogateModel().proposal(space, records, rng, also_taken, direction)
+            return TransferProposal(config, {}, surface=surface)
         with one_thread():
-            models, target, w = self._weighed(space, records, direction, rng)
+            models, target, w, to_values = self._weighed(space, records, direction, rng)
             everyone = [*models, target] if target is not None else models
-            ensemble = [(m, float(x)) for m, x in zip(everyone, w, strict=False) if x > 0]
+            ensemble = Ensemble([(m, float(x)) for m, x in zip(everyone, w, strict=False) if x > 0], target, to_values)
             taken = {space.key(r.config) for r in records} | set(also_taken)
             startup = target is not None and self._starting(records, target, float(w[-1]))
-            config = untried(space, taken, rng) if startup else maximize_ei(space, ensemble, target, rng, taken)
-        return TransferProposal(config, self._named(w), startup)
+            best = [] if startup else best_by_ei(space, ensemble, rng, taken, 1)
+            config = best[0] if best else untried(space, taken, rng)
+        return TransferProposal(config, self._named(w), startup, ensemble)
 
     def _weighed(
         self, space: SearchSpace, records: Sequence[TrialRecord], direction: Direction, rng: random.Random
-    ) -> tuple[list[Model], Model | None, FloatArray]:
-        """The sources' models, this study's own, and RGPE's weights (the sources' then this study's)."""
-        models, target = self._fit(space, records, direction)
-        return models, target, rank_weights(models, target, np_rng(rng), self.samples)
+    ) -> tuple[list[Model], Model | None, FloatArray, _ToValues | None]:
+        """The sources' models, this study's own, RGPE's weights (the sources' then this study's), and the way
+        from this study's scores back to its units."""
+        models, target, to_values = self._fitted(space, records, direction)
+        return models, target, rank_weights(models, target, np_rng(rng), self.samples), to_values
 
     def _named(self, w: FloatArray) -> dict[str, float]:
         return dict(zip([s.name for s in self.sources] + [TARGET], map(float, w), strict=True))
@@ -209,18 +228,39 @@ class TransferSurrogate:
     def _fit(
         self, space: SearchSpace, records: Sequence[TrialRecord], direction: Direction
     ) -> tuple[list[Model], Model | None]:
+        """The sources' models and this study's own (None before it has results)."""
+        models, target, _ = self._fitted(space, records, direction)
+        return models, target
+
+    def _fitted(
+        self, space: SearchSpace, records: Sequence[TrialRecord], direction: Direction
+    ) -> tuple[list[Model], Model | None, _ToValues | None]:
         models = self.models(space)
+        own = self._own(space, records, direction)
+        if own is None:
+            return models, None, None
+        configs, scored, to_values = own
+        return models, fit_model(space, TARGET, configs, scored), to_values
+
+    def _own(
+        self, space: SearchSpace, records: Sequence[TrialRecord], direction: Direction
+    ) -> tuple[list[dict[str, Choice]], FloatArray, _ToValues | None] | None:
+        """This study's configurations, the scores its own model learns (on the sources' scale: standardized,
+        or normal scores of their ranks), and the way from those scores back to the study's units (None for
+        ranks); None before it has any."""
         data = training_data(space, records, direction)
         if not data:
-            return models, None
+            return None
         configs = [decode(space, p) for p, _ in data]
-        values = [v for _, v in data]
+        scored = scores([v for _, v in data], direction)
         if self.rank_target:
-            scores = normal_scores(values, direction)
-        else:
-            v = np.asarray(values) * (-1.0 if direction == "maximize" else 1.0)
-            scores = (v - v.mean()) / max(float(v.std()), 1e-12)
-        return models, fit_model(space, TARGET, configs, scores)
+            return configs, normal_scores(scored, "minimize"), None
+        shift, scale = float(scored.mean()), max(float(scored.std()), 1e-12)
+
+        def to_values(mean: FloatArray, sd: FloatArray) -> tuple[FloatArray, FloatArray]:
+            return values_of(mean * scale + shift, sd * scale, direction)
+
+        return configs, (scored - shift) / scale, to_values
 
 
 def rounded(weights: Mapping[str, float]) -> dict[str, float]:

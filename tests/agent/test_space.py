@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
 import optuna.distributions as od
 import pytest
 from hypothesis import given, settings
@@ -16,7 +17,17 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from agent.errors import InvalidSuggestion, UserError
-from agent.space import CategoricalParam, FloatParam, IntParam, SearchSpace
+from agent.space import (
+    LOG_RATIO,
+    CategoricalParam,
+    FloatParam,
+    IntParam,
+    SearchSpace,
+    UnitEncoder,
+    is_ordinal,
+    nearest_index,
+    reads_log,
+)
 
 
 @pytest.fixture
@@ -545,3 +556,89 @@ def test_describe_param_reads_as_a_prompt_shows_it() -> None:
     )
     assert space.describe_param("lr") == "a number in [0.0001, 0.1], log scale"
     assert space.describe_param("act") == 'one of "relu", 0.5, true'
+
+
+# ---- the grid vocabulary and the unit cube ----------------------------------------------------------------
+
+
+def test_an_ordinal_grid_is_three_or_more_increasing_numbers() -> None:
+    assert is_ordinal(CategoricalParam(choices=(1, 2, 4)))
+    assert is_ordinal(CategoricalParam(choices=(1e-5, 1e-4, 1e-3, 1e-2, 1e-1)))
+    assert is_ordinal(CategoricalParam(choices=(-0.1, 0, 0.1)))
+    assert not is_ordinal(CategoricalParam(choices=(4, 2, 1)))  # the user's order is not a scale
+    assert not is_ordinal(CategoricalParam(choices=("a", "b", "c")))
+    assert not is_ordinal(CategoricalParam(choices=(1, "b", 3)))
+    assert not is_ordinal(CategoricalParam(choices=(0, True, 2)))  # a bool is not a number here
+    assert not is_ordinal(CategoricalParam(choices=(1, 2)))  # two values: nothing between them to learn
+
+
+def test_numbers_read_on_a_log_scale_when_positive_and_spanning_more_than_the_ratio() -> None:
+    assert reads_log(1.0, LOG_RATIO * 1.01) and reads_log(1e-5, 1e-1)
+    assert not reads_log(1.0, LOG_RATIO)  # exactly the ratio: linear
+    assert not reads_log(0.0, 1e6) and not reads_log(-1.0, 100.0)  # not all positive
+
+
+def test_the_nearest_choice_is_measured_on_the_grids_own_scale() -> None:
+    wide = CategoricalParam(choices=(1, 10, 100))  # spans 100x: log
+    narrow = CategoricalParam(choices=(1, 2, 3, 4))  # spans 4x: linear
+    assert nearest_index(wide, 40) == 2  # log: 40 is 2.5x from 100, 4x from 10 (linear would say 10)
+    assert nearest_index(wide, 3) == 0 and nearest_index(wide, 3.5) == 1  # the log midpoint is sqrt(10)
+    assert nearest_index(narrow, 2.4) == 1 and nearest_index(narrow, 2.6) == 2
+    unordered = CategoricalParam(choices=(100, 1, 10))  # numbers in any order (a mapping's target)
+    assert unordered.choices[nearest_index(unordered, 40)] == 100
+
+
+def test_a_tie_goes_to_the_first_choice() -> None:
+    assert nearest_index(CategoricalParam(choices=(0, 1, 2)), 0.5) == 0
+    assert nearest_index(CategoricalParam(choices=(0, 1, 2)), 1.5) == 1
+    assert nearest_index(CategoricalParam(choices=(1, 4, 16, 64)), 2.0) == 0  # 2x from 1, 2x from 4
+
+
+def test_a_value_off_the_grid_lies_nearest_the_end_it_passed() -> None:
+    wide = CategoricalParam(choices=(1e-5, 1e-3, 1e-1))
+    assert nearest_index(wide, 1e-12) == 0 and nearest_index(wide, -1.0) == 0 and nearest_index(wide, 0.0) == 0
+    assert nearest_index(wide, 50.0) == 2 and nearest_index(wide, math.inf) == 2
+    assert nearest_index(wide, -math.inf) == 0
+    with pytest.raises(ValueError):
+        nearest_index(wide, math.nan)
+    with pytest.raises(ValueError):
+        nearest_index(CategoricalParam(choices=(1, "b", 3)), 2.0)
+
+
+GRIDS = SearchSpace(
+    params={
+        "lr": CategoricalParam(choices=(1e-5, 1e-4, 1e-3, 1e-2)),
+        "units": IntParam(low=8, high=256, log=True),
+        "depth": IntParam(low=1, high=4),
+        "drop": FloatParam(low=0.0, high=0.5),
+        "wd": FloatParam(low=1e-6, high=1e-2, log=True),
+        "act": CategoricalParam(choices=("relu", "tanh", "gelu")),
+        "one": FloatParam(low=3.0, high=3.0),
+    }
+)
+
+
+def test_the_unit_encoder_puts_each_kind_of_parameter_in_its_column() -> None:
+    encoder = UnitEncoder(GRIDS)
+    x = encoder(
+        [
+            {"lr": 1e-5, "units": 8, "depth": 1, "drop": 0.0, "wd": 1e-6, "act": "relu", "one": 3.0},
+            {"lr": 1e-2, "units": 256, "depth": 4, "drop": 0.5, "wd": 1e-2, "act": "gelu", "one": 3.0},
+            {"lr": 1e-3, "units": 64, "depth": 2, "drop": 0.25, "wd": 1e-4, "act": "tanh", "one": 3.0},
+        ]
+    )
+    assert np.allclose(x[:, 0], [0.125, 0.875, 0.625])  # a grid's index, centred in its cell
+    low, high = math.log(7.5), math.log(256.5)  # an integer's range widened by half a unit at each end
+    assert np.allclose(x[:, 1], [(math.log(n) - low) / (high - low) for n in (8, 256, 64)])
+    assert np.allclose(x[:, 2], [0.125, 0.875, 0.375])
+    assert np.allclose(x[:, 3], [0.0, 1.0, 0.5]) and np.allclose(x[:, 4], [0.0, 1.0, 0.5])
+    assert x[:, 5].tolist() == [0.0, 2.0, 1.0] and x[:, 6].tolist() == [0.5] * 3
+    assert encoder.is_categorical.tolist() == [False, False, False, False, False, True, False]
+    assert encoder.names == tuple(GRIDS.params)
+
+
+def test_the_unit_encoder_covers_a_subset_and_reads_values_off_the_grid_by_the_nearest_choice() -> None:
+    part = UnitEncoder(GRIDS, ["drop", "lr"])
+    assert part.names == ("drop", "lr") and part.is_categorical.tolist() == [False, False]
+    # 3e-4 lies nearer 1e-3 than 1e-4 on the log scale the grid reads on (on a linear one, nearer 1e-4).
+    assert part([{"drop": 0.1, "lr": 3.5e-4}]).tolist() == [[0.2, 0.625]]

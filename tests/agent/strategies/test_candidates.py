@@ -1,14 +1,20 @@
-"""Tests for agent/strategies/candidates.py: the optimizer's next candidates and what its model predicts."""
+"""Tests for agent/strategies/candidates.py: the optimizer's next candidates and what the model that proposed
+predicts."""
 
 from __future__ import annotations
 
 import math
 import random
+from typing import Any
 
-from agent.records import TrialRecord
+import numpy as np
+import pytest
+
+from agent.records import SourceData, TrialRecord
 from agent.space import CategoricalParam, FloatParam, IntParam, SearchSpace
 from agent.strategies.candidates import neighbour, optimizer_candidates
 from agent.strategies.surrogate import SurrogateModel
+from agent.strategies.transfer import TransferSurrogate
 
 SPACE = SearchSpace(
     params={
@@ -66,3 +72,64 @@ def test_a_neighbour_moves_a_little_and_stays_in_the_space() -> None:
         changed = [k for k in start if moved[k] != start[k]]
         assert len(changed) <= 2
         assert abs(float(moved["x"])) <= 1.0 + 1e-9 and abs(int(moved["n"]) - 4) <= 1
+
+
+def test_the_predictions_are_the_proposing_models_and_cost_no_fit_of_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without sources: the Gaussian process GPSampler fitted for candidate 1 predicts every candidate."""
+    done = records(10, seed=2)
+    fits = count_fits(monkeypatch)
+    first, surface = SurrogateModel().proposal(SPACE, done, random.Random(7))
+    alone = len(fits)
+    candidates = optimizer_candidates(SurrogateModel(), SPACE, done, random.Random(7), k=3)
+    assert len(fits) == 2 * alone, "the candidates cost the fits of the proposal, and no more"
+    assert surface is not None and candidates[0].config == first
+    mean, var = surface.predict([c.config for c in candidates])
+    assert np.allclose([c.mean for c in candidates], mean) and np.allclose([c.sd for c in candidates], np.sqrt(var))
+
+
+def test_a_maximized_study_sees_its_predictions_in_its_own_units() -> None:
+    done = records(10, seed=3)
+    flipped = [r.model_copy(update={"value": -r.value}) for r in done if r.value is not None]
+    low = optimizer_candidates(SurrogateModel(), SPACE, done, random.Random(1), k=2)
+    high = optimizer_candidates(SurrogateModel(), SPACE, flipped, random.Random(1), k=2, direction="maximize")
+    assert [c.config for c in low] == [c.config for c in high]
+    assert np.allclose([c.mean for c in high], [-c.mean for c in low], rtol=1e-6)
+    assert np.allclose([c.sd for c in high], [c.sd for c in low], rtol=1e-6)
+
+
+def test_with_sources_the_candidates_and_predictions_come_from_the_ensemble(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(4)
+    configs = [SPACE.sample(rng) for _ in range(30)]
+    transfer = TransferSurrogate([SourceData("s", tuple(configs), tuple(bowl(c) for c in configs))])
+    done = records(6, seed=5)
+    transfer.models(SPACE)  # the source's model, fitted once per study
+    fits = count_fits(monkeypatch)
+    proposal = transfer.propose_weighted(SPACE, done, random.Random(9))
+    assert len(fits) == 1, "a round fits this study's own model only"
+    candidates = optimizer_candidates(transfer, SPACE, done, random.Random(9), k=3)
+    assert len(fits) == 2 and candidates[0].config == proposal.config
+    assert proposal.surface is not None
+    mean, var = proposal.surface.predict([c.config for c in candidates])
+    values, sds = proposal.surface.values(mean, np.sqrt(var))
+    assert np.allclose([c.mean for c in candidates], values) and np.allclose([c.sd for c in candidates], sds)
+    misleading = TransferSurrogate([SourceData("s", tuple(configs), tuple(-bowl(c) for c in configs))])
+    alone = misleading.propose_weighted(SPACE, done, random.Random(9))
+    assert alone.weights["target"] == 1.0 and alone.surface is not None
+    mean, var = alone.surface.predict([r.config for r in done])
+    values, _ = alone.surface.values(mean, np.sqrt(var))  # this study's own model, back in the study's units
+    assert np.allclose(values, [r.value for r in done], rtol=0.05, atol=0.5)
+
+
+def count_fits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that grows by one at every Gaussian process fit (Optuna's, whoever calls it)."""
+    from optuna._gp import gp
+
+    fits: list[int] = []
+    fit = gp.fit_kernel_params
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        fits.append(1)
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(gp, "fit_kernel_params", counted)
+    return fits

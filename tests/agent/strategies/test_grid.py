@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from agent.space import CategoricalParam, FloatParam, IntParam, SearchSpace
+from agent.space import CategoricalParam, FloatParam, IntParam, SearchSpace, UnitEncoder
 from agent.strategies.grid import project, relaxed_space
+from agent.strategies.surrogate import encode
 
 SPACE = SearchSpace(
     params={
@@ -33,3 +34,14 @@ def test_answers_move_to_the_nearest_grid_value() -> None:
     assert projected == {"lr": 1.67e-3, "batch": 16, "depth": 2, "smoothing": 0.0, "op": "pool", "drop": 0.3}
     assert SPACE.validate_config(projected) == projected
     assert project(SPACE, {**answer, "lr": 1e-12, "batch": 10_000})["lr"] == 1e-5
+
+
+def test_the_projection_the_surrogate_and_the_unit_encoder_agree_on_the_nearest_grid_value() -> None:
+    """One rule (agent.space.nearest_index): on a grid that reads on a log scale, 38 lies nearer 64 than 16
+    (a linear distance would say 16), and every reader of a value off the grid moves it there."""
+    for value, expected in ((38, 64), (30, 16), (1e9, 256), (-5, 4)):
+        config = {"lr": 1e-3, "batch": value, "depth": 2, "smoothing": 0.0, "op": "pool", "drop": 0.3}
+        assert project(SPACE, config)["batch"] == expected
+        index = SPACE.params["batch"].choices.index(expected)  # type: ignore[union-attr]
+        assert encode(SPACE, config)["batch"] == index
+        assert UnitEncoder(SPACE, ["batch"])([config]).tolist() == [[(index + 0.5) / 4]]

@@ -75,8 +75,8 @@ async def test_the_model_opens_the_study_then_shares_the_rounds(tmp_path: Path) 
 async def test_the_prompt_only_grows_so_a_cache_reuses_it(tmp_path: Path) -> None:
     """Everything before a round's own text is the previous prompt's, unchanged: llama.cpp's cache reuses it."""
     task = build_task("toy-branin")
-    provider = ScriptedProvider([takes_the_first] * 12)
-    await run(tmp_path, task, provider, budget=12)
+    provider = ScriptedProvider([takes_the_first] * 16)
+    await run(tmp_path, task, provider, budget=16)  # the bandit gives this seed's study 3 model rounds after the first
     prompts = [c.messages for c in provider.calls]
     assert len(prompts) >= 3
     for before, after in zip(prompts, prompts[1:], strict=False):

@@ -11,7 +11,6 @@ import pytest
 
 from agent.records import Direction, TrialRecord
 from agent.space import CategoricalParam, FloatParam, IntParam, SearchSpace
-from agent.strategies.grid import is_ordinal
 from agent.strategies.surrogate import SurrogateModel, decode, encode, ordinal_distributions, untried
 
 GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
@@ -26,16 +25,6 @@ SPACE = SearchSpace(
 )
 
 
-def test_ordinal_means_increasing_numbers() -> None:
-    assert is_ordinal(CategoricalParam(choices=(1, 2, 4)))
-    assert is_ordinal(CategoricalParam(choices=GRID))
-    assert not is_ordinal(CategoricalParam(choices=(4, 2, 1)))  # the user's order is not a scale
-    assert not is_ordinal(CategoricalParam(choices=("a", "b", "c")))
-    assert not is_ordinal(CategoricalParam(choices=(1, "b", 3)))
-    assert not is_ordinal(CategoricalParam(choices=(0, True, 2)))  # a bool is not a number here
-    assert not is_ordinal(CategoricalParam(choices=(1, 2)))  # two values: nothing between them to learn
-
-
 def test_distributions_and_round_trip() -> None:
     dists = ordinal_distributions(SPACE)
     assert dists["lr"] == od.IntDistribution(0, 4)
@@ -45,6 +34,7 @@ def test_distributions_and_round_trip() -> None:
     config = {"lr": 1e-3, "batch": 64, "act": "tanh", "dropout": 0.25, "units": 40}
     assert encode(SPACE, config) == {"lr": 2, "batch": 2, "act": "tanh", "dropout": 0.25, "units": 40}
     assert decode(SPACE, encode(SPACE, config)) == config
+    assert encode(SPACE, {**config, "lr": 3.5e-4})["lr"] == 2  # off the grid: nearest in log, 1e-3 (index 2)
 
 
 def _records(configs: list[dict[str, object]], values: list[float | None]) -> list[TrialRecord]:

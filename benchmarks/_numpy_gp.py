@@ -1,4 +1,8 @@
-"""A small Gaussian process in numpy, for transfer learning (:mod:`agent.strategies.transfer`).
+"""The reference of ``benchmarks/gp_speed.py``: the numpy Gaussian process ``agent/strategies/_gp.py`` was until
+commit fa91d4f (copied as it was, its encoder's grid helper imported from where it lives now), timed against
+Optuna's torch model that replaced it.
+
+A small Gaussian process in numpy, for transfer learning (:mod:`agent.strategies.transfer`).
 
 The same model as Optuna's ``GPSampler`` fits (Matern 5/2 with one length scale per dimension, a Hamming
 distance on categorical dimensions, inputs scaled to [0, 1], outputs standardized, Optuna's priors on the
@@ -18,9 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from agent.space import CategoricalParam, FloatParam, IntParam, SearchSpace
-
-from .grid import is_ordinal
+from agent.space import CategoricalParam, FloatParam, IntParam, SearchSpace, is_ordinal
 
 __all__ = ["Encoder", "GaussianProcess"]
 
