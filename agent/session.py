@@ -2,9 +2,13 @@
 here, so a study is wired the same way wherever it runs.
 
 :func:`run_study` opens the model (with its circuit breaker, probed by the setup checks), checks the setup,
-opens the store, builds the strategy from the registry and the executor, runs :func:`~agent.optimize.optimize`
-and then the task's after-study hook. The budget is given once (:attr:`StudyConfig.budget`) and reaches the
-strategy at its construction and the runner as its stopping rule.
+opens the store (which refuses, before anything is written, a study made for another task or learning from
+other sources: :mod:`agent.study.terms`), builds the strategy and the executor, runs
+:func:`~agent.optimize.optimize` and then the task's after-study hook. The budget is given once
+(:attr:`StudyConfig.budget`) and reaches the strategy at its construction and the runner as its stopping rule.
+
+:func:`build_strategy` is how a strategy is assembled with what it learns from earlier studies: ``run_study``
+calls it, and so does :class:`~agent.sampler.StrategySampler`, which lives inside a study Optuna builds.
 
 :func:`open_model` is how every caller gets a model: the provider ``--provider``/``AGENT_PROVIDER`` names,
 behind a :class:`~agent.providers.breaker.CircuitBreaker`.
@@ -13,7 +17,7 @@ behind a :class:`~agent.providers.breaker.CircuitBreaker`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -27,14 +31,15 @@ from .preflight import check_setup
 from .providers import get_provider
 from .providers.base import Provider
 from .providers.breaker import CircuitBreaker
-from .sources.experience import gather
+from .sources.experience import Experience, gather
 from .sources.reading import locate
+from .strategies.base import Strategy
 from .strategies.registry import DEFAULT_STRATEGY, get_strategy, make_strategy
-from .study import StudyStore, default_storage_url
-from .tasks import AfterStudy, ProgressLines, Task, build_task
+from .study import StudyStore
+from .tasks import AfterStudy, ProgressLines, Task, TaskBrief, build_task
 from .templates import Templates
 
-__all__ = ["ExecutorSettings", "ModelSettings", "StudyConfig", "open_model", "run_study"]
+__all__ = ["ExecutorSettings", "ModelSettings", "StudyConfig", "build_strategy", "open_model", "run_study"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,52 +131,24 @@ async def run_study(
         model = provider if spec.needs_model else None
         if config.checks:  # before the model loads, before any trial, before study.db exists
             await check_setup(task=task, save_dir=config.folder, storage=config.storage, provider=model)
-        store = StudyStore.open(
-            save_dir=config.folder,
-            study_name=config.name,
-            space=task.space,
-            storage=config.storage,
-            meta={
-                "task": task.name,
-                "strategy": config.strategy,
-                "seed": config.seed,
-                "description": task.description,
-                "metric": task.metric,
-                **config.meta,
-            },
-            direction=task.direction,
-        )
+        store = _open_store(config, sources)
         stack.callback(store.close)
         if model is not None:
             store.events.info("provider", provider=model.name, model=model.model)
-        templates = Templates(config.prompts_dir)
-        experience = await gather(
-            sources,
-            meta=store.meta,
-            set_meta=store.set_meta,
-            exclude=(config.storage or default_storage_url(config.folder), config.name),
-            description=task.description,
-            space=task.space,
-            provider=model,
-            settings=config.agent,
-            templates=templates,
-            describe=_description_of,
-            events=store.events,
-            say=say,
-        )
-        store.set_meta("budget", config.budget)  # the latest budget asked for
-        strategy = make_strategy(
+        strategy, experience = await build_strategy(
             config.strategy,
             task=task,
             budget=config.budget,
             seed=config.seed,
+            store=store,
             provider=model,
             settings=config.agent,
-            templates=templates,
-            records=store.records,
-            events=store.events,
-            experience=experience.data,
+            templates=Templates(config.prompts_dir),
+            sources=sources,
+            describe=_description_of,
+            say=say,
         )
+        store.set_meta("budget", config.budget)  # the latest budget asked for
         ex = config.executor
         executor = make_executor(
             ex.kind,
@@ -207,6 +184,79 @@ async def run_study(
             )
         return summary
     raise AssertionError("unreachable")  # pragma: no cover (mypy: the stack may swallow exceptions)
+
+
+def _open_store(config: StudyConfig, sources: tuple[str, ...]) -> StudyStore:
+    """The study's store: created, or checked against this run's task and sources and resumed."""
+    task = config.task
+    return StudyStore.open(
+        save_dir=config.folder,
+        study_name=config.name,
+        space=task.space,
+        storage=config.storage,
+        meta={
+            "task": task.name,
+            "strategy": config.strategy,
+            "seed": config.seed,
+            "description": task.description,
+            "metric": task.metric,
+            **config.meta,
+        },
+        direction=task.direction,
+        sources=sources,
+    )
+
+
+async def build_strategy(
+    name: str,
+    *,
+    task: TaskBrief,
+    budget: int,
+    seed: int,
+    store: StudyStore,
+    provider: Provider | None,
+    settings: AgentSettings,
+    templates: Templates,
+    sources: Sequence[str] | None = (),
+    describe: Callable[[str], str] | None = None,
+    say: Callable[[str], None] = print,
+) -> tuple[Strategy, Experience]:
+    """Strategy ``name`` for the study ``store`` holds, and what it learns from earlier studies.
+
+    ``sources``: storage URLs (:func:`~agent.sources.reading.locate`) to learn from; empty: those the study
+    keeps, if any; None: none at all (a sampler's strategy over a space the sources were not mapped into).
+    The sources are read, judged and mapped once and the decisions kept with the study
+    (:func:`~agent.sources.experience.gather`), then the strategy is built from the registry.
+    """
+    experience = Experience((), ())
+    if sources is not None:
+        experience = await gather(
+            sources,
+            meta=store.meta,
+            set_meta=store.set_meta,
+            exclude=(store.url or "", store.name),
+            description=task.description,
+            space=task.space,
+            provider=provider,
+            settings=settings,
+            templates=templates,
+            describe=describe,
+            events=store.events,
+            say=say,
+        )
+    strategy = make_strategy(
+        name,
+        task=task,
+        budget=budget,
+        seed=seed,
+        provider=provider,
+        settings=settings,
+        templates=templates,
+        records=store.records,
+        events=store.events,
+        experience=experience.data,
+    )
+    return strategy, experience
 
 
 def _description_of(task: str) -> str:
