@@ -18,17 +18,17 @@ from optuna.trial import TrialState
 from agent.conversation import Agent, AgentSettings
 from agent.errors import BrokenStrategy, ProviderUnavailable, ReaskBudgetExhausted, StudyError, UserError
 from agent.messages import ChatMessage
-from agent.optimize import UNREACHABLE, Reporter, optimize
+from agent.optimize import UNREACHABLE, Reporter, StudyLoop, optimize
 from agent.providers.base import Completion
 from agent.providers.breaker import CircuitBreaker
 from agent.providers.scripted import ScriptedProvider
-from agent.records import ProposalInfo
+from agent.records import ProposalInfo, TrialRecord
 from agent.space import Choice, FloatParam, SearchSpace
 from agent.strategies.base import Proposal, ProposeContext
 from agent.strategies.baselines import RandomStrategy
 from agent.strategies.llm import LLMStrategy
 from agent.strategies.registry import make_strategy
-from agent.study import StudyStore
+from agent.study import StudySnapshot, StudyStore
 from agent.study.store import OWNERLESS_GRACE_S
 from agent.tasks import build_task
 from evaluators.base import EvalResult, Progress, SetupError
@@ -517,3 +517,47 @@ async def test_a_setup_error_stops_the_study_at_its_first_occurrence(open_store:
         await optimize(tool=_NoData("branin", SPACE), strategy=RandomStrategy(), store=store, budget=5)
     assert _NoData.calls == 1, "not once per trial of the budget"
     assert [r.state for r in store.records()] == ["running"], "nothing recorded: the trial is re-run on resume"
+
+
+# ---- the study loop as an object: the seams a scheduler and a time budget extend ------------------------
+
+
+async def test_wants_more_is_where_a_time_budget_stops_new_trials(open_store: Opener) -> None:
+    class Deadline(StudyLoop):
+        """Stops starting trials once 2 have run, as a spent time budget would; the budget says 5."""
+
+        def wants_more(self, snapshot: StudySnapshot) -> bool:
+            return super().wants_more(snapshot) and snapshot.used < 2
+
+    store = open_store()
+    tool = RecordingToy()
+    summary = await Deadline(tool=tool, strategy=RandomStrategy(), store=store, budget=5).run()
+    assert (summary.n_trials, len(tool.seen)) == (2, 2)
+    assert [r.state for r in store.records()] == ["complete"] * 2
+
+
+async def test_run_trial_is_the_per_trial_step_a_scheduler_extends(open_store: Opener) -> None:
+    class Stopping(StudyLoop):
+        """Decides per trial: the second is stopped early (pruned) instead of evaluated in full."""
+
+        async def run_trial(self, number: int, config: dict[str, Choice]) -> TrialRecord:
+            if number == 1:
+                return self.record(number, EvalResult(state="pruned", value=None), 0.0)
+            return await super().run_trial(number, config)
+
+    store = open_store()
+    tool = RecordingToy()
+    summary = await Stopping(tool=tool, strategy=RandomStrategy(), store=store, budget=3).run()
+    assert [r.state for r in store.records()] == ["complete", "pruned", "complete"]
+    assert (summary.n_trials, summary.pruned, len(tool.seen)) == (3, 1, 2)
+
+
+async def test_a_summary_counts_the_budgets_trials_apart_from_a_probe(open_store: Opener) -> None:
+    store = open_store()
+    loop = StudyLoop(tool=RecordingToy(), strategy=RandomStrategy(), store=store, budget=2)
+    started = store.claim({"x1": 2.5, "x2": 7.5}, ProposalInfo(source="probe"), budget=None)
+    assert started is not None
+    store.finish(started[0], EvalResult(state="complete", value=1.0), 0.1)
+    summary = await loop.run()
+    assert (summary.n_trials, summary.complete, summary.probes) == (2, 2, 1)
+    assert len(store.study.get_trials()) == 3, "the probe does not use the budget"
