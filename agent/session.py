@@ -33,7 +33,7 @@ from .providers.base import Provider
 from .providers.breaker import CircuitBreaker
 from .sources.experience import Experience, gather
 from .sources.reading import locate
-from .strategies.base import Strategy
+from .strategies.base import BuildContext, Strategy, StrategySpec
 from .strategies.registry import DEFAULT_STRATEGY, get_strategy, make_strategy
 from .study import StudyStore
 from .tasks import AfterStudy, ProgressLines, Task, TaskBrief, build_task
@@ -69,7 +69,8 @@ class StudyConfig:
     ``runs/<task>-<strategy>-seed<seed>`` and ``<task>-<strategy>-seed<seed>``."""
 
     task: Task
-    strategy: str = DEFAULT_STRATEGY
+    #: A strategy's name in the registry, or a spec of the caller's own (a benchmark's variant of one).
+    strategy: str | StrategySpec = DEFAULT_STRATEGY
     budget: int = 10
     seed: int = 0
     save_dir: Path | None = None
@@ -93,12 +94,16 @@ class StudyConfig:
     learn_from: tuple[str, ...] = ()
 
     @property
+    def spec(self) -> StrategySpec:
+        return self.strategy if isinstance(self.strategy, StrategySpec) else get_strategy(self.strategy)
+
+    @property
     def name(self) -> str:
-        return self.study_name or f"{self.task.name}-{self.strategy}-seed{self.seed}"
+        return self.study_name or f"{self.task.name}-{self.spec.name}-seed{self.seed}"
 
     @property
     def folder(self) -> Path:
-        return Path(self.save_dir or f"runs/{self.task.name}-{self.strategy}-seed{self.seed}")
+        return Path(self.save_dir or f"runs/{self.task.name}-{self.spec.name}-seed{self.seed}")
 
 
 def open_model(settings: ModelSettings | None = None) -> Provider:
@@ -122,7 +127,7 @@ async def run_study(
     one, as the bench's do); when None and the strategy needs one, :func:`open_model` opens it for this
     study. ``say`` and ``progress`` are how the task's after-study hook talks to the user.
     """
-    spec = get_strategy(config.strategy)
+    spec = config.spec
     task = config.task
     sources = tuple(locate(source) for source in config.learn_from)  # a wrong one stops here, before anything
     async with contextlib.AsyncExitStack() as stack:
@@ -196,7 +201,7 @@ def _open_store(config: StudyConfig, sources: tuple[str, ...]) -> StudyStore:
         storage=config.storage,
         meta={
             "task": task.name,
-            "strategy": config.strategy,
+            "strategy": config.spec.name,
             "seed": config.seed,
             "description": task.description,
             "metric": task.metric,
@@ -208,7 +213,7 @@ def _open_store(config: StudyConfig, sources: tuple[str, ...]) -> StudyStore:
 
 
 async def build_strategy(
-    name: str,
+    strategy: str | StrategySpec,
     *,
     task: TaskBrief,
     budget: int,
@@ -221,12 +226,14 @@ async def build_strategy(
     describe: Callable[[str], str] | None = None,
     say: Callable[[str], None] = print,
 ) -> tuple[Strategy, Experience]:
-    """Strategy ``name`` for the study ``store`` holds, and what it learns from earlier studies.
+    """``strategy`` (a name in the registry, or a spec of the caller's own) for the study ``store`` holds, and
+    what it learns from earlier studies.
 
     ``sources``: storage URLs (:func:`~agent.sources.reading.locate`) to learn from; empty: those the study
     keeps, if any; None: none at all (a sampler's strategy over a space the sources were not mapped into).
     The sources are read, judged and mapped once and the decisions kept with the study
-    (:func:`~agent.sources.experience.gather`), then the strategy is built from the registry.
+    (:func:`~agent.sources.experience.gather`), then the strategy is built: from the registry
+    (:func:`~agent.strategies.registry.make_strategy`), or a caller's spec as it is, given the experience.
     """
     experience = Experience((), ())
     if sources is not None:
@@ -244,8 +251,21 @@ async def build_strategy(
             events=store.events,
             say=say,
         )
-    strategy = make_strategy(
-        name,
+    if isinstance(strategy, StrategySpec):
+        context = BuildContext(
+            task=task,
+            budget=budget,
+            seed=seed,
+            provider=provider,
+            settings=settings,
+            templates=templates,
+            records=store.records,
+            events=store.events,
+            experience=tuple(experience.data),
+        )
+        return strategy.build(context), experience
+    built = make_strategy(
+        strategy,
         task=task,
         budget=budget,
         seed=seed,
@@ -256,7 +276,7 @@ async def build_strategy(
         events=store.events,
         experience=experience.data,
     )
-    return strategy, experience
+    return built, experience
 
 
 def _description_of(task: str) -> str:
