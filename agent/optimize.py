@@ -265,7 +265,7 @@ class StudyLoop:
             if started is None:  # other workers took the last places while we were proposing
                 break
             claimed += 1
-            self._launch(tg, *started, proposal.source)
+            self._launch(tg, *started)
         return bool(claimed or self._in_flight)
 
     async def _propose(self, snapshot: StudySnapshot, k: int) -> list[Proposal]:
@@ -289,9 +289,10 @@ class StudyLoop:
                 proposal.seconds = seconds_each
         return proposals
 
-    def _claim(self, proposal: Proposal) -> tuple[int, dict[str, Choice]] | None:
-        """Claim a trial for ``proposal`` through the study's door; a refused proposal's round is drawn by the
-        study's sampler instead (a warning; the 3rd refusal in a row raises :class:`BrokenStrategy`)."""
+    def _claim(self, proposal: Proposal) -> tuple[int, dict[str, Choice], str] | None:
+        """Claim a trial for ``proposal`` through the study's door: its number, configuration and who proposed
+        it, or None when the budget is full. A refused proposal's round is drawn by the study's sampler instead
+        (a warning; the 3rd refusal in a row raises :class:`BrokenStrategy`)."""
         first = True
         while True:
             try:
@@ -307,12 +308,13 @@ class StudyLoop:
             if first:
                 self._strikes.admitted()
             break
-        if started is not None:
-            if self._prompts is not None and proposal.parts:
-                self.store.record_prompts(self._prompts, started[0])
-                self._prompts = None
-            self.strategy.trial_started(started[0], proposal)
-        return started
+        if started is None:
+            return None
+        if self._prompts is not None and proposal.parts:
+            self.store.record_prompts(self._prompts, started[0])
+            self._prompts = None
+        self.strategy.trial_started(started[0], proposal)
+        return (*started, proposal.source)
 
     def _start_probe(self, tg: TaskGroup) -> None:
         """Claim and launch the probe of a suspected broken setup (outside the budget)."""

@@ -251,12 +251,18 @@ async def test_a_proposal_the_door_refuses_is_no_trial_and_the_sampler_draws_its
                 return Proposal(config={"x1": 99.0, "x2": 2.5}, source="llm")
             return Proposal(config={"x1": 1.5, "x2": 2.5}, source="llm")
 
+    shown: list[str] = []
+
+    class Watching(Reporter):
+        def trial_started(self, number: int, config: dict[str, Choice], source: str) -> None:
+            shown.append(source)
+
     store = open_store()
     tool = RecordingToy()
-    summary = await optimize(tool=tool, strategy=Rogue(), store=store, budget=4)
+    summary = await optimize(tool=tool, strategy=Rogue(), store=store, budget=4, reporter=Watching())
     assert summary.n_trials == 4 and summary.complete == 4
     records = store.records()
-    assert [r.source for r in records] == ["fallback", "llm", "fallback", "llm"]
+    assert [r.source for r in records] == ["fallback", "llm", "fallback", "llm"] == shown
     assert tool.seen == [r.config for r in records], "only what passed the door was evaluated"
     assert all(SPACE.validate_config(c) == c for c in tool.seen)
     assert records[0].proposal.reason is not None and "x1: out of range" in records[0].proposal.reason
