@@ -38,7 +38,7 @@ from .records import TrialRecord, UsageTotals
 from .session import ModelSettings, StudyConfig, open_model, run_study
 from .sources.reading import locate
 from .strategies.registry import get_strategy
-from .study import opened_storage, read_records
+from .study import opened_storage, stored_records
 from .tasks import Task, build_task
 
 __all__ = [
@@ -168,7 +168,7 @@ def _finished_studies(config: BenchConfig) -> set[str]:
     done = set()
     with opened_storage(config.storage_url) as storage:
         for s in storage.get_all_studies():
-            records = read_records(storage.get_all_trials(storage.get_study_id_from_name(s.study_name)), s.user_attrs)
+            records = [r for r in stored_records(storage, s.study_name) if not r.probe]
             finished = sum(r.finished for r in records)
             if finished >= config.horizon and not any(not r.finished for r in records):
                 done.add(s.study_name)
@@ -332,9 +332,8 @@ async def collect(config: BenchConfig) -> BenchResult:
         names = {s.study_name for s in storage.get_all_studies()}
         for spec in config.specs():
             if study_name(*spec) in names:
-                trials = storage.get_all_trials(storage.get_study_id_from_name(study_name(*spec)), deepcopy=False)
-                attrs = storage.get_study_user_attrs(storage.get_study_id_from_name(study_name(*spec)))
-                studies[spec] = _study_result(spec, read_records(trials, attrs), tasks[spec[0]])
+                records = stored_records(storage, study_name(*spec))
+                studies[spec] = _study_result(spec, records, tasks[spec[0]])
     references = {name: await _reference(task, config) for name, task in tasks.items()}
     runs = []
     with contextlib.suppress(FileNotFoundError):
@@ -346,7 +345,7 @@ async def collect(config: BenchConfig) -> BenchResult:
 
 
 def _study_result(spec: tuple[str, str, int], records: list[TrialRecord], task: Task) -> StudyResult:
-    done = [r for r in records if r.finished]
+    done = [r for r in records if r.finished and not r.probe]  # a probe of the setup is outside the budget
     values = tuple(r.value for r in done)
     configs = tuple(r.config for r in done)
     return StudyResult(

@@ -3,9 +3,11 @@
 python -m agent --task toy-branin --strategy random --budget 10 --seed 0 --save_dir out/r
 python -m agent tasks
 
-The choices and help of ``--strategy`` and ``--provider`` come from their registries, the flags and commands
-of tasks (CIFAR's training flags, ``train``) from the tasks; this module knows no strategy, provider or task
-by name. A study is assembled by :func:`agent.session.run_study`.
+The flags of running a study and of ``bench`` are defined once (:mod:`agent.flags`), their choices and help
+from the registries, the flags and commands of tasks (CIFAR's training flags, ``train``) from the tasks; this
+module knows no strategy, provider or task by name. A study is assembled by :func:`agent.session.run_study`.
+What it prints goes to stdout; a closed stdout (``| head -1``) does not stop a study: one line on stderr says
+so, and the study goes on quietly.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import argparse
 import contextlib
 import gc
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn, TextIO
 
 import anyio
 import optuna
@@ -27,13 +30,14 @@ from evaluators.base import Progress
 from .conversation import AgentSettings
 from .display import RichReporter, progress_text
 from .errors import AgentError, ProviderError, UserError
+from .flags import add_bench_arguments, add_run_arguments, canonical_spelling
 from .optimize import StudySummary
 from .providers import list_providers
 from .providers.registry import DEFAULT_PROVIDER
 from .session import ExecutorSettings, ModelSettings, StudyConfig, run_study
 from .space import SearchSpace
 from .strategies.registry import DEFAULT_STRATEGY, get_strategy, list_strategies
-from .tasks import ENTRY_POINT_GROUP, build_task, list_tasks, resolve_tasks, task_commands, task_flags
+from .tasks import ENTRY_POINT_GROUP, build_task, list_tasks, resolve_tasks, task_commands
 
 __all__ = ["build_parser", "main", "parse_budgets", "parse_strategies"]
 
@@ -43,10 +47,18 @@ _LISTINGS = ("tasks", "strategies", "providers")
 
 
 class _Parser(argparse.ArgumentParser):
-    """A flag error is one line and a pointer to the help, not the usage text."""
+    """A flag error is one line and a pointer to the help, not the usage text; a multi-word flag takes both
+    spellings (``--learn_from``, ``--learn-from``)."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {message}\nrun `{self.prog} --help` for the flags\n")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        given = sys.argv[1:] if args is None else list(args)
+        known = self._option_string_actions  # argparse's table of every spelling it was given
+        return super().parse_known_args([canonical_spelling(a, known) for a in given], namespace)
 
 
 def _commands() -> dict[str, str]:
@@ -87,7 +99,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             "Write SAVE_DIR/report.md and SAVE_DIR/plots/ for one study: best-so-far plot, trials, and the "
             "conversation. Needs no provider."
         )
-        parser.add_argument("--save_dir", "--save-dir", dest="save_dir", required=True, help="the study's folder")
+        parser.add_argument("--save_dir", required=True, help="the study's folder")
         parser.add_argument("--storage", default=None, help="storage URL (default: sqlite:///<save_dir>/study.db)")
         parser.add_argument("--study-name", default=None, help="the study, when the storage holds several")
     else:
@@ -96,202 +108,6 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                 parser.description = task_command.description
                 task_command.add_arguments(parser)
     return parser
-
-
-def _strategy_help() -> str:
-    names = ", ".join(spec.name for spec in list_strategies())
-    return (
-        f"how to choose configurations: {names} (default: {DEFAULT_STRATEGY}; `{_PROG} strategies` says what each does)"
-    )
-
-
-def _provider_help() -> str:
-    names = ", ".join(spec.name for spec in list_providers())
-    return f"{names} (default: {DEFAULT_PROVIDER}; env AGENT_PROVIDER; `{_PROG} providers` lists them)"
-
-
-def add_bench_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tasks", required=True, help="comma-separated task names and groups (toy, hpobench, nb201)")
-    p.add_argument(
-        "--strategies",
-        default=f"{DEFAULT_STRATEGY},random,tpe",
-        help=f"comma-separated (default: {DEFAULT_STRATEGY},random,tpe); any of `{_PROG} strategies`",
-    )
-    p.add_argument(
-        "--budget",
-        default="10",
-        help="evaluations per study; several (10,30): studies run to the largest, smaller ones read the prefix",
-    )
-    p.add_argument("--seeds", type=_positive_int, default=10, help="seeds 0..N-1 per task and strategy (default: 10)")
-    p.add_argument("--out", default="runs/bench", help="output folder (default: runs/bench)")
-    p.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite:///<out>/bench.db)")
-    p.add_argument(
-        "--jobs",
-        type=_positive_int,
-        default=1,
-        help="random/tpe studies at once, in threads (default: 1; Optuna's Python and SQLite writes "
-        "serialize, so more did not run faster here)",
-    )
-    p.add_argument(
-        "--random-samples",
-        type=_positive_int,
-        default=1000,
-        help="single random evaluations per task for random search's expected curve (default: 1000)",
-    )
-    p.add_argument("--history", choices=("chat", "compressed"), default="chat", help="LLM history (default: chat)")
-    p.add_argument("--max-retries", type=_non_negative_int, default=3, help="reasks per round (default: 3)")
-    p.add_argument("--provider", default=None, help=_provider_help())
-    p.add_argument("--model", "--llm", dest="model", default=None, help="model name or .gguf path (env AGENT_MODEL)")
-    p.add_argument("--quiet", action="store_true", help="print only where the report is")
-    p.add_argument(
-        "--learn-from",
-        action="append",
-        default=[],
-        metavar="SOURCE",
-        help="learn from earlier studies: an Optuna storage URL (every study in it), a study's folder (holding "
-        "study.db) or a bench's folder (holding bench.db); repeatable. The model judges and maps studies of "
-        "another space; README 'Learn from earlier studies'",
-    )
-
-
-def add_run_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("study")
-    g.add_argument(
-        "--task",
-        required=True,
-        help=f"a task name (`{_PROG} tasks` lists them) or a task file (.yaml, .yml, .json) describing "
-        "your own training; README 'Tune your own training script'",
-    )
-    g.add_argument("--strategy", default=None, help=_strategy_help())
-    g.add_argument("--random_hparams", action="store_true", help="reference spelling of --strategy random")
-    g.add_argument(
-        "--budget",
-        "--rounds",
-        dest="budget",
-        type=_positive_int,
-        default=10,
-        help="evaluations in the whole study, earlier runs included (default: 10)",
-    )
-    g.add_argument("--seed", type=int, default=0, help="seed of samplers, benchmarks and the model (default: 0)")
-    g.add_argument(
-        "--save_dir",
-        "--save-dir",
-        dest="save_dir",
-        default=None,
-        help="folder for study.db, trial JSON files and events.jsonl (default: runs/<task>-<strategy>-seed<seed>)",
-    )
-    g.add_argument(
-        "--storage",
-        default=None,
-        help="Optuna storage URL (default: sqlite:///<save_dir>/study.db); a *.log path uses a journal file",
-    )
-    g.add_argument(
-        "--study-name", default=None, help="study name in the storage (default: <task>-<strategy>-seed<seed>)"
-    )
-    g.add_argument(
-        "--search_space",
-        "--search-space",
-        dest="search_space",
-        default=None,
-        help="JSON or YAML file replacing the task's search space",
-    )
-    g.add_argument("--quiet", action="store_true", help="print only the final summary")
-    g.add_argument(
-        "--learn-from",
-        action="append",
-        default=[],
-        metavar="SOURCE",
-        help="learn from earlier studies: an Optuna storage URL (every study in it), a study's folder (holding "
-        "study.db) or a bench's folder (holding bench.db); repeatable. The model judges and maps studies of "
-        "another space; README 'Learn from earlier studies'",
-    )
-
-    x = p.add_argument_group("scaling out (README: Scaling out)")
-    x.add_argument(
-        "--executor",
-        choices=("local", "ray"),
-        default="local",
-        help="where evaluations run: this machine, or Ray tasks (pip install -e '.[ray]') (default: local)",
-    )
-    x.add_argument(
-        "--workers",
-        type=_positive_int,
-        default=1,
-        help="evaluations at once (local: worker processes for CIFAR; ray: tasks in flight) (default: 1)",
-    )
-    x.add_argument(
-        "--batch",
-        type=_positive_int,
-        default=1,
-        help="configurations the model proposes per answer, at most --workers (default: 1)",
-    )
-    x.add_argument("--ray-address", default=None, help="Ray cluster to join (env RAY_ADDRESS; default: a local one)")
-    x.add_argument("--cpus-per-trial", type=float, default=1.0, help="Ray: CPUs per evaluation (default: 1)")
-    x.add_argument("--gpus-per-trial", type=float, default=0.0, help="Ray: GPUs per evaluation (default: 0)")
-    x.add_argument(
-        "--pruner",
-        choices=("none", "median"),
-        default="none",
-        help="early stopping of training tasks: Optuna's MedianPruner on the per-epoch validation error "
-        "(default: none)",
-    )
-
-    needs_model = ", ".join(spec.name for spec in list_strategies() if spec.needs_model)
-    a = p.add_argument_group(f"agent (strategies that ask a model: {needs_model})")
-    a.add_argument(
-        "--history",
-        choices=("chat", "compressed"),
-        default="chat",
-        help="chat: the whole conversation; compressed: one message listing every result (default: chat)",
-    )
-    a.add_argument(
-        "--max-retries",
-        type=_non_negative_int,
-        default=3,
-        help="reasks of an invalid answer before giving up on the round (default: 3)",
-    )
-    a.add_argument(
-        "--on-invalid",
-        choices=("random", "stop"),
-        default="random",
-        help="after the reasks: evaluate a random configuration, or stop with an error (default: random)",
-    )
-    a.add_argument(
-        "--on-provider-error",
-        choices=("continue", "stop"),
-        default="continue",
-        help="when the model cannot be reached after its retries: propose that round without it and ask again "
-        "later, backing off after repeated failures, or stop (re-running resumes) (default: continue)",
-    )
-    timeouts = ", ".join(f"{s.timeout_s:g} for {s.name}" for s in list_providers() if s.timeout_s is not None)
-    a.add_argument(
-        "--provider-timeout",
-        type=_positive_float,
-        default=None,
-        metavar="SECONDS",
-        help=f"the most one model call may take, retries included (env AGENT_PROVIDER_TIMEOUT; default: {timeouts})",
-    )
-    a.add_argument(
-        "--allow-repeats",
-        action="store_true",
-        help="evaluate a configuration the model proposes again (the paper's plain loop); default: reask it",
-    )
-    a.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default: 0.7)")
-    a.add_argument("--max-tokens", type=_positive_int, default=256, help="answer length limit (default: 256)")
-    a.add_argument("--prompts-dir", default=None, help="folder with your own prompt templates (env AGENT_PROMPTS_DIR)")
-
-    m = p.add_argument_group("model provider")
-    m.add_argument("--provider", default=None, help=_provider_help())
-    m.add_argument(
-        "--model",
-        "--llm",
-        dest="model",
-        default=None,
-        help="model name for openai/ollama, a .gguf path for embedded "
-        "(env AGENT_MODEL; --llm is the reference spelling)",
-    )
-    for flags in task_flags():
-        flags.add_arguments(p)
 
 
 def parse_strategies(text: str) -> tuple[str, ...]:
@@ -314,36 +130,6 @@ def parse_budgets(text: str) -> tuple[int, ...]:
     return tuple(budgets)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     command = args_list[0] if args_list and args_list[0] in _commands() else None
@@ -352,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args_list and args_list[0] == "run":  # the explicit spelling of the default command
         args_list = args_list[1:]
     args = build_parser(command).parse_args(args_list)
-    with _library_warnings_shown():
+    with _library_warnings_shown(), _stdout_may_close():
         return _main(command, args)
 
 
@@ -393,6 +179,59 @@ def _main(command: str | None, args: argparse.Namespace) -> int:
     except AgentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+class _ClosableStdout:
+    """``sys.stdout`` while the CLI runs. When its reader goes away (``python -m agent ... | head -1``), writing
+    fails with a broken pipe, and rich would end the program: instead one line on stderr says so, and from then
+    on whatever is written goes to the null device; the study goes on and is saved as usual."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._reader_gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        self.gone = True
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, self._stream.fileno())  # what is left in the buffer, and the exit's flush, land there
+        finally:
+            os.close(null)
+        print(
+            "note: the output was closed (the reader of the pipe is gone); the study goes on without printing, and "
+            "everything is saved as usual",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _stdout_may_close() -> Iterator[None]:
+    """:class:`_ClosableStdout` for the length of a command; ``sys.stdout`` is put back after it."""
+    before = sys.stdout
+    sys.stdout = _ClosableStdout(before)
+    try:
+        yield
+    finally:
+        sys.stdout = before
 
 
 class _CurrentStderr:

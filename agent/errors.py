@@ -2,8 +2,10 @@
 
 AgentError                  anything this package raises on purpose
 ├── UserError               bad configuration: the message names the flag or env var to fix (also what no
-│                           retry fixes: a refused API key, an unknown model, a missing executable, a
-│                           corrupt model file; the run stops at once)
+│   │                       retry fixes: a refused API key, an unknown model, a missing executable, a
+│   │                       corrupt model file; the run stops at once)
+│   └── StudyError          the stored study was made for another task (space, metric, direction) or learns
+│                           from other sources than this run names: refused before anything is written
 ├── ProviderError           the LLM failed at the transport level (a request it rejects as sent)
 │   └── ProviderUnavailable a call's retries ran out within its time (connection refused, timeouts, 429,
 │                           5xx, garbage bodies, CLI exit != 0), or the circuit breaker held the call back:
@@ -11,9 +13,11 @@ AgentError                  anything this package raises on purpose
 ├── InvalidSuggestion       a proposal failed validation; carries per-field errors for the reask
 ├── ReaskBudgetExhausted    the model kept answering invalid proposals (`--on-invalid stop`)
 ├── BrokenSetup             the first trials of a run all failed the same way (a metric the program does not
-│                           print, a program not found, the same exception): the setup, not the
-│                           configurations, is wrong; the study stops, and those trials do not count
-└── StudyError              the study storage is inconsistent with this run (other space, other task)
+│                           print, a program not found, the same exception), and so did a probe far from
+│                           them: the setup, not the configurations, is wrong; the study stops, and those
+│                           trials do not count
+└── BrokenStrategy          a strategy's proposals broke the search space several times in a row (the door
+                            refused them); the study stops
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 __all__ = [
     "AgentError",
     "BrokenSetup",
+    "BrokenStrategy",
     "ContextOverflow",
     "InvalidSuggestion",
     "ProviderError",
@@ -73,5 +78,11 @@ class BrokenSetup(AgentError):
     """The first trials of a run all failed the same way; the message gives the reason and what to do."""
 
 
-class StudyError(AgentError):
-    """The stored study does not match this run."""
+class BrokenStrategy(AgentError):
+    """A strategy proposed configurations outside the search space several times in a row
+    (:mod:`agent.study.door`); the message names it."""
+
+
+class StudyError(UserError):
+    """The stored study does not match this run (another task, space, metric or direction, other sources): a
+    user error, refused before anything is written; the message says to choose another ``--save_dir``."""

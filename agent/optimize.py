@@ -1,4 +1,5 @@
-"""Run a study: the strategy proposes, the task's tool evaluates, the store records. Every strategy alike."""
+"""Run a study: the strategy proposes, the study's door admits, the task's tool evaluates, the store records.
+Every strategy alike: :class:`StudyLoop`, run by :func:`optimize`."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import random
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -18,16 +19,20 @@ from anyio.abc import TaskGroup
 from evaluators.base import EvalResult, Progress, SetupError, TrialFailed
 from tools.base import EvaluationTool, TrialContext
 
+from ._log import get_logger
 from .errors import AgentError, BrokenSetup, InvalidSuggestion, ProviderUnavailable, UserError
 from .executors import Executor, LocalExecutor
 from .memory import Round
-from .records import UNREACHABLE, TrialRecord, UsageTotals
-from .setup_watch import SetupWatch
+from .records import UNREACHABLE, Proposal, ProposalInfo, TrialRecord, UsageTotals
+from .setup_watch import SetupWatch, probe_config
 from .space import Choice
 from .strategies.base import ProposeContext, Strategy
-from .study import StudyStore
+from .study import StudySnapshot, StudyStore
+from .study.door import Strikes
 
-__all__ = ["UNREACHABLE", "Reporter", "StudySummary", "optimize"]
+__all__ = ["UNREACHABLE", "Reporter", "StudyLoop", "StudySummary", "optimize"]
+
+_log = get_logger(__name__)
 
 _UNOWNED_POLL_S = 0.5
 
@@ -46,6 +51,8 @@ class StudySummary(UsageTotals):
     pruned: int = 0
     #: Failed trials of a broken start, kept in the study but not counted (in ``n_trials`` nor the others).
     setup_failures: int = 0
+    #: Probes of the setup (:mod:`agent.setup_watch`): kept in the study, outside the budget and the counts.
+    probes: int = 0
     #: This run's trials that failed, and the reason of the last of them.
     new_failed: int = 0
     last_error: str | None = None
@@ -107,167 +114,333 @@ async def optimize(
     on_provider_error: Literal["continue", "stop"] = "continue",
     learned_from: Sequence[str] = (),
 ) -> StudySummary:
-    """Evaluate until ``budget`` trials have finished in the study (counting those of earlier runs).
+    """Evaluate until ``budget`` trials have finished in the study (counting those of earlier runs): one
+    :class:`StudyLoop` run (its docstring says how)."""
+    loop = StudyLoop(
+        tool=tool,
+        strategy=strategy,
+        store=store,
+        budget=budget,
+        seed=seed,
+        reporter=reporter,
+        executor=executor,
+        batch=batch,
+        pruner=pruner,
+        on_provider_error=on_provider_error,
+        learned_from=learned_from,
+    )
+    return await loop.run()
+
+
+class StudyLoop:
+    """One run of a study: claim a trial, run it, record it, until the budget is spent; then summarize.
 
     Up to ``executor.workers`` evaluations run at once; each result is recorded as it comes. Every trial
-    is claimed from the study's budget (:meth:`StudyStore.claim`), so several processes may run this on one
-    study. ``batch``: configurations asked of the strategy per round (at most ``workers``); a round waits
-    until that many workers are free, so every answer holds ``batch`` calls (fewer only for the last slots).
+    is claimed from the study's budget (:meth:`StudyStore.claim`), so several processes may run one study.
+    ``batch``: configurations asked of the strategy per round (at most ``workers``); a round waits until that
+    many workers are free, so every answer holds ``batch`` calls (fewer only for the last slots).
     ``pruner``: tools that report intermediate values (train_cifar, commands) report them to the trial, and
     the pruner may stop them. ``on_provider_error``: when the model cannot be reached (its provider's retries
     ran out), ``continue`` proposes that round without it (:meth:`Strategy.fallback`, recorded as a
     ``fallback`` with the reason) and asks the model again next round; ``stop`` ends the study (it resumes).
+
+    Every configuration passes the study's door when it is claimed (:mod:`agent.study.door`): a proposal that
+    breaks the space is no trial; its round is drawn by the study's sampler, with a warning, and a strategy
+    refused 3 times in a row stops the run. The first trials of a run failing alike are judged by a probe
+    (:mod:`agent.setup_watch`) before the run stops for a broken setup.
+
+    The per-trial step is :meth:`run_trial` (evaluate with reports, then :meth:`record`), and whether a new
+    trial may start is :meth:`wants_more`: the seams where a scheduler decides per trial whether it continues
+    and a time budget stops new trials.
     """
-    reporter = reporter or Reporter()
-    executor = executor or LocalExecutor(workers=1)
-    batch = max(1, min(batch, executor.workers))
-    store.sync_files()
-    snapshot = store.snapshot()
-    # The study's sampler draws what a strategy leaves open; its seed moves on with each resume, so a
-    # resumed study does not replay the draws of its first run.
-    store.study.sampler = strategy.sampler(seed, snapshot.used)
-    if pruner is not None:
-        store.study.pruner = pruner
-    strategy.restore(
-        [Round(trial=r.number, parts=r.proposal.conversation) for r in snapshot.records if r.proposal.conversation]
-    )
-    prompts = strategy.prompts()  # kept with the study, as sent, at the run's first model round (the report)
-    rng = random.Random(seed)
-    before = snapshot.finished
-    best = snapshot.best
-    watch = SetupWatch()
-    new_failed, last_error = 0, None
-    reporter.started(
-        study=store.name,
-        budget=budget,
-        done=before,
-        setup_failures=snapshot.setup_failures,
-        learned_from=learned_from,
-    )
-    store.events.info("study_started", study=store.name, budget=budget, finished=before)
-    finished = _Signal()
-    in_flight: set[int] = set()
 
-    async def run_trial(number: int, config: dict[str, Choice]) -> None:
-        nonlocal best, new_failed, last_error
+    def __init__(
+        self,
+        *,
+        tool: EvaluationTool,
+        strategy: Strategy,
+        store: StudyStore,
+        budget: int,
+        seed: int = 0,
+        reporter: Reporter | None = None,
+        executor: Executor | None = None,
+        batch: int = 1,
+        pruner: optuna.pruners.BasePruner | None = None,
+        on_provider_error: Literal["continue", "stop"] = "continue",
+        learned_from: Sequence[str] = (),
+    ) -> None:
+        self.tool = tool
+        self.strategy = strategy
+        self.store = store
+        self.budget = budget
+        self.seed = seed
+        self.reporter = reporter or Reporter()
+        self.executor = executor or LocalExecutor(workers=1)
+        self.batch = max(1, min(batch, self.executor.workers))
+        self.pruner = pruner
+        self.on_provider_error = on_provider_error
+        self.learned_from = tuple(learned_from)
+        self._rng = random.Random(seed)
+        self._watch = SetupWatch()
+        self._strikes = Strikes(strategy.name)
+        self._finished = _Signal()
+        self._in_flight: set[int] = set()
+        self._probe: int | None = None  # the probe of a suspected broken setup, while it runs
+        self._prompts: dict[str, str] | None = None
+        self._before = 0
+        self._best: TrialRecord | None = None
+        self._new_failed = 0
+        self._last_error: str | None = None
+
+    # ---- the run ------------------------------------------------------------------------------------------
+
+    async def run(self) -> StudySummary:
+        """Run the study until its budget is spent (or it stops); its summary."""
+        self._start()
         try:
-            started = time.perf_counter()
-            trial = TrialContext(
-                number=number,
-                directory=store.trial_directory(number) if tool.needs_directory else None,
-                report=store.reporter(number) if pruner is not None else None,
-                progress=lambda p: reporter.progress(number, p),
-            )
-            result, evaluated = await _evaluate(tool, config, store, executor, trial)
-            record = store.finish(number, result, time.perf_counter() - started)
-            best = store.best_of([r for r in (best, record) if r is not None])
-            reporter.trial_finished(record, best)
-            if record.state == "fail":
-                new_failed, last_error = new_failed + 1, record.error
-            broken = watch.seen(record, evaluated=evaluated)
-            if broken is not None:
-                store.mark_setup_failures(list(broken.numbers), broken.reason)
-                raise BrokenSetup(broken.message())
-        finally:
-            in_flight.discard(number)
-            finished.fire()
+            async with anyio.create_task_group() as tg:
+                while await self._step(tg):
+                    pass
+        except BaseExceptionGroup as group:  # the study's own error, not a group of one (callers catch AgentError)
+            raise _first(group) from None
+        return self.summarize()
 
-    def launch(tg: TaskGroup, number: int, config: dict[str, Choice], source: str) -> None:
-        in_flight.add(number)
-        reporter.trial_started(number, config, source)
-        tg.start_soon(run_trial, number, config)
+    def _start(self) -> None:
+        store, strategy = self.store, self.strategy
+        store.sync_files()
+        snapshot = store.snapshot()
+        # The study's sampler draws what a strategy leaves open; its seed moves on with every trial the study
+        # holds (setup failures and probes included), so a resumed study does not replay earlier draws.
+        store.study.sampler = strategy.sampler(self.seed, snapshot.created)
+        if self.pruner is not None:
+            store.study.pruner = self.pruner
+        strategy.restore(
+            [Round(trial=r.number, parts=r.proposal.conversation) for r in snapshot.records if r.proposal.conversation]
+        )
+        self._prompts = strategy.prompts()  # kept with the study, as sent, at the run's first model round
+        self._before, self._best = snapshot.finished, snapshot.best
+        self.reporter.started(
+            study=store.name,
+            budget=self.budget,
+            done=self._before,
+            setup_failures=snapshot.setup_failures,
+            learned_from=self.learned_from,
+        )
+        store.events.info("study_started", study=store.name, budget=self.budget, finished=self._before)
 
-    async def _loop(tg: TaskGroup) -> None:
-        nonlocal prompts
+    def wants_more(self, snapshot: StudySnapshot) -> bool:
+        """May a new trial of the budget start? (A time budget will say no once it is spent.)"""
+        return snapshot.used < self.budget
+
+    async def _step(self, tg: TaskGroup) -> bool:
+        """Start what can start now, or wait for a trial to finish; False once the run is over."""
+        await anyio.lowlevel.checkpoint()  # a study of instant evaluations must still see cancellation (Ctrl-C)
+        if len(self._in_flight) >= self.executor.workers or self._probe is not None:
+            await self._finished.wait()  # while a probe runs, nothing new starts: it decides whether to go on
+            return True
+        snapshot = self.store.snapshot()
+        if snapshot.stale:
+            adopted = self.store.adopt(snapshot.stale[0])
+            if adopted is not None:
+                self._launch(tg, *adopted, "resumed")
+            return True
+        if self._watch.suspect is not None:
+            self._start_probe(tg)
+            return True
+        if not self.wants_more(snapshot):
+            if self._in_flight:
+                await self._finished.wait()
+                return True
+            if snapshot.unowned:  # a trial a killed run created but never got to name its owner: adopt it soon
+                await anyio.sleep(_UNOWNED_POLL_S)
+                return True
+            return False
+        k = min(self.batch, self.budget - snapshot.used)
+        if self.executor.workers - len(self._in_flight) < k:  # a batch is proposed whole: wait for k free workers
+            await self._finished.wait()
+            return True
+        claimed = 0
+        for proposal in await self._propose(snapshot, k):
+            started = self._claim(proposal)
+            if started is None:  # other workers took the last places while we were proposing
+                break
+            claimed += 1
+            self._launch(tg, *started)
+        return bool(claimed or self._in_flight)
+
+    async def _propose(self, snapshot: StudySnapshot, k: int) -> list[Proposal]:
+        """``k`` proposals of the strategy (made without the model when it cannot be reached), each timed."""
+        self.reporter.proposing(snapshot.used)
+        ctx = ProposeContext(
+            space=self.store.space, records=snapshot.records, rng=self._rng, direction=self.store.direction
+        )
+        started_at = time.perf_counter()
+        try:
+            proposals = await self.strategy.propose_batch(ctx, k)
+        except ProviderUnavailable as exc:
+            if self.on_provider_error == "stop":
+                raise
+            reason = f"{UNREACHABLE}: {exc}"
+            self.store.events.warning("provider_unavailable", error=str(exc), trials=k)
+            proposals = [await self.strategy.fallback(ctx, reason) for _ in range(k)]
+        seconds_each = (time.perf_counter() - started_at) / len(proposals)
+        for proposal in proposals:
+            if proposal.config is not None:  # a configuration the study's sampler draws is not timed here
+                proposal.seconds = seconds_each
+        return proposals
+
+    def _claim(self, proposal: Proposal) -> tuple[int, dict[str, Choice], str] | None:
+        """Claim a trial for ``proposal`` through the study's door: its number, configuration and who proposed
+        it, or None when the budget is full. A refused proposal's round is drawn by the study's sampler instead
+        (a warning; the 3rd refusal in a row raises :class:`BrokenStrategy`)."""
+        first = True
         while True:
-            await anyio.lowlevel.checkpoint()  # a study of instant evaluations must still see cancellation (Ctrl-C)
-            if len(in_flight) >= executor.workers:
-                await finished.wait()
-                continue
-            snapshot = store.snapshot()
-            if snapshot.stale:
-                adopted = store.adopt(snapshot.stale[0])
-                if adopted is not None:
-                    launch(tg, *adopted, "resumed")
-                continue
-            if snapshot.used >= budget:
-                if in_flight:
-                    await finished.wait()
-                    continue
-                if snapshot.unowned:  # a trial a killed run created but never got to name its owner: adopt it soon
-                    await anyio.sleep(_UNOWNED_POLL_S)
-                    continue
-                break
-            k = min(batch, budget - snapshot.used)
-            if executor.workers - len(in_flight) < k:  # a batch is proposed whole: wait for k free workers
-                await finished.wait()
-                continue
-            reporter.proposing(snapshot.used)
-            ctx = ProposeContext(space=store.space, records=snapshot.records, rng=rng, direction=store.direction)
-            started_at = time.perf_counter()
             try:
-                proposals = await strategy.propose_batch(ctx, k)
-            except ProviderUnavailable as exc:
-                if on_provider_error == "stop":
-                    raise
-                reason = f"{UNREACHABLE}: {exc}"
-                store.events.warning("provider_unavailable", error=str(exc), trials=k)
-                proposals = [await strategy.fallback(ctx, reason) for _ in range(k)]
-            seconds_each = (time.perf_counter() - started_at) / len(proposals)
-            claimed = 0
-            for proposal in proposals:
-                if proposal.config is not None:  # a configuration the study's sampler draws is not timed here
-                    proposal.seconds = seconds_each
-                started = store.claim(proposal.config, proposal.info(), budget)
-                if started is None:  # other workers took the last places while we were proposing
-                    break
-                claimed += 1
-                if prompts is not None and proposal.parts:
-                    store.record_prompts(prompts, started[0])
-                    prompts = None
-                strategy.trial_started(started[0], proposal)
-                launch(tg, *started, proposal.source)
-            if not claimed and not in_flight:
-                break
+                started = self.store.claim(proposal.config, proposal.info(), self.budget)
+            except InvalidSuggestion as exc:
+                warning = self._strikes.refused(exc)
+                _log.warning(warning)
+                self.store.events.warning("proposal_refused", strategy=self.strategy.name, error=str(exc))
+                reason = f"the proposal of strategy {self.strategy.name!r} broke the search space: {exc}"
+                proposal = replace(proposal, config=None, source="fallback", reason=reason, seconds=None)
+                first = False
+                continue
+            if first:
+                self._strikes.admitted()
+            break
+        if started is None:
+            return None
+        if self._prompts is not None and proposal.parts:
+            self.store.record_prompts(self._prompts, started[0])
+            self._prompts = None
+        self.strategy.trial_started(started[0], proposal)
+        return (*started, proposal.source)
 
-    try:
-        async with anyio.create_task_group() as tg:
-            await _loop(tg)
-    except BaseExceptionGroup as group:  # the study's own error, not a group of one (callers catch AgentError)
-        raise _first(group) from None
+    def _start_probe(self, tg: TaskGroup) -> None:
+        """Claim and launch the probe of a suspected broken setup (outside the budget)."""
+        suspect = self._watch.suspect
+        assert suspect is not None
+        listed = ", ".join(f"#{n}" for n in suspect.numbers)
+        info = ProposalInfo(
+            source="probe",
+            reason=f"trials {listed} all failed the same way: is the setup broken, or a region of the space?",
+        )
+        config = probe_config(self.store.space, self._watch.failed_configs())
+        started = self.store.claim(config, info, budget=None)
+        assert started is not None  # a trial outside the budget is always claimed
+        self._probe = started[0]
+        self.store.events.warning("setup_probe", trials=list(suspect.numbers), probe=started[0], error=suspect.reason)
+        self._launch(tg, *started, "probe")
 
-    snapshot = store.snapshot()
-    states = [r.state for r in snapshot.records]
-    summary = StudySummary(
-        best=snapshot.best,
-        n_trials=snapshot.finished,
-        n_new=snapshot.finished - before,
-        learned_from=tuple(learned_from),
-        complete=states.count("complete"),
-        failed=states.count("fail"),
-        pruned=states.count("pruned"),
-        setup_failures=snapshot.setup_failures,
-        new_failed=new_failed,
-        last_error=last_error,
-        save_dir=store.save_dir,
-        storage=store.url,
-        **vars(UsageTotals.of(snapshot.records)),
-    )
-    store.events.info(
-        "study_finished",
-        best_value=summary.best.value if summary.best else None,
-        best_config=summary.best.config if summary.best else None,
-        n_trials=summary.n_trials,
-        complete=summary.complete,
-        failed=summary.failed,
-        pruned=summary.pruned,
-        llm_calls=summary.llm_calls,
-        tokens=summary.prompt_tokens + summary.completion_tokens,
-        fallbacks=summary.fallbacks,
-        unreachable=summary.unreachable,
-    )
-    reporter.finished(summary)
-    return summary
+    def _launch(self, tg: TaskGroup, number: int, config: dict[str, Choice], source: str) -> None:
+        self._in_flight.add(number)
+        self.reporter.trial_started(number, config, source)
+        tg.start_soon(self._run_and_signal, number, config)
+
+    async def _run_and_signal(self, number: int, config: dict[str, Choice]) -> None:
+        try:
+            await self.run_trial(number, config)
+        finally:
+            self._in_flight.discard(number)
+            self._finished.fire()
+
+    # ---- one trial ----------------------------------------------------------------------------------------
+
+    async def run_trial(self, number: int, config: dict[str, Choice]) -> TrialRecord:
+        """One claimed trial: evaluate it (reporting its steps to the pruner), then record it."""
+        started = time.perf_counter()
+        trial = TrialContext(
+            number=number,
+            directory=self.store.trial_directory(number) if self.tool.needs_directory else None,
+            report=self.store.reporter(number) if self.pruner is not None else None,
+            progress=lambda p: self.reporter.progress(number, p),
+        )
+        result = await self.evaluate(config, trial)
+        return self.record(number, result, time.perf_counter() - started)
+
+    async def evaluate(self, config: dict[str, Choice], trial: TrialContext) -> EvalResult:
+        """The evaluation's result. Failures are data: anything the evaluator raises becomes a failed trial, and
+        the study goes on. The configuration is trusted: it passed the study's door when it was claimed.
+
+        Except what is not the configuration's fault (:class:`~evaluators.base.SetupError`, an
+        :class:`~agent.errors.AgentError` such as missing data): that would fail every trial the same way, so
+        the study stops at once, recording nothing; the trial is re-run when the study resumes.
+        """
+        try:
+            return await self.executor.evaluate(self.tool, config, trial)
+        except TrialFailed as exc:
+            return EvalResult.failed(str(exc))
+        except SetupError as exc:
+            raise UserError(str(exc)) from exc
+        except AgentError:
+            raise
+        except Exception as exc:
+            self.store.events.error("evaluation_raised", error=repr(exc), traceback=traceback.format_exc())
+            return EvalResult.failed(f"{type(exc).__name__}: {exc}")
+
+    def record(self, number: int, result: EvalResult, seconds: float) -> TrialRecord:
+        """Store the trial's result, tell the reporter, and let the setup watch judge it."""
+        record = self.store.finish(number, result, seconds)
+        self._best = self.store.best_of([r for r in (self._best, record) if r is not None])
+        self.reporter.trial_finished(record, self._best)
+        if record.probe:
+            self._judge_probe(record)
+            return record
+        if record.state == "fail":
+            self._new_failed, self._last_error = self._new_failed + 1, record.error
+        self._watch.seen(record)
+        return record
+
+    def _judge_probe(self, record: TrialRecord) -> None:
+        if record.number != self._probe:
+            return  # a probe of an earlier run, adopted: it judges nothing of this one
+        self._probe = None
+        broken = self._watch.probed(record)
+        if broken is None:
+            self.store.events.info("setup_probe_passed", probe=record.number, state=record.state)
+            return
+        self.store.mark_setup_failures(list(broken.numbers), broken.reason)
+        raise BrokenSetup(broken.message())
+
+    # ---- the end ------------------------------------------------------------------------------------------
+
+    def summarize(self) -> StudySummary:
+        """The study's summary (every trial of the budget, earlier runs' included), also logged as an event
+        and given to the reporter."""
+        snapshot = self.store.snapshot()
+        states = [r.state for r in snapshot.records if not r.probe]
+        summary = StudySummary(
+            best=snapshot.best,
+            n_trials=snapshot.finished,
+            n_new=snapshot.finished - self._before,
+            learned_from=self.learned_from,
+            complete=states.count("complete"),
+            failed=states.count("fail"),
+            pruned=states.count("pruned"),
+            setup_failures=snapshot.setup_failures,
+            probes=snapshot.probes,
+            new_failed=self._new_failed,
+            last_error=self._last_error,
+            save_dir=self.store.save_dir,
+            storage=self.store.url,
+            **vars(UsageTotals.of(snapshot.records)),
+        )
+        self.store.events.info(
+            "study_finished",
+            best_value=summary.best.value if summary.best else None,
+            best_config=summary.best.config if summary.best else None,
+            n_trials=summary.n_trials,
+            complete=summary.complete,
+            failed=summary.failed,
+            pruned=summary.pruned,
+            probes=summary.probes,
+            llm_calls=summary.llm_calls,
+            tokens=summary.prompt_tokens + summary.completion_tokens,
+            fallbacks=summary.fallbacks,
+            unreachable=summary.unreachable,
+        )
+        self.reporter.finished(summary)
+        return summary
 
 
 def _first(group: BaseExceptionGroup) -> BaseException:
@@ -292,39 +465,3 @@ class _Signal:
     async def wait(self) -> None:
         await self._event.wait()
         self._event = anyio.Event()
-
-
-async def _evaluate(
-    tool: EvaluationTool,
-    config: dict[str, Choice],
-    store: StudyStore,
-    executor: Executor,
-    trial: TrialContext,
-) -> tuple[EvalResult, bool]:
-    """The evaluation's result, and whether the configuration was evaluated (False: refused before, as outside
-    the space). Failures are data: anything the evaluator raises becomes a failed trial, and the study goes on.
-
-    What enters the study is checked here, once, against the task's space: a strategy's proposal (a model's
-    answer was checked where its text became data, against the space the model was shown; here its
-    projection onto the task's grids is, and a strategy of an installed package is code we did not write)
-    and a trial read back from storage (adopted from a dead run; the space may have changed since).
-
-    Except what is not the configuration's fault (:class:`~evaluators.base.SetupError`, an
-    :class:`~agent.errors.AgentError` such as missing data): that would fail every trial the same way, so
-    the study stops at once, recording nothing; the trial is re-run when the study resumes.
-    """
-    try:
-        config = tool.space.validate_config(config)
-    except InvalidSuggestion as exc:  # never evaluate a configuration outside the space
-        return EvalResult.failed(str(exc)), False
-    try:
-        return await executor.evaluate(tool, config, trial), True
-    except TrialFailed as exc:
-        return EvalResult.failed(str(exc)), True
-    except SetupError as exc:
-        raise UserError(str(exc)) from exc
-    except AgentError:
-        raise
-    except Exception as exc:
-        store.events.error("evaluation_raised", error=repr(exc), traceback=traceback.format_exc())
-        return EvalResult.failed(f"{type(exc).__name__}: {exc}"), True

@@ -44,11 +44,21 @@ Direction = Literal["minimize", "maximize"]
 #: Who chose a trial's configuration: the model (``llm``), the study's sampler instead of a model whose
 #: answers stayed invalid or that could not be reached (``fallback``), an Optuna sampler (``sampler``), a
 #: surrogate model (``surrogate``), earlier studies (``transfer``: one of their best configurations, opening a
-#: study that learns from them), or nobody: a dead worker's trial re-run as it was (``resumed``).
-ProposalSource = Literal["llm", "fallback", "sampler", "surrogate", "resumed", "transfer"]
+#: study that learns from them), the setup watch (``probe``: far from a run's first trials that all failed
+#: alike, to tell a broken setup from a failing region; outside the budget), or nobody: a dead worker's trial
+#: re-run as it was (``resumed``, written by older versions).
+ProposalSource = Literal["llm", "fallback", "sampler", "surrogate", "resumed", "transfer", "probe"]
 #: How the reason of a ``fallback`` begins when the model could not be reached (its provider's retries ran out).
 UNREACHABLE = "the model could not be reached"
-PROPOSAL_SOURCES: tuple[ProposalSource, ...] = ("llm", "fallback", "sampler", "surrogate", "resumed", "transfer")
+PROPOSAL_SOURCES: tuple[ProposalSource, ...] = (
+    "llm",
+    "fallback",
+    "sampler",
+    "surrogate",
+    "resumed",
+    "transfer",
+    "probe",
+)
 
 
 class ProposalInfo(BaseModel):
@@ -151,6 +161,11 @@ class TrialRecord(BaseModel):
     @property
     def source(self) -> ProposalSource:
         return self.proposal.source
+
+    @property
+    def probe(self) -> bool:
+        """A probe of the setup (:mod:`agent.setup_watch`): kept and seen, but outside the budget."""
+        return self.source == "probe"
 
     @property
     def unreachable(self) -> bool:

@@ -35,10 +35,22 @@ Strategies that call a model (``llm``, ``llm-bo``, ``hybrid``) use ``provider``,
 ``AGENT_PROVIDER``/``AGENT_MODEL`` name (the embedded model by default, behind the circuit breaker every study
 gets: :func:`agent.session.open_model`), started on first use.
 
-Earlier studies. ``learn_from`` takes what ``--learn-from`` takes (storage URLs, study or bench folders): the
-sources are read, judged and mapped (:mod:`agent.sources`) into the first real search space, when the strategy
-is first built; the decisions are kept as the study's attributes, so another process's sampler on the same
-study reads them back. ``bo``, ``llm-bo`` and ``hybrid`` learn from them, the others open with their best.
+Earlier studies. ``learn_from`` takes what ``--learn-from`` takes (storage URLs, study or bench folders; one
+as a string, or several): the sources are read, judged and mapped (:mod:`agent.sources`) into the first real
+search space, when the strategy is first built, through the session's own assembly
+(:func:`agent.session.build_strategy`); the decisions are kept as the study's attributes, so another
+process's sampler on the same study reads them back. ``bo``, ``llm-bo`` and ``hybrid`` learn from them, the
+others open with their best.
+
+The door. A strategy's proposal enters the study's trial only once admitted (:mod:`agent.study.door`): one
+that breaks the space is a warning (on the ``agent`` logger) and that trial is drawn by the strategy's own
+Optuna sampler instead; the third in a row raises :class:`~agent.errors.BrokenStrategy` (Optuna fails that
+trial). The study's trials are checked once, when first read: those holding a value outside today's space
+(the objective changed it) are not shown to the strategy.
+
+A library is quiet: Optuna's informational lines about the sampler's own work (the in-memory studies a
+strategy's optimizer makes, on the sampler's thread) are not printed; the caller's logging settings are left
+as they are.
 
 Threads and loops. Optuna's samplers are synchronous and providers async: the sampler runs its own event
 loop in one private daemon thread and submits each call to it, so a provider's connections stay on one
@@ -50,11 +62,13 @@ use the sampler as a context manager) to close the provider and stop the thread.
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import random
 import threading
 import time
 from collections.abc import Coroutine, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Self, TypeVar
 
 import optuna
@@ -66,19 +80,18 @@ from optuna.trial import FrozenTrial, TrialState
 from tools.base import ConfigTool
 
 from ._log import get_logger
-from ._optuna import storage_of
 from .conversation import AgentSettings
-from .errors import InvalidSuggestion, ProviderUnavailable
+from .errors import InvalidSuggestion, ProviderUnavailable, UserError
 from .memory import Round
 from .providers.base import Provider
-from .records import Direction, Proposal, SourceData, TrialRecord
-from .session import open_model
-from .sources.experience import gather
+from .records import Direction, Proposal, TrialRecord
+from .session import build_strategy, open_model
 from .sources.reading import locate
 from .space import Choice, FloatParam, SearchSpace
 from .strategies.base import ProposeContext, Strategy
-from .strategies.registry import DEFAULT_STRATEGY, get_strategy, make_strategy
-from .study import StudyStore, study_records, write_proposal
+from .strategies.registry import DEFAULT_STRATEGY, get_strategy
+from .study import StudyStore, kept_sources, study_meta, study_records, write_proposal
+from .study.door import Strikes, admit
 from .templates import Templates
 
 __all__ = ["LLMSampler", "StrategySampler"]
@@ -105,10 +118,10 @@ class StrategySampler(optuna.samplers.BaseSampler):
         seed: int | None = None,
         settings: AgentSettings | None = None,
         templates: Templates | None = None,
-        learn_from: Sequence[str] = (),
+        learn_from: Sequence[str | os.PathLike[str]] | str | os.PathLike[str] = (),
     ) -> None:
         self._spec = get_strategy(strategy, flag="StrategySampler")
-        self.learn_from = tuple(locate(source) for source in learn_from)  # a wrong one fails here, at once
+        self.learn_from = _located(learn_from)  # a wrong one fails here, at once
         self._learned: str | None = None  # the space the sources were mapped into (the first real one)
         self.strategy = strategy
         self.task_description = task_description
@@ -120,6 +133,10 @@ class StrategySampler(optuna.samplers.BaseSampler):
         self._rng = random.Random(self.seed)
         self._intersection = IntersectionSearchSpace()
         self._strategies: dict[tuple[str, str], Strategy] = {}
+        self._strikes = Strikes(strategy, advice="fix the strategy or give StrategySampler another")
+        #: Finished trials checked against a space, by (space, trial number): None where they do not fit it.
+        self._checked: dict[tuple[str, int], TrialRecord | None] = {}
+        self._quiet = _OwnThreadQuiet()
         self._opened: set[tuple[str, str]] = set()  # strategies that made their first proposal
         self._blind: set[int] = set()  # trials drawn before any search space was known (the first)
         self._inner: optuna.samplers.BaseSampler | None = None
@@ -187,18 +204,52 @@ class StrategySampler(optuna.samplers.BaseSampler):
             key = _key(study, space)
             hidden = set() if key in self._opened else self._blind
             self._opened.add(key)
-            records = [r for r in _records(study, space, exclude=trial.number) if r.number not in hidden]
+            records = [r for r in self._records(study, space, exclude=trial.number) if r.number not in hidden]
             ctx = ProposeContext(space=space, records=records, rng=self._rng, direction=_direction(study))
             started = time.perf_counter()
             try:
                 proposal: Proposal = self._call(strategy.propose_batch(ctx, 1))[0]
             except ProviderUnavailable as exc:
                 proposal = self._call(strategy.fallback(ctx, f"the model could not be reached: {exc}"))
+            proposal = self._admitted(space, proposal)
             if proposal.config is not None:
                 proposal.seconds = time.perf_counter() - started
             write_proposal(study, trial, proposal.info())
             strategy.trial_started(trial.number, proposal)
         return proposal.config
+
+    def _admitted(self, space: SearchSpace, proposal: Proposal) -> Proposal:
+        """``proposal`` through the study's door: a refused one is a warning, and its configuration is left to
+        the strategy's Optuna sampler; the third refusal in a row fails the trial and stops the study."""
+        if proposal.config is None:
+            return proposal
+        try:
+            config = admit(space, proposal.config)
+        except InvalidSuggestion as exc:
+            _log.warning(self._strikes.refused(exc))  # the third in a row raises: Optuna fails the trial
+            reason = f"the proposal of strategy {self.strategy!r} broke the search space: {exc}"
+            return replace(proposal, config=None, source="fallback", reason=reason)
+        self._strikes.admitted()
+        return replace(proposal, config=config)
+
+    def _records(self, study: Study, space: SearchSpace, exclude: int) -> list[TrialRecord]:
+        """The study's trials as the strategy sees them: those holding a valid value of every parameter of
+        ``space`` (finished, and running ones as pending), with only those parameters. A finished trial is
+        checked once per space, when first read."""
+        key = space.model_dump_json()
+        out = []
+        for r in study_records(study):
+            if r.number == exclude:
+                continue
+            if not r.finished:
+                checked = _fitted(r, space)
+            elif (key, r.number) in self._checked:
+                checked = self._checked[(key, r.number)]
+            else:
+                checked = self._checked[(key, r.number)] = _fitted(r, space)
+            if checked is not None:
+                out.append(checked)
+        return out
 
     def _strategy_for(self, study: Study, space: SearchSpace) -> Strategy:
         key = _key(study, space)
@@ -208,47 +259,32 @@ class StrategySampler(optuna.samplers.BaseSampler):
         return strategy
 
     def _build(self, study: Study, space: SearchSpace) -> Strategy:
-        """The strategy the CLI would build, for a task made of the study and ``space``."""
+        """The strategy the CLI would build (:func:`agent.session.build_strategy`), for a task made of the
+        study and ``space``; the sources are mapped into the first real space only."""
         task = _Objective(
             description=self.task_description,
             space=space,
             tool=ConfigTool(space, name="evaluate", description=_TOOL),
             direction=_direction(study),
         )
-        store = StudyStore.attach(study, space)
-        provider = self._provider()
-        experience: list[SourceData] = []
         key = space.model_dump_json()
-        learns = self.learn_from or study.user_attrs.get("learn_from")
-        if learns and space is not _STAND_IN and self._learned in (None, key):  # sources map into one space
-            self._learned = key
-            learned = self._call(
-                gather(
-                    self.learn_from,
-                    meta=dict(study.user_attrs),
-                    set_meta=study.set_user_attr,
-                    exclude=(str(getattr(storage_of(study), "url", "")), study.study_name),
-                    description=self.task_description,
-                    space=space,
-                    provider=provider,
-                    settings=self.settings,
-                    templates=self.templates,
-                    events=store.events,
-                    say=_log.info,
-                )
+        learns = self.learn_from or kept_sources(study_meta(study))
+        sources: tuple[str, ...] | None = None
+        if learns and space is not _STAND_IN and self._learned in (None, key):
+            self._learned, sources = key, self.learn_from
+        strategy, _ = self._call(
+            build_strategy(
+                self.strategy,
+                task=task,
+                budget=self.budget,
+                seed=self.seed,
+                store=StudyStore.attach(study, space),
+                provider=self._provider(),
+                settings=self.settings,
+                templates=self.templates,
+                sources=sources,
+                say=_log.info,
             )
-            experience = learned.data
-        strategy = make_strategy(
-            self.strategy,
-            task=task,
-            budget=self.budget,
-            seed=self.seed,
-            provider=provider,
-            settings=self.settings,
-            templates=self.templates,
-            records=store.records,
-            events=store.events,
-            experience=experience,
         )
         strategy.restore(_rounds(study_records(study)))
         return strategy
@@ -278,8 +314,10 @@ class StrategySampler(optuna.samplers.BaseSampler):
                 self._loop = asyncio.new_event_loop()
                 self._thread = threading.Thread(target=self._loop.run_forever, name="StrategySampler", daemon=True)
                 self._thread.start()
+                self._quiet.thread = self._thread.ident
             loop = self._loop
-        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+        with self._quiet:  # only while the sampler's thread works: nothing is left on Optuna's loggers
+            return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
     def close(self) -> None:
         """Close the provider on the sampler's loop and stop the loop's thread."""
@@ -340,19 +378,56 @@ def _representable(dist: BaseDistribution) -> bool:
     return isinstance(dist, CategoricalDistribution) and None not in dist.choices
 
 
-def _records(study: Study, space: SearchSpace, exclude: int) -> list[TrialRecord]:
-    """The study's trials as the strategy sees them: those holding a valid value of every parameter of
-    ``space`` (finished, and running ones as pending), with only those parameters."""
-    out = []
-    for r in study_records(study):
-        if r.number == exclude or not set(space.params) <= set(r.config):
-            continue
-        try:
-            config = space.validate_config({name: r.config[name] for name in space.params})
-        except InvalidSuggestion:  # a value outside today's range (the objective changed its space)
-            continue
-        out.append(r.model_copy(update={"config": config}))
-    return out
+def _fitted(record: TrialRecord, space: SearchSpace) -> TrialRecord | None:
+    """``record`` with only the parameters of ``space``, checked against it; None where it does not fit (a
+    value outside today's range: the objective changed its space)."""
+    if not set(space.params) <= set(record.config):
+        return None
+    try:
+        config = admit(space, {name: record.config[name] for name in space.params})
+    except InvalidSuggestion:
+        return None
+    return record.model_copy(update={"config": config})
+
+
+def _located(learn_from: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) -> tuple[str, ...]:
+    """The storage URLs of ``learn_from`` (one source, or several); errors name ``learn_from``."""
+    sources = [learn_from] if isinstance(learn_from, str | os.PathLike) else list(learn_from)
+    try:
+        return tuple(locate(os.fspath(source)) for source in sources)
+    except UserError as exc:  # locate speaks to the command line's user
+        raise UserError(str(exc).replace("--learn-from", "learn_from", 1)) from None
+
+
+class _OwnThreadQuiet(logging.Filter):
+    """Leaves out Optuna's informational lines logged on one thread (the sampler's own) while it is entered: a
+    strategy's optimizer makes in-memory studies there, and each would print "A new study created in memory".
+    Entered by every call onto that thread (several threads of ``study.optimize(n_jobs=...)`` may wait on it)."""
+
+    _LOGGERS = ("optuna.storages._in_memory", "optuna.study.study")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread: int | None = None
+        self._entered = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self._entered += 1
+            if self._entered == 1:
+                for name in self._LOGGERS:
+                    logging.getLogger(name).addFilter(self)
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._entered -= 1
+            if self._entered == 0:
+                for name in self._LOGGERS:
+                    logging.getLogger(name).removeFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread != self.thread or record.levelno > logging.INFO
 
 
 def _rounds(records: Sequence[TrialRecord]) -> list[Round]:

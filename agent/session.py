@@ -2,9 +2,13 @@
 here, so a study is wired the same way wherever it runs.
 
 :func:`run_study` opens the model (with its circuit breaker, probed by the setup checks), checks the setup,
-opens the store, builds the strategy from the registry and the executor, runs :func:`~agent.optimize.optimize`
-and then the task's after-study hook. The budget is given once (:attr:`StudyConfig.budget`) and reaches the
-strategy at its construction and the runner as its stopping rule.
+opens the store (which refuses, before anything is written, a study made for another task or learning from
+other sources: :mod:`agent.study.terms`), builds the strategy and the executor, runs
+:func:`~agent.optimize.optimize` and then the task's after-study hook. The budget is given once
+(:attr:`StudyConfig.budget`) and reaches the strategy at its construction and the runner as its stopping rule.
+
+:func:`build_strategy` is how a strategy is assembled with what it learns from earlier studies: ``run_study``
+calls it, and so does :class:`~agent.sampler.StrategySampler`, which lives inside a study Optuna builds.
 
 :func:`open_model` is how every caller gets a model: the provider ``--provider``/``AGENT_PROVIDER`` names,
 behind a :class:`~agent.providers.breaker.CircuitBreaker`.
@@ -13,7 +17,7 @@ behind a :class:`~agent.providers.breaker.CircuitBreaker`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -27,14 +31,15 @@ from .preflight import check_setup
 from .providers import get_provider
 from .providers.base import Provider
 from .providers.breaker import CircuitBreaker
-from .sources.experience import gather
+from .sources.experience import Experience, gather
 from .sources.reading import locate
+from .strategies.base import BuildContext, Strategy, StrategySpec
 from .strategies.registry import DEFAULT_STRATEGY, get_strategy, make_strategy
-from .study import StudyStore, default_storage_url
-from .tasks import AfterStudy, ProgressLines, Task, build_task
+from .study import StudyStore
+from .tasks import AfterStudy, ProgressLines, Task, TaskBrief, build_task
 from .templates import Templates
 
-__all__ = ["ExecutorSettings", "ModelSettings", "StudyConfig", "open_model", "run_study"]
+__all__ = ["ExecutorSettings", "ModelSettings", "StudyConfig", "build_strategy", "open_model", "run_study"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,7 +69,8 @@ class StudyConfig:
     ``runs/<task>-<strategy>-seed<seed>`` and ``<task>-<strategy>-seed<seed>``."""
 
     task: Task
-    strategy: str = DEFAULT_STRATEGY
+    #: A strategy's name in the registry, or a spec of the caller's own (a benchmark's variant of one).
+    strategy: str | StrategySpec = DEFAULT_STRATEGY
     budget: int = 10
     seed: int = 0
     save_dir: Path | None = None
@@ -88,12 +94,16 @@ class StudyConfig:
     learn_from: tuple[str, ...] = ()
 
     @property
+    def spec(self) -> StrategySpec:
+        return self.strategy if isinstance(self.strategy, StrategySpec) else get_strategy(self.strategy)
+
+    @property
     def name(self) -> str:
-        return self.study_name or f"{self.task.name}-{self.strategy}-seed{self.seed}"
+        return self.study_name or f"{self.task.name}-{self.spec.name}-seed{self.seed}"
 
     @property
     def folder(self) -> Path:
-        return Path(self.save_dir or f"runs/{self.task.name}-{self.strategy}-seed{self.seed}")
+        return Path(self.save_dir or f"runs/{self.task.name}-{self.spec.name}-seed{self.seed}")
 
 
 def open_model(settings: ModelSettings | None = None) -> Provider:
@@ -117,7 +127,7 @@ async def run_study(
     one, as the bench's do); when None and the strategy needs one, :func:`open_model` opens it for this
     study. ``say`` and ``progress`` are how the task's after-study hook talks to the user.
     """
-    spec = get_strategy(config.strategy)
+    spec = config.spec
     task = config.task
     sources = tuple(locate(source) for source in config.learn_from)  # a wrong one stops here, before anything
     async with contextlib.AsyncExitStack() as stack:
@@ -126,52 +136,24 @@ async def run_study(
         model = provider if spec.needs_model else None
         if config.checks:  # before the model loads, before any trial, before study.db exists
             await check_setup(task=task, save_dir=config.folder, storage=config.storage, provider=model)
-        store = StudyStore.open(
-            save_dir=config.folder,
-            study_name=config.name,
-            space=task.space,
-            storage=config.storage,
-            meta={
-                "task": task.name,
-                "strategy": config.strategy,
-                "seed": config.seed,
-                "description": task.description,
-                "metric": task.metric,
-                **config.meta,
-            },
-            direction=task.direction,
-        )
+        store = _open_store(config, sources)
         stack.callback(store.close)
         if model is not None:
             store.events.info("provider", provider=model.name, model=model.model)
-        templates = Templates(config.prompts_dir)
-        experience = await gather(
-            sources,
-            meta=store.meta,
-            set_meta=store.set_meta,
-            exclude=(config.storage or default_storage_url(config.folder), config.name),
-            description=task.description,
-            space=task.space,
-            provider=model,
-            settings=config.agent,
-            templates=templates,
-            describe=_description_of,
-            events=store.events,
-            say=say,
-        )
-        store.set_meta("budget", config.budget)  # the latest budget asked for
-        strategy = make_strategy(
+        strategy, experience = await build_strategy(
             config.strategy,
             task=task,
             budget=config.budget,
             seed=config.seed,
+            store=store,
             provider=model,
             settings=config.agent,
-            templates=templates,
-            records=store.records,
-            events=store.events,
-            experience=experience.data,
+            templates=Templates(config.prompts_dir),
+            sources=sources,
+            describe=_description_of,
+            say=say,
         )
+        store.set_meta("budget", config.budget)  # the latest budget asked for
         ex = config.executor
         executor = make_executor(
             ex.kind,
@@ -207,6 +189,94 @@ async def run_study(
             )
         return summary
     raise AssertionError("unreachable")  # pragma: no cover (mypy: the stack may swallow exceptions)
+
+
+def _open_store(config: StudyConfig, sources: tuple[str, ...]) -> StudyStore:
+    """The study's store: created, or checked against this run's task and sources and resumed."""
+    task = config.task
+    return StudyStore.open(
+        save_dir=config.folder,
+        study_name=config.name,
+        space=task.space,
+        storage=config.storage,
+        meta={
+            "task": task.name,
+            "strategy": config.spec.name,
+            "seed": config.seed,
+            "description": task.description,
+            "metric": task.metric,
+            **config.meta,
+        },
+        direction=task.direction,
+        sources=sources,
+    )
+
+
+async def build_strategy(
+    strategy: str | StrategySpec,
+    *,
+    task: TaskBrief,
+    budget: int,
+    seed: int,
+    store: StudyStore,
+    provider: Provider | None,
+    settings: AgentSettings,
+    templates: Templates,
+    sources: Sequence[str] | None = (),
+    describe: Callable[[str], str] | None = None,
+    say: Callable[[str], None] = print,
+) -> tuple[Strategy, Experience]:
+    """``strategy`` (a name in the registry, or a spec of the caller's own) for the study ``store`` holds, and
+    what it learns from earlier studies.
+
+    ``sources``: storage URLs (:func:`~agent.sources.reading.locate`) to learn from; empty: those the study
+    keeps, if any; None: none at all (a sampler's strategy over a space the sources were not mapped into).
+    The sources are read, judged and mapped once and the decisions kept with the study
+    (:func:`~agent.sources.experience.gather`), then the strategy is built: from the registry
+    (:func:`~agent.strategies.registry.make_strategy`), or a caller's spec as it is, given the experience.
+    """
+    experience = Experience((), ())
+    if sources is not None:
+        experience = await gather(
+            sources,
+            meta=store.meta,
+            set_meta=store.set_meta,
+            exclude=(store.url or "", store.name),
+            description=task.description,
+            space=task.space,
+            provider=provider,
+            settings=settings,
+            templates=templates,
+            describe=describe,
+            events=store.events,
+            say=say,
+        )
+    if isinstance(strategy, StrategySpec):
+        context = BuildContext(
+            task=task,
+            budget=budget,
+            seed=seed,
+            provider=provider,
+            settings=settings,
+            templates=templates,
+            records=store.records,
+            events=store.events,
+            experience=tuple(experience.data),
+        )
+        return strategy.build(context), experience
+    built = make_strategy(
+        strategy,
+        task=task,
+        budget=budget,
+        seed=seed,
+        provider=provider,
+        settings=settings,
+        templates=templates,
+        records=store.records,
+        events=store.events,
+        experience=experience.data,
+    )
+    return built, experience
 
 
 def _description_of(task: str) -> str:

@@ -32,7 +32,7 @@ from agent.messages import Usage  # noqa: E402
 from agent.providers.base import Provider  # noqa: E402
 from agent.session import ModelSettings, StudyConfig, open_model, run_study  # noqa: E402
 from agent.strategies.registry import list_strategies  # noqa: E402
-from agent.study import StudyStore  # noqa: E402
+from agent.study import default_storage_url, opened_storage, stored_records  # noqa: E402
 from agent.tasks import build_task  # noqa: E402
 
 
@@ -52,11 +52,8 @@ async def one_study(
         checks=False,
     )
     await run_study(config, provider=provider)
-    store = StudyStore.open(save_dir=config.folder, study_name="s", space=task.space, meta={})
-    try:
-        return [u for r in store.records() for u in r.proposal.usage]
-    finally:
-        store.close()
+    with opened_storage(default_storage_url(config.folder)) as storage:
+        return [u for r in stored_records(storage, "s") for u in r.proposal.usage]
 
 
 def summary(calls: list[Usage]) -> str:

@@ -52,7 +52,7 @@ from agent import metrics  # noqa: E402
 from agent.bench import run_seed  # noqa: E402
 from agent.providers.base import ChatMessage, Completion, Provider  # noqa: E402
 from agent.session import ModelSettings, StudyConfig, open_model, run_study  # noqa: E402
-from agent.study import opened_storage, read_records  # noqa: E402
+from agent.study import opened_storage, read_records, stored_meta  # noqa: E402
 from agent.tasks import Task, build_task  # noqa: E402
 from agent.tasks.variants import HPOBENCH_RENAMED, negated, renamed  # noqa: E402
 
@@ -279,10 +279,10 @@ def decisions(out: Path, arms: Sequence[str]) -> list[str]:
             right = wrong = unmapped = 0
             for target in TARGETS:
                 try:
-                    sid = storage.get_study_id_from_name(Study(arm, target, 0).name)
+                    meta = stored_meta(storage, Study(arm, target, 0).name)
                 except KeyError:
                     continue
-                for d in storage.get_study_user_attrs(sid).get("experience") or []:
+                for d in meta.get("experience") or []:
                     hows[d["how"]] = hows.get(d["how"], 0) + 1
                     if arm == "renamed" and d.get("mapping") and d["how"] == "mapped":
                         for new, old in d["mapping"]["params"].items():

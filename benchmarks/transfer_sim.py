@@ -2,7 +2,8 @@
 
 Targets: HPOBench tables (car left out: it reaches 0 error at once) and NAS-Bench-201, seeds 0..N-1 with the
 bench's study seeds (``agent.bench.run_seed``), so each arm's study s pairs with ``bo``'s study s. Every study
-runs through the real runner (``agent.optimize``) on a journal file; budget 10 reads budget 30's prefix.
+is assembled by the session (``agent.session.run_study``, the arm's strategy given as a spec of its own) on a
+journal file; budget 10 reads budget 30's prefix.
 
 Sources (built once, cached under OUT/sources/):
 - ``loto``: one 30-trial ``bo`` study of every OTHER table of the family (leave one task out), read from a
@@ -21,6 +22,7 @@ Resumable: each finished study appends one JSON line to OUT/results.jsonl and is
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import gzip
 import itertools
@@ -40,15 +42,16 @@ import numpy as np
 
 from agent import metrics
 from agent.bench import run_seed
-from agent.optimize import optimize
 from agent.records import Direction, SourceData, TrialRecord
+from agent.session import StudyConfig
+from agent.session import run_study as session_run_study
 from agent.space import CategoricalParam, Choice, SearchSpace
 from agent.strategies._rgpe import fill, fit_model, maximize_ei, one_thread
-from agent.strategies.base import Strategy
+from agent.strategies.base import Strategy, StrategySpec
 from agent.strategies.bo import BOStrategy
 from agent.strategies.surrogate import SurrogateModel, untried
 from agent.strategies.transfer import TransferProposal, TransferSurrogate
-from agent.study import StudyStore, open_storage, read_records
+from agent.study import open_storage, opened_storage, read_records, stored_records
 from agent.tasks import build_task
 from evaluators.tabular import TABULAR_DATASETS, _mean_errors
 
@@ -72,24 +75,19 @@ class Study:
 async def run_study(
     task_name: str, strategy: Strategy, budget: int, seed: int, direction: Direction = "minimize"
 ) -> Study:
-    """One study through the real runner, in a temporary folder; ``direction=maximize`` negates the objective."""
-    task = build_task(task_name, seed=seed)
+    """One study through the session, in a temporary folder; ``direction=maximize`` negates the objective."""
+    task = dataclasses.replace(build_task(task_name, seed=seed), direction=direction)
+    spec = StrategySpec(name=strategy.name, summary="an arm of this benchmark", build=lambda ctx: strategy)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        store = StudyStore.open(
-            save_dir=Path(tmp),
-            study_name="s",
-            space=task.space,
-            meta={"task": task_name},
-            storage=str(Path(tmp) / "study.log"),
-            direction=direction,
+        url = str(Path(tmp) / "study.log")
+        config = StudyConfig(
+            task=task, strategy=spec, budget=budget, seed=seed, save_dir=Path(tmp), study_name="s", storage=url
         )
-        try:
-            await optimize(tool=task.tool, strategy=strategy, store=store, budget=budget, seed=seed)
-            records = store.records()
-        finally:
-            store.close()
-    return Study(list(records), time.perf_counter() - started)
+        await session_run_study(config, say=lambda line: None)
+        with opened_storage(url) as storage:
+            records = stored_records(storage, "s")
+    return Study(records, time.perf_counter() - started)
 
 
 def as_source(name: str, records: Sequence[TrialRecord], sign: float = 1.0) -> SourceData:

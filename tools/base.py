@@ -99,6 +99,9 @@ class ConfigTool(Tool):
         return self.space.json_schema()
 
     def validate_arguments(self, arguments: Any) -> dict[str, Choice]:
+        """The model's answer as data, checked against the space the model was shown: parsing, where a wrong
+        answer is reasked. It is not the study's door (:mod:`agent.study.door`), which admits a configuration,
+        whoever proposed it, against the task's space before it is claimed."""
         return self.space.validate_config(arguments)
 
     def example_arguments(self) -> dict[str, Any] | None:

@@ -165,7 +165,7 @@ class RichReporter(LiveArea, Reporter):
         with self._lock:
             state = self._state
             trial = state.running.pop(record.number, None)
-            state.done += 1
+            state.done += not record.probe  # a probe of the setup is outside the budget
             state.best = best
             if trial is not None:
                 state.durations.append(time.monotonic() - trial.started)
@@ -204,6 +204,10 @@ class RichReporter(LiveArea, Reporter):
         if summary.setup_failures:
             table.add_row(
                 "setup failures", f"{summary.setup_failures} (of a broken start: kept in the study, not counted)"
+            )
+        if summary.probes:
+            table.add_row(
+                "probes", f"{summary.probes} (of the setup, after trials that failed alike: kept, not counted)"
             )
         if summary.best is not None and summary.best.value is not None:
             table.add_row("best value", f"[bold green]{summary.best.value:.6g}[/] (trial #{summary.best.number})")

@@ -26,7 +26,7 @@ import sqlalchemy
 from agent.errors import UserError
 from agent.records import Direction
 from agent.space import Choice, SearchSpace
-from agent.study import opened_storage, read_records
+from agent.study import opened_storage, read_records, study_meta
 
 __all__ = ["MAX_SOURCE_TRIALS", "SourceStudy", "locate", "read_sources"]
 
@@ -148,7 +148,7 @@ def _read(
         if len(study.directions) != 1:
             notes.append(f"{key}: a multi-objective study; left out")
             continue
-        attrs = dict(study.user_attrs)
+        attrs = study_meta(study)
         space = _space(attrs, study)
         if space is None:
             notes.append(f"{key}: no search space recorded nor any finished trial; left out")

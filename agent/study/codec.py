@@ -6,8 +6,10 @@ The one place that knows the attribute names. Each trial holds, as user attribut
   ``propose_s``, ``reason``, ``decision``: how it was proposed (:class:`~agent.records.ProposalInfo`),
   written when the trial is claimed;
 - ``result``: ``{"metrics": {...}, "error": str | null, "seconds": float}``, written once when it finishes;
-- ``worker`` (who runs it), ``resumed`` (times a dead worker's trial was taken over) and ``surplus`` (a
-  claim that came after the budget was full: FAIL, never evaluated, left out of every record);
+- ``worker`` (who runs it), ``resumed`` (times a dead worker's trial was taken over), ``surplus`` (a
+  claim that came after the budget was full) and ``void`` (why a trial is no trial: a sampler's draw the door
+  refused, or a dead worker's claim that never got a whole configuration). Surplus and void trials are FAIL,
+  never evaluated, left out of every record;
 
 The study itself lists, under ``setup_failures``, the numbers of the failed trials that stopped a run whose
 setup was broken (its first trials all failed the same way; Optuna lets no attribute of a finished trial
@@ -38,12 +40,14 @@ __all__ = [
     "RESUMED",
     "SETUP_FAILURES",
     "SURPLUS",
+    "VOID",
     "WORKER",
     "bounded",
     "decode",
     "encode_proposal",
     "encode_result",
-    "is_surplus",
+    "is_probe",
+    "is_void",
     "setup_failures",
 ]
 
@@ -51,6 +55,7 @@ MAX_ATTR_CHARS = 20_000
 WORKER = "worker"
 RESUMED = "resumed"
 SURPLUS = "surplus"
+VOID = "void"
 RESULT = "result"
 #: The study attribute listing the trial numbers of setup failures.
 SETUP_FAILURES = "setup_failures"
@@ -88,8 +93,14 @@ def encode_result(metrics: Mapping[str, Any], error: str | None, seconds: float)
     return {"metrics": bounded(dict(metrics)), "error": error, "seconds": round(seconds, 4)}
 
 
-def is_surplus(trial: FrozenTrial) -> bool:
-    return bool(trial.user_attrs.get(SURPLUS))
+def is_probe(trial: FrozenTrial) -> bool:
+    """A probe of the setup (source ``probe``): outside the budget."""
+    return trial.user_attrs.get("source") == "probe"
+
+
+def is_void(trial: FrozenTrial) -> bool:
+    """A trial that is no trial of the study: a surplus claim, or one marked ``void``."""
+    return bool(trial.user_attrs.get(SURPLUS) or trial.user_attrs.get(VOID))
 
 
 def setup_failures(study_attrs: Mapping[str, Any]) -> frozenset[int]:
@@ -99,10 +110,10 @@ def setup_failures(study_attrs: Mapping[str, Any]) -> frozenset[int]:
 
 
 def decode(trial: FrozenTrial, failed_setup: Container[int] = ()) -> TrialRecord | None:
-    """The record of a trial; None for a trial that is not one of ours to count (WAITING, surplus).
+    """The record of a trial; None for a trial that is not one of ours to count (WAITING, surplus, void).
     ``failed_setup``: the study's :func:`setup_failures`."""
     status = _STATUS.get(trial.state)
-    if status is None or is_surplus(trial):
+    if status is None or is_void(trial):
         return None
     attrs = trial.user_attrs
     result = attrs.get(RESULT)

@@ -1,7 +1,8 @@
-"""Trial records of any Optuna study, and how an Optuna sampler records a proposal on one.
+"""Trial records and attributes of any Optuna study, and how an Optuna sampler records a proposal on one.
 
-For code that reads studies it did not run (the bench, the report) and for our Optuna samplers, which
-propose inside Optuna's own loop. Everything goes through :mod:`agent.study.codec`.
+For code that reads studies it did not run (the bench, the report, the sources of ``--learn-from``) and for
+our Optuna samplers, which propose inside Optuna's own loop. Everything goes through :mod:`agent.study.codec`;
+nothing outside :mod:`agent.study` touches Optuna's user attributes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from agent.records import ProposalInfo, TrialRecord
 
 from . import codec
 
-__all__ = ["read_records", "study_meta", "study_records", "write_proposal"]
+__all__ = [
+    "read_records",
+    "stored_meta",
+    "stored_records",
+    "study_meta",
+    "study_records",
+    "write_proposal",
+]
 
 
 def read_records(
@@ -37,6 +45,21 @@ def study_records(study: optuna.Study, *, setup_failures: bool = False) -> list[
 def study_meta(study: optuna.Study) -> dict[str, Any]:
     """What a study records about itself (task, strategy, seed, budget, prompts, final test)."""
     return dict(study.user_attrs)
+
+
+def stored_meta(storage: optuna.storages.BaseStorage, name: str) -> dict[str, Any]:
+    """:func:`study_meta` of the study ``name`` in ``storage`` (a ``KeyError`` when there is none)."""
+    return dict(storage.get_study_user_attrs(storage.get_study_id_from_name(name)))
+
+
+def stored_records(
+    storage: optuna.storages.BaseStorage, name: str, *, setup_failures: bool = False
+) -> list[TrialRecord]:
+    """:func:`study_records` of the study ``name`` in ``storage``, without loading the study (a ``KeyError``
+    when there is none)."""
+    study_id = storage.get_study_id_from_name(name)
+    trials = storage.get_all_trials(study_id, deepcopy=False)
+    return read_records(trials, storage.get_study_user_attrs(study_id), setup_failures=setup_failures)
 
 
 def write_proposal(study: optuna.Study, trial: FrozenTrial, info: ProposalInfo) -> None:

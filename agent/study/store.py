@@ -4,19 +4,29 @@ Everything a run learns lands in the Optuna storage first: parameters, value, st
 attributes how the trial was proposed and what it measured (:mod:`agent.study.codec`). A JSON file per trial
 under ``save_dir/trials/`` and ``save_dir/events.jsonl`` are written after it, for people and scripts.
 
+Opening a study checks it against what this run asks (:mod:`agent.study.terms`: the task, space, metric,
+direction and sources) before anything is written: a refused study leaves no folder, file or attribute.
+
 The runner asks for one :meth:`StudyStore.snapshot` per iteration: every trial decoded once (a finished
 trial never changes, so its record is kept), with the counts and the best trial derived from that one read.
 
-Claiming a trial of the budget (:meth:`StudyStore.claim`) is one storage call: the trial is created RUNNING
-with its configuration (when the strategy named one), its owner and how it was proposed. Every trial counts
-toward the budget, and Optuna numbers trials 0, 1, 2... in the order they are created, so a trial numbered
-below the budget is surely within it; only one numbered at or past it (workers racing for the last places)
-is checked, and if the budget is already full it is marked ``surplus``, failed and never evaluated. That
-keeps the budget exact with any number of workers and no lock on the common path.
+Claiming a trial of the budget (:meth:`StudyStore.claim`) first passes its configuration through the door
+(:mod:`agent.study.door`); then a configuration the strategy named is written in one storage call: the
+trial is created RUNNING with its whole configuration, its owner and how it was proposed, so a kill cannot
+leave half of it. A configuration the study's sampler draws comes through Optuna's ``Trial`` (the sampler
+needs the trial), parameter by parameter, and is admitted once drawn. Every trial counts toward the budget,
+and Optuna numbers trials 0, 1, 2... in the order they are created, so a trial numbered below the budget is
+surely within it; only one numbered at or past it (workers racing for the last places; probes and setup
+failures, which do not count, moving the numbers on) is checked, and if the budget is already full it is
+marked ``surplus``, failed and never evaluated. That keeps the budget exact with any number of workers and
+no lock on the common path.
 
 Resuming: finished trials (complete, pruned, failed) count toward the budget; a trial left RUNNING by a
-process that died is *adopted* (:mod:`agent.study.workers`): re-evaluated with the same parameters and
-finished under the same number, so a crash never loses nor duplicates a trial.
+process that died is *adopted* (:mod:`agent.study.workers`): re-evaluated with exactly its configuration and
+finished under the same number, so a crash never loses nor duplicates a trial. A RUNNING trial whose
+configuration is not whole and valid (a draw cut short by a kill, a claim of an older version that wrote
+parameters one by one) ran nothing anybody proposed: it is marked ``void`` (failed, not counted) and the
+round is proposed again.
 """
 
 from __future__ import annotations
@@ -37,13 +47,15 @@ import structlog
 from optuna.trial import FrozenTrial, TrialState
 
 from agent._optuna import new_trial, storage_of, study_id_of, tell, trial_id_of, trial_number
-from agent.errors import StudyError, UserError
+from agent.errors import InvalidSuggestion, UserError
 from agent.records import Direction, ProposalInfo, TrialRecord
 from agent.space import Choice, SearchSpace
 from evaluators.base import EvalResult
 
 from . import codec
+from .door import admit
 from .storage import close_storage, default_storage_url, open_storage
+from .terms import StudyTerms
 from .workers import StudyMutex, Worker
 
 __all__ = ["OWNERLESS_GRACE_S", "PROMPTS", "PROMPTS_LATER", "StudySnapshot", "StudyStore"]
@@ -59,26 +71,32 @@ PROMPTS_LATER = "prompts_later"
 class StudySnapshot:
     """The study as one read of its trials saw it."""
 
-    #: Every trial of the budget, running ones included, in number order.
+    #: Every trial of the budget and every probe (outside it), running ones included, in number order.
     records: tuple[TrialRecord, ...]
     #: RUNNING trials whose owner is dead (see :mod:`agent.study.workers`), to adopt.
     stale: tuple[FrozenTrial, ...]
     best: TrialRecord | None
+    #: Running trials of the budget.
     running: int
     #: RUNNING trials with no owner yet, too young to call abandoned: being claimed by a live worker, or left
     #: by one that died right then (adopted when the grace period ends).
     unowned: int = 0
     #: Failed trials of a broken start (:attr:`TrialRecord.setup_failure`): kept, but not in ``records``.
     setup_failures: int = 0
+    #: Probes of the setup among ``records`` (:attr:`TrialRecord.probe`): seen, but outside the budget.
+    probes: int = 0
+    #: Every trial the study holds, whatever it is: each was a draw of its sampler.
+    created: int = 0
 
     @property
     def used(self) -> int:
         """Trials that use the budget."""
-        return len(self.records)
+        return len(self.records) - self.probes
 
     @property
     def finished(self) -> int:
-        return len(self.records) - self.running
+        """Finished trials of the budget."""
+        return self.used - self.running
 
 
 @dataclass
@@ -149,30 +167,26 @@ class StudyStore:
         storage: str | None = None,
         sampler: optuna.samplers.BaseSampler | None = None,
         direction: Direction = "minimize",
+        sources: tuple[str, ...] = (),
     ) -> StudyStore:
-        """Create the study or load it to resume; refuse one made for another task, space or direction."""
+        """Create the study or load it to resume; a study made for another task (:mod:`agent.study.terms`:
+        the ``task`` and ``metric`` of ``meta``, ``space``, ``direction``, ``sources``) is refused before
+        anything is written. ``meta``: more attributes a new study stores (strategy, seed, description)."""
         save_dir = Path(save_dir)
+        terms = StudyTerms(
+            space=space, direction=direction, task=meta.get("task"), metric=meta.get("metric"), sources=sources
+        )
+        url = storage or default_storage_url(save_dir)
+        if _lives_in(url, save_dir):  # the default storage (or a file the user put there) needs the folder
+            _make_folder(save_dir)
+        opened = open_storage(url)
+        events_file: TextIO | None = None
         try:
-            (save_dir / "trials").mkdir(parents=True, exist_ok=True)
+            study = _load_or_create(opened, study_name, url, terms, meta, sampler)
+            _make_folder(save_dir / "trials", flag_path=save_dir)
             events_file = open(save_dir / "events.jsonl", "a", buffering=1, encoding="utf-8")  # noqa: SIM115
-        except OSError as exc:
-            raise UserError(f"--save_dir {save_dir}: cannot write there ({exc.strerror}); choose another") from exc
-        opened: optuna.storages.BaseStorage | None = None
-        try:
-            url = storage or default_storage_url(save_dir)
-            opened = open_storage(url)
-            study = optuna.create_study(
-                storage=opened,
-                study_name=study_name,
-                direction=direction,
-                sampler=sampler,
-                load_if_exists=True,
-            )
-            _check_matches(study, url, space, meta, direction)
         except BaseException:
-            events_file.close()
-            if opened is not None:
-                close_storage(opened)
+            close_storage(opened)
             raise
         store = cls(study, save_dir, space, events_file, direction, opened)
         store.url = url
@@ -230,16 +244,15 @@ class StudyStore:
             t = trials[len(prefix)]
             record = self._decode_finished(t)
             prefix.append(record)
-        records = [r for r in prefix if r is not None]  # surplus claims and WAITING trials are not records
+        records = [r for r in prefix if r is not None]  # surplus, void and WAITING trials are not records
         stale: list[FrozenTrial] = []
         running = unowned = 0
-        setup_failures = sum(r.setup_failure for r in records)
         for t in trials[len(prefix) :]:
             if t.state.is_finished():
                 record = self._decode_finished(t)
             elif t.state == TrialState.RUNNING:
                 record = codec.decode(t)
-                running += record is not None
+                running += record is not None and not record.probe
                 if self._is_stale(t):
                     stale.append(t)
                 elif codec.WORKER not in t.user_attrs:
@@ -247,10 +260,11 @@ class StudyStore:
             else:
                 continue  # WAITING: enqueued by hand or left by an older version; not ours to count
             if record is not None:
-                setup_failures += record.setup_failure
                 records.append(record)
+        setup_failures = sum(r.setup_failure for r in records)
         counted = tuple(r for r in records if not r.setup_failure) if setup_failures else tuple(records)
-        return StudySnapshot(counted, tuple(stale), self._best, running, unowned, setup_failures)
+        probes = sum(r.probe for r in counted)
+        return StudySnapshot(counted, tuple(stale), self._best, running, unowned, setup_failures, probes, len(trials))
 
     def _decode_finished(self, trial: FrozenTrial) -> TrialRecord | None:
         key = trial_id_of(trial)
@@ -285,39 +299,76 @@ class StudyStore:
     # ---- writing ------------------------------------------------------------------------------------
 
     def claim(
-        self, config: Mapping[str, Choice] | None, info: ProposalInfo, budget: int
+        self, config: Mapping[str, Any] | None, info: ProposalInfo, budget: int | None
     ) -> tuple[int, dict[str, Choice]] | None:
         """Start a trial of the budget with ``config`` (None: the study's sampler draws it), or None when the
-        budget is full (taken by this worker or others). Safe with any number of workers.
+        budget is full (taken by this worker or others). Safe with any number of workers. ``budget`` None: a
+        trial outside the budget (a probe of the setup).
 
-        A configuration the sampler draws comes through Optuna's ``Trial``, as in ``study.ask()`` (what the
-        sampler sees of the study is refreshed first); a given one is written as the trial's parameters.
+        The configuration passes the door first (:func:`~agent.study.door.admit`): one that breaks the space
+        raises :class:`~agent.errors.InvalidSuggestion` and is not a trial (a given one: nothing is written;
+        a drawn one: its trial is marked ``void``). A given configuration is written with the trial, its owner
+        and ``info`` in one storage call; a drawn one comes through Optuna's ``Trial``, as in ``study.ask()``
+        (what the sampler sees of the study is refreshed first).
         """
-        trial: optuna.trial.Trial | None = None
         if config is None:
-            trial = new_trial(self.study)
-            trial_id = trial_id_of(trial)
-        else:
-            trial_id = self.storage.create_new_trial(self._study_id)
+            return self._claim_drawn(info, budget)
+        chosen = admit(self.space, config)
+        attrs = {codec.WORKER: self._worker.as_attr(), **codec.encode_proposal(info)}
+        template = optuna.trial.create_trial(
+            state=TrialState.RUNNING, params=chosen, distributions=self._distributions, user_attrs=attrs
+        )
+        trial_id = self.storage.create_new_trial(self._study_id, template_trial=template)
+        number = trial_number(self.storage, trial_id)
+        if not self._kept(trial_id, number, budget):
+            return None
+        return self._started(trial_id, number, chosen, info, None)
+
+    def _claim_drawn(self, info: ProposalInfo, budget: int | None) -> tuple[int, dict[str, Choice]] | None:
+        trial = new_trial(self.study)
+        trial_id = trial_id_of(trial)
         self.storage.set_trial_user_attr(trial_id, codec.WORKER, self._worker.as_attr())
         number = trial_number(self.storage, trial_id)
-        if number >= budget and not self._within_budget(number, budget):
-            self.storage.set_trial_user_attr(trial_id, codec.SURPLUS, True)
-            self.storage.set_trial_state_values(trial_id, TrialState.FAIL)
-            self.events.info("claim_surplus", trial=number, budget=budget)
+        if not self._kept(trial_id, number, budget):
             return None
         for key, value in codec.encode_proposal(info).items():
             self.storage.set_trial_user_attr(trial_id, key, value)
-        if trial is not None:
-            chosen = {name: _suggest(trial, name, dist) for name, dist in self._distributions.items()}
-        else:
-            assert config is not None
-            chosen = dict(config)
-            for name, dist in self._distributions.items():
-                self.storage.set_trial_param(trial_id, name, dist.to_internal_repr(chosen[name]), dist)
-        self._live[number] = _Live(trial_id, chosen, info, _now(), trial)
-        self.events.info("trial_started", trial=number, source=info.source, config=chosen)
-        return number, chosen
+        drawn = {name: _suggest(trial, name, dist) for name, dist in self._distributions.items()}
+        try:
+            chosen = admit(self.space, drawn)  # a sampler of an installed package may draw outside the space
+        except InvalidSuggestion as exc:
+            self._void(trial_id, number, f"the sampler drew a configuration that breaks the space: {exc}")
+            raise
+        return self._started(trial_id, number, chosen, info, trial)
+
+    def _kept(self, trial_id: int, number: int, budget: int | None) -> bool:
+        """Is the trial just created within ``budget``? If not, it is marked surplus and failed."""
+        if budget is None or number < budget or self._within_budget(number, budget):
+            return True
+        self.storage.set_trial_user_attr(trial_id, codec.SURPLUS, True)
+        self.storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        self.events.info("claim_surplus", trial=number, budget=budget)
+        return False
+
+    def _started(
+        self,
+        trial_id: int,
+        number: int,
+        config: dict[str, Choice],
+        info: ProposalInfo,
+        trial: optuna.trial.Trial | None,
+        resumed: int = 0,
+    ) -> tuple[int, dict[str, Choice]]:
+        self._live[number] = _Live(trial_id, config, info, _now(), trial, resumed)
+        event = "trial_adopted" if resumed else "trial_started"
+        self.events.info(event, trial=number, source=info.source, config=config)
+        return number, config
+
+    def _void(self, trial_id: int, number: int, reason: str) -> None:
+        """A RUNNING trial that is no trial of the study: failed, left out of every record, never evaluated."""
+        self.storage.set_trial_user_attr(trial_id, codec.VOID, codec.bounded(reason))
+        self.storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        self.events.warning("trial_void", trial=number, reason=reason)
 
     def _within_budget(self, number: int, budget: int) -> bool:
         """Are fewer than ``budget`` trials of the budget numbered below ``number``? (A fresh read.)"""
@@ -326,15 +377,17 @@ class StudyStore:
             for t in self.study.get_trials(deepcopy=False)
             if t.number < number
             and t.state != TrialState.WAITING
-            and not codec.is_surplus(t)
+            and not codec.is_void(t)
             and t.number not in self._failed_setup
+            and not codec.is_probe(t)
         ]
         return len(earlier) < budget
 
     def adopt(self, stale: FrozenTrial) -> tuple[int, dict[str, Choice]] | None:
-        """Take over a trial whose process died; fill any parameter it had not got yet.
+        """Take over a trial whose process died, to run exactly its configuration.
 
-        None when another worker adopted it first (the check and the new owner are written under the mutex).
+        None when another worker adopted it first (the check and the new owner are written under the mutex),
+        or when its configuration is not whole and valid (see the module docstring): then it is marked void.
         """
         trial_id = trial_id_of(stale)
         with self._mutex.held():
@@ -342,19 +395,16 @@ class StudyStore:
             if current.state != TrialState.RUNNING or not self._is_stale(current):
                 return None
             self.storage.set_trial_user_attr(trial_id, codec.WORKER, self._worker.as_attr())
+        try:
+            config = admit(self.space, current.params)
+        except InvalidSuggestion as exc:
+            self._void(trial_id, stale.number, f"left running without a whole configuration: {exc}")
+            return None
         resumed = int(current.user_attrs.get(codec.RESUMED, 0)) + 1
         self.storage.set_trial_user_attr(trial_id, codec.RESUMED, resumed)
         record = codec.decode(current)
         info = record.proposal if record is not None else ProposalInfo()
-        if not current.params:  # its claim never got as far as a configuration: nobody proposed it
-            info = ProposalInfo(source="resumed")
-            for key, value in codec.encode_proposal(info).items():
-                self.storage.set_trial_user_attr(trial_id, key, value)
-        trial = optuna.trial.Trial(self.study, trial_id)
-        config = {name: _suggest(trial, name, dist) for name, dist in self._distributions.items()}
-        self._live[stale.number] = _Live(trial_id, config, info, _now(), trial, resumed)
-        self.events.info("trial_adopted", trial=stale.number, config=config)
-        return stale.number, config
+        return self._started(trial_id, stale.number, config, info, None, resumed)
 
     def reporter(self, number: int) -> Callable[[int, float], bool]:
         """``report(step, value) -> should_prune`` for a running trial: Optuna's ``report`` and pruner."""
@@ -486,27 +536,55 @@ class _Discard(io.StringIO):
         return len(text)
 
 
-def _check_matches(
-    study: optuna.Study, url: str, space: SearchSpace, meta: Mapping[str, Any], direction: Direction
-) -> None:
-    """A new study gets the space and ``meta``; an existing one must have been made for the same task."""
-    stored_space = study.user_attrs.get("space")
-    if stored_space is None:
-        study.set_user_attr("space", space.to_dict())
-        for key, value in meta.items():
-            study.set_user_attr(key, value)
-        return
-    where = f"study {study.study_name!r} in {url}"
-    if _canon(stored_space) != _canon(space.to_dict()):
-        raise StudyError(f"{where} was created with another search space; use a new --save_dir (or --study-name)")
-    if "task" in meta and study.user_attrs.get("task") not in (None, meta["task"]):
-        raise StudyError(
-            f"{where} belongs to task {study.user_attrs.get('task')!r}, not {meta['task']!r}; "
-            "use a new --save_dir (or --study-name)"
+def _lives_in(url: str, folder: Path) -> bool:
+    """Is the storage at ``url`` a file inside ``folder``?"""
+    path = url.removeprefix("sqlite:///").removeprefix("journal:")
+    if path == url and not url.endswith(".log"):
+        return False  # a database server
+    return folder.resolve() in Path(path).resolve().parents
+
+
+def _make_folder(path: Path, flag_path: Path | None = None) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        where = flag_path or path
+        raise UserError(f"--save_dir {where}: cannot write there ({exc.strerror}); choose another") from exc
+
+
+def _load_or_create(
+    storage: optuna.storages.BaseStorage,
+    name: str,
+    url: str,
+    terms: StudyTerms,
+    meta: Mapping[str, Any],
+    sampler: optuna.samplers.BaseSampler | None,
+) -> optuna.Study:
+    """The study ``name``: an existing one checked against ``terms`` first (a refusal writes nothing), or a new
+    one with ``terms`` and ``meta`` stored."""
+    try:
+        storage.get_study_id_from_name(name)
+    except KeyError:
+        study = optuna.create_study(
+            storage=storage, study_name=name, direction=terms.direction, sampler=sampler, load_if_exists=True
         )
-    stored_direction = study.direction.name.lower()
-    if stored_direction != direction:
-        raise StudyError(f"{where} {stored_direction}s its objective, this task {direction}s it; use a new --save_dir")
+        return _resumed(study, url, terms, meta)  # new, or made by another worker meanwhile
+    return _resumed(optuna.load_study(study_name=name, storage=storage, sampler=sampler), url, terms, meta)
+
+
+def _resumed(study: optuna.Study, url: str, terms: StudyTerms, meta: Mapping[str, Any]) -> optuna.Study:
+    attrs = study.user_attrs
+    direction: Direction = "maximize" if study.direction == optuna.study.StudyDirection.MAXIMIZE else "minimize"
+    failed = codec.setup_failures(attrs)
+    decoded = (codec.decode(t, failed) for t in study.get_trials(deepcopy=False))
+    has_trials = any(r is not None and not r.setup_failure for r in decoded)  # setup failures measured nothing
+    where = f"study {study.study_name!r} in {url}"
+    for key, value in terms.resume(attrs, direction, has_trials=has_trials, where=where).items():
+        study.set_user_attr(key, value)
+    if "space" not in attrs:  # new (or its creator was killed before it stored what the study is for)
+        for key, value in {**meta, **terms.new_study()}.items():
+            study.set_user_attr(key, value)
+    return study
 
 
 def _suggest(trial: optuna.trial.Trial, name: str, dist: optuna.distributions.BaseDistribution) -> Choice:
@@ -519,10 +597,6 @@ def _suggest(trial: optuna.trial.Trial, name: str, dist: optuna.distributions.Ba
     value = trial.suggest_categorical(name, dist.choices)
     assert value is not None, f"{name}: None is not a choice of our spaces"
     return value
-
-
-def _canon(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, default=str)
 
 
 def _now() -> str:

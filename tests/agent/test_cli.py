@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -18,8 +19,9 @@ import optuna
 import pytest
 
 from agent._log import get_logger
-from agent.cli import _library_warnings_shown, main, parse_budgets, parse_strategies
+from agent.cli import _library_warnings_shown, build_parser, main, parse_budgets, parse_strategies
 from agent.errors import UserError
+from agent.flags import canonical_spelling
 from tests.processes import agent_argv
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,10 +60,13 @@ def _trials(save_dir: Path, name: str) -> list[optuna.trial.FrozenTrial]:
 
 
 def _assert_consistent(save_dir: Path, name: str, budget: int) -> None:
-    """Exactly the budget's trials, each finished once, each with a JSON file that agrees with the storage."""
-    trials = _trials(save_dir, name)
+    """Exactly the budget's trials, each finished once, each with a JSON file that agrees with the storage;
+    besides them only void trials (a sampler's draw a kill cut short: failed, never evaluated, no file)."""
+    every = _trials(save_dir, name)
+    void = [t for t in every if t.user_attrs.get("void")]
+    trials = [t for t in every if not t.user_attrs.get("void")]
+    assert all(t.state == optuna.trial.TrialState.FAIL for t in void)
     assert len(trials) == budget
-    assert sorted(t.number for t in trials) == list(range(budget))
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     files = sorted((save_dir / "trials").glob("trial_*.json"))
     assert len(files) == budget
@@ -128,7 +133,8 @@ def test_sigkill_at_random_moments_then_resume_loses_and_duplicates_nothing(tmp_
     _assert_consistent(save, "hpobench-kc1-random-seed0", budget)
     with sqlite3.connect(save / "study.db") as db:
         (n,) = db.execute("select count(*) from trials").fetchone()
-    assert n == budget
+        (void,) = db.execute("select count(*) from trial_user_attributes where key = 'void'").fetchone()
+    assert n == budget + void and void <= kills, "at most one draw cut short per kill"
 
 
 def test_sigint_stops_cleanly_and_says_how_to_resume(tmp_path: Path, spawn: Spawn) -> None:
@@ -264,3 +270,72 @@ def test_the_cli_shows_the_agents_warnings_on_stderr_and_gives_the_logging_back(
         log.info("provider_retry", attempt=2)
     assert capsys.readouterr().err == "warning: provider_retry attempt=1 reason='HTTP 500'\n"
     assert (agent_log.level, agent_log.propagate, list(agent_log.handlers), optuna.logging.get_verbosity()) == before
+
+
+# ---- flags: defined once, both spellings, one-line errors ---------------------------------------------
+
+
+def test_a_negative_seed_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--task", "toy-branin", "--seed", "-1"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "error: argument --seed: must be a whole number from 0 to 2147483647, got -1\n"
+        "run `python -m agent --help` for the flags\n"
+    )
+
+
+@pytest.mark.parametrize("command", [None, "bench", "report"])
+def test_every_multi_word_flag_takes_both_spellings(command: str | None) -> None:
+    parser = build_parser(command)
+    known = {s for action in parser._actions for s in action.option_strings}
+    multi = [s for s in known if s.startswith("--") and ("_" in s[2:] or "-" in s[2:])]
+    assert multi
+    for spelling in multi:
+        for other in ("--" + spelling[2:].replace("_", "-"), "--" + spelling[2:].replace("-", "_")):
+            assert canonical_spelling(other, known) in known, other
+
+
+def test_both_spellings_parse_to_the_same_values() -> None:
+    base = ["--task", "toy-branin"]
+    dashes = build_parser().parse_args([*base, "--learn-from", "a", "--save-dir", "s", "--max-retries", "2"])
+    underscores = build_parser().parse_args([*base, "--learn_from", "a", "--save_dir=s", "--max_retries", "2"])
+    assert vars(dashes) == vars(underscores)
+    assert (dashes.learn_from, dashes.save_dir, dashes.max_retries) == (["a"], "s", 2)
+    bench = build_parser("bench").parse_args(["--tasks", "toy", "--learn_from", "a", "--random_samples", "5"])
+    assert (bench.learn_from, bench.random_samples) == (["a"], 5)
+
+
+def test_run_and_bench_share_each_flag_they_both_have() -> None:
+    run, bench = build_parser(), build_parser("bench")
+
+    def described(parser: argparse.ArgumentParser) -> dict[str, tuple[object, ...]]:
+        return {
+            a.dest: (tuple(a.option_strings), a.help, a.default, a.choices, a.type)
+            for a in parser._actions
+            if a.option_strings
+        }
+
+    shared = {"learn_from", "history", "max_retries", "provider", "model"}
+    assert {dest: described(run)[dest] for dest in shared} == {dest: described(bench)[dest] for dest in shared}
+
+
+@pytest.mark.slow
+def test_a_closed_stdout_does_not_stop_the_study(tmp_path: Path) -> None:
+    """``python -m agent ... | head -1``: the reader goes away after one line; the study runs its budget."""
+    save = tmp_path / "s"
+    argv = ["--task", "toy-branin", "--strategy", "random", "--budget", "40", "--save_dir", str(save)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agent", *argv], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None and process.stderr is not None
+    first = process.stdout.readline()
+    process.stdout.close()  # as head does after its line
+    err = process.stderr.read()
+    process.stderr.close()
+    assert process.wait(timeout=120) == 0, err
+    assert first.startswith("starting study toy-branin-random-seed0")
+    assert err.count("note: the output was closed") == 1 and "Traceback" not in err
+    trials = _trials(save, "toy-branin-random-seed0")
+    assert len(trials) == 40 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)

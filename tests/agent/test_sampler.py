@@ -5,6 +5,7 @@ Optuna's own sampler contract tests run for every strategy in test_sampler_contr
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+import agent.sampler as sampler_module
 from agent.conversation import AgentSettings
 from agent.errors import ProviderUnavailable, UserError
 from agent.providers.base import ChatMessage, Completion, Provider
@@ -258,12 +260,59 @@ def test_the_sampler_learns_from_earlier_studies_given_to_it(tmp_path: Path) -> 
         assert kc1.true_error is not None
         return kc1.true_error(params)
 
-    with pytest.raises(UserError, match="--learn-from .*nowhere: no such file or folder"):
+    with pytest.raises(UserError, match="^learn_from .*nowhere: no such file or folder"):  # a library's words
         StrategySampler("bo", learn_from=[str(tmp_path / "nowhere")])
-    with StrategySampler("bo", budget=6, seed=0, learn_from=[str(car)]) as sampler:
+    with StrategySampler("bo", budget=6, seed=0, learn_from=str(car)) as sampler:  # one source, as a string
         study = optuna.create_study(sampler=sampler)
         study.optimize(table, n_trials=6)
     records = study_records(study)
     assert [r.source for r in records[1:4]] == ["transfer"] * 3
     assert "weights" in records[-1].proposal.decision
     assert study.user_attrs["experience"][0]["how"] == "identical"
+
+
+def test_the_sampler_is_quiet_about_its_own_work(caplog: pytest.LogCaptureFixture) -> None:
+    """Optuna says "A new study created in memory" for the user's study; the strategy's optimizer makes one per
+    proposal on the sampler's thread, and those are not the user's to read."""
+    caplog.set_level(logging.INFO, logger="optuna")
+    with StrategySampler("bo", budget=6, seed=0) as sampler:
+        study = optuna.create_study(sampler=sampler)
+        study.optimize(objective, n_trials=6)
+    assert [r.source for r in study_records(study)][3:] == ["surrogate"] * 3
+    created = [r for r in caplog.records if "A new study created in memory" in r.getMessage()]
+    assert len(created) == 1, "the user's own study only"
+    assert logging.getLogger("optuna.storages._in_memory").filters == [], "the filter goes with the sampler"
+
+
+def test_trials_outside_todays_space_are_checked_once_and_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user's study whose objective narrowed its space: earlier (failed) trials outside it are not shown to the
+    strategy, and each finished trial is checked once, not on every proposal."""
+    study = optuna.create_study()
+    wide, narrow = optuna.distributions.FloatDistribution(-5.0, 5.0), optuna.distributions.FloatDistribution(0.0, 1.0)
+    for x in (4.0, -3.0):  # failed before the space was narrowed: not in Optuna's intersection of complete trials
+        study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, params={"x": x}, distributions={"x": wide}))
+    for x in (0.2, 0.7):
+        study.add_trial(optuna.trial.create_trial(value=x * x, params={"x": x}, distributions={"x": narrow}))
+    checked: list[int] = []
+    real = sampler_module._fitted
+
+    def counting(record: Any, space: Any) -> Any:
+        checked.append(record.number)
+        return real(record, space)
+
+    monkeypatch.setattr(sampler_module, "_fitted", counting)
+    seen: list[list[float]] = []
+    with StrategySampler("bo", budget=8, seed=0) as sampler:
+        original = sampler._records
+
+        def records(*args: Any, **kwargs: Any) -> Any:
+            out = original(*args, **kwargs)
+            seen.append([r.config["x"] for r in out])
+            return out
+
+        monkeypatch.setattr(sampler, "_records", records)
+        study.sampler = sampler
+        study.optimize(lambda t: t.suggest_float("x", 0.0, 1.0) ** 2, n_trials=3)
+    assert seen[0] == [0.2, 0.7], "the failed trials at 4 and -3 lie outside [0, 1]"
+    assert len(seen) == 3 and all(0.0 <= x <= 1.0 for xs in seen for x in xs)
+    assert sorted(checked) == [0, 1, 2, 3, 4, 5], "each finished trial checked once, over three proposals"

@@ -3,6 +3,7 @@ a scripted model, and the embedded one)."""
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import pytest
 from agent.errors import UserError
 from agent.providers.scripted import ScriptedProvider
 from agent.session import StudyConfig, run_study
+from agent.strategies.base import BuildContext, Strategy, StrategySpec
+from agent.strategies.baselines import RandomStrategy
 from agent.study import study_records
 from agent.tasks import build_task
 from agent.tasks.variants import HPOBENCH_RENAMED, renamed
@@ -117,3 +120,47 @@ async def test_the_embedded_model_maps_a_renamed_space_or_leaves_the_source_out(
         assert len(wrong) <= 1, f"a mapping the checks let through is mostly right: {mapped}"
         assert [r.source for r in study_records(study)][:3] == ["transfer"] * 3
     assert summary.n_trials == 4
+
+
+# ---- one assembler --------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+#: What assembles a study or a strategy by hand, bypassing the session: calls of these...
+_ASSEMBLY = {"optimize", "StudyLoop", "make_strategy", "gather"}
+#: ... and opening a study's store (``StudyStore.attach``, a view of a study Optuna runs, is not assembling).
+_OPENING = ("StudyStore", "open")
+
+
+def _assembled(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Name) and func.id in _ASSEMBLY:
+            found.append(f"{func.id}()")
+        elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+            if (func.value.id, func.attr) == _OPENING:
+                found.append("StudyStore.open()")
+    return found
+
+
+@pytest.mark.parametrize("path", [ROOT / "agent" / "sampler.py", *sorted((ROOT / "benchmarks").glob("*.py"))])
+def test_the_sampler_and_every_benchmark_assemble_through_the_session(path: Path) -> None:
+    assert _assembled(path) == []
+
+
+async def test_a_strategy_of_the_callers_own_runs_through_the_session(tmp_path: Path) -> None:
+    """A benchmark's variant of a strategy (a spec of its own, not in the registry) gets the study the CLI gets."""
+    built: list[BuildContext] = []
+
+    def build(ctx: BuildContext) -> Strategy:
+        built.append(ctx)
+        return RandomStrategy()
+
+    spec = StrategySpec(name="variant", summary="a benchmark's variant", build=build)
+    config = StudyConfig(task=build_task("toy-branin"), strategy=spec, budget=3, save_dir=tmp_path)
+    summary = await run_study(config, say=lambda line: None)
+    assert summary.n_trials == 3 and len(built) == 1 and built[0].budget == 3
+    study = load(tmp_path, "toy-branin-variant-seed0")
+    assert study.user_attrs["strategy"] == "variant" and len(study.trials) == 3
