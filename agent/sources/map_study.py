@@ -20,7 +20,7 @@ from agent.errors import InvalidSuggestion, field_error
 from agent.space import SearchSpace
 from tools.base import Tool
 
-from .mapping import NONE, SpaceMapping, check
+from .mapping import NONE, Problem, SpaceMapping, check
 from .reading import SourceStudy
 
 __all__ = ["MapStudy"]
@@ -53,11 +53,14 @@ class MapStudy(Tool):
         self.rejected: dict[tuple[str, str], str] = {}
         #: What an answer settled, kept through the reasks (which sample, to get another answer for what was
         #: wrong): the judgment of relevance (the first answer's, at temperature 0; measured: a reask that only
-        #: had to fix ``weight_decay`` turned a right mapping "not relevant") and the pairings that passed.
+        #: had to fix ``weight_decay`` turned a right mapping "not relevant") and the pairings that passed
+        #: (``"none"`` for the new parameters an earlier one given to several turned out not to be).
         self.relevant: bool | None = None
         self.kept: dict[str, str] = {}
-        #: Earlier parameters the model was asked about once for giving them to several new ones: its next
-        #: answer about them stands.
+        #: Earlier parameters given to several new ones, and those new ones: the next answer says, in
+        #: ``which``, the one each is (or that it is all of them), instead of naming them in ``parameters``.
+        self.open: dict[str, tuple[str, ...]] = {}
+        #: The earlier parameters asked about so: each asked once, the model's answer stands.
         self.asked: set[str] = set()
         #: The mapping of the last valid answer.
         self.accepted: SpaceMapping | None = None
@@ -66,7 +69,8 @@ class MapStudy(Tool):
 
     def arguments_model(self) -> type[_Arguments]:
         """The arguments as a pydantic model, as the tool now offers them (narrowed by the answers so far)."""
-        news = list(self.target.params)
+        news = [n for n in self.target.params if n not in self._members()]
+        strict = ConfigDict(extra="forbid", strict=True)
 
         def offered(new: str) -> Any:
             if new in self.kept:
@@ -74,43 +78,42 @@ class MapStudy(Tool):
             names = [old for old in self.source.space.params if (new, old) not in self.rejected]
             return Literal[tuple([*names, NONE])]
 
-        strict = ConfigDict(extra="forbid", strict=True)
         names: dict[str, Any] = {f"p{i}": (offered(n), Field(alias=n)) for i, n in enumerate(news)}
-        factors: dict[str, Any] = {f"p{i}": (PositiveFloat, Field(1.0, alias=n)) for i, n in enumerate(news)}
-        parameters = create_model("Parameters", __config__=strict, **names)
+        factors: dict[str, Any] = {
+            f"p{i}": (PositiveFloat, Field(1.0, alias=n)) for i, n in enumerate(self.target.params)
+        }
+        fields: dict[str, Any] = {"relevant": (bool if self.relevant is None else Literal[self.relevant], ...)}
+        if self.open:
+            answers: dict[str, Any] = {
+                f"p{i}": (Literal[(*members, _all(members))], Field(alias=old))
+                for i, (old, members) in enumerate(self.open.items())
+            }
+            fields["which"] = (create_model("Which", __config__=strict, **answers), ...)
+        fields["parameters"] = (create_model("Parameters", __config__=strict, **names), ...)
         scale = create_model("Scale", __config__=strict, **factors)
+        fields["scale"] = (scale, Field(default_factory=scale))
 
         @model_validator(mode="after")
         def pairings(args: Any) -> Any:
             problems = check(self._mapping(args), self.source, self.target, confirmed=self.asked)
             if problems:
-                raise ValidationError.from_exception_data(
-                    "map_study",
-                    [
-                        InitErrorDetails(
-                            type=PydanticCustomError(p.kind, "{message}", {"message": p.message}),
-                            loc=("parameters", p.news[0]) if p.kind == "pairing" else ("parameters",),
-                            input=p.old,
-                        )
-                        for p in problems
-                    ],
-                )
+                raise ValidationError.from_exception_data("map_study", [_error(p) for p in problems])
             return args
 
-        relevant: Any = bool if self.relevant is None else Literal[self.relevant]
         model: type[_Arguments] = create_model(
-            "MapStudyArguments",
-            __base__=_Arguments,
-            __validators__={"pairings": cast(Any, pairings)},
-            relevant=(relevant, ...),
-            parameters=(parameters, ...),
-            scale=(scale, Field(default_factory=scale)),
+            "MapStudyArguments", __base__=_Arguments, __validators__={"pairings": cast(Any, pairings)}, **fields
         )
         return model
+
+    def _members(self) -> set[str]:
+        return {new for members in self.open.values() for new in members}
 
     def _mapping(self, args: Any) -> SpaceMapping:
         """The mapping valid arguments give."""
         given = args.parameters.model_dump(by_alias=True)
+        for old, answer in (args.which.model_dump(by_alias=True) if self.open else {}).items():
+            members = self.open[old]
+            given |= {new: old if answer in (new, _all(members)) else NONE for new in members}
         factors = args.scale.model_dump(by_alias=True)
         return SpaceMapping(
             relevant=args.relevant,
@@ -134,7 +137,7 @@ class MapStudy(Tool):
             args = model.model_validate(arguments)
         except ValidationError as exc:
             errors = [field_error(e["loc"], self._why(e), e.get("input")) for e in exc.errors(include_url=False)]
-            self._learn(arguments, {e["type"] for e in exc.errors()}, exc.errors())
+            self._learn(arguments, exc.errors())
             shown = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
             raise InvalidSuggestion(f"invalid mapping: {shown}", errors) from None
         self.accepted = self._mapping(args)
@@ -148,32 +151,69 @@ class MapStudy(Tool):
         return str(error["msg"])
 
     def _settled(self, arguments: Any) -> Any:
-        """``arguments`` with what earlier answers settled (the schema offers nothing else)."""
+        """``arguments`` with what earlier answers settled (the schema offers nothing else), and without the new
+        parameters ``which`` answers for."""
         if not isinstance(arguments, dict):
             return arguments
         if self.relevant is not None:
             arguments = {**arguments, "relevant": self.relevant}
-        if self.kept and isinstance(arguments.get("parameters"), dict):
-            arguments = {**arguments, "parameters": {**arguments["parameters"], **self.kept}}
+        given = arguments.get("parameters")
+        if isinstance(given, dict):
+            members = self._members()
+            kept = {new: old for new, old in given.items() if new not in members} | self.kept
+            arguments = {**arguments, "parameters": kept}
         return arguments
 
-    def _learn(self, arguments: Any, kinds: set[str], errors: list[Any]) -> None:
+    def _learn(self, arguments: Any, errors: list[Any]) -> None:
         """What a wrong answer settles: its judgment of relevance; and, when only its pairings were wrong, the
-        pairings that passed (kept), those that cannot be (no longer offered), and the earlier parameters it
-        gave to several new ones (asked about, once)."""
+        pairings that passed (kept), those that cannot be (no longer offered), what ``which`` answered (kept),
+        and the earlier parameters it gave to several new ones (asked about, once)."""
         if self.relevant is None and isinstance(arguments, dict) and isinstance(arguments.get("relevant"), bool):
             self.relevant = arguments["relevant"]
-        if not kinds <= {"pairing", "shared"}:
+        if not {e["type"] for e in errors} <= {"pairing", "shared"}:
             return  # the answer's form was wrong: its pairings were not checked
-        given: dict[str, str] = arguments["parameters"]
-        shared = {str(e["input"]) for e in errors if e["type"] == "shared"}
-        self.asked |= shared
+        given: dict[str, str] = dict(arguments["parameters"])
+        for old, answer in (arguments.get("which") or {}).items():
+            members = self.open.pop(old)
+            self.kept |= {new: old if answer in (new, _all(members)) else NONE for new in members}
+        shared = {str(e["input"]): tuple(e["ctx"]["news"]) for e in errors if e["type"] == "shared"}
+        self.open |= shared
+        self.asked |= set(shared)
         ruled_out = {str(e["loc"][-1]): str(e["msg"]) for e in errors if e["type"] == "pairing"}
         for new, old in given.items():
             if new in ruled_out:
                 self.rejected[(new, old)] = ruled_out[new]
             elif old != NONE and old not in shared and new not in (arguments.get("scale") or {}):
                 self.kept[new] = old
+
+
+def _all(members: tuple[str, ...]) -> str:
+    """What ``which`` answers when an earlier parameter is each of ``members``."""
+    return "both" if len(members) == 2 else "all"
+
+
+def _error(problem: Problem) -> InitErrorDetails:
+    """A problem :func:`~agent.sources.mapping.check` found, as pydantic's error; an earlier parameter given to
+    several new ones becomes the question the next answer's ``which`` answers (measured on the embedded model,
+    the question asked directly: 4 answers in 5 gave lr to learning_rate_init alone rather than also to alpha, 5
+    in 5 to lr alone rather than also to l2_penalty, and 4 in 5 kept width for both n_units_1 and n_units_2;
+    asked to fix the parameters instead, it repeated alpha <- lr, learning_rate_init <- lr 5 times in 5)."""
+    if problem.kind == "pairing":
+        loc: tuple[str, ...] = ("parameters", problem.news[0])
+        message = problem.message
+    else:
+        loc = ("parameters",)
+        old, news = problem.old, problem.news
+        listed = f"{', '.join(news[:-1])} and {news[-1]}"
+        two = len(news) == 2
+        message = (
+            f"{listed} are {'two ' if two else ''}parameters of the new study, and you gave {old} to "
+            f"{'both' if two else 'all of them'}. Which one is the same hyperparameter as {old}? Answer "
+            f'"which": {{"{old}": ...}}: the one it is, or "{_all(news)}" only if {listed} are the same '
+            "hyperparameter."
+        )
+    ctx = {"message": message, "news": list(problem.news)}
+    return InitErrorDetails(type=PydanticCustomError(problem.kind, "{message}", ctx), loc=loc, input=problem.old)
 
 
 def _inlined(schema: dict[str, Any]) -> dict[str, Any]:

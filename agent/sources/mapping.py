@@ -101,21 +101,9 @@ def check(
             fine.setdefault(old, []).append(new)
     for old, news in fine.items():
         if len(news) > 1 and old not in confirmed:
-            problems.append(Problem(tuple(news), old, "shared", _shared(old, news)))
+            listed = f"{', '.join(news[:-1])} and {news[-1]}"
+            problems.append(Problem(tuple(news), old, "shared", f"{old} is given to {listed}"))
     return problems
-
-
-def _shared(old: str, news: list[str]) -> str:
-    """Asked of one earlier parameter given to several new ones (measured on the embedded model: worded as one
-    error about the group, 4 answers in 5 dropped lr from l2_penalty and kept it for lr, and 5 in 5 kept width
-    for n_units_1 and n_units_2; one error per parameter, 3 in 5 dropped it)."""
-    listed = f"{', '.join(news[:-1])} and {news[-1]}"
-    two = len(news) == 2
-    return (
-        f"{listed} are {'two ' if two else ''}parameters of the new study, and you gave {old} to "
-        f"{'both' if two else 'all of them'}. {old} can be only one of them unless they are the same "
-        f'hyperparameter. Give {old} to the one it is, and "{NONE}" to the {"other" if two else "others"}.'
-    )
 
 
 def _pairing(

@@ -129,28 +129,65 @@ def test_an_answer_without_a_judgment_leaves_it_open() -> None:
 SHARED = {"n_units": "width", "init_lr": "learning_rate_init", "n_layers": "depth", "bs": "batch_size"}
 
 
-def test_an_earlier_parameter_given_to_several_is_reasked_once_naming_them_and_a_changed_answer_kept() -> None:
-    """Issue 25, item 5: learning_rate_init given to init_lr and weight_decay; the model then gives it to one."""
+def test_an_earlier_parameter_given_to_several_is_asked_about_once_naming_them() -> None:
+    """Issue 25, item 5: learning_rate_init given to init_lr and weight_decay. The reask asks which one it is
+    (``which``); the others become "none", and the pairings that passed stay."""
     tool = MapStudy(KC1_SOURCE, RENAMED.space)
     errors = wrong(tool, answer({**SHARED, "weight_decay": "learning_rate_init"}))
     assert list(errors) == ["arguments.parameters"], "one error about the group"
-    assert "init_lr and weight_decay are two parameters of the new study" in errors["arguments.parameters"]
-    assert "learning_rate_init" in offered(tool, "weight_decay"), "the model may confirm it"
+    assert errors["arguments.parameters"] == (
+        "init_lr and weight_decay are two parameters of the new study, and you gave learning_rate_init to both. "
+        'Which one is the same hyperparameter as learning_rate_init? Answer "which": {"learning_rate_init": ...}: '
+        'the one it is, or "both" only if init_lr and weight_decay are the same hyperparameter.'
+    )
+    schema = tool.arguments_schema()
+    assert list(schema["properties"]) == ["relevant", "which", "parameters", "scale"]
+    assert schema["properties"]["which"]["properties"]["learning_rate_init"]["enum"] == [
+        "init_lr",
+        "weight_decay",
+        "both",
+    ]
+    assert set(schema["properties"]["parameters"]["properties"]) == {"n_units", "n_layers", "bs"}
     assert offered(tool, "n_units") == ["width"], "the pairings that passed are kept"
-    ask(tool, answer({**SHARED, "weight_decay": "none"}))
-    assert tool.accepted is not None and tool.accepted.params["weight_decay"] is None
+    reply = {"relevant": True, "which": {"learning_rate_init": "init_lr"}, "parameters": SHARED}
+    ask(tool, json.dumps({"tool": "map_study", "arguments": reply}))
+    assert tool.accepted == SpaceMapping(relevant=True, params={**SHARED, "weight_decay": None})
 
 
-def test_an_earlier_parameter_the_model_confirms_for_several_is_kept_for_them() -> None:
-    """n_units_1 and n_units_2 both from width: right, and kept when the model says it again."""
+def test_an_earlier_parameter_the_model_says_is_all_of_them_is_kept_for_them() -> None:
+    """n_units_1 and n_units_2 both from width: right, kept when the model answers "both"."""
     new = SearchSpace.from_dict(
         {
             "n_units_1": {"type": "int", "low": 16, "high": 1024, "log": True},
             "n_units_2": {"type": "int", "low": 16, "high": 1024, "log": True},
+            "lr": {"type": "float", "low": 1e-5, "high": 1, "log": True},
         }
     )
     tool = MapStudy(KC1_SOURCE, new)
-    both = answer({"n_units_1": "width", "n_units_2": "width"})
-    assert "you gave width to both" in wrong(tool, both)["arguments.parameters"]
-    ask(tool, both)
-    assert tool.accepted is not None and tool.accepted.params == {"n_units_1": "width", "n_units_2": "width"}
+    assert (
+        "you gave width to both"
+        in wrong(tool, answer({"n_units_1": "width", "n_units_2": "width", "lr": "learning_rate_init"}))[
+            "arguments.parameters"
+        ]
+    )
+    assert offered(tool, "lr") == ["learning_rate_init"]
+    reply = {"relevant": True, "which": {"width": "both"}, "parameters": {"lr": "learning_rate_init"}}
+    ask(tool, json.dumps({"tool": "map_study", "arguments": reply}))
+    assert tool.accepted is not None
+    assert tool.accepted.params == {"n_units_1": "width", "n_units_2": "width", "lr": "learning_rate_init"}
+
+
+def test_what_which_answered_stays_when_another_pairing_is_wrong() -> None:
+    tool = MapStudy(KC1_SOURCE, RENAMED.space)
+    errors = wrong(tool, answer({**SHARED, "n_layers": "alpha", "weight_decay": "learning_rate_init"}))
+    assert set(errors) == {"arguments.parameters", "arguments.parameters.n_layers"}
+    reply = {
+        "relevant": True,
+        "which": {"learning_rate_init": "init_lr"},
+        "parameters": {**SHARED, "n_layers": "batch_size"},
+    }
+    assert "arguments.parameters.n_layers" in wrong(tool, json.dumps({"tool": "map_study", "arguments": reply}))
+    assert offered(tool, "init_lr") == ["learning_rate_init"] and offered(tool, "weight_decay") == ["none"]
+    assert "which" not in tool.arguments_schema()["properties"]
+    ask(tool, answer(SHARED | {"weight_decay": "none"}))
+    assert tool.accepted == SpaceMapping(relevant=True, params={**SHARED, "weight_decay": None})

@@ -113,10 +113,7 @@ def test_one_earlier_parameter_given_to_several_new_ones_is_asked_about_once() -
     shared = mapping({"alpha": "lr", "batch_size": None, "depth": None, "learning_rate_init": "lr", "width": None})
     problems = check(shared, plain, KC1.space)
     assert [(p.news, p.old, p.kind) for p in problems] == [(("alpha", "learning_rate_init"), "lr", "shared")]
-    assert problems[0].message == (
-        "alpha and learning_rate_init are two parameters of the new study, and you gave lr to both. lr can be only "
-        'one of them unless they are the same hyperparameter. Give lr to the one it is, and "none" to the other.'
-    )
+    assert problems[0].message == "lr is given to alpha and learning_rate_init"
     assert check(shared, plain, KC1.space, confirmed={"lr"}) == [], "asked once: the model's next answer stands"
 
 
