@@ -12,7 +12,7 @@ from typing import Any
 
 from agent.messages import AnswerPart, ReaskPart, UserPart
 from agent.records import TrialRecord, UsageTotals
-from agent.sources.experience import Decision, load_decisions
+from agent.sources.experience import Experience, load_decisions
 
 from ._markdown import fenced, plural, table
 from ._plots import plot_shares
@@ -25,18 +25,7 @@ _NO_WEIGHT = 0.0005
 
 def mapping_usage(meta: Mapping[str, Any]) -> UsageTotals:
     """What asking the model about the study's sources cost (its stored decisions), to count beside its trials'."""
-    return _usage(load_decisions(meta.get("experience")))
-
-
-def _usage(decisions: Sequence[Decision]) -> UsageTotals:
-    totals = [d.usage for d in decisions]
-    return UsageTotals(
-        llm_calls=sum(u.llm_calls for u in totals),
-        prompt_tokens=sum(u.prompt_tokens for u in totals),
-        completion_tokens=sum(u.completion_tokens for u in totals),
-        llm_seconds=round(sum(u.llm_seconds for u in totals), 3),
-        reasks=sum(u.reasks for u in totals),
-    )
+    return Experience((), tuple(load_decisions(meta.get("experience")))).usage
 
 
 def experience_section(
@@ -72,7 +61,7 @@ def experience_section(
     ]
     headers = ["source", "studies", "how", "trials", "last weight", "note"]
     lines += table(headers, rows) if rows else ["No source had a finished trial.", ""]
-    cost = _usage(decisions)
+    cost = Experience((), tuple(decisions)).usage
     if cost.llm_calls:
         lines += [
             f"Asking the model about the sources: {plural(cost.llm_calls, 'call')}, {cost.prompt_tokens}+"
