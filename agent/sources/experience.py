@@ -166,8 +166,8 @@ async def gather(
 ) -> Experience:
     """Decide (or read back) how each source enters the study; see the module docstring. ``sources`` are
     storage URLs (:func:`~agent.sources.reading.locate`; one named twice counts once); ``exclude`` is this
-    study (storage URL, name). ``say`` tells the user what was left out; ``progress`` (default: ``say``) is
-    told ``mapping S2 of 7 (NAME)`` before each question to the model, which takes seconds."""
+    study (storage URL, name). ``say`` tells the user what was left out; ``progress`` is told ``mapping S2 of 7
+    (NAME)`` before each question to the model, which takes seconds (without it, ``say`` says it)."""
     recorded = _distinct(sources_of(meta))
     given = _distinct(sources)
     if recorded and given and [canonical_url(u) for u in given] != [canonical_url(u) for u in recorded]:
@@ -193,7 +193,11 @@ async def gather(
             decisions.append(stored[key])
             continue
         if provider is not None and identity(source.space, space) is None:
-            (progress or say)(f"mapping S{number} of {len(studies)} ({source.name})")
+            text = f"mapping S{number} of {len(studies)} ({source.name})"
+            if progress is not None:
+                progress(text)
+            else:
+                say(f"{text} ...")
         decision = await _decide(
             source, key, f"S{number} {source.name}", description, space, provider, settings, templates, events
         )

@@ -229,3 +229,10 @@ async def test_a_study_stored_by_earlier_code_opens_resumes_reports_and_serves_a
 
     (source,), notes = read_sources([locate(str(tmp_path / "kc1"))])
     assert notes == [] and len(source.trials) == 6 and set(source.space.params) == set(RENAMED.space.params)
+
+
+async def test_without_a_display_the_mapping_is_said(earlier: Run) -> None:
+    folder = await earlier("hpobench-car", "car", budget=3)
+    lines: list[str] = []
+    await gather_for(RENAMED, [str(folder)], Meta(), ScriptedProvider([mapping()]), lines)
+    assert lines == ["mapping S1 of 1 (hpobench-car-random-seed0) ..."]
