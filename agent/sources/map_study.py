@@ -160,7 +160,7 @@ class MapStudy(Tool):
         given = arguments.get("parameters")
         if isinstance(given, dict):
             members = self._members()
-            kept = {new: old for new, old in given.items() if new not in members} | self.kept
+            kept = {new: old for new, old in (given | self.kept).items() if new not in members}
             arguments = {**arguments, "parameters": kept}
         return arguments
 
@@ -179,6 +179,8 @@ class MapStudy(Tool):
         shared = {str(e["input"]): tuple(e["ctx"]["news"]) for e in errors if e["type"] == "shared"}
         self.open |= shared
         self.asked |= set(shared)
+        for members in shared.values():  # a pairing kept before, now one of several: asked about with them
+            self.kept = {new: old for new, old in self.kept.items() if new not in members}
         ruled_out = {str(e["loc"][-1]): str(e["msg"]) for e in errors if e["type"] == "pairing"}
         for new, old in given.items():
             if new in ruled_out:

@@ -191,3 +191,23 @@ def test_what_which_answered_stays_when_another_pairing_is_wrong() -> None:
     assert "which" not in tool.arguments_schema()["properties"]
     ask(tool, answer(SHARED | {"weight_decay": "none"}))
     assert tool.accepted == SpaceMapping(relevant=True, params={**SHARED, "weight_decay": None})
+
+
+def test_a_kept_pairing_that_becomes_one_of_several_is_asked_about_with_them() -> None:
+    """Measured (benchmarks/transfer_mapping.py, phoneme into the digits MLP): lr <- learning_rate_init passed and
+    was kept, a reask gave learning_rate_init to l2_penalty too, and the answer to "which" was refused as having
+    lr in its parameters ("Extra inputs are not permitted") until the reasks ran out."""
+    new = SearchSpace.from_dict(
+        {
+            "lr": {"type": "float", "low": 1e-4, "high": 0.3, "log": True},
+            "l2_penalty": {"type": "float", "low": 1e-6, "high": 0.1, "log": True},
+        }
+    )
+    tool = MapStudy(KC1_SOURCE, new)
+    wrong(tool, answer({"lr": "learning_rate_init", "l2_penalty": "width"}))
+    assert offered(tool, "lr") == ["learning_rate_init"]
+    wrong(tool, answer({"lr": "learning_rate_init", "l2_penalty": "learning_rate_init"}))
+    assert tool.arguments_schema()["properties"]["parameters"]["properties"] == {}
+    reply = {"relevant": True, "which": {"learning_rate_init": "lr"}, "parameters": {}}
+    ask(tool, json.dumps({"tool": "map_study", "arguments": reply}))
+    assert tool.accepted == SpaceMapping(relevant=True, params={"lr": "learning_rate_init", "l2_penalty": None})
