@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent.errors import InvalidSuggestion
+from agent.errors import InvalidSuggestion, field_error
 from tools.base import ConfigTool, Tool
 
 __all__ = ["MAX_ANSWER_CHARS", "ToolCall", "answer_schema", "batch_schema", "parse_answer", "parse_batch"]
@@ -72,15 +72,17 @@ def parse_batch(text: str, tool: ConfigTool, k: int) -> tuple[list[dict[str, Any
     obj = _load_json_object(text)
     calls = obj.get("calls")
     if not isinstance(calls, list):
-        return [], [_err(["calls"], 'expected {"calls": [...]} with a list of tool calls')]
-    errors = [_err([key], 'unexpected key; the answer has exactly one key, "calls"') for key in obj if key != "calls"]
+        return [], [field_error(["calls"], 'expected {"calls": [...]} with a list of tool calls')]
+    errors = [
+        field_error([key], 'unexpected key; the answer has exactly one key, "calls"') for key in obj if key != "calls"
+    ]
     if len(calls) != k:
-        errors.append(_err(["calls"], f"expected exactly {k} calls, got {len(calls)}"))
+        errors.append(field_error(["calls"], f"expected exactly {k} calls, got {len(calls)}"))
     configs: list[dict[str, Any]] = []
     for i, item in enumerate(calls[:k]):
         try:
             if not isinstance(item, dict):
-                raise InvalidSuggestion("not an object", [_err([], "each call is a JSON object")])
+                raise InvalidSuggestion("not an object", [field_error([], "each call is a JSON object")])
             configs.append(_parse_call(item, {tool.name: tool}).arguments)
         except InvalidSuggestion as exc:
             errors.extend(_under(["calls", i], exc.errors))
@@ -95,17 +97,17 @@ def _parse_call(obj: Mapping[str, Any], tools: Mapping[str, Tool]) -> ToolCall:
     errors: list[dict[str, Any]] = []
     for key in obj:
         if key not in ("tool", "arguments"):
-            errors.append(_err([key], 'unexpected key; the answer has exactly "tool" and "arguments"'))
+            errors.append(field_error([key], 'unexpected key; the answer has exactly "tool" and "arguments"'))
     for key in ("tool", "arguments"):
         if key not in obj:
-            errors.append(_err([key], "missing"))
+            errors.append(field_error([key], "missing"))
     if errors:
         raise InvalidSuggestion('the answer must be {"tool": ..., "arguments": {...}}', errors)
     name = obj["tool"]
     if not isinstance(name, str) or name not in tools:
         raise InvalidSuggestion(
             f"unknown tool {json.dumps(name)[:60]}",
-            [_err(["tool"], f"unknown tool {json.dumps(name)[:60]}; valid tools: {sorted(tools)}")],
+            [field_error(["tool"], f"unknown tool {json.dumps(name)[:60]}; valid tools: {sorted(tools)}")],
         )
     tool = tools[name]
     try:
@@ -118,11 +120,11 @@ def _parse_call(obj: Mapping[str, Any], tools: Mapping[str, Tool]) -> ToolCall:
 def _load_json_object(text: str) -> dict[str, Any]:
     stripped = text.strip()
     if not stripped:
-        raise InvalidSuggestion("empty answer", [_err([], "the answer was empty; answer with one JSON object")])
+        raise InvalidSuggestion("empty answer", [field_error([], "the answer was empty; answer with one JSON object")])
     if len(stripped) > MAX_ANSWER_CHARS:
         raise InvalidSuggestion(
             "answer too long",
-            [_err([], f"the answer has {len(stripped)} characters; answer with the JSON object only")],
+            [field_error([], f"the answer has {len(stripped)} characters; answer with the JSON object only")],
         )
     try:
         obj = json.loads(
@@ -138,13 +140,13 @@ def _load_json_object(text: str) -> dict[str, Any]:
         elif "{" in stripped and not stripped.startswith("{"):
             hint = "remove the text around the JSON object: answer with the JSON object only"
         raise InvalidSuggestion(
-            "not valid JSON", [_err([], f"not valid JSON ({exc.msg} at char {exc.pos}); {hint}")]
+            "not valid JSON", [field_error([], f"not valid JSON ({exc.msg} at char {exc.pos}); {hint}")]
         ) from None
     except (ValueError, RecursionError) as exc:
-        raise InvalidSuggestion("not valid JSON", [_err([], str(exc)[:200])]) from None
+        raise InvalidSuggestion("not valid JSON", [field_error([], str(exc)[:200])]) from None
     if not isinstance(obj, dict):
         raise InvalidSuggestion(
-            "not a JSON object", [_err([], f"expected a JSON object, got a JSON {type(obj).__name__}")]
+            "not a JSON object", [field_error([], f"expected a JSON object, got a JSON {type(obj).__name__}")]
         )
     return obj
 
@@ -174,7 +176,3 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise ValueError(f"duplicate key {key!r}")
         obj[key] = value
     return obj
-
-
-def _err(loc: list[Any], msg: str) -> dict[str, Any]:
-    return {"loc": loc, "msg": msg, "input": None}

@@ -372,10 +372,12 @@ def _true_error(task: Task, config: Mapping[str, Any], value: float | None) -> f
     return task.true_error(config)
 
 
-def study_cost(records: Sequence[TrialRecord], task: Task | None) -> StudyCost:
-    """LLM calls, tokens, seconds, reasks, fallbacks and repeated configurations of a study's trials."""
+def study_cost(records: Sequence[TrialRecord], task: Task | None, *, learned: UsageTotals | None = None) -> StudyCost:
+    """LLM calls, tokens, seconds, reasks, fallbacks and repeated configurations of a study's trials;
+    ``learned``: what mapping its earlier studies cost, counted with them."""
     keys = [task.space.key(r.config) for r in records] if task is not None else []
-    return StudyCost(**vars(UsageTotals.of(records)), repeated=metrics.repeated_count(keys))
+    usage = UsageTotals.of(records) + (learned or UsageTotals())
+    return StudyCost(**vars(usage), repeated=metrics.repeated_count(keys))
 
 
 async def _reference(task: Task, config: BenchConfig) -> RandomReference:

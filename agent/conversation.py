@@ -10,7 +10,10 @@ reasks run out, with a fallback (``on_invalid="random"``) or :class:`ReaskBudget
 :meth:`Agent.propose_batch` is the same round for ``k`` configurations at once (``--batch``, or trials still
 being evaluated by other workers, which the model is shown as pending): one answer of ``k`` calls, each
 validated, repeats of finished, pending or sibling configurations reasked; when the reasks run out the
-valid calls are kept and the rest are fallbacks. One loop (:meth:`Agent._converse`) serves both.
+valid calls are kept and the rest are fallbacks.
+
+:func:`ask_tool` is the same ask-validate-reask for one call of a tool outside a study's rounds (how an
+earlier study maps into this one). One loop (:func:`_converse`) serves all three.
 
 Evaluating the configuration is the caller's job: the study runs every strategy's trials the same way.
 """
@@ -19,33 +22,25 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from tools.base import ConfigTool, InfoTool, Tool
 
 from .answer import answer_schema, batch_schema, parse_answer, parse_batch
-from .errors import ContextOverflow, InvalidSuggestion, ProviderUnavailable, ReaskBudgetExhausted
+from .errors import ContextOverflow, InvalidSuggestion, ProviderUnavailable, ReaskBudgetExhausted, field_error
+from .events import NO_EVENTS, EventSink
 from .memory import HistoryMode, Memory, Round
 from .messages import AnswerPart, ChatMessage, Part, ReaskPart, ToolReturnPart, Usage, UserPart
-from .providers.base import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, Provider
+from .providers.base import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, Completion, Provider
 from .records import Direction, Proposal, TrialRecord, best_value, format_outcome, format_trial, short_value
 from .space import Choice, SearchSpace
 from .templates import Templates
 
-__all__ = ["Agent", "AgentSettings", "EventSink", "ToolAnswer", "ask_tool"]
+__all__ = ["Agent", "AgentSettings", "ToolAnswer", "ask_tool"]
 
 OnInvalid = Literal["random", "stop"]
-
-
-class EventSink(Protocol):
-    def info(self, event: str, **fields: Any) -> Any: ...
-
-
-class _NoEvents:
-    def info(self, event: str, **fields: Any) -> None:
-        return None
 
 
 @dataclass(frozen=True)
@@ -62,9 +57,9 @@ class AgentSettings:
 
 @dataclass
 class _Outcome:
-    """What one answer gave: configurations, a history read to run, or errors to reask."""
+    """What one answer gave: valid calls' arguments (configurations), a history read to run, or errors to reask."""
 
-    configs: list[dict[str, Choice]] = field(default_factory=list)
+    configs: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     read: tuple[InfoTool, dict[str, Any]] | None = None
     #: The evaluation tool the answer called.
@@ -80,6 +75,10 @@ class _Request:
     opening: list[Part]
     parse: Callable[[str], _Outcome]
     reask: Callable[[list[dict[str, Any]]], str]
+
+
+#: ``ask(parts, reasks)``: one model call with the conversation so far (``parts``) after ``reasks`` reasks.
+_Ask = Callable[[list[Part], int], Awaitable[Completion]]
 
 
 @dataclass
@@ -122,7 +121,7 @@ class Agent:
         self.budget = budget
         self.settings = settings or AgentSettings()
         self.templates = templates or Templates()
-        self.events: EventSink = events or _NoEvents()
+        self.events: EventSink = events or NO_EVENTS
         self.tools: dict[str, Tool] = {eval_tool.name: eval_tool}
         self.tools.update({t.name: t for t in extra_tools})
         self.schema = answer_schema(self.tools)
@@ -212,42 +211,34 @@ class Agent:
         return self._split(talk, [Proposal(c, "llm", answer=talk.answer) for c in talk.outcome.configs])
 
     async def _converse(self, records: Sequence[TrialRecord], request: _Request) -> _Conversation:
-        """Ask, validate, run history reads, reask, until the answer is valid or the reasks run out."""
-        parts = list(request.opening)
-        usage: list[Usage] = []
-        reasks = reads_in_a_row = 0
-        while True:
-            try:
-                completion = await self.provider.complete(
-                    self.messages(records, parts),
-                    json_schema=request.schema,
-                    temperature=self.settings.temperature,
-                    max_tokens=self.settings.max_tokens * request.k,
-                    seed=self._rng.randrange(2**31),
-                )
-            except ContextOverflow as exc:
-                if self._shrink():
-                    continue
-                raise ProviderUnavailable(
-                    f"{exc}; this round is proposed without the model. Use a model with a longer context, "
-                    "or --history compressed (the trials listed once, without the conversation)"
-                ) from None
-            usage.append(completion.usage)
-            parts.append(AnswerPart(content=_clip(completion.text), usage=completion.usage))
-            self.events.info("llm_call", batch=request.k, **completion.usage.model_dump())
-            outcome = request.parse(completion.text)
-            if outcome.read is not None and reads_in_a_row >= self.settings.max_history_reads:
-                outcome = _Outcome(errors=[_error(["tool"], self._history_limit_text(reads_in_a_row))])
-            if outcome.read is not None:
-                tool, arguments = outcome.read
-                parts.append(ToolReturnPart(tool=tool.name, content=await tool(arguments)))
-                reads_in_a_row += 1
-                continue
-            if not outcome.errors or reasks >= self.settings.max_retries:
-                return _Conversation(parts, usage, reasks, completion.text, outcome)
-            reasks += 1
-            self.events.info("reask", attempt=reasks, errors=outcome.errors)
-            parts.append(ReaskPart(content=request.reask(outcome.errors), errors=outcome.errors))
+        """One round's conversation (:func:`_converse`), the prompt rendered from the study's memory."""
+
+        async def ask(parts: list[Part], reasks: int) -> Completion:
+            while True:
+                try:
+                    return await self.provider.complete(
+                        self.messages(records, parts),
+                        json_schema=request.schema,
+                        temperature=self.settings.temperature,
+                        max_tokens=self.settings.max_tokens * request.k,
+                        seed=self._rng.randrange(2**31),
+                    )
+                except ContextOverflow as exc:
+                    if not self._shrink():
+                        raise ProviderUnavailable(
+                            f"{exc}; this round is proposed without the model. Use a model with a longer context, "
+                            "or --history compressed (the trials listed once, without the conversation)"
+                        ) from None
+
+        return await _converse(
+            ask,
+            request,
+            max_retries=self.settings.max_retries,
+            max_reads=self.settings.max_history_reads,
+            reads_text=self._history_limit_text,
+            events=self.events,
+            labels={"batch": request.k},
+        )
 
     def _shrink(self) -> bool:
         """Leave out the words of the older half of the rounds still sent (chat history only; their results
@@ -273,7 +264,7 @@ class Agent:
         taken = self._taken(records) if self.settings.reject_repeats else {}
         repeat = taken.get(self.space.key(config))
         if repeat is not None:
-            return _Outcome(errors=[_error(["arguments"], self._repeat_text(repeat))])
+            return _Outcome(errors=[field_error(["arguments"], self._repeat_text(repeat))])
         return _Outcome(configs=[config], tool=call.tool.name)
 
     def _batch_parser(self, records: Sequence[TrialRecord], k: int) -> Callable[[str], _Outcome]:
@@ -295,7 +286,7 @@ class Agent:
                         if isinstance(earlier, TrialRecord)
                         else f"the same configuration as call {earlier} of this answer; propose a new one"
                     )
-                    errors.append(_error(["calls", i, "arguments"], where))
+                    errors.append(field_error(["calls", i, "arguments"], where))
                     continue
                 taken[key] = i
                 valid.append(config)
@@ -426,32 +417,77 @@ async def ask_tool(
     study maps into this one). ``reask_temperature`` (default: ``temperature``) samples the answers to a reask:
     at temperature 0 a model answers a reask exactly as before. Transport failures propagate
     (:class:`~agent.errors.ProviderUnavailable`)."""
-    events = events or _NoEvents()
-    parts: list[Part] = []
-    usage: list[Usage] = []
-    for reasks in range(max_retries + 1):
+    tools = {tool.name: tool}
+
+    async def ask(parts: list[Part], reasks: int) -> Completion:
         said = [
             ChatMessage(role="assistant" if isinstance(p, AnswerPart) else "user", content=p.content) for p in parts
         ]
         hot = temperature if reasks == 0 or reask_temperature is None else reask_temperature
-        schema = answer_schema({tool.name: tool})  # a tool may narrow it after a wrong answer
-        completion = await provider.complete(
-            [*messages, *said], json_schema=schema, temperature=hot, max_tokens=max_tokens, seed=seed + reasks
+        return await provider.complete(
+            [*messages, *said],
+            json_schema=answer_schema(tools),  # built for each call: a tool may narrow it after a wrong answer
+            temperature=hot,
+            max_tokens=max_tokens,
+            seed=seed + reasks,
         )
+
+    def parse(text: str) -> _Outcome:
+        try:
+            return _Outcome(configs=[parse_answer(text, tools).arguments], tool=tool.name)
+        except InvalidSuggestion as exc:
+            return _Outcome(errors=exc.errors)
+
+    def reask(errors: list[dict[str, Any]]) -> str:
+        return templates.render("reask", errors=_shown(errors))
+
+    talk = await _converse(
+        ask,
+        _Request(1, {}, [], parse, reask),
+        max_retries=max_retries,
+        events=events or NO_EVENTS,
+        labels={"tool": tool.name},
+    )
+    arguments = talk.outcome.configs[0] if not talk.outcome.errors else None
+    return ToolAnswer(arguments, talk.parts, talk.usage, talk.reasks, talk.outcome.errors)
+
+
+async def _converse(
+    ask: _Ask,
+    request: _Request,
+    *,
+    max_retries: int,
+    events: EventSink,
+    labels: Mapping[str, Any],
+    max_reads: int = 0,
+    reads_text: Callable[[int], str] | None = None,
+) -> _Conversation:
+    """Ask, validate, run history reads, reask, until the answer is valid or the reasks run out: the one loop
+    of every question to the model. ``ask`` makes one call from the conversation so far; ``request`` parses an
+    answer and words a reask; at most ``max_reads`` history reads in a row (``reads_text`` says so); ``labels``
+    go with each ``llm_call`` and ``reask`` event."""
+    parts = list(request.opening)
+    usage: list[Usage] = []
+    reasks = reads_in_a_row = 0
+    while True:
+        completion = await ask(parts, reasks)
         usage.append(completion.usage)
         parts.append(AnswerPart(content=_clip(completion.text), usage=completion.usage))
-        events.info("llm_call", tool=tool.name, **completion.usage.model_dump())
-        try:
-            call = parse_answer(completion.text, {tool.name: tool})
-        except InvalidSuggestion as exc:
-            errors = exc.errors
-            if reasks == max_retries:
-                return ToolAnswer(None, parts, usage, reasks, errors)
-            events.info("reask", tool=tool.name, attempt=reasks + 1, errors=errors)
-            parts.append(ReaskPart(content=templates.render("reask", errors=_shown(errors)), errors=errors))
+        events.info("llm_call", **labels, **completion.usage.model_dump())
+        outcome = request.parse(completion.text)
+        if outcome.read is not None and reads_in_a_row >= max_reads:
+            limit = reads_text(reads_in_a_row) if reads_text is not None else "call the tool you were asked to call"
+            outcome = _Outcome(errors=[field_error(["tool"], limit)])
+        if outcome.read is not None:
+            tool, arguments = outcome.read
+            parts.append(ToolReturnPart(tool=tool.name, content=await tool(arguments)))
+            reads_in_a_row += 1
             continue
-        return ToolAnswer(call.arguments, parts, usage, reasks)
-    raise AssertionError("unreachable")  # pragma: no cover
+        if not outcome.errors or reasks >= max_retries:
+            return _Conversation(parts, usage, reasks, completion.text, outcome)
+        reasks += 1
+        events.info("reask", **labels, attempt=reasks, errors=outcome.errors)
+        parts.append(ReaskPart(content=request.reask(outcome.errors), errors=outcome.errors))
 
 
 _ANSWER_KEPT_CHARS = 2_000
@@ -476,7 +512,3 @@ def _short_outcome(record: TrialRecord) -> str:
     if record.state == "pruned":
         return "stopped early"
     return f"failed ({(record.error or 'unknown reason')[:80]})"
-
-
-def _error(loc: list[Any], msg: str) -> dict[str, Any]:
-    return {"loc": loc, "msg": msg, "input": None}

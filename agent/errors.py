@@ -22,6 +22,7 @@ AgentError                  anything this package raises on purpose
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "ReaskBudgetExhausted",
     "StudyError",
     "UserError",
+    "field_error",
 ]
 
 
@@ -68,6 +70,13 @@ class InvalidSuggestion(AgentError):
     def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.errors: list[dict[str, Any]] = errors or []
+
+
+def field_error(loc: Sequence[Any], msg: str, value: Any = None) -> dict[str, Any]:
+    """One entry of :attr:`InvalidSuggestion.errors`: where (``loc``, pydantic's path), what is wrong, and the
+    input (numbers as they are, anything else as a short ``repr``: the errors are shown and stored)."""
+    shown = value if value is None or isinstance(value, int | float | bool) else repr(value)[:80]
+    return {"loc": list(loc), "msg": msg, "input": shown}
 
 
 class ReaskBudgetExhausted(AgentError):

@@ -83,6 +83,9 @@ class Reporter:
         """The study starts (or resumes with ``done`` trials finished; ``setup_failures``: failed trials of a
         broken start, kept but not counted; ``learned_from``: a line per earlier study it learns from)."""
 
+    def preparing(self, text: str) -> None:
+        """Something is being prepared before the study starts (``mapping S2 of 7 (NAME) ...``)."""
+
     def proposing(self, number: int) -> None:
         """The strategy is choosing the configuration of trial ``number``."""
 
@@ -113,6 +116,7 @@ async def optimize(
     pruner: optuna.pruners.BasePruner | None = None,
     on_provider_error: Literal["continue", "stop"] = "continue",
     learned_from: Sequence[str] = (),
+    learned_usage: UsageTotals | None = None,
 ) -> StudySummary:
     """Evaluate until ``budget`` trials have finished in the study (counting those of earlier runs): one
     :class:`StudyLoop` run (its docstring says how)."""
@@ -128,6 +132,7 @@ async def optimize(
         pruner=pruner,
         on_provider_error=on_provider_error,
         learned_from=learned_from,
+        learned_usage=learned_usage,
     )
     return await loop.run()
 
@@ -168,6 +173,7 @@ class StudyLoop:
         pruner: optuna.pruners.BasePruner | None = None,
         on_provider_error: Literal["continue", "stop"] = "continue",
         learned_from: Sequence[str] = (),
+        learned_usage: UsageTotals | None = None,
     ) -> None:
         self.tool = tool
         self.strategy = strategy
@@ -180,6 +186,7 @@ class StudyLoop:
         self.pruner = pruner
         self.on_provider_error = on_provider_error
         self.learned_from = tuple(learned_from)
+        self.learned_usage = learned_usage or UsageTotals()
         self._rng = random.Random(seed)
         self._watch = SetupWatch()
         self._strikes = Strikes(strategy.name)
@@ -423,7 +430,7 @@ class StudyLoop:
             last_error=self._last_error,
             save_dir=self.store.save_dir,
             storage=self.store.url,
-            **vars(UsageTotals.of(snapshot.records)),
+            **vars(UsageTotals.of(snapshot.records) + self.learned_usage),
         )
         self.store.events.info(
             "study_finished",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -186,6 +186,12 @@ class UsageTotals:
     fallbacks: int = 0
     #: Of the ``fallbacks``, the rounds proposed without the model because it could not be reached.
     unreachable: int = 0
+
+    def __add__(self, other: UsageTotals) -> UsageTotals:
+        """Both counts together (a study's trials and the calls that mapped its earlier studies)."""
+        return UsageTotals(
+            **{f.name: round(getattr(self, f.name) + getattr(other, f.name), 3) for f in fields(UsageTotals)}
+        )
 
     @classmethod
     def of(cls, records: Iterable[TrialRecord]) -> UsageTotals:

@@ -152,6 +152,7 @@ async def run_study(
             sources=sources,
             describe=_description_of,
             say=say,
+            progress=reporter.preparing if reporter is not None else None,
         )
         store.set_meta("budget", config.budget)  # the latest budget asked for
         ex = config.executor
@@ -175,6 +176,7 @@ async def run_study(
             pruner=optuna.pruners.MedianPruner() if config.pruner == "median" else None,
             on_provider_error=config.on_provider_error,
             learned_from=experience.lines(),
+            learned_usage=experience.usage,
         )
         if task.after_study is not None:
             await task.after_study(
@@ -225,6 +227,7 @@ async def build_strategy(
     sources: Sequence[str] | None = (),
     describe: Callable[[str], str] | None = None,
     say: Callable[[str], None] = print,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[Strategy, Experience]:
     """``strategy`` (a name in the registry, or a spec of the caller's own) for the study ``store`` holds, and
     what it learns from earlier studies.
@@ -250,6 +253,7 @@ async def build_strategy(
             describe=describe,
             events=store.events,
             say=say,
+            progress=progress,
         )
     if isinstance(strategy, StrategySpec):
         context = BuildContext(

@@ -31,7 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agent._space_check import problems
-from agent.errors import InvalidSuggestion, UserError
+from agent.errors import InvalidSuggestion, UserError, field_error
 
 __all__ = [
     "LOG_RATIO",
@@ -232,21 +232,21 @@ class SearchSpace(BaseModel):
         if not isinstance(config, Mapping):
             raise InvalidSuggestion(
                 "the configuration must be a JSON object",
-                [_err((), f"expected an object with keys {list(self.params)}", config)],
+                [field_error((), f"expected an object with keys {list(self.params)}", config)],
             )
         errors: list[dict[str, Any]] = []
         out: dict[str, Choice] = {}
         for name in config:
             if name not in self.params:
-                errors.append(_err((name,), f"unknown parameter; valid parameters: {list(self.params)}", None))
+                errors.append(field_error((name,), f"unknown parameter; valid parameters: {list(self.params)}", None))
         for name, p in self.params.items():
             if name not in config:
-                errors.append(_err((name,), f"missing; {self.describe_param(name)}", None))
+                errors.append(field_error((name,), f"missing; {self.describe_param(name)}", None))
                 continue
             value = config[name]
             problem, canonical = _check_value(p, value)
             if problem:
-                errors.append(_err((name,), problem, value))
+                errors.append(field_error((name,), problem, value))
             else:
                 out[name] = canonical
         if errors:
@@ -316,11 +316,6 @@ def _check_value(p: FloatParam | IntParam | CategoricalParam, value: Any) -> tup
     if not p.low <= value <= p.high:
         return f"out of range: must be in [{p.low:g}, {p.high:g}], got {value:g}", value
     return None, value
-
-
-def _err(loc: tuple[Any, ...], msg: str, value: Any) -> dict[str, Any]:
-    shown = value if value is None or isinstance(value, int | float | bool) else repr(value)[:80]
-    return {"loc": list(loc), "msg": msg, "input": shown}
 
 
 def _format_errors(errors: list[Any], prefix: str = "") -> str:

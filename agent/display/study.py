@@ -2,7 +2,8 @@
 
 On a terminal: each finished trial is one line (configuration, result, best so far), and below them a live
 area redraws in place the running trials (epoch k/N, loss, validation error, images/s, time left) and the
-study (trial k/N, best so far, elapsed, time left). Not on a terminal (CI logs, ``nohup``, a pipe): plain
+study (trial k/N, best so far, elapsed, time left); before the study starts, what takes seconds (the model
+mapping an earlier study: ``mapping S2 of 7 (NAME), 12s``). Not on a terminal (CI logs, ``nohup``, a pipe): plain
 lines at a steady pace instead, one per finished trial, and for a trial that reports progress a line at
 each epoch's end and at most one every ``plain_interval_s`` in between. ``quiet``: only the summary.
 
@@ -60,6 +61,8 @@ class _State:
     running: dict[int, _Running] = field(default_factory=dict)
     proposing: tuple[int, float] | None = None
     hinted: bool = False
+    #: What is being prepared before the study starts, and since when (monotonic).
+    preparing: tuple[str, float] | None = None
 
 
 class RichReporter(LiveArea, Reporter):
@@ -94,6 +97,18 @@ class RichReporter(LiveArea, Reporter):
 
     # ---- what the runner says -----------------------------------------------------------------------
 
+    def preparing(self, text: str) -> None:
+        """Before the study starts, something that takes seconds (``mapping S2 of 7 (NAME)``): redrawn with its
+        elapsed time on a terminal until the next one or the start, one line each otherwise."""
+        if self.quiet:
+            return
+        with self._lock:
+            self._state.preparing = (text, time.monotonic())
+            if self.live and self._live is None:
+                self._start_live()
+        if not self.live:
+            self.console.print(f"{escape(text)} ...", soft_wrap=True)
+
     def started(
         self, *, study: str, budget: int, done: int, setup_failures: int = 0, learned_from: Sequence[str] = ()
     ) -> None:
@@ -108,6 +123,7 @@ class RichReporter(LiveArea, Reporter):
         )
         name = f"study [cyan]{escape(study)}[/]"
         if done >= budget:
+            self.close()  # the preparation's live area, if any
             self.console.print(
                 f"{name}: {plural(done, 'trial')} done, budget {budget}: nothing to run{kept}", soft_wrap=True
             )
@@ -116,16 +132,21 @@ class RichReporter(LiveArea, Reporter):
         self.console.print(f"[bold]{verb}[/] {name}: {done}/{budget} trials done{kept}", soft_wrap=True)
         for line in learned_from:
             self.console.print(f"  learning from {escape(line)}", soft_wrap=True)
-        if self.live and self._live is None:
-            self._live = Live(
-                get_renderable=self._render,
-                console=self.console,
-                refresh_per_second=4,
-                transient=True,
-                redirect_stdout=True,
-                redirect_stderr=True,
-            )
-            self._live.start()
+        if self.live:
+            with self._lock:
+                if self._live is None:
+                    self._start_live()
+
+    def _start_live(self) -> None:
+        self._live = Live(
+            get_renderable=self._render,
+            console=self.console,
+            refresh_per_second=4,
+            transient=True,
+            redirect_stdout=True,
+            redirect_stderr=True,
+        )
+        self._live.start()
 
     def proposing(self, number: int) -> None:
         with self._lock:
@@ -284,6 +305,9 @@ class RichReporter(LiveArea, Reporter):
     def _render(self) -> RenderableType:
         with self._lock:
             state, now = self._state, time.monotonic()
+            if state.preparing is not None:
+                text, since = state.preparing
+                return Text(f"{text}, {duration(now - since)}")
             grid = Table.grid(padding=(0, 1))
             grid.add_column(no_wrap=True)
             grid.add_column(no_wrap=True)

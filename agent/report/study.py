@@ -24,7 +24,7 @@ from agent.space import SearchSpace
 from agent.study import opened_storage, study_meta, study_records
 from agent.tasks import Task, build_task
 
-from ._experience import experience_section
+from ._experience import experience_section, mapping_usage
 from ._markdown import fenced, fmt, plural, table
 from ._plots import plot_shares, plot_study_curve, plot_trajectories, toy_function
 from ._sources import source_rows
@@ -134,7 +134,7 @@ def _study_markdown(view: _StudyView, url: str, out: Path) -> list[str]:
         facts.append(["best configuration", f"`{json.dumps(compact_config(done[pick].config))}`"])
         if view.true is not None:
             facts.append(["its true error (mean over the table's seeds)", fmt(view.true[pick] or 0.0, 6)])
-    cost = study_cost(done, view.task)
+    cost = study_cost(done, view.task, learned=mapping_usage(meta))
     if cost.llm_calls:
         facts.append(
             [
@@ -166,7 +166,7 @@ def _study_markdown(view: _StudyView, url: str, out: Path) -> list[str]:
         panels = {str(meta.get("strategy", "study")): [r.config for r in done]}
         plot_trajectories(task_name, panels, out / "plots" / "trajectory.png")
         lines += ["![proposals](plots/trajectory.png)", ""]
-    learned = experience_section(meta, done, out)
+    learned = experience_section(meta, done, out, maximize=view.maximize)
     return [*lines, *learned, *_sources(view, out), *_trials_table(view), *_conversation(view)]
 
 

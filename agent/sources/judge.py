@@ -1,13 +1,15 @@
 """The model's part in learning from an earlier study: it reads the earlier study beside the new task and says
 whether it is relevant and how its parameters map (``prompts/map_source.j2``, the :class:`~agent.sources.
-mapping.MapStudy` tool, validated and reasked like every answer). One call per source (plus reasks), at
-temperature 0: a judgment, not an exploration."""
+map_study.MapStudy` tool, validated and reasked like every answer). One call per source (plus reasks), at
+temperature 0: a judgment, not an exploration. An earlier study that recorded no description (a plain Optuna
+study) is shown as such: the model judges it by its parameters and their values alone."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.conversation import AgentSettings, EventSink, ask_tool
+from agent.conversation import AgentSettings, ask_tool
+from agent.events import EventSink
 from agent.messages import ChatMessage, Part, Usage, UserPart
 from agent.providers.base import Provider
 from agent.records import short_value
@@ -15,7 +17,8 @@ from agent.space import SearchSpace
 from agent.strategies.grid import relaxed_space
 from agent.templates import Templates
 
-from .mapping import Mapping, MapStudy
+from .map_study import MapStudy
+from .mapping import SpaceMapping
 from .reading import SourceStudy
 
 __all__ = ["Judgment", "judge"]
@@ -29,7 +32,7 @@ _REASK_TEMPERATURE = 0.7
 class Judgment:
     """The model's mapping, or None when its answers stayed invalid; what was said and what it cost."""
 
-    mapping: Mapping | None
+    mapping: SpaceMapping | None
     parts: tuple[Part, ...]
     usage: tuple[Usage, ...]
     reasks: int
@@ -64,7 +67,8 @@ async def judge(
             "params": [{"name": n, "domain": shown.describe_param(n)} for n in space.params],
         },
         old={
-            "description": source.description,
+            "name": source.name,
+            "description": source.description if source.described else None,
             "params": [{"name": n, "domain": old_shown.describe_param(n)} for n in old_names],
             "goal": goal,
             "best": best,
@@ -89,4 +93,4 @@ async def judge(
         errors = "; ".join(f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}" for e in answer.errors[:3])
         reason = f"no valid mapping after {answer.reasks} reasks ({errors})"
         return Judgment(None, parts, tuple(answer.usage), answer.reasks, reason)
-    return Judgment(Mapping.from_dict(answer.arguments), parts, tuple(answer.usage), answer.reasks)
+    return Judgment(tool.accepted, parts, tuple(answer.usage), answer.reasks)

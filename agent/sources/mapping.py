@@ -1,32 +1,34 @@
 """How an earlier study's parameters map into the new study's space: names, scales, what a missing one becomes.
 
-A :class:`Mapping` says, for each parameter of the new space, which parameter of the earlier study means the
-same (or none) and by what factor its values convert (units: a percentage into a fraction, milliseconds into
-seconds). A source with the same parameter names and domains maps to itself without a model
-(:func:`identity`); the model answers the others through the :class:`MapStudy` tool, whose answer is
-validated like every other: a name the earlier study lacks, a number where the new study has labels, or
-values that land outside the new space for most of the earlier study's best trials are errors sent back to the
-model (:func:`check`), and a pairing rejected once is no longer offered to it. :func:`apply` turns a source's
-trials into the new space's terms (:class:`~agent.records.SourceData`): values clipped into range and moved
-onto grids, labels matched, trials whose labels match nothing left out.
+A :class:`SpaceMapping` says, for each parameter of the new space, which parameter of the earlier study means
+the same (or none) and by what factor its values convert (units: a percentage into a fraction, milliseconds
+into seconds); it is the one form of a mapping, passed as it is and stored as it is. A source with the same
+parameter names and domains maps to itself without a model (:func:`identity`); the model answers the others
+(:mod:`agent.sources.map_study`), and :func:`check` says what is wrong with its answer: a number where the new
+study has labels, labels that match none, values none of which lands in the new range, or one earlier
+parameter given to several new ones (asked once: kept where the model confirms they are the same). A right
+pairing over a range that merely differs is kept, its values clipped into the new range (:func:`clipped`
+counts them). :func:`apply` turns a source's trials into the new space's terms
+(:class:`~agent.records.SourceData`): values clipped into range and moved onto grids, labels matched, trials
+whose labels match nothing left out.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping as AnyMapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from agent.errors import InvalidSuggestion
+from pydantic import BaseModel, ConfigDict
+
 from agent.records import SourceData
 from agent.space import CategoricalParam, Choice, FloatParam, IntParam, SearchSpace
-from tools.base import Tool
 
 from .reading import SourceStudy
 
-__all__ = ["NONE", "Mapping", "MapStudy", "apply", "check", "identity"]
+__all__ = ["CHECKED", "NONE", "Problem", "SpaceMapping", "apply", "check", "clipped", "identity"]
 
 #: What the model answers for a parameter the earlier study did not have.
 NONE = "none"
@@ -36,196 +38,131 @@ _LOG_RATIO = 20.0
 _SLACK = 0.1  # a mapped value this far (a share of the range, of its log where wide) outside still counts in
 
 
-@dataclass(frozen=True)
-class Mapping:
+class SpaceMapping(BaseModel):
     """``params[new] = earlier`` (None: the earlier study had no such parameter); ``scale[new]``: the factor
     turning the earlier study's value into the new one's (1 when absent). ``relevant``: the model's judgment."""
 
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     relevant: bool
     params: dict[str, str | None]
-    scale: dict[str, float] = field(default_factory=dict)
+    scale: dict[str, float] = {}
 
     @property
     def mapped(self) -> list[str]:
         return [new for new, old in self.params.items() if old is not None]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"relevant": self.relevant, "params": dict(self.params), "scale": dict(self.scale)}
+    def shown(self) -> str:
+        """``n_units <- width, init_lr <- lr x 0.01``: the pairings, for a line."""
+        return ", ".join(
+            f"{new} <- {old}{'' if new not in self.scale else f' x {self.scale[new]:g}'}"
+            for new, old in self.params.items()
+            if old is not None
+        )
 
-    @classmethod
-    def from_dict(cls, data: AnyMapping[str, Any]) -> Mapping:
-        return cls(bool(data["relevant"]), dict(data["params"]), {k: float(v) for k, v in data["scale"].items()})
 
-
-def identity(source: SearchSpace, target: SearchSpace) -> Mapping | None:
+def identity(source: SearchSpace, target: SearchSpace) -> SpaceMapping | None:
     """The mapping of a source with the same parameter names and domains, which needs no model; else None."""
     same = set(source.params) == set(target.params) and all(
         source.params[n].model_dump() == target.params[n].model_dump() for n in target.params
     )
-    return Mapping(True, {n: n for n in target.params}) if same else None
+    return SpaceMapping(relevant=True, params={n: n for n in target.params}) if same else None
 
 
-class MapStudy(Tool):
-    """The model's answer about one earlier study: is it relevant, and how do its parameters map."""
+@dataclass(frozen=True)
+class Problem:
+    """What is wrong with the pairings ``new <- old`` for each of ``news``: ``pairing``, it cannot be (the kinds
+    or the values do not fit: not offered again); ``shared``, ``old`` is given to several new parameters, the
+    ``news`` (asked once)."""
 
-    name = "map_study"
-    description = (
-        "Say whether the earlier study is relevant to the new one and, for each parameter of the new study, "
-        "which parameter of the earlier study means the same (or none)."
-    )
-
-    def __init__(self, source: SourceStudy, target: SearchSpace) -> None:
-        self.source = source
-        self.target = target
-        #: (new, earlier) pairs an answer gave and the check rejected: the schema no longer offers them, so a
-        #: model under constrained decoding cannot answer a reask with the same mistake.
-        self.rejected: set[tuple[str, str]] = set()
-        #: What an answer settled, kept through the reasks (which sample, to get another answer for what was
-        #: wrong): the judgment of relevance (the first answer's, at temperature 0; measured: a reask that only
-        #: had to fix ``weight_decay`` turned a right mapping "not relevant") and the pairings that passed.
-        self.relevant: bool | None = None
-        self.kept: dict[str, str] = {}
-
-    def arguments_schema(self) -> dict[str, Any]:
-        def names(new: str) -> list[str]:
-            if new in self.kept:
-                return [self.kept[new]]
-            return [old for old in self.source.space.params if (new, old) not in self.rejected] + [NONE]
-
-        relevant: dict[str, Any] = {"type": "boolean"} if self.relevant is None else {"enum": [self.relevant]}
-        return {
-            "type": "object",
-            "properties": {
-                "relevant": relevant,
-                "parameters": {
-                    "type": "object",
-                    "properties": {n: {"enum": names(n)} for n in self.target.params},
-                    "required": list(self.target.params),
-                    "additionalProperties": False,
-                },
-                "scale": {
-                    "type": "object",
-                    "properties": {n: {"type": "number", "exclusiveMinimum": 0} for n in self.target.params},
-                    "additionalProperties": False,
-                },
-            },
-            "required": ["relevant", "parameters"],
-            "additionalProperties": False,
-        }
-
-    def example_arguments(self) -> dict[str, Any] | None:
-        first = next(iter(self.target.params))
-        return {"relevant": True, "parameters": {first: next(iter(self.source.space.params))}}
-
-    def validate_arguments(self, arguments: Any) -> dict[str, Any]:
-        """The mapping as data (:meth:`Mapping.to_dict`); every problem an error the model is shown."""
-        errors: list[dict[str, Any]] = []
-        if not isinstance(arguments, dict):
-            raise InvalidSuggestion("not an object", [_err([], 'expected {"relevant": ..., "parameters": {...}}')])
-        for key in arguments:
-            if key not in ("relevant", "parameters", "scale"):
-                errors.append(_err([key], 'unexpected key; the arguments are "relevant", "parameters" and "scale"'))
-        relevant = arguments.get("relevant") if self.relevant is None else self.relevant
-        if not isinstance(relevant, bool):
-            errors.append(_err(["relevant"], "must be true or false"))
-        params: dict[str, str | None] = {}
-        given = arguments.get("parameters")
-        if not isinstance(given, dict):
-            errors.append(_err(["parameters"], f"must be an object with one key per new parameter: {self._new()}"))
-            given = {}
-        for name in given:
-            if name not in self.target.params:
-                errors.append(_err(["parameters", name], f"not a parameter of the new study ({self._new()})"))
-        for name in self.target.params:
-            old = given.get(name)
-            if name not in given:
-                errors.append(_err(["parameters", name], f'missing: name a parameter of the earlier study or "{NONE}"'))
-            elif old == NONE:
-                params[name] = None
-            elif isinstance(old, str) and old in self.source.space.params:
-                params[name] = old
-            else:
-                known = ", ".join([*self.source.space.params, NONE])
-                errors.append(
-                    _err(["parameters", name], f"{_json(old)} is not a parameter of the earlier study: {known}")
-                )
-        scale: dict[str, float] = {}
-        raw_scale = arguments.get("scale", {})
-        if not isinstance(raw_scale, dict):
-            errors.append(_err(["scale"], "must be an object: new parameter -> factor"))
-            raw_scale = {}
-        for name, factor in raw_scale.items():
-            if name not in self.target.params:
-                errors.append(_err(["scale", name], f"not a parameter of the new study ({self._new()})"))
-            elif isinstance(factor, bool) or not isinstance(factor, int | float) or not (0 < factor < math.inf):
-                errors.append(_err(["scale", name], "must be a positive number"))
-            elif factor != 1:
-                scale[name] = float(factor)
-        if not errors and isinstance(relevant, bool):
-            mapping = Mapping(relevant, params, scale)
-            errors = check(mapping, self.source, self.target)
-            if not errors:
-                return mapping.to_dict()
-            wrong = {e["loc"][-1] for e in errors}
-            for new, old in params.items():
-                if old is None or new in scale:
-                    continue
-                if new in wrong:
-                    self.rejected.add((new, old))
-                else:
-                    self.kept[new] = old
-        if isinstance(relevant, bool):
-            self.relevant = relevant
-        shown = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
-        raise InvalidSuggestion(f"invalid mapping: {shown}", errors)
-
-    def _new(self) -> str:
-        return ", ".join(self.target.params)
+    news: tuple[str, ...]
+    old: str
+    kind: Literal["pairing", "shared"]
+    message: str
 
 
-def check(mapping: Mapping, source: SourceStudy, target: SearchSpace) -> list[dict[str, Any]]:
-    """What is wrong with ``mapping`` as errors for the model: a kind that cannot convert, or values that land
-    outside the new space for most of the earlier study's best trials."""
-    errors = []
+def check(
+    mapping: SpaceMapping, source: SourceStudy, target: SearchSpace, *, confirmed: Collection[str] = ()
+) -> list[Problem]:
+    """What is wrong with ``mapping``: a kind that cannot convert, values of which none lands in the new range
+    (for the earlier study's best trials), labels of which none matches, or an earlier parameter given to
+    several new ones that the model has not confirmed (``confirmed``: the earlier parameters it was asked about
+    once already)."""
+    problems: list[Problem] = []
     best = [config for config, _ in source.best(CHECKED)]
+    fine: dict[str, list[str]] = {}  # earlier parameter -> the new ones its pairing passed for
     for new in mapping.mapped:
         old = mapping.params[new]
         assert old is not None
-        p, q = target.params[new], source.space.params[old]
-        factor = mapping.scale.get(new, 1.0)
-        if _numeric(p) != _numeric(q):
-            what = "a number" if _numeric(p) else f"one of {_choices(p)}"
-            were = "numbers" if _numeric(q) else f"one of {_choices(q)}"
-            errors.append(_err(["parameters", new], f"{new} is {what}, but {old} was {were}; choose another or {NONE}"))
+        message = _pairing(mapping, new, old, source, target, best)
+        if message is not None:
+            problems.append(Problem((new,), old, "pairing", message))
+        else:
+            fine.setdefault(old, []).append(new)
+    for old, news in fine.items():
+        if len(news) > 1 and old not in confirmed:
+            listed = f"{', '.join(news[:-1])} and {news[-1]}"
+            problems.append(Problem(tuple(news), old, "shared", f"{old} is given to {listed}"))
+    return problems
+
+
+def _pairing(
+    mapping: SpaceMapping,
+    new: str,
+    old: str,
+    source: SourceStudy,
+    target: SearchSpace,
+    best: list[dict[str, Choice]],
+) -> str | None:
+    """Why ``new <- old`` cannot be, or None."""
+    p, q = target.params[new], source.space.params[old]
+    factor = mapping.scale.get(new, 1.0)
+    if _numeric(p) != _numeric(q):
+        what = "a number" if _numeric(p) else f"one of {_choices(p)}"
+        were = "numbers" if _numeric(q) else f"one of {_choices(q)}"
+        return f"{new} is {what}, but {old} was {were}; choose another or {NONE}"
+    values = [config[old] for config in best]
+    if not _numeric(p):
+        if any(_label(p, v) is not None for v in values):
+            return None
+        return f"{old}'s values {sorted({str(v) for v in values})} are none of {_choices(p)}"
+    if _overlaps(p, values, factor):
+        return None  # a range that merely differs: the values outside are clipped into it
+    shown = sorted(float(v) * factor for v in values)
+    low, high = _bounds(p)
+    fit = [n for n, q in source.space.params.items() if _numeric(q) and _overlaps(p, [c[n] for c in best], 1.0)]
+    taken = {o for n, o in mapping.params.items() if o is not None and n != new}
+    free = [n for n in fit if n not in taken]  # a parameter usually maps from one earlier parameter
+    which = "of the earlier parameters no other maps from" if free else "of the earlier parameters"
+    hint = f"; {which}, these have values in that range: {', '.join(free or fit)}" if fit else ""
+    return (
+        f"{old}{'' if factor == 1 else f' x {factor:g}'} gives {shown[0]:.3g} to {shown[-1]:.3g} for the earlier "
+        f"study's best trials, all outside {new}'s range {low:.3g} to {high:.3g}{hint}. Name the parameter that "
+        f'means the same, give a "scale", or answer "{NONE}"'
+    )
+
+
+def clipped(mapping: SpaceMapping, source: SourceStudy, target: SearchSpace) -> dict[str, int]:
+    """For each mapped number, how many of the source's trials have a value outside the new range (clipped into
+    it when carried over); parameters with none are left out."""
+    out = {}
+    for new in mapping.mapped:
+        p, old = target.params[new], mapping.params[new]
+        assert old is not None
+        if not _numeric(p):
             continue
-        values = [config[old] for config in best]
-        if _numeric(p):
-            if 2 * sum(_inside(p, float(v) * factor) for v in values) < len(values):
-                shown = sorted(float(v) * factor for v in values)
-                low, high = _bounds(p)
-                fit = [n for n, q in source.space.params.items() if _numeric(q) and _fits(p, [c[n] for c in best])]
-                taken = {o for n, o in mapping.params.items() if o is not None and n != new}
-                free = [n for n in fit if n not in taken]  # a parameter usually maps from one earlier parameter
-                which = "of the earlier parameters no other maps from" if free else "of the earlier parameters"
-                hint = f"; {which}, these have values in that range: {', '.join(free or fit)}" if fit else ""
-                errors.append(
-                    _err(
-                        ["parameters", new],
-                        f"{old}{'' if factor == 1 else f' x {factor:g}'} gives {shown[0]:.3g} to {shown[-1]:.3g} for "
-                        f"the earlier study's best trials, outside {new}'s range {low:.3g} to {high:.3g}{hint}. Name "
-                        f'the parameter that means the same, give a "scale", or answer "{NONE}"',
-                    )
-                )
-        elif not any(_label(p, v) is not None for v in values):
-            errors.append(
-                _err(
-                    ["parameters", new], f"{old}'s values {sorted({str(v) for v in values})} are none of {_choices(p)}"
-                )
-            )
-    return errors
+        factor = mapping.scale.get(new, 1.0)
+        low, high = _bounds(p)
+        outside = sum(
+            isinstance(v, int | float) and not isinstance(v, bool) and not low <= float(v) * factor <= high
+            for v in (config[old] for config, _ in source.trials)
+        )
+        if outside:
+            out[new] = outside
+    return out
 
 
-def apply(mapping: Mapping, source: SourceStudy, target: SearchSpace, name: str) -> SourceData | None:
+def apply(mapping: SpaceMapping, source: SourceStudy, target: SearchSpace, name: str) -> SourceData | None:
     """The source's trials in the new space's terms, over the parameters it maps; None when it maps none."""
     mapped = mapping.mapped
     if not mapped:
@@ -283,10 +220,9 @@ def _inside(p: FloatParam | IntParam | CategoricalParam, value: float) -> bool:
     return low - _SLACK * span <= value <= high + _SLACK * span
 
 
-def _fits(p: FloatParam | IntParam | CategoricalParam, values: list[Any]) -> bool:
-    """Do most of ``values`` lie in ``p``'s range (as a mapping must)?"""
-    inside = sum(isinstance(v, int | float) and not isinstance(v, bool) and _inside(p, float(v)) for v in values)
-    return 2 * inside >= len(values)
+def _overlaps(p: FloatParam | IntParam | CategoricalParam, values: list[Any], factor: float) -> bool:
+    """Does any of ``values`` (times ``factor``) lie in ``p``'s range (as a mapping's must)?"""
+    return any(isinstance(v, int | float) and not isinstance(v, bool) and _inside(p, float(v) * factor) for v in values)
 
 
 def _into(p: FloatParam | IntParam | CategoricalParam, value: Any, factor: float) -> Choice | None:
@@ -325,7 +261,3 @@ def _choices(p: FloatParam | IntParam | CategoricalParam) -> str:
 
 def _json(value: Any) -> str:
     return json.dumps(value, default=str)[:60]
-
-
-def _err(loc: list[Any], msg: str) -> dict[str, Any]:
-    return {"loc": loc, "msg": msg, "input": None}

@@ -28,7 +28,7 @@ from agent.records import Direction
 from agent.space import Choice, SearchSpace
 from agent.study import opened_storage, read_records, study_meta
 
-__all__ = ["MAX_SOURCE_TRIALS", "SourceStudy", "locate", "read_sources"]
+__all__ = ["MAX_SOURCE_TRIALS", "SourceStudy", "canonical_url", "locate", "read_sources"]
 
 #: Trials kept of one source (its best quarter and a random draw of the rest): a Gaussian process per source
 #: costs the cube of its size.
@@ -50,6 +50,8 @@ class SourceStudy:
     metric: str | None
     #: Finished trials with a value: (configuration, value), best first.
     trials: tuple[tuple[dict[str, Choice], float], ...] = field(repr=False)
+    #: Whether it recorded a description (or a task this installation knows); a plain Optuna study did not.
+    described: bool = True
 
     @property
     def name(self) -> str:
@@ -118,13 +120,13 @@ def _check_storage(url: str, source: str) -> None:
 def read_sources(
     urls: Sequence[str], *, exclude: tuple[str, str] | None = None, describe: Any = None
 ) -> tuple[list[SourceStudy], list[str]]:
-    """Every study in the storages ``urls`` (``locate``'s), pooled by what they tuned; and a line for each
-    study left out (no finished trial, no search space). ``exclude`` is the study being run (storage URL,
-    name): never its own source. ``describe(task_name)`` gives a task's description for studies that did
-    not record theirs (None: their task's name stands in)."""
+    """Every study in the storages ``urls`` (``locate``'s; a storage named twice is read once), pooled by what
+    they tuned; and a line for each study left out (no finished trial, no search space, the study itself).
+    ``exclude`` is the study being run (storage URL, name): never its own source. ``describe(task_name)`` gives
+    a task's description for studies that did not record theirs (None: their task's name stands in)."""
     notes: list[str] = []
     groups: dict[tuple[str, str, str, str], list[_Member]] = {}
-    for url in urls:
+    for url in dict.fromkeys(canonical_url(u) for u in urls):
         with opened_storage(url) as storage:
             _read(url, storage, exclude, describe, groups, notes)
     return [_pooled(members) for members in groups.values()], notes
@@ -141,9 +143,10 @@ def _read(
     """Add the studies of one storage to ``groups`` (and a note for each left out)."""
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         name = summary.study_name
-        if exclude is not None and _same_storage(url, exclude[0]) and name == exclude[1]:
-            continue
         key = f"{url}#{name}"
+        if exclude is not None and _same_storage(url, exclude[0]) and name == exclude[1]:
+            notes.append(f"{key} is this study itself, which does not learn from itself; left out")
+            continue
         study = optuna.load_study(study_name=name, storage=storage)
         if len(study.directions) != 1:
             notes.append(f"{key}: a multi-objective study; left out")
@@ -160,17 +163,22 @@ def _read(
         direction: Direction = "maximize" if study.direction.name == "MAXIMIZE" else "minimize"
         description = attrs.get("description") or _described(attrs.get("task"), describe) or f"study {name}"
         meta = {"description": description, "direction": direction, "metric": attrs.get("metric")}
+        meta["described"] = description != f"study {name}"  # no description nor known task: its name stands in
         group = (str(attrs.get("task", "")), description, space.model_dump_json(), direction)
         groups.setdefault(group, []).append((key, meta | {"space": space}, trials))
 
 
-def _same_storage(a: str, b: str) -> bool:
-    def canonical(url: str) -> str:
-        if url.startswith("sqlite:///"):
-            return "sqlite:///" + str(Path(url.removeprefix("sqlite:///")).resolve())
-        return url
+def canonical_url(url: str) -> str:
+    """One spelling of a storage URL: an SQLite or journal file by its resolved path."""
+    if url.startswith("sqlite:///"):
+        return "sqlite:///" + str(Path(url.removeprefix("sqlite:///")).resolve())
+    if url.startswith("journal:") or (url.endswith(".log") and "://" not in url):
+        return str(Path(url.removeprefix("journal:")).resolve())
+    return url
 
-    return canonical(a) == canonical(b)
+
+def _same_storage(a: str, b: str) -> bool:
+    return canonical_url(a) == canonical_url(b)
 
 
 def _described(task: Any, describe: Any) -> str | None:
@@ -227,4 +235,5 @@ def _pooled(members: Iterable[_Member]) -> SourceStudy:
         direction=meta["direction"],
         metric=meta["metric"],
         trials=tuple(trials),
+        described=meta["described"],
     )

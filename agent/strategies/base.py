@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import optuna
 
-from agent.conversation import AgentSettings, EventSink
+from agent.conversation import AgentSettings
+from agent.events import NO_EVENTS, EventSink
 from agent.memory import Round
 from agent.providers.base import Provider
 from agent.records import Direction, Proposal, SourceData, TrialRecord
@@ -78,11 +79,6 @@ class Strategy(ABC):
         """The study accepted ``proposal`` as trial ``number``."""
 
 
-class _NoEvents:
-    def info(self, event: str, **fields: object) -> None:
-        return None
-
-
 @dataclass(frozen=True, kw_only=True)
 class BuildContext:
     """What a strategy is built from: the study's one budget and seed, and for strategies that ask a model,
@@ -96,7 +92,7 @@ class BuildContext:
     templates: Templates = field(default_factory=Templates)
     #: The study's trials as they are now (``read_history`` reads them).
     records: Callable[[], Sequence[TrialRecord]] = tuple
-    events: EventSink = field(default_factory=_NoEvents)
+    events: EventSink = field(default=NO_EVENTS)
     #: Earlier studies in this study's terms (``--learn-from``): empty, the strategy learns from none.
     experience: Sequence[SourceData] = ()
 

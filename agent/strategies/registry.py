@@ -23,8 +23,9 @@ from typing import Any
 import optuna
 
 from agent._plugins import Plugin, registered
-from agent.conversation import AgentSettings, EventSink
+from agent.conversation import AgentSettings
 from agent.errors import AgentError, UserError
+from agent.events import EventSink
 from agent.providers.base import Provider
 from agent.records import SourceData, TrialRecord
 from agent.tasks import TaskBrief

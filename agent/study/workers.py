@@ -27,9 +27,11 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import optuna
+
+from agent.events import EventSink
 
 __all__ = ["LOCK_STALE_S", "StudyMutex", "Worker"]
 
@@ -94,14 +96,10 @@ def _pid_alive(pid: int) -> bool:
 _HAVE_PROC = os.path.isdir("/proc/self")
 
 
-class _Events(Protocol):
-    def info(self, event: str, **fields: Any) -> Any: ...
-
-
 class StudyMutex:
     """The study-wide lock (see the module docstring)."""
 
-    def __init__(self, storage: optuna.storages.BaseStorage, study_name: str, worker: Worker, events: _Events):
+    def __init__(self, storage: optuna.storages.BaseStorage, study_name: str, worker: Worker, events: EventSink):
         self._storage = storage
         self._name = f"{study_name}.lock"
         self._worker = worker

@@ -10,14 +10,15 @@ from typing import Any
 import pytest
 
 from agent.answer import answer_schema, parse_answer
-from agent.conversation import Agent, AgentSettings
+from agent.conversation import Agent, AgentSettings, ask_tool
 from agent.errors import ContextOverflow, InvalidSuggestion, ProviderUnavailable, ReaskBudgetExhausted
 from agent.memory import HistoryMode
-from agent.messages import AnswerPart
+from agent.messages import AnswerPart, ChatMessage
 from agent.providers.scripted import ScriptedProvider
 from agent.records import ProposalInfo, TrialRecord
 from agent.study.codec import encode_proposal
 from agent.tasks import build_task
+from agent.templates import Templates
 from tests.agent.test_answer import BAD_ANSWERS
 from tools.read_history import ReadHistory
 
@@ -349,3 +350,42 @@ async def test_the_example_answer_carries_no_values_to_copy() -> None:
     await agent.propose([])
     system = provider.calls[0].messages[0].content
     assert '"arguments": {"x1": <x1>, "x2": <x2>}' in system
+
+
+# ---- one question outside a study's rounds (ask_tool): the same loop ------------------------------------
+
+
+async def test_ask_tool_reasks_an_invalid_call_the_way_a_round_does() -> None:
+    """One ask-validate-reask loop serves a round and a single question: the same reask text, the same
+    events, the reask sampled at its own temperature and seed."""
+    events = Events()
+    provider = ScriptedProvider([OUT_OF_RANGE, VALID])
+    messages = [ChatMessage(role="system", content="s"), ChatMessage(role="user", content="u")]
+    answer = await ask_tool(
+        provider,
+        messages,
+        TASK.tool,
+        templates=Templates(),
+        temperature=0.0,
+        reask_temperature=0.7,
+        seed=5,
+        events=events,
+    )
+    assert answer.arguments == {"x1": 1.5, "x2": 2.5} and answer.reasks == 1 and answer.errors == []
+    assert kinds(answer.parts) == ["answer", "reask", "answer"]
+    assert [c.temperature for c in provider.calls] == [0.0, 0.7] and [c.seed for c in provider.calls] == [5, 6]
+    sent = provider.calls[1].messages
+    assert sent[:2] == messages and [m.role for m in sent[2:]] == ["assistant", "user"]
+    assert sent[-1].content.startswith("Your answer was invalid:") and "arguments.x1" in sent[-1].content
+    assert events.names() == ["llm_call", "reask", "llm_call"]
+    assert all(fields["tool"] == "evaluate_toy" for _, fields in events.seen)
+    agent, _ = make_agent([OUT_OF_RANGE, VALID])
+    proposal = await agent.propose([])
+    assert proposal.parts[1].content == answer.parts[1].content, "the same reask as a study's round"
+
+
+async def test_ask_tool_gives_the_last_errors_when_the_reasks_run_out() -> None:
+    provider = ScriptedProvider([OUT_OF_RANGE] * 3)
+    answer = await ask_tool(provider, [], TASK.tool, templates=Templates(), max_retries=2)
+    assert answer.arguments is None and answer.reasks == 2 and len(answer.usage) == 3
+    assert [".".join(map(str, e["loc"])) for e in answer.errors] == ["arguments.x1"]

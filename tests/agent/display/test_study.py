@@ -273,3 +273,39 @@ def test_the_sources_a_study_learns_from_are_named_at_its_start_and_in_its_summa
     text = out.getvalue()
     assert f"  learning from {line}" in text.splitlines()[1]
     assert "learned from" in text and text.count(line) == 2
+
+
+def test_mapping_before_the_study_is_a_line_in_a_pipe() -> None:
+    """Issue 25, item 8: the 20-35 s of mapping before "starting study" showed nothing."""
+    con, out = console(terminal=False)
+    with RichReporter(con) as shown:
+        shown.preparing("mapping S1 of 2 (hpobench-car-bo-seed0)")
+        shown.preparing("mapping S2 of 2 (hpobench-kc1-bo-seed0)")
+        shown.started(study="s", budget=2, done=0)
+    assert out.getvalue().splitlines() == [
+        "mapping S1 of 2 (hpobench-car-bo-seed0) ...",
+        "mapping S2 of 2 (hpobench-kc1-bo-seed0) ...",
+        "starting study s: 0/2 trials done",
+    ]
+
+
+def test_mapping_before_the_study_is_redrawn_with_its_time_on_a_terminal() -> None:
+    con, out = console(terminal=True)
+    with RichReporter(con) as shown:
+        shown.preparing("mapping S1 of 2 (hpobench-car-bo-seed0)")
+        assert shown._live is not None
+        shown._live.refresh()
+        shown.started(study="s", budget=2, done=0)
+        shown._live.refresh()
+        shown.finished(summary())
+    text = ANSI.sub("", out.getvalue())
+    assert re.search(r"mapping S1 of 2 \(hpobench-car-bo-seed0\), \d+s", text)
+    assert "starting study s: 0/2 trials done" in text and re.search(r"study: trial 0/2, \d+s elapsed", text)
+    assert shown._live is None
+
+
+def test_quiet_shows_no_mapping() -> None:
+    con, out = console(terminal=False)
+    with RichReporter(con, quiet=True) as shown:
+        shown.preparing("mapping S1 of 1 (x)")
+    assert out.getvalue() == ""

@@ -1,14 +1,11 @@
-"""Tests for agent/sources/mapping.py: the model's mapping checked against the earlier study's best trials."""
+"""Tests for agent/sources/mapping.py: a mapping checked against the earlier study's best trials, and the trials
+it carries into the new space."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from agent.answer import parse_answer
-from agent.errors import InvalidSuggestion
-from agent.sources.mapping import Mapping, MapStudy, apply, identity
+from agent.sources.mapping import SpaceMapping, apply, check, clipped, identity
 from agent.sources.reading import SourceStudy
 from agent.space import SearchSpace
 from agent.tasks import build_task
@@ -16,6 +13,7 @@ from agent.tasks.variants import HPOBENCH_RENAMED, renamed
 
 KC1 = build_task("hpobench-kc1")
 RENAMED = renamed(KC1, HPOBENCH_RENAMED)
+RIGHT = {new: old for old, new in HPOBENCH_RENAMED.items()}
 
 
 def source(
@@ -31,26 +29,36 @@ KC1_SOURCE = source(
         ({"alpha": 1e-2, "batch_size": 16, "depth": 1, "learning_rate_init": 1e-1, "width": 16}, 0.3),
     ],
 )
-RIGHT = {new: old for old, new in HPOBENCH_RENAMED.items()}
+#: The issue's case: HPOBench's learning rate (1e-5..1) into an MLP whose range is 1e-4..0.3.
+NARROW = SearchSpace.from_dict(
+    {
+        "lr": {"type": "float", "low": 1e-4, "high": 0.3, "log": True},
+        "hidden": {"type": "int", "low": 8, "high": 256, "log": True},
+    }
+)
+WIDE_LR = source(
+    KC1.space,
+    [
+        ({"alpha": 1e-6, "batch_size": 64, "depth": 2, "learning_rate_init": lr, "width": 256}, 0.1 + i / 100)
+        for i, lr in enumerate([1e-5, 1.0, 3.5938137e-05, 1.0, 1e-5, 0.0016681006, 1.0, 1e-5, 0.27825594, 1e-5])
+    ],
+)
 
 
-def answer(parameters: dict[str, str], relevant: bool = True, **extra: object) -> str:
-    return json.dumps({"tool": "map_study", "arguments": {"relevant": relevant, "parameters": parameters, **extra}})
+def mapping(params: dict[str, str | None], relevant: bool = True, **scale: float) -> SpaceMapping:
+    return SpaceMapping(relevant=relevant, params=params, scale=scale)
 
 
 def test_the_same_space_maps_itself_and_another_needs_the_model() -> None:
-    assert identity(KC1.space, KC1.space) == Mapping(True, {n: n for n in KC1.space.params})
+    assert identity(KC1.space, KC1.space) == mapping({n: n for n in KC1.space.params})
     assert identity(KC1.space, RENAMED.space) is None
     assert identity(KC1.space, build_task("hpobench-car").space) is not None, "the same grids on another dataset"
 
 
-def test_a_right_mapping_is_accepted_and_carries_the_trials_into_the_new_names() -> None:
-    tool = MapStudy(KC1_SOURCE, RENAMED.space)
-    schema = tool.arguments_schema()
-    assert schema["properties"]["parameters"]["properties"]["init_lr"]["enum"] == [*KC1.space.params, "none"]
-    call = parse_answer(answer(RIGHT), {tool.name: tool})
-    mapping = Mapping.from_dict(call.arguments)
-    data = apply(mapping, KC1_SOURCE, RENAMED.space, "S1")
+def test_a_right_mapping_carries_the_trials_into_the_new_names() -> None:
+    right = mapping(RIGHT)
+    assert check(right, KC1_SOURCE, RENAMED.space) == []
+    data = apply(right, KC1_SOURCE, RENAMED.space, "S1")
     assert data is not None and data.values == (0.1, 0.3)
     assert data.configs[0] == {
         "n_units": 256,
@@ -60,32 +68,53 @@ def test_a_right_mapping_is_accepted_and_carries_the_trials_into_the_new_names()
         "weight_decay": pytest.approx(1e-6, rel=0.5),
     }
     assert RENAMED.space.validate_config(data.configs[0]), "on the new space's grids"
+    assert right.shown() == "n_units <- width, init_lr <- learning_rate_init, n_layers <- depth, bs <- batch_size, " + (
+        "weight_decay <- alpha"
+    )
+
+
+def test_a_right_pairing_over_a_range_that_merely_differs_is_kept_and_its_values_clipped() -> None:
+    """Issue 25, item 6: learning_rate_init (best values 1e-5..1, most outside) -> lr (1e-4..0.3) was sent back,
+    and the most important parameter opened at the middle of its range."""
+    lr = mapping({"lr": "learning_rate_init", "hidden": "width"})
+    assert check(lr, WIDE_LR, NARROW) == []
+    assert clipped(lr, WIDE_LR, NARROW) == {"lr": 8}, "width 256 lies in hidden's range"
+    data = apply(lr, WIDE_LR, NARROW, "S1")
+    assert data is not None
+    assert sorted({c["lr"] for c in data.configs}) == pytest.approx([1e-4, 0.0016681006, 0.27825594, 0.3])
+    (problem,) = check(mapping({"lr": "width", "hidden": None}), WIDE_LR, NARROW)
+    assert (problem.news, problem.old, problem.kind) == (("lr",), "width", "pairing")
+    assert "width gives 256 to 256 for the earlier study's best trials, all outside lr's range" in problem.message
+    assert "these have values in that range: learning_rate_init" in problem.message
 
 
 @pytest.mark.parametrize(
-    ("parameters", "where", "message"),
+    ("params", "where", "message"),
     [
-        (
-            {**RIGHT, "init_lr": "width"},
-            "init_lr",
-            "width gives 16 to 256 for the earlier study's best trials, outside",
-        ),
+        ({**RIGHT, "init_lr": "width"}, "init_lr", "width gives 16 to 256 for the earlier study's best trials, all"),
         ({**RIGHT, "n_units": "alpha"}, "n_units", "outside n_units's range"),
         (
             {**RIGHT, "weight_decay": "width"},
             "weight_decay",
             "of the earlier parameters no other maps from, these have values in that range: alpha.",
         ),
-        ({**RIGHT, "bs": "learning_rate"}, "bs", "is not a parameter of the earlier study"),
-        ({k: v for k, v in RIGHT.items() if k != "bs"}, "bs", "missing"),
     ],
 )
-def test_a_wrong_mapping_is_reasked_with_what_is_wrong(parameters: dict[str, str], where: str, message: str) -> None:
-    tool = MapStudy(KC1_SOURCE, RENAMED.space)
-    with pytest.raises(InvalidSuggestion) as caught:
-        parse_answer(answer(parameters), {tool.name: tool})
-    errors = {".".join(map(str, e["loc"])): e["msg"] for e in caught.value.errors}
-    assert message in errors[f"arguments.parameters.{where}"], errors
+def test_a_pairing_whose_values_all_fall_outside_is_wrong(params: dict[str, str], where: str, message: str) -> None:
+    problems = check(mapping(params), KC1_SOURCE, RENAMED.space)
+    assert [(p.news, p.kind) for p in problems] == [((where,), "pairing")]
+    assert message in problems[0].message
+
+
+def test_one_earlier_parameter_given_to_several_new_ones_is_asked_about_once() -> None:
+    """Issue 25, item 5: lr given to alpha and learning_rate_init (a penalty and a step size)."""
+    old = SearchSpace.from_dict({"lr": {"type": "float", "low": 1e-5, "high": 1, "log": True}})
+    plain = SourceStudy(("s#plain",), "study plain", old, "minimize", None, (({"lr": 1e-3}, 0.2), ({"lr": 0.01}, 0.3)))
+    shared = mapping({"alpha": "lr", "batch_size": None, "depth": None, "learning_rate_init": "lr", "width": None})
+    problems = check(shared, plain, KC1.space)
+    assert [(p.news, p.old, p.kind) for p in problems] == [(("alpha", "learning_rate_init"), "lr", "shared")]
+    assert problems[0].message == "lr is given to alpha and learning_rate_init"
+    assert check(shared, plain, KC1.space, confirmed={"lr"}) == [], "asked once: the model's next answer stands"
 
 
 def test_a_scale_converts_units_and_labels_match_whatever_their_case() -> None:
@@ -104,51 +133,23 @@ def test_a_scale_converts_units_and_labels_match_whatever_their_case() -> None:
     earlier = source(
         old, [({"lr_percent": 0.3, "opt": "Adam"}, 0.9), ({"lr_percent": 5.0, "opt": "SGD"}, 0.8)], "maximize"
     )
-    tool = MapStudy(earlier, new)
-    with pytest.raises(InvalidSuggestion, match="outside lr's range"):
-        parse_answer(answer({"lr": "lr_percent", "optimizer": "opt"}), {tool.name: tool})  # 0.3 is no learning rate
-    call = parse_answer(answer({"lr": "lr_percent", "optimizer": "opt"}, scale={"lr": 0.01}), {tool.name: tool})
-    data = apply(Mapping.from_dict(call.arguments), earlier, new, "S1")
+    (unscaled,) = check(mapping({"lr": "lr_percent", "optimizer": "opt"}), earlier, new)
+    assert "all outside lr's range" in unscaled.message, "0.3 is no learning rate"
+    scaled = mapping({"lr": "lr_percent", "optimizer": "opt"}, lr=0.01)
+    assert check(scaled, earlier, new) == []
+    data = apply(scaled, earlier, new, "S1")
     assert data is not None and data.direction == "maximize"
     assert data.configs == (
         {"lr": pytest.approx(0.003), "optimizer": "adam"},
         {"lr": pytest.approx(0.05), "optimizer": "sgd"},
     )
-    with pytest.raises(InvalidSuggestion, match="optimizer is one of .*but lr_percent was numbers"):
-        parse_answer(answer({"lr": "lr_percent", "optimizer": "lr_percent"}, scale={"lr": 0.01}), {tool.name: tool})
+    (kinds,) = check(mapping({"lr": "lr_percent", "optimizer": "lr_percent"}, lr=0.01), earlier, new)
+    assert (
+        kinds.news == ("optimizer",)
+        and "optimizer is one of" in kinds.message
+        and "but lr_percent was numbers" in (kinds.message)
+    )
 
 
 def test_a_mapping_of_nothing_carries_nothing() -> None:
-    nothing = Mapping(True, {n: None for n in RENAMED.space.params})
-    assert apply(nothing, KC1_SOURCE, RENAMED.space, "S1") is None
-
-
-def test_a_pairing_rejected_once_is_no_longer_offered() -> None:
-    """At temperature 0 a small model answers a reask as it answered before: the schema stops offering it."""
-    tool = MapStudy(KC1_SOURCE, RENAMED.space)
-    with pytest.raises(InvalidSuggestion):
-        parse_answer(answer({**RIGHT, "weight_decay": "width"}), {tool.name: tool})
-    offered = tool.arguments_schema()["properties"]["parameters"]["properties"]
-    assert "width" not in offered["weight_decay"]["enum"] and "width" in offered["n_units"]["enum"]
-    assert "none" in offered["weight_decay"]["enum"]
-
-
-def test_a_reask_keeps_the_judgment_and_the_pairings_that_passed() -> None:
-    """A reask samples (to get another answer for what was wrong); what passed stays: measured on the embedded
-    model, a reask that only had to fix ``weight_decay`` also turned a right mapping "not relevant"."""
-    tool = MapStudy(KC1_SOURCE, RENAMED.space)
-    with pytest.raises(InvalidSuggestion):
-        parse_answer(answer({**RIGHT, "weight_decay": "width"}), {tool.name: tool})
-    schema = tool.arguments_schema()["properties"]
-    assert schema["relevant"] == {"enum": [True]}
-    assert schema["parameters"]["properties"]["n_units"]["enum"] == ["width"]
-    assert "none" in schema["parameters"]["properties"]["weight_decay"]["enum"]
-    call = parse_answer(answer({**RIGHT, "weight_decay": "none"}, relevant=False), {tool.name: tool})
-    assert Mapping.from_dict(call.arguments) == Mapping(True, {**RIGHT, "weight_decay": None})
-
-
-def test_an_answer_without_a_judgment_leaves_it_open() -> None:
-    tool = MapStudy(KC1_SOURCE, RENAMED.space)
-    with pytest.raises(InvalidSuggestion):
-        parse_answer(json.dumps({"tool": "map_study", "arguments": {"parameters": RIGHT}}), {tool.name: tool})
-    assert tool.arguments_schema()["properties"]["relevant"] == {"type": "boolean"}
+    assert apply(mapping({n: None for n in RENAMED.space.params}), KC1_SOURCE, RENAMED.space, "S1") is None
