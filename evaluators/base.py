@@ -32,6 +32,9 @@ class EvalResult:
     state: EvalState = "complete"
     metrics: dict[str, float | int | str] = field(default_factory=dict)
     error: str | None = None
+    #: The evaluation's recorded compute in seconds where it is not the machine's time (a replayed table's
+    #: recorded training time); None: the seconds it took here count.
+    cost_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.state == "complete" and (self.value is None or not math.isfinite(self.value)):

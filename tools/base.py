@@ -120,6 +120,9 @@ class EvaluationTool(ConfigTool):
     runs_in_subprocess: ClassVar[bool] = False
     #: Each trial gets a folder of its own (:attr:`TrialContext.directory`).
     needs_directory: ClassVar[bool] = False
+    #: The step of the last intermediate value a trial that runs to its end reports (``TrialContext.report``:
+    #: epochs, a task file's steps); None: this tool reports no steps, so no scheduler can stop its trials.
+    max_step: int | None = None
 
     def check_setup(self) -> None:  # noqa: B027 (optional hook: most tools need nothing)
         """Check, cheaply and before any trial, what would fail every trial the same way (data missing or too
