@@ -17,7 +17,7 @@ from typing import Any
 from .providers import list_providers
 from .providers.registry import DEFAULT_PROVIDER
 from .strategies.registry import DEFAULT_STRATEGY, list_strategies
-from .tasks import task_flags
+from .tasks import TASK_GROUPS, task_flags
 
 __all__ = ["Flag", "add_bench_arguments", "add_run_arguments", "canonical_spelling"]
 
@@ -223,7 +223,7 @@ AGENT = [
 MODEL_GROUP = [PROVIDER, MODEL]
 
 BENCH = [
-    Flag(("--tasks",), {"required": True}, "comma-separated task names and groups (toy, hpobench, nb201)"),
+    Flag(("--tasks",), {"required": True}, f"comma-separated task names and groups ({', '.join(TASK_GROUPS)})"),
     Flag(
         ("--strategies",),
         {"default": f"{DEFAULT_STRATEGY},random,tpe"},
