@@ -33,7 +33,7 @@ from .providers.base import Provider
 from .providers.breaker import CircuitBreaker
 from .sources.experience import Experience, gather
 from .sources.reading import locate
-from .strategies.base import BuildContext, Strategy, StrategySpec
+from .strategies.base import Strategy, StrategySpec
 from .strategies.registry import DEFAULT_STRATEGY, get_strategy, make_strategy
 from .study import StudyStore
 from .tasks import AfterStudy, ProgressLines, Task, TaskBrief, build_task
@@ -255,19 +255,6 @@ async def build_strategy(
             say=say,
             progress=progress,
         )
-    if isinstance(strategy, StrategySpec):
-        context = BuildContext(
-            task=task,
-            budget=budget,
-            seed=seed,
-            provider=provider,
-            settings=settings,
-            templates=templates,
-            records=store.records,
-            events=store.events,
-            experience=tuple(experience.data),
-        )
-        return strategy.build(context), experience
     built = make_strategy(
         strategy,
         task=task,

@@ -79,7 +79,7 @@ def get_strategy(name: str, flag: str = "--strategy") -> StrategySpec:
 
 
 def make_strategy(
-    name: str,
+    name: str | StrategySpec,
     *,
     task: TaskBrief,
     budget: int,
@@ -91,10 +91,11 @@ def make_strategy(
     events: EventSink | None = None,
     experience: Sequence[SourceData] = (),
 ) -> Strategy:
-    """Build strategy ``name`` for ``task``: what the study session and the Optuna sampler both call."""
-    spec = get_strategy(name)
+    """Build strategy ``name`` (a name in the registry, or a spec of the caller's own: a benchmark's variant)
+    for ``task``: what the study session and the Optuna sampler both call."""
+    spec = name if isinstance(name, StrategySpec) else get_strategy(name)
     if spec.needs_model and provider is None:
-        raise UserError(f"the {name} strategy asks a model: give it a provider (--provider, AGENT_PROVIDER)")
+        raise UserError(f"the {spec.name} strategy asks a model: give it a provider (--provider, AGENT_PROVIDER)")
     ctx = BuildContext(task=task, budget=budget, seed=seed, provider=provider, experience=tuple(experience))
     updates: dict[str, Any] = {
         "settings": settings,
