@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -48,4 +49,19 @@ def test_no_eval_or_exec_anywhere() -> None:
                 code = line.split("#", 1)[0]
                 if _DANGEROUS.search(code):
                     offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_no_function_in_agent_is_over_100_lines_nor_shares_state_through_nonlocal() -> None:
+    """Small functions, each readable at once; a loop's state lives in an object, not in closures."""
+    offenders = []
+    for path in (ROOT / "agent").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > 100:
+                    offenders.append(f"{where} {node.name}: {length} lines")
+            elif isinstance(node, ast.Nonlocal):
+                offenders.append(f"{where} nonlocal {', '.join(node.names)}")
     assert not offenders, "\n".join(offenders)
