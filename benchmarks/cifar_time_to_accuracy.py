@@ -33,6 +33,14 @@ from evaluators.cifar.synthetic import write_synthetic_cifar
 ARMS = {"scheduled": [], "full": ["--pruner", "none"]}
 TINY = ["--subset", "256", "--val_size", "128", "--max_train_batches", "2", "--max_eval_batches", "2"]
 TINY += ["--num_train_epochs", "3", "--train_batch_size", "64", "--device", "cpu", "--no-final-test"]
+#: The reference space with batches that fit --tiny's 256 images twice (a batch of 512 is a failed trial there).
+TINY_SPACE = {
+    "optimizer": {"type": "categorical", "choices": ["adam", "sgd"]},
+    "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+    "train_batch_size": {"type": "categorical", "choices": [32, 64]},
+    "weight_decay": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
+    "label_smoothing": {"type": "float", "low": 0.0, "high": 0.2},
+}
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,7 @@ class ArmResult:
     seed: int
     trials: int
     full_trials: int
+    pruned: int
     seconds: float
     epochs: int
     #: Seconds from the study's first trial start to the end of the first trial at the target; None: not reached.
@@ -51,7 +60,7 @@ def read_arm(storage: str, study_name: str, arm: str, seed: int, target_error: f
     """What one study spent, and when it first held a model at the target."""
     trials = [t for t in optuna.load_study(study_name=study_name, storage=storage).trials if t.datetime_start]
     start = min(t.datetime_start for t in trials if t.datetime_start is not None)
-    seconds = epochs = full = 0
+    seconds = epochs = full = pruned = 0
     reached: float | None = None
     for t in sorted(trials, key=lambda t: t.datetime_complete or t.datetime_start or start):
         if t.datetime_complete is None or t.datetime_start is None:
@@ -59,10 +68,11 @@ def read_arm(storage: str, study_name: str, arm: str, seed: int, target_error: f
         seconds += (t.datetime_complete - t.datetime_start).total_seconds()
         epochs += len(t.intermediate_values) or 1
         full += t.state == optuna.trial.TrialState.COMPLETE
+        pruned += t.state == optuna.trial.TrialState.PRUNED
         errors = [*t.intermediate_values.values(), *([t.value] if t.value is not None else [])]
         if reached is None and errors and min(errors) <= target_error:
             reached = (t.datetime_complete - start).total_seconds()
-    return ArmResult(arm, seed, len(trials), full, round(seconds, 1), epochs, reached)
+    return ArmResult(arm, seed, len(trials), full, pruned, round(seconds, 1), epochs, reached)
 
 
 def run(args: argparse.Namespace, training: Sequence[str]) -> list[ArmResult]:
@@ -82,11 +92,12 @@ def run(args: argparse.Namespace, training: Sequence[str]) -> list[ArmResult]:
 
 def table(results: Sequence[ArmResult]) -> list[str]:
     """A line per study, then per seed the ratio of the times to the target (full / scheduled)."""
-    lines = ["arm        seed  trials  full  epochs  seconds  to target (s)"]
+    lines = ["arm        seed  trials  full  stopped  epochs  seconds  to target (s)"]
     for r in results:
         reached = "not reached" if r.to_target_s is None else f"{r.to_target_s:.1f}"
         lines.append(
-            f"{r.arm:<10} {r.seed:>4}  {r.trials:>6}  {r.full_trials:>4}  {r.epochs:>6}  {r.seconds:>7.1f}  {reached}"
+            f"{r.arm:<10} {r.seed:>4}  {r.trials:>6}  {r.full_trials:>4}  {r.pruned:>7}  {r.epochs:>6}  "
+            f"{r.seconds:>7.1f}  {reached}"
         )
     by = {(r.arm, r.seed): r for r in results}
     for seed in sorted({r.seed for r in results}):
@@ -116,7 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         if args.tiny:
             write_synthetic_cifar(Path(tmp), n_train=1500, n_test=200, seed=0)
-            training = [*TINY, *training]
+            space = Path(tmp) / "space.json"
+            space.write_text(json.dumps(TINY_SPACE))
+            training = [*TINY, "--search_space", str(space), *training]
             args.dataset_dir = Path(tmp)
         if args.dataset_dir is not None:
             training = ["--dataset_dir", str(args.dataset_dir), *training]

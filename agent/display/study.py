@@ -177,7 +177,7 @@ class RichReporter(LiveArea, Reporter):
                     trial.last_line = now
                     if not trial.announced:
                         trial.announced = True
-                        lines.append(f"{self._trial_head(trial)}")
+                        lines.insert(0, self._trial_head(trial))  # before the estimate a first epoch brings
                     lines.append(f"  trial #{number} {escape(progress_text(progress))}")
         for line in lines:
             self.console.print(line, soft_wrap=True)

@@ -106,15 +106,21 @@ def test_random_study_writes_trials_and_resumes_with_a_larger_budget(tmp_path: P
 
 def test_sigkill_at_random_moments_then_resume_loses_and_duplicates_nothing(tmp_path: Path, spawn: Spawn) -> None:
     """SIGKILL a real study again and again; every restart resumes; the end state is exactly the budget."""
-    save, budget, kills = tmp_path / "k", 400, 0
+    save, budget, kills = tmp_path / "k", 2000, 0
     args = ["--task", "hpobench-kc1", "--strategy", "random", "--budget", str(budget), "--save_dir", str(save)]
     args += ["--quiet"]
     rng = random.Random(1234)
-    finished_per_kill = []
+    finished_per_kill = [0]
     while kills < 10:
         proc = _agent(spawn, *args)
         try:
-            proc.wait(timeout=rng.uniform(0.7, 2.0))
+            # Kill at a random moment once this run is finishing trials (its start-up takes a machine's own time;
+            # a fixed delay let a fast machine finish the whole budget before the tenth kill).
+            deadline = time.monotonic() + 60
+            while _finished_count(save) <= finished_per_kill[-1] and proc.poll() is None:
+                assert time.monotonic() < deadline, "the resumed study never finished a trial"
+                time.sleep(0.02)
+            proc.wait(timeout=rng.uniform(0.0, 0.6))
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
@@ -126,6 +132,7 @@ def test_sigkill_at_random_moments_then_resume_loses_and_duplicates_nothing(tmp_
             for stream in (proc.stdout, proc.stderr):
                 if stream:
                     stream.close()
+    finished_per_kill = finished_per_kill[1:]
     print(f"killed the study {kills} times; finished trials after each kill: {finished_per_kill}")
     assert finished_per_kill == sorted(finished_per_kill), "a kill must never lose a finished trial"
     final = subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, cwd=ROOT)

@@ -114,6 +114,19 @@ def test_a_short_study_gets_the_estimate_without_advice() -> None:
     assert "= about 24s\n" in out.getvalue()
 
 
+def test_a_trial_is_announced_before_the_estimate_when_its_first_report_is_an_epoch_end() -> None:
+    """A fast machine's first report of a trial can be its first epoch's end, which also brings the estimate."""
+    con, out = console(terminal=False)
+    with RichReporter(con, hint=DurationHint("on CPU", "--subset N")) as shown:
+        shown.started(study="s", budget=1, done=0)
+        shown.trial_started(0, {"lr": 0.01}, "llm")
+        shown.progress(0, epoch(1, total=2, elapsed=1.0))
+    lines = out.getvalue().splitlines()
+    assert lines[1] == 'trial #0: {"lr": 0.01}'
+    assert lines[2].startswith("estimate: 1 trial x 2 epochs x 1 s per epoch")
+    assert lines[3].startswith("  trial #0 epoch 1/2: loss 1.5")
+
+
 def test_live_area_redraws_in_place_and_is_removed_at_the_end() -> None:
     con, out = console(terminal=True)
     with RichReporter(con) as shown:
