@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -245,6 +246,18 @@ def test_help_lists_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
         "--search_space",
     ):
         assert flag in out
+
+
+@pytest.mark.parametrize("command", [None, "bench", "report", "train"])
+def test_every_flags_help_names_its_default_once_and_never_as_none(command: str | None) -> None:
+    """Issue 25, item 17: ``--device`` said ``(default: the best present) (default: None)``."""
+    text = " ".join(build_parser(command).format_help().split())
+    assert "(default: None)" not in text and "(default: False)" not in text
+    for item in re.split(r"\s(?=-{1,2}\w)", text):
+        assert item.count("(default") <= 1, item
+    if command in (None, "train"):
+        assert "cuda, cuda:1, mps or cpu (default: the best present: cuda, then mps, then cpu)" in text
+        assert "(quick runs) (default: all)" in text
 
 
 def test_bench_budgets_are_sorted_unique_positive_integers() -> None:
