@@ -35,12 +35,13 @@ _DRAWS = 4000  # Monte Carlo draws for the share
 
 
 def source_of(record: TrialRecord) -> Source | None:
-    """Who earns credit for a trial: the model for its own proposals, the optimizer for its proposals, for the
-    rounds it proposed in the model's stead (fallbacks) and for model rounds that took its own next trial
-    (candidate 1: what it would have done anyway); nobody for other trials (adopted, sampled, transferred)."""
+    """Who earns credit for a trial: the model for its own proposals, the optimizer for its proposals (its
+    random startup draws too), for the rounds it proposed in the model's stead (fallbacks) and for model rounds
+    that took its own next trial (candidate 1: what it would have done anyway); nobody for other trials
+    (adopted, sampled, transferred)."""
     if record.source == "llm":
         return "optimizer" if record.proposal.decision.get("choice") == "candidate 1" else "model"
-    if record.source in ("surrogate", "fallback"):
+    if record.source in ("surrogate", "random", "fallback"):
         return "optimizer"
     return None
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from agent.conversation import Agent
 from agent.messages import UserPart
-from agent.records import Proposal, SourceData, short_value
+from agent.records import Proposal, ProposalSource, SourceData, short_value
 from tools.take_candidate import TakeCandidate
 
 from ._model import model_agent
@@ -86,7 +86,8 @@ class HybridStrategy(LLMBOStrategy):
         }
         if ctx.rng.random() >= share:
             config, how = self._surrogate_config(ctx)
-            return Proposal(config=config, source="surrogate", decision=decision | how | {"round": "optimizer"})
+            source: ProposalSource = "random" if how.get("startup") else "surrogate"
+            return Proposal(config=config, source=source, decision=decision | how | {"round": "optimizer"})
         candidates = optimizer_candidates(
             self.transfer or self.surrogate, ctx.space, ctx.records, ctx.rng, CANDIDATES, self._issued, ctx.direction
         )

@@ -147,6 +147,10 @@ class SurrogateModel:
     def sampler(self, seed: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=self.n_startup, deterministic_objective=False)
 
+    def starting(self, space: SearchSpace, records: Sequence[TrialRecord], direction: Direction) -> bool:
+        """Whether :meth:`propose` draws at random (its startup: fewer than ``n_startup`` trials with a value)."""
+        return len(training_data(space, records, direction)) < self.n_startup
+
     def propose(
         self,
         space: SearchSpace,
