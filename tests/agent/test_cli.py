@@ -79,6 +79,7 @@ def _assert_consistent(save_dir: Path, name: str, budget: int) -> None:
         assert body["state"] == "complete"
 
 
+@pytest.mark.slow
 def test_random_study_writes_trials_and_resumes_with_a_larger_budget(tmp_path: Path) -> None:
     save = tmp_path / "r"
     base = ["--task", "toy-branin", "--strategy", "random", "--seed", "0", "--save_dir", str(save)]
@@ -105,6 +106,7 @@ def test_random_study_writes_trials_and_resumes_with_a_larger_budget(tmp_path: P
     assert len(_trials(save, "toy-branin-random-seed0")) == 15
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_loses_and_duplicates_nothing(tmp_path: Path, spawn: Spawn) -> None:
     """SIGKILL a real study again and again; every restart resumes; the end state is exactly the budget."""
     save, budget, kills = tmp_path / "k", 400, 0
@@ -138,6 +140,7 @@ def test_sigkill_at_random_moments_then_resume_loses_and_duplicates_nothing(tmp_
     assert n == budget + void and void <= kills, "at most one draw cut short per kill"
 
 
+@pytest.mark.slow
 def test_sigint_stops_cleanly_and_says_how_to_resume(tmp_path: Path, spawn: Spawn) -> None:
     save = tmp_path / "i"
     args = ["--task", "hpobench-kc1", "--strategy", "random", "--budget", "100000", "--save_dir", str(save), "--quiet"]

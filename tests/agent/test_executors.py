@@ -213,6 +213,7 @@ class SubprocessToy(EvaluateToy):
         return EvalResult(value=result.value, metrics={"pid": os.getpid()})
 
 
+@pytest.mark.slow
 async def test_tools_that_ask_for_it_run_in_worker_processes(store: StudyStore) -> None:
     from agent.strategies.baselines import RandomStrategy
 

@@ -223,6 +223,7 @@ def readme_snippet() -> str:
     return code[: code.index("\n```")]
 
 
+@pytest.mark.slow
 def test_the_readme_optuna_snippet_runs_from_any_folder(tmp_path: Path) -> None:
     """Copied into a folder of the user's, outside this clone, with random search and a small budget (no model)."""
     code = readme_snippet()

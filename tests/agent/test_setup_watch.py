@@ -224,6 +224,7 @@ def write_task(folder: Path, metric: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_wrong_metric_stops_the_run_and_once_fixed_the_same_command_runs_its_budget(tmp_path: Path) -> None:
     task = write_task(tmp_path, metric="r2")  # the script prints val_r2
     save = tmp_path / "study"
@@ -335,6 +336,7 @@ def fit(config):
 """
 
 
+@pytest.mark.slow
 def test_a_run_where_every_trial_failed_exits_non_zero_saying_so(tmp_path: Path) -> None:
     (tmp_path / "flaky_fit.py").write_text(OBJECTIVE)
     (tmp_path / "flaky.yaml").write_text(
