@@ -234,7 +234,8 @@ def _sources_section(result: BenchResult, plots: Path) -> list[str]:
     lines = [
         "## Sources of proposals",
         "",
-        "Who chose each trial's configuration (`llm`: the model; `surrogate`: the optimizer; `fallback`: the optimizer "
+        "Who chose each trial's configuration (`llm`: the model; `surrogate`: the optimizer; `random`: the "
+        "optimizer's random draws before its model has enough trials; `fallback`: the optimizer "
         "or the sampler in the model's stead), over every study: trials, the mean reward (the share of the "
         "study's earlier trials a trial beats, the credit the hybrid strategy's bandit gives each source) and the "
         "new bests it found.",
