@@ -143,5 +143,4 @@ SPEC = StrategySpec(
     summary="the model and a Gaussian process share the study; each round goes to whichever has paid (a bandit)",
     build=_build,
     needs_model=True,
-    templates=("system", "hybrid", "start_default", "optimizer_state", "reask"),
 )
