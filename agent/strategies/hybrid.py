@@ -35,7 +35,7 @@ from tools.take_candidate import TakeCandidate
 from ._model import model_agent
 from .base import BuildContext, ProposeContext, Strategy, StrategySpec
 from .candidates import Candidate, optimizer_candidates
-from .credit import SourceCredit
+from .credit import ArmCredit
 from .llm_bo import LLMBOStrategy
 from .surrogate import SurrogateModel
 
@@ -61,14 +61,14 @@ class HybridStrategy(LLMBOStrategy):
         budget: int,
         surrogate: SurrogateModel | None = None,
         experience: Sequence[SourceData] = (),
-        credit: SourceCredit | None = None,
+        credit: ArmCredit | None = None,
         templates_state: str = "optimizer_state",
         start_template: str = "start_default",
     ) -> None:
         super().__init__(agent, surrogate, experience=experience, budget=budget)
         self.take = take
         self.budget = budget
-        self.credit = credit or SourceCredit()
+        self.credit = credit or ArmCredit()
         self._state_template = templates_state
         self._start = agent.templates.render(start_template, eval_tool=agent.eval_tool.name)
 
