@@ -1,4 +1,4 @@
-"""Tests for agent/executors.py and agent/batch.py: parallel evaluations, batch answers, Ray tasks."""
+"""Tests for agent/executors.py and the study loop's batches: parallel evaluations, batch answers, Ray tasks."""
 
 from __future__ import annotations
 

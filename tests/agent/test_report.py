@@ -1,4 +1,4 @@
-"""Tests for agent/report.py (and its plots): the study report of a random and of an LLM study, errors, PNGs."""
+"""Tests for agent/report/study.py and _plots.py: the study report of a random and of an LLM study, errors, PNGs."""
 
 from __future__ import annotations
 
