@@ -14,13 +14,15 @@ logger of its own made here, never through ``structlog.configure``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import MutableMapping
+import threading
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import structlog
 
-__all__ = ["ROOT", "get_logger", "render"]
+__all__ = ["ROOT", "get_logger", "optuna_quiet", "render"]
 
 #: The logger every module of the package logs under.
 ROOT = "agent"
@@ -44,3 +46,50 @@ def render(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> 
         shown = repr(value) if isinstance(value, str) and (not value or any(c.isspace() for c in value)) else value
         parts.append(f"{key}={shown}")
     return " ".join(parts)
+
+
+class _ThisThreadQuiet(logging.Filter):
+    """Leaves out Optuna's informational lines logged on the threads inside :func:`optuna_quiet`."""
+
+    _LOGGERS = ("optuna.storages._in_memory", "optuna.study.study")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._inside: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def enter(self) -> None:
+        with self._lock:
+            if not self._inside:
+                for name in self._LOGGERS:
+                    logging.getLogger(name).addFilter(self)
+            me = threading.get_ident()
+            self._inside[me] = self._inside.get(me, 0) + 1
+
+    def leave(self) -> None:
+        with self._lock:
+            me = threading.get_ident()
+            self._inside[me] -= 1
+            if not self._inside[me]:
+                del self._inside[me]
+            if not self._inside:
+                for name in self._LOGGERS:
+                    logging.getLogger(name).removeFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or record.thread not in self._inside
+
+
+_QUIET = _ThisThreadQuiet()
+
+
+@contextlib.contextmanager
+def optuna_quiet() -> Iterator[None]:
+    """Optuna's informational lines ("A new study created in memory") left out on this thread while inside:
+    a strategy's private in-memory studies are no concern of the program's; its own studies still say them,
+    and no setting is changed once the block is left."""
+    _QUIET.enter()
+    try:
+        yield
+    finally:
+        _QUIET.leave()

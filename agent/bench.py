@@ -15,6 +15,7 @@ per task are evaluated (not stored) and resampled into the expected best-so-far 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import random
@@ -32,13 +33,15 @@ import numpy as np
 from . import metrics
 from .conversation import AgentSettings
 from .display import BenchDisplay
+from .errors import UserError
 from .memory import HistoryMode
 from .providers.base import Provider
 from .records import TrialRecord, UsageTotals
 from .session import ModelSettings, StudyConfig, open_model, run_study
-from .sources.reading import locate
+from .sources.experience import Decision, Experience, load_decisions
+from .sources.reading import canonical_url, locate
 from .strategies.registry import get_strategy
-from .study import opened_storage, stored_records
+from .study import kept_sources, opened_storage, stored_meta, stored_records
 from .tasks import Task, build_task
 
 __all__ = [
@@ -120,14 +123,14 @@ async def run_bench(
     ``provider_for(task, seed)`` instead gives each LLM study a provider of its own (stand-in models that
     know the task, :class:`~agent.providers.scripted.ConfigProvider`)."""
     needs_model = {name: get_strategy(name, flag="--strategies").needs_model for name in config.strategies}
-    for source in config.learn_from:  # a wrong source stops the bench before its first study
-        locate(source)
+    given = tuple(locate(source) for source in config.learn_from)  # a wrong one stops the bench before a study
     started = time.perf_counter()
     config.out.mkdir(parents=True, exist_ok=True)
     for name in config.tasks:  # fail fast on a bad task; loads each table once, before any thread does
         build_task(name)
     with opened_storage(config.storage_url):  # creates the schema once: worker threads opening it together would race
         pass
+    config = dataclasses.replace(config, learn_from=_bench_sources(config, given))
     done = _finished_studies(config)
     todo = [spec for spec in config.specs() if study_name(*spec) not in done]
     plain = [spec for spec in todo if not needs_model[spec[1]]]
@@ -152,6 +155,34 @@ async def run_bench(
     }
     _append_run(config.out / "bench_runs.jsonl", run)
     return await collect(config)
+
+
+def _bench_sources(config: BenchConfig, given: tuple[str, ...]) -> tuple[str, ...]:
+    """The sources every study of the bench learns from, as a study keeps its own: those its studies stored
+    (a resumed bench without ``--learn-from`` keeps them), else ``given``. Other sources than those stored, or
+    sources for a bench whose studies learned from none, are refused: its seeds would learn from different
+    studies."""
+    kept: dict[tuple[str, ...], tuple[str, ...]] = {}  # canonical URLs -> as stored
+    with opened_storage(config.storage_url) as storage:
+        names = {s.study_name for s in storage.get_all_studies()}
+        for spec in config.specs():
+            if study_name(*spec) in names:
+                stored = kept_sources(stored_meta(storage, study_name(*spec)))
+                kept[tuple(canonical_url(u) for u in stored)] = stored
+    if not kept:
+        return given
+    ((canonical, stored), *others) = kept.items()
+    where = f"the bench in {config.out}"
+    if others:
+        raise UserError(f"{where} holds studies that learned from different sources; use a new --out")
+    if given and tuple(canonical_url(u) for u in given) != canonical:
+        if stored:
+            raise UserError(
+                f"{where} learns from {', '.join(stored)}; run it again without --learn-from (it keeps its "
+                "sources), or use a new --out to learn from others"
+            )
+        raise UserError(f"{where} has studies that learn from no earlier study; to learn from others use a new --out")
+    return stored
 
 
 def _silent(line: str) -> None:
@@ -253,6 +284,8 @@ class StudyResult:
     call_seconds: tuple[float, ...] = ()
     #: Who chose each trial's configuration (the record's source).
     sources: tuple[str, ...] = ()
+    #: What the study learned from (``--learn-from``): one line per source, how it entered or why not.
+    learned_from: tuple[str, ...] = ()
 
     def curve(self, kind: Kind) -> metrics.FloatArray:
         """Best observed error so far, or the true error of the configuration picked so far."""
@@ -289,6 +322,16 @@ class BenchResult:
     #: Tasks whose evaluations are noisy (tabular), so that a study's true error differs from what it saw.
     noisy: dict[str, bool]
     runs: list[dict[str, Any]] = field(default_factory=list)
+
+    def learned_from(self) -> dict[tuple[str, str], dict[str, int]]:
+        """(task, strategy) -> each line of what its studies learned from (``--learn-from``) and in how many of
+        its seeds; empty for a bench that learned from nothing."""
+        out: dict[tuple[str, str], dict[str, int]] = {}
+        for (task, strategy, _), r in self.studies.items():
+            for line in r.learned_from:
+                lines = out.setdefault((task, strategy), {})
+                lines[line] = lines.get(line, 0) + 1
+        return out
 
     def curves(self, task: str, strategy: str, kind: Kind) -> metrics.FloatArray:
         """Seeds x horizon; a missing study or an unreached evaluation is NaN."""
@@ -333,7 +376,8 @@ async def collect(config: BenchConfig) -> BenchResult:
         for spec in config.specs():
             if study_name(*spec) in names:
                 records = stored_records(storage, study_name(*spec))
-                studies[spec] = _study_result(spec, records, tasks[spec[0]])
+                learned = load_decisions(stored_meta(storage, study_name(*spec)).get("experience"))
+                studies[spec] = _study_result(spec, records, tasks[spec[0]], learned)
     references = {name: await _reference(task, config) for name, task in tasks.items()}
     runs = []
     with contextlib.suppress(FileNotFoundError):
@@ -344,8 +388,12 @@ async def collect(config: BenchConfig) -> BenchResult:
     return BenchResult(config, studies, references, optima, noisy, runs)
 
 
-def _study_result(spec: tuple[str, str, int], records: list[TrialRecord], task: Task) -> StudyResult:
+def _study_result(
+    spec: tuple[str, str, int], records: list[TrialRecord], task: Task, learned: Sequence[Decision] = ()
+) -> StudyResult:
+    """``learned``: how the study's sources entered it (their mapping's model calls count in its cost)."""
     done = [r for r in records if r.finished and not r.probe]  # a probe of the setup is outside the budget
+    experience = Experience((), tuple(learned))
     values = tuple(r.value for r in done)
     configs = tuple(r.config for r in done)
     return StudyResult(
@@ -353,11 +401,12 @@ def _study_result(spec: tuple[str, str, int], records: list[TrialRecord], task: 
         values=values,
         true_errors=tuple(_true_error(task, c, v) for c, v in zip(configs, values, strict=True)),
         configs=configs,
-        cost=study_cost(done, task),
+        cost=study_cost(done, task, learned=experience.usage),
         propose_seconds=tuple(r.proposal.seconds for r in done),
         shares=tuple(_share(r) for r in done),
         call_seconds=tuple(u.latency_s for r in done for u in r.proposal.usage),
         sources=tuple(r.source for r in done),
+        learned_from=tuple(experience.lines()),
     )
 
 

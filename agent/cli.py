@@ -401,5 +401,8 @@ async def _bench(args: argparse.Namespace) -> int:
         learn_from=tuple(args.learn_from),
     )
     result = await run_bench(config)
+    for (task, strategy), found in sorted(result.learned_from().items()) if not config.quiet else ():
+        for line, n in found.items():
+            print(f"{task} {strategy} learned from {line} [{n}/{config.seeds} seeds]")
     print(f"report: {write_bench_report(result)}")
     return 0

@@ -28,12 +28,10 @@ __all__ = [
     "FloatArray",
     "RandomSearchCurves",
     "Summary",
-    "at_budget",
     "average_ranks",
     "best_so_far",
     "bootstrap_random_search",
     "bootstrap_win_rate",
-    "expected_best_of_k",
     "incumbent_indices",
     "incumbent_scores",
     "mean_ranks",
@@ -46,7 +44,6 @@ __all__ = [
     "sign_test",
     "summarize",
     "win_count",
-    "win_share",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -89,11 +86,6 @@ def incumbent_scores(
     idx = incumbent_indices(values)
     s = _as_values(scores)
     return np.where(idx >= 0, s[np.maximum(idx, 0)] if s.size else np.inf, np.inf)
-
-
-def at_budget(curve: FloatArray, budget: int) -> float:
-    """The curve after ``budget`` evaluations; ``NaN`` when the study has not reached that budget."""
-    return float(curve[budget - 1]) if 1 <= budget <= curve.size else math.nan
 
 
 def rank_rewards(values: Sequence[float | None]) -> list[float | None]:
@@ -164,12 +156,6 @@ def win_count(errors: Mapping[str, float], reference: Mapping[str, float]) -> tu
     pairs = [(errors[t], reference[t]) for t in errors if t in reference]
     pairs = [(e, r) for e, r in pairs if not (math.isnan(e) or math.isnan(r))]
     return sum(e < r for e, r in pairs), len(pairs)
-
-
-def win_share(errors: Mapping[str, float], reference: Mapping[str, float]) -> float:
-    """The share of tasks where ``errors`` is strictly below ``reference``; NaN when none is compared."""
-    wins, n = win_count(errors, reference)
-    return wins / n if n else math.nan
 
 
 def relative_change(error: float, reference: float, zero: float = ZERO) -> float:
@@ -269,18 +255,6 @@ def bootstrap_win_rate(
 
 
 # ---- random search, done fairly --------------------------------------------------------------------------
-
-
-def expected_best_of_k(values: Sequence[float] | FloatArray, k: int) -> float:
-    """Exact expected minimum of ``k`` draws with replacement from ``values`` (finite values).
-
-    With ``x(1) <= ... <= x(n)`` sorted, ``P(min = x(i)) = ((n-i+1)/n)^k - ((n-i)/n)^k``.
-    """
-    x = np.sort(np.asarray(values, dtype=np.float64))
-    n = x.size
-    above = (n - np.arange(n, dtype=np.float64)) / n  # (n - i + 1) / n for i = 1..n
-    probs = above**k - np.append(above[1:], 0.0) ** k
-    return float(np.dot(probs, x))
 
 
 @dataclass(frozen=True)

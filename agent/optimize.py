@@ -53,6 +53,8 @@ class StudySummary(UsageTotals):
     setup_failures: int = 0
     #: Probes of the setup (:mod:`agent.setup_watch`): kept in the study, outside the budget and the counts.
     probes: int = 0
+    #: The numbers of probes that completed: the setup works (a run whose trials all failed drew a failing region).
+    probes_completed: tuple[int, ...] = ()
     #: This run's trials that failed, and the reason of the last of them.
     new_failed: int = 0
     last_error: str | None = None
@@ -68,6 +70,12 @@ class StudySummary(UsageTotals):
             text = f"no trial completed: {every} of this run failed"
             if self.last_error:
                 text += f"; the last one's reason: {self.last_error.strip().splitlines()[0]}"
+            if self.probes_completed:
+                probe = ", ".join(f"#{n}" for n in self.probes_completed)
+                text += (
+                    f"; a probe of the setup ({probe}, the middle of the space) completed, so the setup works and "
+                    "these trials drew a failing region: run it again with a larger --budget"
+                )
             return text
         if self.n_trials and not self.complete:
             return f"no trial of the study completed ({self.failed} failed, {self.pruned} pruned)"
@@ -426,6 +434,7 @@ class StudyLoop:
             pruned=states.count("pruned"),
             setup_failures=snapshot.setup_failures,
             probes=snapshot.probes,
+            probes_completed=tuple(r.number for r in snapshot.records if r.probe and r.state == "complete"),
             new_failed=self._new_failed,
             last_error=self._last_error,
             save_dir=self.store.save_dir,

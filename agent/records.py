@@ -43,11 +43,12 @@ Direction = Literal["minimize", "maximize"]
 
 #: Who chose a trial's configuration: the model (``llm``), the study's sampler instead of a model whose
 #: answers stayed invalid or that could not be reached (``fallback``), an Optuna sampler (``sampler``), a
-#: surrogate model (``surrogate``), earlier studies (``transfer``: one of their best configurations, opening a
-#: study that learns from them), the setup watch (``probe``: far from a run's first trials that all failed
-#: alike, to tell a broken setup from a failing region; outside the budget), or nobody: a dead worker's trial
-#: re-run as it was (``resumed``, written by older versions).
-ProposalSource = Literal["llm", "fallback", "sampler", "surrogate", "resumed", "transfer", "probe"]
+#: surrogate model (``surrogate``), a surrogate strategy's random draw while its model has too few trials (or
+#: its sources lost and the study has too few of its own: ``random``), earlier studies (``transfer``: one of
+#: their best configurations, opening a study that learns from them), the setup watch (``probe``: far from a
+#: run's first trials that all failed alike, to tell a broken setup from a failing region; outside the
+#: budget), or nobody: a dead worker's trial re-run as it was (``resumed``, written by older versions).
+ProposalSource = Literal["llm", "fallback", "sampler", "surrogate", "random", "resumed", "transfer", "probe"]
 #: How the reason of a ``fallback`` begins when the model could not be reached (its provider's retries ran out).
 UNREACHABLE = "the model could not be reached"
 PROPOSAL_SOURCES: tuple[ProposalSource, ...] = (
@@ -55,6 +56,7 @@ PROPOSAL_SOURCES: tuple[ProposalSource, ...] = (
     "fallback",
     "sampler",
     "surrogate",
+    "random",
     "resumed",
     "transfer",
     "probe",

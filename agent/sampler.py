@@ -81,7 +81,7 @@ from tools.base import ConfigTool
 
 from ._log import get_logger
 from .conversation import AgentSettings
-from .errors import InvalidSuggestion, ProviderUnavailable, UserError
+from .errors import InvalidSuggestion, ProviderUnavailable
 from .memory import Round
 from .providers.base import Provider
 from .records import Direction, Proposal, TrialRecord
@@ -393,10 +393,7 @@ def _fitted(record: TrialRecord, space: SearchSpace) -> TrialRecord | None:
 def _located(learn_from: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) -> tuple[str, ...]:
     """The storage URLs of ``learn_from`` (one source, or several); errors name ``learn_from``."""
     sources = [learn_from] if isinstance(learn_from, str | os.PathLike) else list(learn_from)
-    try:
-        return tuple(locate(os.fspath(source)) for source in sources)
-    except UserError as exc:  # locate speaks to the command line's user
-        raise UserError(str(exc).replace("--learn-from", "learn_from", 1)) from None
+    return tuple(locate(os.fspath(source), flag="learn_from") for source in sources)
 
 
 class _OwnThreadQuiet(logging.Filter):

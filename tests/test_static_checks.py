@@ -65,3 +65,42 @@ def test_no_function_in_agent_is_over_100_lines_nor_shares_state_through_nonloca
             elif isinstance(node, ast.Nonlocal):
                 offenders.append(f"{where} nonlocal {', '.join(node.names)}")
     assert not offenders, "\n".join(offenders)
+
+
+_HEAVY = {"slow", "embedded"}
+
+
+def _marks(decorators: list[ast.expr]) -> set[str]:
+    """The ``pytest.mark.NAME`` names among ``decorators`` (or a ``pytestmark`` value's elements)."""
+    names = set()
+    for d in decorators:
+        node = d.func if isinstance(d, ast.Call) else d
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) and node.value.attr == "mark":
+            names.add(node.attr)
+    return names
+
+
+def test_every_test_module_keeps_a_test_in_the_fast_inner_loop() -> None:
+    """``pytest -m "not slow and not embedded"`` is the inner loop (README); it is not made fast by marking whole
+    modules slow: the tests of each module of agent/, tools/ and evaluators/ keep at least one it runs."""
+    only_heavy = []
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        mirrored = ROOT / path.relative_to(ROOT / "tests").parent / path.name.removeprefix("test_")
+        if mirrored.parts[len(ROOT.parts)] not in ("agent", "tools", "evaluators") or not (
+            mirrored.is_file() or mirrored.with_suffix("").is_dir()
+        ):
+            continue  # a test of the whole (a study with the real model), or of a benchmark
+        tree = ast.parse(path.read_text())
+        module: set[str] = set()
+        tests: list[set[str]] = []
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "pytestmark" for t in node.targets):
+                value = node.value
+                module |= _marks(list(value.elts) if isinstance(value, ast.List | ast.Tuple) else [value])
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test_"):
+                tests.append(_marks(node.decorator_list))
+            elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
+                tests.append(_marks(node.decorator_list))
+        if tests and all((marks | module) & _HEAVY for marks in tests):
+            only_heavy.append(str(path.relative_to(ROOT)))
+    assert only_heavy == []

@@ -215,7 +215,7 @@ class RichReporter(LiveArea, Reporter):
         self.close()
         with self._lock:
             elapsed = time.monotonic() - self._state.started
-        table = Table(show_header=False, box=None, padding=(0, 1))
+        table = _Rows()
         counts = [f"{summary.complete} complete", f"{summary.failed} failed"]
         counts += [f"{summary.pruned} pruned"] if summary.pruned else []
         table.add_row(
@@ -253,7 +253,7 @@ class RichReporter(LiveArea, Reporter):
         where = _where(summary)
         if where is not None:
             table.add_row("saved in", escape(where))
-        self.console.print(table)
+        table.print(self.console)
 
     # ---- pieces -------------------------------------------------------------------------------------
 
@@ -328,6 +328,28 @@ class RichReporter(LiveArea, Reporter):
                     Text(f"trial #{number}"), Text(""), Text(f"choosing a configuration, {duration(now - since)}")
                 )
             return Group(grid, Text(f"study: {self._study_text()}", style="bold"))
+
+
+class _Rows:
+    """The summary's (label, value) rows: a table on a terminal; in a pipe or a file, one unpadded, unwrapped
+    line each (``label  value``), so what is saved or grepped holds whole values and no trailing spaces."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str]] = []
+
+    def add_row(self, label: str, value: str) -> None:
+        self.rows.append((label, value))
+
+    def print(self, console: Console) -> None:
+        if console.is_terminal:
+            table = Table(show_header=False, box=None, padding=(0, 1))
+            for row in self.rows:
+                table.add_row(*row)
+            console.print(table)
+            return
+        width = max((len(label) for label, _ in self.rows), default=0)
+        for label, value in self.rows:
+            console.print(f"{label:{width}}  {value}".rstrip(), soft_wrap=True)
 
 
 def _where(summary: StudySummary) -> str | None:

@@ -71,8 +71,14 @@ def experience_section(
     lines += _openers(done, maximize)
     if weights:
         plot_shares(weights, out / "plots" / "weights.png", ylabel="weight in the optimizer's model")
+        weighed = [r.number for r in done if isinstance(r.proposal.decision.get("weights"), dict)]
+        when = (
+            f"at the one trial after the openers (#{weighed[0]}), a single point each"
+            if len(weighed) == 1
+            else "trial by trial"
+        )
         lines += [
-            "Each source's weight in the optimizer's model trial by trial (`target`: this study's own results), "
+            f"Each source's weight in the optimizer's model {when} (`target`: this study's own results), "
             "the share of draws in which its model ranked this study's results best: a source the results "
             "contradict fades.",
             "",

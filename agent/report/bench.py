@@ -58,6 +58,7 @@ def write_bench_report(result: BenchResult) -> Path:
     lines += _regret_section(result)
     lines += _per_task_section(result)
     lines += _cost_section(result)
+    lines += _learned_section(result)
     lines += _sources_section(result, plots)
     lines += _wall_time_section(result)
     lines += _plot_section(result, plots)
@@ -233,7 +234,8 @@ def _sources_section(result: BenchResult, plots: Path) -> list[str]:
     lines = [
         "## Sources of proposals",
         "",
-        "Who chose each trial's configuration (`llm`: the model; `surrogate`: the optimizer; `fallback`: the optimizer "
+        "Who chose each trial's configuration (`llm`: the model; `surrogate`: the optimizer; `random`: the "
+        "optimizer's random draws before its model has enough trials; `fallback`: the optimizer "
         "or the sampler in the model's stead), over every study: trials, the mean reward (the share of the "
         "study's earlier trials a trial beats, the credit the hybrid strategy's bandit gives each source) and the "
         "new bests it found.",
@@ -259,6 +261,28 @@ def _sources_section(result: BenchResult, plots: Path) -> list[str]:
             "",
         ]
     return lines
+
+
+def _learned_section(result: BenchResult) -> list[str]:
+    """What each strategy's studies learned from (``--learn-from``): one row per task, strategy and source."""
+    learned = result.learned_from()
+    if not result.config.learn_from and not learned:
+        return []
+    given = ", ".join(f"`{s}`" for s in result.config.learn_from)
+    lines = [
+        "## Learned from",
+        "",
+        f"Every study was given {given}. Each row: how a source entered a task's studies of one strategy (as "
+        "it is, mapped by the model, or left out and why) and in how many of its seeds; the model's calls for "
+        "mapping count in the LLM cost above.",
+        "",
+    ]
+    rows = [
+        [task, strategy, line, f"{n}/{result.config.seeds}"]
+        for (task, strategy), found in sorted(learned.items())
+        for line, n in found.items()
+    ]
+    return [*lines, *(table(["task", "strategy", "source", "seeds"], rows) if rows else ["No source was used.", ""])]
 
 
 def _cost_section(result: BenchResult) -> list[str]:

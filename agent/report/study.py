@@ -88,7 +88,7 @@ class _StudyView:
             with contextlib.suppress(AgentError, ValueError):  # a task this version no longer knows
                 task = build_task(str(meta["task"]), space=SearchSpace.from_dict(meta["space"]))
         records = study_records(study, setup_failures=True)
-        done = [r for r in records if r.finished and not r.setup_failure]
+        done = [r for r in records if r.finished and not r.setup_failure and not r.probe]  # as the summary counts
         true = None
         if task is not None and task.true_error is not None:
             score = task.true_error
@@ -123,6 +123,9 @@ def _study_markdown(view: _StudyView, url: str, out: Path) -> list[str]:
     trials = f"{len(done)} finished ({failed} failed), {running} running"
     if view.setup_failures:
         trials += f"; {plural(view.setup_failures, 'setup failure')} of a broken start (kept, not counted)"
+    probes = sum(r.probe and not r.setup_failure for r in view.records)
+    if probes:
+        trials += f"; {plural(probes, 'probe')} of the setup (kept, outside the budget, not counted)"
     facts.append(["trials", trials])
     if "metric" in meta:
         facts.append(["value", f"the trial's `{view.metric}`"])

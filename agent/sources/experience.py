@@ -26,6 +26,7 @@ from agent.messages import AnswerPart, Part, ReaskPart
 from agent.providers.base import Provider
 from agent.records import Direction, SourceData, UsageTotals
 from agent.space import Choice, SearchSpace
+from agent.study.terms import LEARN_FROM, kept_sources
 from agent.templates import Templates
 
 from .judge import judge
@@ -35,7 +36,6 @@ from .reading import SourceStudy, canonical_url, read_sources
 __all__ = ["Decision", "Experience", "dump_decisions", "gather", "load_decisions", "sources_of"]
 
 How = Literal["identical", "mapped", "not relevant", "maps nothing", "invalid mapping", "no model"]
-_LEARN_FROM = "learn_from"
 _EXPERIENCE = "experience"
 _COMPLETE = "experience_complete"
 
@@ -145,7 +145,7 @@ class Experience:
 
 def sources_of(meta: dict[str, Any]) -> tuple[str, ...]:
     """The sources a study recorded (empty: it learns from none)."""
-    return tuple(meta.get(_LEARN_FROM) or ())
+    return kept_sources(meta)
 
 
 async def gather(
@@ -181,7 +181,7 @@ async def gather(
     stored = {d.key: d for d in load_decisions(meta.get(_EXPERIENCE))}
     if meta.get(_COMPLETE):
         return Experience(sources, tuple(stored.values()))
-    set_meta(_LEARN_FROM, list(sources))
+    set_meta(LEARN_FROM, list(sources))
     studies, notes = read_sources(sources, exclude=exclude, describe=describe)
     for note in notes:
         say(f"learn from: {note}")

@@ -26,7 +26,7 @@ import sqlalchemy
 from agent.errors import UserError
 from agent.records import Direction
 from agent.space import Choice, SearchSpace
-from agent.study import opened_storage, read_records, study_meta
+from agent.study import STORAGE_POINTER, opened_storage, pointed_to, read_records, study_meta
 
 __all__ = ["MAX_SOURCE_TRIALS", "SourceStudy", "canonical_url", "locate", "read_sources"]
 
@@ -63,46 +63,49 @@ class SourceStudy:
         return list(self.trials[:k])
 
 
-def locate(source: str) -> str:
-    """The storage URL ``source`` names; a ``UserError`` saying what is wrong when it names none."""
+def locate(source: str, *, flag: str = "--learn-from") -> str:
+    """The storage URL ``source`` names; a ``UserError`` saying what is wrong when it names none, naming
+    ``flag`` (the command line's or a library's argument that gave it)."""
     text = source.strip()
     if "://" in text or text.startswith("journal:"):
         url = text
     else:
         path = Path(text).expanduser()
         if not path.exists():
-            raise UserError(f"--learn-from {source}: no such file or folder")
-        if path.is_dir():
-            found = [path / name for name in _STORAGE_FILES if (path / name).is_file()]
-            if not found:
-                raise UserError(
-                    f"--learn-from {source}: the folder holds no study.db or bench.db; give a study's or a bench's "
-                    "folder, a storage file or an Optuna storage URL"
-                )
-            path = found[0]
-        url = f"{path.resolve()}" if path.suffix == ".log" else f"sqlite:///{path.resolve()}"
-    _check_storage(url, source)
+            raise UserError(f"{flag} {source}: no such file or folder")
+        found = [path / name for name in _STORAGE_FILES if (path / name).is_file()] if path.is_dir() else [path]
+        pointer = pointed_to(path) if path.is_dir() and not found else None
+        if pointer is not None:
+            url = pointer  # a study run with --storage elsewhere (a journal): its folder says where
+        elif not found:
+            raise UserError(
+                f"{flag} {source}: the folder holds no study.db, bench.db or {STORAGE_POINTER}; give a study's or "
+                "a bench's folder, a storage file or an Optuna storage URL"
+            )
+        else:
+            url = f"{found[0].resolve()}" if found[0].suffix == ".log" else f"sqlite:///{found[0].resolve()}"
+    _check_storage(url, source, flag)
     return url
 
 
-def _check_storage(url: str, source: str) -> None:
+def _check_storage(url: str, source: str, flag: str) -> None:
     """An Optuna storage is there (read without writing: Optuna would create its tables in any database)."""
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         if not path.is_file():
-            raise UserError(f"--learn-from {source}: no such file {path}")
+            raise UserError(f"{flag} {source}: no such file {path}")
         try:
             with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
                 tables = {row[0] for row in db.execute("select name from sqlite_master where type = 'table'")}
         except sqlite3.DatabaseError as exc:
-            raise UserError(f"--learn-from {source}: {path} is not an SQLite database ({exc})") from None
+            raise UserError(f"{flag} {source}: {path} is not an SQLite database ({exc})") from None
         if "studies" not in tables or "trials" not in tables:
-            raise UserError(f"--learn-from {source}: {path} is not an Optuna storage (it has no studies)")
+            raise UserError(f"{flag} {source}: {path} is not an Optuna storage (it has no studies)")
         return
     if url.endswith(".log") or url.startswith("journal:"):
         path = Path(url.removeprefix("journal:"))
         if not path.is_file() or not os.access(path, os.R_OK):
-            raise UserError(f"--learn-from {source}: cannot read the journal file {path}")
+            raise UserError(f"{flag} {source}: cannot read the journal file {path}")
         return
     try:
         engine = sqlalchemy.create_engine(url)
@@ -112,9 +115,9 @@ def _check_storage(url: str, source: str) -> None:
             engine.dispose()
     except Exception as exc:  # a missing driver, a refused connection: all mean the same to a user
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"--learn-from {source}: cannot open the storage ({detail})") from None
+        raise UserError(f"{flag} {source}: cannot open the storage ({detail})") from None
     if not has:
-        raise UserError(f"--learn-from {source}: not an Optuna storage (it has no studies)")
+        raise UserError(f"{flag} {source}: not an Optuna storage (it has no studies)")
 
 
 def read_sources(

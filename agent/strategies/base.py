@@ -1,7 +1,7 @@
 """One interface for every way of choosing the next configuration, and how a strategy declares itself.
 
 A strategy is a :class:`Strategy`; what the registry (:mod:`agent.strategies.registry`) knows of one is its
-:class:`StrategySpec`: its name, a line of help, whether it needs a model, the prompt templates it renders,
+:class:`StrategySpec`: its name, a line of help, whether it needs a model,
 and how to build it from a :class:`BuildContext` (the task, the budget, the seed, the model and its settings,
 the study's records and events). A built-in strategy is one module declaring its spec plus one line in the
 registry; an installed package adds one under the entry-point group ``llm_hpo.strategies``.
@@ -108,8 +108,6 @@ class StrategySpec:
     build: Callable[[BuildContext], Strategy]
     #: Asks a model (the caller opens a provider for it).
     needs_model: bool = False
-    #: The prompt templates it renders besides the task's (``prompts/<name>.j2``).
-    templates: tuple[str, ...] = ()
     #: ``built-in``, or the package that registered it.
     origin: str = "built-in"
 

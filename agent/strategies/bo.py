@@ -63,14 +63,15 @@ class BOStrategy(Strategy):
         if opener is not None:
             return opener
         config, decision = self._surrogate_config(ctx)
-        return Proposal(config=config, source="surrogate", decision=decision)
+        return Proposal(config=config, source="random" if decision.get("startup") else "surrogate", decision=decision)
 
     async def fallback(self, ctx: ProposeContext, reason: str) -> Proposal:
         config, decision = self._surrogate_config(ctx)
         return Proposal(config=config, source="fallback", reason=reason, decision=decision)
 
     def _surrogate_config(self, ctx: ProposeContext) -> tuple[dict[str, Choice], dict[str, object]]:
-        """The optimizer's next configuration, and what to record of how it chose (the sources' weights)."""
+        """The optimizer's next configuration, and what to record of how it chose (the sources' weights;
+        ``startup``: drawn at random, its model having too few trials)."""
         decision: dict[str, object] = {}
         if self.transfer is not None:
             p = self.transfer.propose_weighted(ctx.space, ctx.records, ctx.rng, self._issued, ctx.direction)
@@ -78,6 +79,8 @@ class BOStrategy(Strategy):
             if p.startup:
                 decision["startup"] = True
         else:
+            if self.surrogate.starting(ctx.space, ctx.records, ctx.direction):
+                decision["startup"] = True
             config = self.surrogate.propose(
                 ctx.space, ctx.records, ctx.rng, also_taken=self._issued, direction=ctx.direction
             )

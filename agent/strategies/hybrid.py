@@ -29,13 +29,13 @@ from typing import Any
 
 from agent.conversation import Agent
 from agent.messages import UserPart
-from agent.records import Proposal, SourceData, short_value
+from agent.records import Proposal, ProposalSource, SourceData, short_value
 from tools.take_candidate import TakeCandidate
 
 from ._model import model_agent
 from .base import BuildContext, ProposeContext, Strategy, StrategySpec
 from .candidates import Candidate, optimizer_candidates
-from .credit import SourceCredit
+from .credit import ArmCredit
 from .llm_bo import LLMBOStrategy
 from .surrogate import SurrogateModel
 
@@ -61,14 +61,14 @@ class HybridStrategy(LLMBOStrategy):
         budget: int,
         surrogate: SurrogateModel | None = None,
         experience: Sequence[SourceData] = (),
-        credit: SourceCredit | None = None,
+        credit: ArmCredit | None = None,
         templates_state: str = "optimizer_state",
         start_template: str = "start_default",
     ) -> None:
         super().__init__(agent, surrogate, experience=experience, budget=budget)
         self.take = take
         self.budget = budget
-        self.credit = credit or SourceCredit()
+        self.credit = credit or ArmCredit()
         self._state_template = templates_state
         self._start = agent.templates.render(start_template, eval_tool=agent.eval_tool.name)
 
@@ -86,7 +86,8 @@ class HybridStrategy(LLMBOStrategy):
         }
         if ctx.rng.random() >= share:
             config, how = self._surrogate_config(ctx)
-            return Proposal(config=config, source="surrogate", decision=decision | how | {"round": "optimizer"})
+            source: ProposalSource = "random" if how.get("startup") else "surrogate"
+            return Proposal(config=config, source=source, decision=decision | how | {"round": "optimizer"})
         candidates = optimizer_candidates(
             self.transfer or self.surrogate, ctx.space, ctx.records, ctx.rng, CANDIDATES, self._issued, ctx.direction
         )
@@ -142,5 +143,4 @@ SPEC = StrategySpec(
     summary="the model and a Gaussian process share the study; each round goes to whichever has paid (a bandit)",
     build=_build,
     needs_model=True,
-    templates=("system", "hybrid", "start_default", "optimizer_state", "reask"),
 )

@@ -63,5 +63,4 @@ SPEC = StrategySpec(
     summary="the model proposes every trial from the conversation (the paper's loop)",
     build=_build,
     needs_model=True,
-    templates=("system", "start", "feedback", "history", "reask", "batch", "batch_reask", "history_limit"),
 )

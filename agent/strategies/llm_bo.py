@@ -67,5 +67,4 @@ SPEC = StrategySpec(
     summary="the model proposes the first trial, a Gaussian process the rest (the default)",
     build=_build,
     needs_model=True,
-    templates=("system", "start_default"),
 )

@@ -29,6 +29,7 @@ import numpy.typing as npt
 import optuna
 import optuna.distributions as od
 
+from agent._log import optuna_quiet
 from agent._optuna import GaussianProcess, one_thread, sampler_columns
 from agent.records import Direction, TrialRecord
 from agent.space import (
@@ -147,6 +148,10 @@ class SurrogateModel:
     def sampler(self, seed: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=self.n_startup, deterministic_objective=False)
 
+    def starting(self, space: SearchSpace, records: Sequence[TrialRecord], direction: Direction) -> bool:
+        """Whether :meth:`propose` draws at random (its startup: fewer than ``n_startup`` trials with a value)."""
+        return len(training_data(space, records, direction)) < self.n_startup
+
     def propose(
         self,
         space: SearchSpace,
@@ -171,7 +176,8 @@ class SurrogateModel:
         data = training_data(space, records, direction)
         scored = scores([v for _, v in data], direction)
         sampler = self.sampler(rng.randrange(2**31))
-        study = optuna.create_study(sampler=sampler, direction="minimize")
+        with optuna_quiet():  # a private study: no "A new study created in memory" in the caller's log
+            study = optuna.create_study(sampler=sampler, direction="minimize")
         for (params, _), score in zip(data, scored, strict=True):
             study.add_trial(optuna.trial.create_trial(params=params, distributions=dict(dists), value=float(score)))
         taken = {space.key(r.config) for r in records} | set(also_taken)

@@ -24,11 +24,12 @@ from .reading import (
     study_records,
     write_proposal,
 )
-from .storage import close_storage, default_storage_url, open_storage, opened_storage
+from .storage import STORAGE_POINTER, close_storage, default_storage_url, open_storage, opened_storage, pointed_to
 from .store import StudySnapshot, StudyStore
 from .terms import StudyTerms, kept_sources
 
 __all__ = [
+    "STORAGE_POINTER",
     "StudySnapshot",
     "StudyStore",
     "StudyTerms",
@@ -37,6 +38,7 @@ __all__ = [
     "kept_sources",
     "open_storage",
     "opened_storage",
+    "pointed_to",
     "read_records",
     "stored_meta",
     "stored_records",

@@ -15,14 +15,48 @@ import sqlalchemy
 
 from agent.errors import UserError
 
-__all__ = ["close_storage", "default_storage_url", "open_storage", "opened_storage"]
+__all__ = [
+    "STORAGE_POINTER",
+    "close_storage",
+    "default_storage_url",
+    "open_storage",
+    "opened_storage",
+    "point_to",
+    "pointed_to",
+]
 
 #: How long closing waits for other workers' writes before it leaves the log to the last one to close.
 _CHECKPOINT_WAIT_MS = 5000
 
 
+#: The file in a study's (or a bench's) folder naming a storage file that lives elsewhere or under another name
+#: (``--storage x.log``), so that the folder stands for its study wherever the storage is (``--learn-from``).
+STORAGE_POINTER = "storage.url"
+
+
 def default_storage_url(save_dir: Path) -> str:
     return f"sqlite:///{save_dir.resolve() / 'study.db'}"
+
+
+def point_to(url: str, folder: Path, default: str) -> None:
+    """Write ``folder``'s pointer to the storage file ``url`` unless it is the folder's ``default`` storage.
+    A database server's URL (it may hold a password) is not written: give that URL itself."""
+    path = url.removeprefix("sqlite:///").removeprefix("journal:")
+    if url == default or (path == url and not url.endswith(".log")):
+        return
+    absolute = str(Path(path).resolve())
+    pointer = folder / STORAGE_POINTER
+    written = f"sqlite:///{absolute}" if url.startswith("sqlite:///") else absolute
+    if not pointer.is_file() or pointer.read_text(encoding="utf-8").strip() != written:
+        pointer.write_text(written + "\n", encoding="utf-8")
+
+
+def pointed_to(folder: Path) -> str | None:
+    """The storage URL ``folder``'s pointer names (:func:`point_to`), or None when it has none."""
+    pointer = folder / STORAGE_POINTER
+    if not pointer.is_file():
+        return None
+    return pointer.read_text(encoding="utf-8").strip() or None
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:

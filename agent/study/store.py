@@ -54,7 +54,7 @@ from evaluators.base import EvalResult
 
 from . import codec
 from .door import admit
-from .storage import close_storage, default_storage_url, open_storage
+from .storage import close_storage, default_storage_url, open_storage, point_to
 from .terms import StudyTerms
 from .workers import StudyMutex, Worker
 
@@ -184,6 +184,7 @@ class StudyStore:
         try:
             study = _load_or_create(opened, study_name, url, terms, meta, sampler)
             _make_folder(save_dir / "trials", flag_path=save_dir)
+            point_to(url, save_dir, default_storage_url(save_dir))
             events_file = open(save_dir / "events.jsonl", "a", buffering=1, encoding="utf-8")  # noqa: SIM115
         except BaseException:
             close_storage(opened)

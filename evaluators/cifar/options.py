@@ -39,9 +39,11 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainConfig()
     group = parser.add_argument_group("CIFAR-10 training")
 
-    def add(flag: str, kind: Callable[[str], Any], text: str, **kwargs: Any) -> None:
+    def add(flag: str, kind: Callable[[str], Any], text: str, unset: str = "", **kwargs: Any) -> None:
+        """``unset``: what the help says is the default where TrainConfig's is None."""
         default = getattr(defaults, flag)
-        group.add_argument(f"--{flag}", type=kind, default=None, help=f"{text} (default: {default})", **kwargs)
+        shown = unset if default is None else default
+        group.add_argument(f"--{flag}", type=kind, default=None, help=f"{text} (default: {shown})", **kwargs)
 
     add("arch", str, "network", choices=ARCHS)
     add("train_batch_size", int, "batch size for training")
@@ -51,17 +53,17 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     add("label_smoothing", float, "label smoothing of the training loss")
     add("optimizer", str.lower, "optimizer", choices=OPTIMIZERS)
     add("num_train_epochs", int, "epochs to train")
-    add("max_train_batches", int, "at most this many training batches per epoch (quick runs)")
-    add("max_eval_batches", int, "at most this many evaluation batches (quick runs)")
+    add("max_train_batches", int, "at most this many training batches per epoch (quick runs)", "all")
+    add("max_eval_batches", int, "at most this many evaluation batches (quick runs)", "all")
     add("dataset_dir", str, "folder holding (or to download) cifar-10-batches-py")
-    add("subset", int, "train on the first N training images only (quick CPU studies)")
+    add("subset", int, "train on the first N training images only (quick CPU studies)", "all")
     add("val_size", int, "training images held out for validation")
-    add("device", str, "cuda, cuda:1, mps or cpu (default: the best present)")
+    add("device", str, "cuda, cuda:1, mps or cpu", "the best present: cuda, then mps, then cpu")
     group.add_argument(
         "--compile",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help=f"torch.compile the model (default: {defaults.compile})",
+        help=f"torch.compile the model (default: {'on' if defaults.compile else 'off'})",
     )
 
 

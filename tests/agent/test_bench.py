@@ -153,7 +153,88 @@ async def test_llm_bo_and_bo_studies_report_their_suggestion_latency(tmp_path: P
     assert all(s is not None and s >= 0 for s in study.propose_seconds)
     assert all(s is None for s in result.studies[("toy-branin", "random", 0)].propose_seconds)
     report = write_bench_report(result).read_text()
-    latency = report.split("Suggestion latency", 1)[1]
+    latency = report.split("Suggestion latency", 1)[1].split("\n## ", 1)[0]
     for row in ("| llm-bo | 2 | 4 |", "| llm-bo | 5 | 10 |", "| bo | 5 | 10 |"):
         assert row in latency
     assert "| random |" not in latency  # drawn inside Optuna, not timed
+
+
+def _bench_argv(out: Path, seeds: int, *learn_from: Path) -> list[str]:
+    argv = ["bench", "--tasks", "toy-branin", "--strategies", "random", "--budget", "4", "--seeds", str(seeds)]
+    argv += ["--out", str(out), "--random-samples", "50"]
+    return argv + [arg for source in learn_from for arg in ("--learn-from", str(source))]
+
+
+def test_a_bench_that_learns_says_from_what_stores_it_and_refuses_others_on_resume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 25, item 7: neither the console nor report.md named a bench's sources, and a second bench into the
+    same --out with another --learn-from gave seed 1 a different source than seed 0."""
+    sources = []
+    for name in ("s1", "s2"):
+        assert (
+            main(
+                [
+                    "--task",
+                    "toy-branin",
+                    "--strategy",
+                    "random",
+                    "--budget",
+                    "5",
+                    "--save_dir",
+                    str(tmp_path / name),
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
+        sources.append(tmp_path / name)
+    out = tmp_path / "bench"
+    capsys.readouterr()
+    assert main(_bench_argv(out, 1, sources[0])) == 0
+    said = capsys.readouterr().out
+    line = "S1 toy-branin-random-seed0: the same space, used as it is (5 trials)"
+    assert f"toy-branin random learned from {line} [1/1 seeds]" in said
+    report = (out / "report.md").read_text()
+    assert f"## Learned from\n\nEvery study was given `sqlite:///{(sources[0] / 'study.db').resolve()}`." in report
+    assert f"| toy-branin | random | {line} | 1/1 |" in report
+    storage = f"sqlite:///{out / 'bench.db'}"
+    first = optuna.load_study(study_name=study_name("toy-branin", "random", 0), storage=storage)
+    assert first.user_attrs["learn_from"] == [f"sqlite:///{(sources[0] / 'study.db').resolve()}"]
+
+    assert main(_bench_argv(out, 2, sources[1])) == 2  # another source for seed 1: refused, nothing run
+    assert "learns from" in capsys.readouterr().err and _trial_counts(out) == {study_name("toy-branin", "random", 0): 4}
+
+    assert main(_bench_argv(out, 2)) == 0  # without --learn-from, seed 1 learns from what seed 0 did
+    second = optuna.load_study(study_name=study_name("toy-branin", "random", 1), storage=storage)
+    assert second.user_attrs["learn_from"] == first.user_attrs["learn_from"]
+    assert "[2/2 seeds]" in capsys.readouterr().out
+
+
+def test_a_bench_that_learned_from_nothing_refuses_sources_on_resume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "s1"
+    assert (
+        main(["--task", "toy-branin", "--strategy", "random", "--budget", "3", "--save_dir", str(source), "--quiet"])
+        == 0
+    )
+    out = tmp_path / "bench"
+    assert main(_bench_argv(out, 1)) == 0
+    assert main(_bench_argv(out, 2, source)) == 2
+    assert "learn from no earlier study; to learn from others use a new --out" in capsys.readouterr().err
+    assert _trial_counts(out) == {study_name("toy-branin", "random", 0): 4}
+
+
+def test_a_studys_cost_counts_the_calls_that_mapped_its_sources() -> None:
+    """Issue 25, item 7: the LLM cost table showed 0 calls for llm-bo while 4 mapping calls ran."""
+    from agent.bench import _study_result
+    from agent.sources.experience import load_decisions
+    from agent.tasks import build_task
+
+    fixture = Path(__file__).parent / "sources" / "data" / "learned_study_fa91d4f.json"
+    decisions = load_decisions(json.loads(fixture.read_text())["user_attrs"]["experience"])
+    result = _study_result(("hpobench-kc1", "llm-bo", 0), [], build_task("hpobench-kc1"), decisions)
+    assert result.cost.llm_calls == 1 and result.cost.prompt_tokens > 0
+    assert result.learned_from == tuple(d.line() for d in decisions) and len(result.learned_from) == 1
+    assert _study_result(("hpobench-kc1", "llm-bo", 0), [], build_task("hpobench-kc1")).cost.llm_calls == 0

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -78,6 +79,7 @@ def _assert_consistent(save_dir: Path, name: str, budget: int) -> None:
         assert body["state"] == "complete"
 
 
+@pytest.mark.slow
 def test_random_study_writes_trials_and_resumes_with_a_larger_budget(tmp_path: Path) -> None:
     save = tmp_path / "r"
     base = ["--task", "toy-branin", "--strategy", "random", "--seed", "0", "--save_dir", str(save)]
@@ -104,6 +106,7 @@ def test_random_study_writes_trials_and_resumes_with_a_larger_budget(tmp_path: P
     assert len(_trials(save, "toy-branin-random-seed0")) == 15
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_loses_and_duplicates_nothing(tmp_path: Path, spawn: Spawn) -> None:
     """SIGKILL a real study again and again; every restart resumes; the end state is exactly the budget."""
     save, budget, kills = tmp_path / "k", 2000, 0
@@ -144,6 +147,7 @@ def test_sigkill_at_random_moments_then_resume_loses_and_duplicates_nothing(tmp_
     assert n == budget + void and void <= kills, "at most one draw cut short per kill"
 
 
+@pytest.mark.slow
 def test_sigint_stops_cleanly_and_says_how_to_resume(tmp_path: Path, spawn: Spawn) -> None:
     save = tmp_path / "i"
     args = ["--task", "hpobench-kc1", "--strategy", "random", "--budget", "100000", "--save_dir", str(save), "--quiet"]
@@ -252,6 +256,18 @@ def test_help_lists_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
         "--search_space",
     ):
         assert flag in out
+
+
+@pytest.mark.parametrize("command", [None, "bench", "report", "train"])
+def test_every_flags_help_names_its_default_once_and_never_as_none(command: str | None) -> None:
+    """Issue 25, item 17: ``--device`` said ``(default: the best present) (default: None)``."""
+    text = " ".join(build_parser(command).format_help().split())
+    assert "(default: None)" not in text and "(default: False)" not in text
+    for item in re.split(r"\s(?=-{1,2}\w)", text):
+        assert item.count("(default") <= 1, item
+    if command in (None, "train"):
+        assert "cuda, cuda:1, mps or cpu (default: the best present: cuda, then mps, then cpu)" in text
+        assert "(quick runs) (default: all)" in text
 
 
 def test_bench_budgets_are_sorted_unique_positive_integers() -> None:

@@ -1,4 +1,4 @@
-"""Tests for agent/executors.py and agent/batch.py: parallel evaluations, batch answers, Ray tasks."""
+"""Tests for agent/executors.py and the study loop's batches: parallel evaluations, batch answers, Ray tasks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -110,15 +109,51 @@ async def test_pending_trials_are_shown_to_the_model(store: StudyStore) -> None:
     assert "being evaluated now" in second and 'trial 0: {"x1": 1.0, "x2": 1.0}' in second
 
 
+class Gated(EvaluateToy):
+    """Branin whose first ``width`` evaluations wait until all of them run at once; then the last of them
+    returns, and the others only once the next evaluation has started and seen the study."""
+
+    def __init__(self, store: StudyStore, width: int) -> None:
+        super().__init__("branin", TOY.space)
+        self.store, self.width = store, width
+        self.running = self.most = 0
+        self.numbers: list[int | None] = []
+        self.seen: dict[int, TrialState] = {}
+        self.all_running, self.next_started = anyio.Event(), anyio.Event()
+
+    async def evaluate(self, config: dict[str, Any], trial: TrialContext = NO_TRIAL) -> EvalResult:
+        k = len(self.numbers)
+        self.numbers.append(trial.number)
+        self.running += 1
+        self.most = max(self.most, self.running)
+        if k < self.width:
+            if self.running == self.width:
+                self.all_running.set()
+            await self.all_running.wait()  # never set unless `width` evaluations overlap
+            if k < self.width - 1:
+                await self.next_started.wait()
+        elif k == self.width:
+            self.seen = {t.number: t.state for t in self.store.study.get_trials()}
+            self.next_started.set()
+        self.running -= 1
+        return await super().evaluate(config)
+
+
 async def test_workers_overlap_and_record_each_result_as_it_finishes(store: StudyStore) -> None:
+    """Three evaluations run at once; the one that finishes first is recorded, and its slot given to the next
+    trial, while the two before it still run."""
     from agent.strategies.baselines import RandomStrategy
 
-    strategy = RandomStrategy()
-    tool = SlowToy(0.2)
-    started = time.perf_counter()
-    await optimize(tool=tool, strategy=strategy, store=store, budget=6, executor=LocalExecutor(3))
+    tool = Gated(store, width=3)
+    await optimize(tool=tool, strategy=RandomStrategy(), store=store, budget=6, executor=LocalExecutor(3))
     assert tool.most == 3
-    assert time.perf_counter() - started < 6 * 0.2  # three at a time: ~0.4 s, not 1.2 s
+    first, second, third = tool.numbers[:3]
+    assert first is not None and second is not None and third is not None
+    assert (tool.seen[first], tool.seen[second], tool.seen[third]) == (
+        TrialState.RUNNING,
+        TrialState.RUNNING,
+        TrialState.COMPLETE,
+    )
     assert [t.state for t in store.study.get_trials()] == [TrialState.COMPLETE] * 6
 
 
@@ -178,6 +213,7 @@ class SubprocessToy(EvaluateToy):
         return EvalResult(value=result.value, metrics={"pid": os.getpid()})
 
 
+@pytest.mark.slow
 async def test_tools_that_ask_for_it_run_in_worker_processes(store: StudyStore) -> None:
     from agent.strategies.baselines import RandomStrategy
 

@@ -42,7 +42,7 @@ def test_llm_study_on_hpobench_australian_with_the_default_embedded_model(tmp_pa
     assert len(trials) == 10
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     sources = [r.source for r in study_records(study)]
-    assert sources in (["llm"] + ["surrogate"] * 9, ["fallback"] + ["surrogate"] * 9), sources
+    assert sources[0] in ("llm", "fallback") and sources[1:] == ["random"] * 2 + ["surrogate"] * 7, sources
     assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == 10
     record = json.loads((save / "trials" / "trial_0000.json").read_text())
     usage = record["usage"][0]

@@ -78,3 +78,27 @@ def test_the_sampler_and_providers_say_nothing_below_warning_unless_asked(
     retries = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "agent.providers._retry"]
     assert [level for level, _ in retries] == [logging.WARNING, logging.INFO]
     assert " attempt=2 " in retries[1][1]
+
+
+def test_a_surrogates_private_studies_say_nothing_and_the_programs_own_still_do(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A library is quiet (issue 25, item 15): bo's GP made an in-memory study per proposal, each logging
+    "A new study created in memory" into the program's log."""
+    import random
+
+    import optuna
+
+    from agent.records import TrialRecord
+    from agent.space import FloatParam, SearchSpace
+    from agent.strategies.surrogate import SurrogateModel
+
+    caplog.set_level(logging.INFO)
+    space = SearchSpace(params={"x": FloatParam(low=0.0, high=1.0)})
+    records = [TrialRecord(number=i, config={"x": i / 5}, state="complete", value=(i / 5 - 0.3) ** 2) for i in range(5)]
+    SurrogateModel().propose(space, records, random.Random(0))
+    created = [r for r in caplog.records if "A new study created in memory" in r.getMessage()]
+    assert created == []
+    optuna.create_study()  # the program's own study, after: still said, no setting left changed
+    created = [r for r in caplog.records if "A new study created in memory" in r.getMessage()]
+    assert len(created) == 1

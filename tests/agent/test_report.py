@@ -1,4 +1,4 @@
-"""Tests for agent/report.py (and its plots): the study report of a random and of an LLM study, errors, PNGs."""
+"""Tests for agent/report/study.py and _plots.py: the study report of a random and of an LLM study, errors, PNGs."""
 
 from __future__ import annotations
 
@@ -175,3 +175,22 @@ def test_a_share_decided_at_one_trial_is_a_visible_point(tmp_path: Path) -> None
     assert line.get_marker() == "o"
     assert [float(y) for y in line.get_ydata() if not np.isnan(y)] == [0.25]
     assert (tmp_path / "weights.png").stat().st_size > 0
+
+
+def test_a_probe_of_the_setup_is_kept_out_of_the_reports_counts_and_best(tmp_path: Path) -> None:
+    """A probe is outside the budget and the summary's counts; the report counted it as a finished trial."""
+    from agent.records import ProposalInfo
+    from evaluators.base import EvalResult
+
+    task = build_task("toy-branin")
+    store = StudyStore.open(save_dir=tmp_path, study_name="s", space=task.space, meta={"task": task.name})
+    try:
+        for config, source, value in (({"x1": 1.0, "x2": 1.0}, "sampler", 5.0), ({"x1": 2.0, "x2": 2.0}, "probe", 0.5)):
+            claimed = store.claim(config, ProposalInfo(source=source), budget=None if source == "probe" else 5)  # type: ignore[arg-type]
+            assert claimed is not None
+            store.finish(claimed[0], EvalResult(value=value, metrics={"value": value}), 0.1)
+    finally:
+        store.close()
+    text = write_study_report(tmp_path).read_text()
+    assert "1 finished (0 failed), 0 running; 1 probe of the setup (kept, outside the budget, not counted)" in text
+    assert "trial #0: 5" in text, "the probe's better value is not the study's best"

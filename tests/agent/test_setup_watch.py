@@ -224,6 +224,7 @@ def write_task(folder: Path, metric: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_wrong_metric_stops_the_run_and_once_fixed_the_same_command_runs_its_budget(tmp_path: Path) -> None:
     task = write_task(tmp_path, metric="r2")  # the script prints val_r2
     save = tmp_path / "study"
@@ -335,6 +336,7 @@ def fit(config):
 """
 
 
+@pytest.mark.slow
 def test_a_run_where_every_trial_failed_exits_non_zero_saying_so(tmp_path: Path) -> None:
     (tmp_path / "flaky_fit.py").write_text(OBJECTIVE)
     (tmp_path / "flaky.yaml").write_text(
@@ -350,3 +352,31 @@ def test_a_run_where_every_trial_failed_exits_non_zero_saying_so(tmp_path: Path)
     assert "out of memory" in run.stdout and "the loss is NaN" in run.stdout, "two ways: not a broken setup"
     again = agent_cli(*argv)  # nothing left to run, and still no result
     assert again.returncode == 1 and "no trial of the study completed (3 failed, 0 pruned)" in again.stderr
+
+
+class _OnlyTheMiddle(EvaluateToy):
+    """Branin that fails everywhere but at the middle of x1's range (where the probe goes)."""
+
+    async def evaluate(self, config: dict[str, Choice], trial: TrialContext = NO_TRIAL) -> EvalResult:
+        if float(config["x1"]) != 2.5:
+            return EvalResult.failed("the loss diverged to nan at epoch 2")
+        return await super().evaluate(config)
+
+
+@pytest.mark.anyio
+async def test_a_run_whose_trials_all_failed_says_when_a_probe_showed_the_setup_works(tmp_path: Path) -> None:
+    """no_result said only "all 3 trials of this run failed", though the probe had completed."""
+    store = open_store(tmp_path)
+    try:
+        summary = await optimize(
+            tool=_OnlyTheMiddle("branin", TASK.space), strategy=RandomStrategy(), store=store, budget=3
+        )
+    finally:
+        store.close()
+    assert (summary.n_trials, summary.failed, summary.probes, summary.probes_completed) == (3, 3, 1, (3,))
+    problem = summary.no_result()
+    assert problem is not None and problem.startswith("no trial completed: all 3 trials of this run failed")
+    assert problem.endswith(
+        "; a probe of the setup (#3, the middle of the space) completed, so the setup works and these trials drew "
+        "a failing region: run it again with a larger --budget"
+    )

@@ -33,6 +33,7 @@ def _worker(
 
 
 @pytest.mark.parametrize("kind", ["journal", "sqlite"])
+@pytest.mark.slow
 def test_two_workers_on_one_study_share_the_budget_exactly(
     tmp_path: Path, kind: str, spawn: Callable[..., subprocess.Popen[bytes]]
 ) -> None:

@@ -288,6 +288,26 @@ def test_the_sources_a_study_learns_from_are_named_at_its_start_and_in_its_summa
     assert "learned from" in text and text.count(line) == 2
 
 
+def test_the_summary_in_a_pipe_is_whole_lines_without_padding() -> None:
+    """Issue 25, item 17: in a pipe the summary was an 80-column table, padded with spaces and wrapping a long
+    value (a mapping's ``lr <-`` / ``learning_rate``) over two lines."""
+    out = io.StringIO()
+    con = Console(file=out, force_terminal=False, width=80, highlight=False, color_system=None)
+    long = "S1 hpobench-car-bo-seed0: mapped " + ", ".join(f"p{i} <- learning_rate_{i}" for i in range(8))
+    RichReporter(con).finished(summary(learned_from=(long, "S2 other: the same space")))
+    lines = out.getvalue().splitlines()
+    assert all(line == line.rstrip() for line in lines), lines
+    assert f"learned from        {long}" in lines
+    assert "                    S2 other: the same space" in lines
+    assert any(line.startswith("best value          0.25 (trial #0)") for line in lines)
+
+
+def test_the_summary_on_a_terminal_is_a_table() -> None:
+    con, out = console(terminal=True)
+    RichReporter(con).finished(summary())
+    assert re.search(r"^ best value +0\.25 \(trial #0\)", ANSI.sub("", out.getvalue()), re.M)
+
+
 def test_mapping_before_the_study_is_a_line_in_a_pipe() -> None:
     """Issue 25, item 8: the 20-35 s of mapping before "starting study" showed nothing."""
     con, out = console(terminal=False)

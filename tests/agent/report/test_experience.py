@@ -88,5 +88,17 @@ def test_a_source_whose_weight_fell_to_0_is_said_to_be_overruled(out: Path) -> N
     assert "was overruled" not in text and "| 0.50 |" in text
 
 
+def test_one_trial_after_the_openers_is_said_to_be_one(out: Path) -> None:
+    """Issue 25, item 18: with one trial after the openers the weights plot is one point per source; the text
+    says so instead of "trial by trial"."""
+    one = [trial(0, 0.3, "transfer"), trial(1, 0.2, **{S1: 0.5, "target": 0.5})]
+    text = "\n".join(experience_section(stored_meta(), one, out))
+    assert "weight in the optimizer's model at the one trial after the openers (#1), a single point each" in text
+    assert "trial by trial" not in text
+    two = [*one, trial(2, 0.1, **{S1: 0.4, "target": 0.6})]
+    text = "\n".join(experience_section(stored_meta(), two, out))
+    assert "weight in the optimizer's model trial by trial" in text and "the one trial after" not in text
+
+
 def test_a_study_without_sources_has_no_section(out: Path) -> None:
     assert experience_section({}, [trial(0, 0.1)], out) == []

@@ -22,8 +22,10 @@ def test_what_is_no_storage_is_one_error_naming_it_and_nothing_is_written(tmp_pa
     with pytest.raises(UserError, match="--learn-from .*nope: no such file or folder"):
         locate(str(tmp_path / "nope"))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(UserError, match="holds no study.db or bench.db"):
+    with pytest.raises(UserError, match="holds no study.db, bench.db or storage.url"):
         locate(str(tmp_path / "empty"))
+    with pytest.raises(UserError, match="^learn_from .*empty: the folder holds no study.db"):
+        locate(str(tmp_path / "empty"), flag="learn_from")  # a library's caller is told its own argument
     text = tmp_path / "notes.db"
     text.write_text("not a database at all, but long enough to be looked at " * 40)
     with pytest.raises(UserError, match="is not an SQLite database"):
@@ -46,6 +48,29 @@ async def test_a_study_folder_a_bench_folder_and_a_url_name_the_same_storage(tmp
     bench.mkdir()
     (save / "study.db").rename(bench / "bench.db")
     assert locate(str(bench)) == f"sqlite:///{(bench / 'bench.db').resolve()}"
+
+
+async def test_a_study_folder_whose_storage_is_a_journal_elsewhere_is_a_source(tmp_path: Path) -> None:
+    """Issue 25, item 19: a folder made with ``--storage x.log`` was refused ("holds no study.db")."""
+    journal = tmp_path / "elsewhere" / "studies.log"
+    journal.parent.mkdir()
+    save = tmp_path / "study"
+    config = StudyConfig(
+        task=build_task("toy-branin"), strategy="random", budget=3, save_dir=save, storage=str(journal), checks=False
+    )
+    await run_study(config, say=lambda line: None)
+    assert not (save / "study.db").exists()
+    assert locate(str(save)) == str(journal.resolve()) == (save / "storage.url").read_text().strip()
+    learner = StudyConfig(
+        task=build_task("toy-branin"), strategy="random", budget=4, save_dir=tmp_path / "next", learn_from=(str(save),)
+    )
+    summary = await run_study(learner, say=lambda line: None)
+    assert len(summary.learned_from) == 1 and "(3 trials)" in summary.learned_from[0], summary.learned_from
+
+
+async def test_a_study_in_its_folders_default_storage_writes_no_pointer(tmp_path: Path, earlier: Run) -> None:
+    save = await earlier("toy-branin", "study", budget=1)
+    assert sorted(p.name for p in save.iterdir()) == ["events.jsonl", "study.db", "trials"]
 
 
 async def test_studies_are_read_with_what_they_tuned_and_pooled_by_task(tmp_path: Path, earlier: Run) -> None:

@@ -50,7 +50,10 @@ async def study(strategy: BOStrategy, n: int, values: dict[str, float] | None = 
 async def test_bo_alone_proposes_untried_configurations_and_records_no_weights() -> None:
     records = await study(BOStrategy(), 12)
     assert len({SPACE.key(r.config) for r in records}) == 12
-    assert all(r.source == "surrogate" and r.proposal.decision == {} for r in records)
+    # Issue 25, item 12: its startup draws (fewer than 3 trials for its model) are labelled random, not surrogate.
+    assert [(r.source, r.proposal.decision) for r in records] == [("random", {"startup": True})] * 3 + [
+        ("surrogate", {})
+    ] * 9
     assert all(SPACE.validate_config(r.config) == r.config for r in records)
     assert not BOStrategy().learns
 
@@ -76,7 +79,7 @@ async def test_after_openers_that_all_failed_alike_the_next_trials_are_startup_d
     records = await study(
         BOStrategy(experience=[misleading], budget=10, n_open=3), 5, {SPACE.key(c): 100.0 for c in openers}
     )
-    assert [r.source for r in records] == ["transfer"] * 3 + ["surrogate"] * 2
+    assert [r.source for r in records] == ["transfer"] * 3 + ["random"] * 2
     for r in records[3:]:
         assert r.proposal.decision["startup"] is True and r.proposal.decision["weights"] == {"bad": 0.0, TARGET: 1.0}
 

@@ -8,7 +8,7 @@ import pytest
 
 from agent.metrics import rank_rewards
 from agent.records import Direction, ProposalInfo, ProposalSource, TrialRecord
-from agent.strategies.credit import SourceCredit, signed_values, source_of
+from agent.strategies.credit import ArmCredit, arm_of, signed_values
 
 
 def trial(number: int, value: float | None, source: ProposalSource = "surrogate") -> TrialRecord:
@@ -30,7 +30,7 @@ def test_a_trial_earns_the_share_of_earlier_trials_it_beats() -> None:
 
 
 def test_each_source_is_credited_with_its_own_trials() -> None:
-    assert [source_of(trial(0, 1.0, s)) for s in ("llm", "surrogate", "fallback", "sampler", "resumed")] == [
+    assert [arm_of(trial(0, 1.0, s)) for s in ("llm", "surrogate", "fallback", "sampler", "resumed")] == [
         "model",
         "optimizer",
         "optimizer",
@@ -38,14 +38,14 @@ def test_each_source_is_credited_with_its_own_trials() -> None:
         None,
     ]
     records = [trial(0, 5.0, "llm"), trial(1, 4.0), trial(2, 1.0, "llm"), trial(3, 6.0)]
-    credit = SourceCredit(model_prior=(1.0, 1.0), optimizer_prior=(1.0, 1.0)).credit(records, "minimize")
+    credit = ArmCredit(model_prior=(1.0, 1.0), optimizer_prior=(1.0, 1.0)).credit(records, "minimize")
     # trial 0 has nothing to beat; 1 beats 0 (1.0); 2 beats both (1.0); 3 beats nothing (0.0).
     assert (credit["model"].alpha, credit["model"].beta, credit["model"].trials) == (2.0, 1.0, 1)
     assert (credit["optimizer"].alpha, credit["optimizer"].beta, credit["optimizer"].trials) == (2.0, 2.0, 2)
 
 
 def test_the_share_starts_near_a_third_and_follows_the_credit_within_its_bounds() -> None:
-    bandit = SourceCredit()
+    bandit = ArmCredit()
     rng = random.Random(0)
     assert 0.25 < bandit.share(bandit.credit([], "minimize"), rng) < 0.4
     # A model whose every trial beats all before it, against an optimizer whose trials beat none.
@@ -64,13 +64,13 @@ def test_a_model_round_that_takes_the_optimizers_own_trial_is_the_optimizers() -
         info = ProposalInfo(source="llm", decision={"round": "model", "choice": choice})
         return TrialRecord(number=1, config={}, state="complete", value=1.0, proposal=info)
 
-    assert source_of(took("candidate 1")) == "optimizer"
-    assert source_of(took("candidate 2")) == "model"
-    assert source_of(took("own")) == "model"
+    assert arm_of(took("candidate 1")) == "optimizer"
+    assert arm_of(took("candidate 2")) == "model"
+    assert arm_of(took("own")) == "model"
 
 
 def test_the_share_shrinks_as_the_budget_runs_out() -> None:
-    bandit = SourceCredit()
+    bandit = ArmCredit()
     credit = bandit.credit([], "minimize")
     full = bandit.share(credit, random.Random(3))
     assert bandit.share(credit, random.Random(3), left=0.5) == pytest.approx(full / 2)

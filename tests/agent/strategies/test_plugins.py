@@ -139,6 +139,7 @@ def test_the_optuna_sampler_runs_a_registered_strategy(installed: Path) -> None:
     assert study.trials[1].params["x"] == 2.0, "the registered strategy's own proposal (the first is Optuna's)"
 
 
+@pytest.mark.slow
 def test_the_command_line_and_the_bench_list_and_run_it(site: Path, tmp_path: Path) -> None:
     env = _env(site)
     listing = subprocess.run(

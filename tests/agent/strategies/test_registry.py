@@ -1,4 +1,4 @@
-"""Tests for agent/strategies/factory.py: every model-driven strategy shows numeric grids as ranges and moves the
+"""Tests for agent/strategies/registry.py: every model-driven strategy shows numeric grids as ranges and moves the
 model's answer onto the grid (the paper's loop too, since issue 13: constrained decoding broke its grids)."""
 
 from __future__ import annotations
@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.cli import parse_strategies
+from agent.errors import UserError
 from agent.optimize import optimize
 from agent.providers.scripted import ScriptedProvider
 from agent.strategies.registry import list_strategies, make_strategy
@@ -45,6 +47,9 @@ async def test_the_model_sees_ranges_and_its_answer_lands_on_the_grid(tmp_path: 
     assert record.config["batch_size"] in task.space.params["batch_size"].choices  # type: ignore[union-attr]
 
 
-def test_every_strategy_has_a_name_the_cli_accepts() -> None:
-    assert set(LLM_STRATEGIES) <= set(STRATEGIES)
-    assert {"hybrid", "llm-bo", "llm", "bo", "random", "tpe"} == set(STRATEGIES)
+def test_every_strategy_has_a_name_the_cli_accepts_and_says_whether_it_asks_a_model() -> None:
+    assert set(STRATEGIES) == {"hybrid", "llm-bo", "llm", "bo", "random", "tpe"}
+    assert set(LLM_STRATEGIES) == {"hybrid", "llm-bo", "llm"}
+    assert parse_strategies(",".join(STRATEGIES)) == tuple(STRATEGIES)
+    with pytest.raises(UserError, match="nope"):
+        parse_strategies("random,nope")

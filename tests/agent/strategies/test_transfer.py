@@ -240,6 +240,6 @@ async def test_transfer_bo_without_sources_is_bo(tmp_path: Path) -> None:
         store = open_store(tmp_path / name, task.name)
         await optimize(tool=build_task("toy-branin", seed=0).tool, strategy=strategy, store=store, budget=6, seed=2)
         configs.append([r.config for r in store.records()])
-        assert {r.source for r in store.records()} == {"surrogate"}
+        assert {r.source for r in store.records()} == {"random", "surrogate"}
         store.close()
     assert configs[0] == configs[1]

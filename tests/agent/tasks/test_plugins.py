@@ -121,6 +121,7 @@ def test_a_broken_registration_is_one_error_naming_it(installed: Path, name: str
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
+@pytest.mark.slow
 def test_the_command_line_lists_and_runs_a_registered_task(site: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     listing = subprocess.run(

@@ -1,4 +1,4 @@
-"""Tests for agent/tasks.py: names and groups of tasks."""
+"""Tests for agent/tasks/registry.py: names and groups of tasks."""
 
 from __future__ import annotations
 

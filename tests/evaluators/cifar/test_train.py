@@ -70,6 +70,7 @@ def _patch_model(monkeypatch: pytest.MonkeyPatch, at: int, fault: str) -> None:
     monkeypatch.setattr(train_module, "build_model", lambda arch: _Patched(at, fault))
 
 
+@pytest.mark.slow
 def test_loss_falls_on_the_learnable_set(cfg: TrainConfig) -> None:
     seen: list[tuple[int, float]] = []
     short = dataclasses.replace(cfg, num_train_epochs=2, train_batch_size=60, learning_rate=2e-3)  # 8 steps
@@ -85,6 +86,7 @@ def test_loss_falls_on_the_learnable_set(cfg: TrainConfig) -> None:
     assert math.isfinite(float(m["train_loss"]))
 
 
+@pytest.mark.slow
 def test_runs_are_seeded(cfg: TrainConfig) -> None:
     quick = dataclasses.replace(cfg, max_train_batches=2, max_eval_batches=1)
     a, b = train(quick), train(quick)
@@ -99,6 +101,7 @@ def test_vit_run_completes(cfg: TrainConfig) -> None:
     assert 0.0 <= float(result.value or 0.0) <= 1.0
 
 
+@pytest.mark.slow
 def test_evaluate_test_scores_the_test_set(cfg: TrainConfig) -> None:
     result = evaluate_test(dataclasses.replace(cfg, max_train_batches=2))
     assert result.state == "complete"
@@ -133,12 +136,14 @@ def test_optimizers() -> None:
         make_optimizer("rmsprop", params, 0.1, 0.0)
 
 
+@pytest.mark.slow
 def test_huge_learning_rate_fails_with_a_reason(cfg: TrainConfig) -> None:
     result = train(dataclasses.replace(cfg, optimizer="sgd", learning_rate=1e6, max_train_batches=4))
     assert result.state == "fail" and result.value is None
     assert result.error is not None and "epoch 1 batch" in result.error and "learning_rate" in result.error
 
 
+@pytest.mark.slow
 def test_nan_loss_fails_naming_epoch_and_batch(cfg: TrainConfig, monkeypatch: pytest.MonkeyPatch) -> None:
     _patch_model(monkeypatch, at=3, fault="nan")
     result = train(cfg)
@@ -219,6 +224,7 @@ def test_options_reject_unknown_choices(capsys: pytest.CaptureFixture[str]) -> N
     assert "sgd_momentum" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_progress_reports_each_epoch_and_within_epochs_at_a_bounded_pace(
     cfg: TrainConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -240,6 +246,7 @@ def test_progress_reports_each_epoch_and_within_epochs_at_a_bounded_pace(
     assert seen[-1].eta_s == 0.0 and seen[0].eta_s is not None and seen[0].eta_s > 0
 
 
+@pytest.mark.slow
 def test_progress_within_an_epoch_is_throttled(cfg: TrainConfig, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(train_module, "PROGRESS_INTERVAL_S", 3600.0)
     seen: list[Progress] = []
