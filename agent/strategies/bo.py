@@ -18,7 +18,7 @@ from agent.space import Choice
 
 from .base import BuildContext, Proposal, ProposeContext, Strategy, StrategySpec, resumed_seed
 from .opening import Openers
-from .surrogate import SurrogateModel
+from .surrogate import SurrogateModel, surrogate_for
 from .transfer import TransferSurrogate, rounded
 
 __all__ = ["OPENERS", "SPEC", "BOStrategy"]
@@ -44,7 +44,11 @@ class BOStrategy(Strategy):
     ) -> None:
         """``transfer``: the surrogate over ``experience`` (default: :class:`TransferSurrogate`'s RGPE)."""
         self.surrogate = surrogate or SurrogateModel()
-        self.transfer = (transfer or TransferSurrogate(tuple(experience))) if experience else None
+        self.transfer = (
+            (transfer or TransferSurrogate(tuple(experience), transform=self.surrogate.transform))
+            if experience
+            else None
+        )
         self.n_open = 0 if self.transfer is None else min(n_open, budget if budget is not None else n_open)
         self._issued: set[str] = set()  # proposed this process but maybe not yet in the records (batches)
         self._openers = Openers(self.transfer, self.n_open) if self.transfer is not None else None
@@ -93,7 +97,7 @@ class BOStrategy(Strategy):
 
 
 def _build(ctx: BuildContext) -> Strategy:
-    return BOStrategy(experience=ctx.experience, budget=ctx.budget)
+    return BOStrategy(surrogate_for(ctx.task), experience=ctx.experience, budget=ctx.budget)
 
 
 SPEC = StrategySpec(
