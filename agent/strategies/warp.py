@@ -6,7 +6,7 @@ that keeps the order of the values but pulls in their tails fixes that:
 
 - ``yeo-johnson``: the power transform of Yeo and Johnson (2000) with its lambda chosen by maximum likelihood
   over [-3, 3] (as HEBO does: Cowen-Rivers et al. 2022), of the values shifted to start at 0 and divided by
-  their interquartile range; it is nearly the identity where the values are already normal-looking, and a
+  their median absolute deviation; it is nearly the identity where the values are already normal-looking, and a
   log-like squeeze of a heavy tail where they are not;
 - ``log``: ``log(v)`` for positive values (shifted to be positive otherwise);
 - ``rank``: normal scores of the ranks, ``Phi^-1((rank - 0.5) / n)`` (only the order is kept);
@@ -92,11 +92,12 @@ def _standard(v: FloatArray) -> FloatArray:
 
 
 def _spread(v: FloatArray) -> float:
-    """The values' interquartile range (their standard deviation where it is 0): a scale that outliers leave
-    alone, so that the power transform sees the bulk of the values spread over a few units and the outliers far
-    out, where its lambda can pull them in."""
-    q25, q75 = np.quantile(v, [0.25, 0.75])
-    spread = float(q75 - q25) if q75 > q25 else float(v.std())
+    """The values' median absolute deviation (their standard deviation where it is 0): a scale that up to half
+    the values as outliers leave alone (three decoy openers among a study's first five trials), so that the
+    power transform sees the bulk of the values spread over a few units and the outliers far out, where its
+    lambda can pull them in."""
+    mad = float(np.median(np.abs(v - np.median(v))))
+    spread = mad if mad > 1e-12 else float(v.std())
     return spread if spread > 1e-12 else 1.0
 
 
