@@ -14,6 +14,8 @@ its default warp) driven in this process for 30 trials on one table, its noise d
   worst);
 - ``reflected``: a decoy that is not the exact mirror, a neighbouring table's study negated (its best sit in
   the target's bad region where the tables agree);
+- ``unrelated``: 30-trial ``bo`` studies of the 2D toy functions, x1 and x2 laid linearly onto the choice
+  indices of two of the target's parameters (a mapping a model should not have made);
 - ``*-none`` (``bo-none``, ``negated-none``): the same with the study's own values unwarped (before issue 27).
 
 Sources are made once per family (seed 1000) and cached in OUT/sources.json. Scores are TRUE errors (the
@@ -42,12 +44,14 @@ import optuna  # noqa: E402
 from agent import metrics  # noqa: E402
 from agent.bench import run_seed  # noqa: E402
 from agent.records import ProposalInfo, SourceData, Transform, TrialRecord  # noqa: E402
+from agent.space import CategoricalParam, Choice  # noqa: E402
 from agent.strategies.base import ProposeContext  # noqa: E402
 from agent.strategies.bo import BOStrategy  # noqa: E402
 from agent.strategies.surrogate import SurrogateModel  # noqa: E402
 from agent.strategies.warp import DEFAULT  # noqa: E402
 from agent.tasks import build_task  # noqa: E402
 from evaluators.tabular import TABULAR_DATASETS, TabularBenchmark  # noqa: E402
+from evaluators.toy import evaluate_toy  # noqa: E402
 
 FAMILIES = {
     "hpobench": [d for d in TABULAR_DATASETS["hpobench"] if d != "car"],  # car: every strategy finds 0 at once
@@ -56,7 +60,10 @@ FAMILIES = {
 }
 ALL = {**FAMILIES, "hpobench": list(TABULAR_DATASETS["hpobench"])}  # car is a source, not a target
 LABELS = {"hpobench": "HPOBench (7)", "hpolib": "HPOLib (4)", "nb201": "NB201 (3)"}
-ARMS = ("bo", "loto", "negated", "reflected", "bo-none", "negated-none")
+ARMS = ("bo", "loto", "negated", "reflected", "unrelated", "bo-none", "negated-none")
+TOYS = ("branin", "himmelblau", "ackley", "rosenbrock")
+#: The parameters a toy's x1 and x2 are laid onto, per family.
+TOY_MAP = {"hpobench": ("learning_rate_init", "width"), "hpolib": ("init_lr", "n_units_1"), "nb201": ("Op0", "Op1")}
 MISLEADING = ("negated", "reflected", "negated-none")
 BUDGETS = (10, 30)
 HORIZON = 30
@@ -100,8 +107,44 @@ def sources(out: Path, family: str) -> dict[str, SourceData]:
     }
 
 
+def toy_sources(out: Path, family: str) -> list[SourceData]:
+    """Each toy's 30-trial ``bo`` study, (x1, x2) laid onto the choice indices of two of the family's parameters
+    (:data:`TOY_MAP`)."""
+    path = out / "toys.json"
+    cached = json.loads(path.read_text()) if path.is_file() else {}
+    for toy in TOYS:
+        if toy not in cached:
+            space = build_task(f"toy-{toy}").space
+            rng, model = random.Random(SOURCE_SEED), SurrogateModel()
+            records: list[TrialRecord] = []
+            for number in range(HORIZON):
+                config = model.propose(space, records, rng)
+                value = evaluate_toy(toy, {k: float(v) for k, v in config.items()}).value
+                records.append(TrialRecord(number=number, config=config, state="complete", value=value))
+            cached[toy] = {"configs": [r.config for r in records], "values": [r.value for r in records]}
+            path.write_text(json.dumps(cached))
+    target = build_task(f"{family}-{FAMILIES[family][0]}").space
+    names = TOY_MAP[family]
+    out_sources = []
+    for toy in TOYS:
+        bounds = build_task(f"toy-{toy}").space.params
+        configs = []
+        for c in cached[toy]["configs"]:
+            mapped: dict[str, Choice] = {}
+            for x, name in zip(("x1", "x2"), names, strict=True):
+                p, grid = bounds[x], target.params[name]
+                assert isinstance(grid, CategoricalParam) and not isinstance(p, CategoricalParam)
+                t = (float(c[x]) - p.low) / (p.high - p.low)
+                mapped[name] = grid.choices[round(t * (len(grid.choices) - 1))]
+            configs.append(mapped)
+        out_sources.append(SourceData(f"toy-{toy}", tuple(configs), tuple(cached[toy]["values"])))
+    return out_sources
+
+
 def arm_sources(arm: str, family: str, dataset: str, made: dict[str, SourceData]) -> list[SourceData]:
     datasets = ALL[family]
+    if arm == "unrelated":
+        return [v for k, v in made.items() if k.startswith("toy-")]
     if arm == "loto":
         return [made[f"{family}-{d}"] for d in datasets if d != dataset]
     if arm in ("negated", "negated-none"):
@@ -119,6 +162,8 @@ def run(out: Path, families: Sequence[str], arms: Sequence[str], seeds: int) -> 
     began = time.perf_counter()
     for family in families:
         made = sources(out, family)
+        if "unrelated" in arms:
+            made |= {s.name: s for s in toy_sources(out, family)}
         for seed in range(seeds):
             for dataset in FAMILIES[family]:
                 for arm in arms:
