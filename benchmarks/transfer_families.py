@@ -71,7 +71,7 @@ SOURCE_SEED = 1000
 
 
 async def drive(
-    family: str, dataset: str, seed: int, sources: Sequence[SourceData], transform: Transform, sign: float = 1.0
+    family: str, dataset: str, seed: int, sources: Sequence[SourceData], transform: Transform | None, sign: float = 1.0
 ) -> list[TrialRecord]:
     """``HORIZON`` trials of ``bo`` (learning from ``sources``) on the table, its values times ``sign``."""
     name = f"{family}-{dataset}"
@@ -169,7 +169,7 @@ def run(out: Path, families: Sequence[str], arms: Sequence[str], seeds: int) -> 
                 for arm in arms:
                     if (family, dataset, seed, arm) in done:
                         continue
-                    transform: Transform = "none" if arm.endswith("-none") else DEFAULT
+                    transform: Transform | None = "none" if arm.endswith("-none") else DEFAULT
                     src = arm_sources(arm, family, dataset, made)
                     records = anyio.run(drive, family, dataset, seed, src, transform)
                     table = TabularBenchmark(family, dataset)

@@ -99,7 +99,7 @@ def decode(space: SearchSpace, params: Mapping[str, Any]) -> dict[str, Choice]:
     return out
 
 
-def scores(values: Sequence[float], direction: Direction, transform: Transform = DEFAULT) -> Warped:
+def scores(values: Sequence[float], direction: Direction, transform: Transform | None = DEFAULT) -> Warped:
     """The study's own values as each of its Gaussian processes learns them (``bo``'s, the transfer surrogate's):
     lower is better, warped by ``transform`` and standardized. The one place they are transformed before a fit;
     :func:`values_of` is its inverse."""
@@ -152,7 +152,7 @@ class SurrogateModel:
     (:func:`scores`)."""
 
     n_startup: int = 3
-    transform: Transform = DEFAULT
+    transform: Transform | None = DEFAULT
 
     def sampler(self, seed: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=self.n_startup, deterministic_objective=False)
@@ -201,8 +201,8 @@ class SurrogateModel:
 
 
 def surrogate_for(task: TaskBrief) -> SurrogateModel:
-    """``bo``'s model for ``task``: its values warped as the task names (``transform``), else by the default."""
-    return SurrogateModel(transform=task.transform or DEFAULT)
+    """``bo``'s model for ``task``: its values warped as the task names (``transform``), else chosen from them."""
+    return SurrogateModel(transform=task.transform)
 
 
 def untried(space: SearchSpace, taken: set[str], rng: random.Random) -> dict[str, Choice]:

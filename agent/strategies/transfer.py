@@ -124,7 +124,7 @@ class TransferSurrogate:
     rank_target: bool = False
     #: The warp of this study's own values (:func:`~agent.strategies.surrogate.scores`), also ``bo``'s without
     #: sources.
-    transform: Transform = DEFAULT
+    transform: Transform | None = DEFAULT
     #: Random trials of this study's own, after the openers, before its model alone proposes (see _starting).
     startup: int = 3
     #: The sources' total weight under which they count as having lost, for ``startup``.

@@ -12,9 +12,11 @@ that keeps the order of the values but pulls in their tails fixes that:
 - ``rank``: normal scores of the ranks, ``Phi^-1((rank - 0.5) / n)`` (only the order is kept);
 - ``none``: standardized values, as before the warp.
 
-Each warp ends standardized (mean 0, standard deviation 1). :class:`Warped` also maps a prediction of the
-warped score back to the study's units (``values``; the inverse of the warp at the mean, its slope for the
-spread). Which is the default, and why: docs/warp.md.
+Without a named transform (``None``, the default) the warp is chosen from the values, as HEBO does: ``log`` where
+every value is positive (an error, a loss, a time), ``yeo-johnson`` otherwise (a maximized accuracy seen as its
+negative, a loss that can be negative). Each warp ends standardized (mean 0, standard deviation 1).
+:class:`Warped` also maps a prediction of the warped score back to the study's units (``values``; the inverse of
+the warp at the mean, its slope for the spread). Which is the default, and why: docs/warp.md.
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ import numpy.typing as npt
 
 from agent.records import TRANSFORMS, Transform
 
-__all__ = ["DEFAULT", "TRANSFORMS", "Transform", "Warped", "warp", "yeo_johnson"]
+__all__ = ["DEFAULT", "TRANSFORMS", "Transform", "Warped", "automatic", "warp", "yeo_johnson"]
 
 FloatArray = npt.NDArray[np.float64]
-#: The warp every Gaussian process of a study uses unless its task names another (measured: docs/warp.md).
-DEFAULT: Transform = "yeo-johnson"
+#: The warp every Gaussian process of a study uses unless its task names another: chosen from the values
+#: (:func:`automatic`; measured: docs/warp.md).
+DEFAULT: Transform | None = None
 _LAMBDAS = np.linspace(-3.0, 3.0, 121)  # the grid the Yeo-Johnson lambda is chosen on (then refined)
 _NORMAL = NormalDist()
 
@@ -63,9 +66,15 @@ class Warped:
         return out.astype(np.float64), (sd * np.abs(slope)).astype(np.float64)
 
 
-def warp(values: Sequence[float] | FloatArray, transform: Transform = DEFAULT) -> Warped:
-    """``values`` (finite, lower is better) warped by ``transform`` and standardized."""
+def automatic(values: FloatArray) -> Transform:
+    """The warp for ``values`` when none is named: ``log`` if all are positive, else ``yeo-johnson``."""
+    return "log" if len(values) and float(values.min()) > 0 else "yeo-johnson"
+
+
+def warp(values: Sequence[float] | FloatArray, transform: Transform | None = DEFAULT) -> Warped:
+    """``values`` (finite, lower is better) warped by ``transform`` (None: :func:`automatic`) and standardized."""
     v = np.asarray(values, dtype=np.float64)
+    transform = automatic(v) if transform is None else transform
     if transform not in TRANSFORMS:
         raise ValueError(f"unknown transform {transform!r}; choose from {', '.join(TRANSFORMS)}")
     if len(v) == 0:

@@ -59,6 +59,13 @@ def test_log_shifts_values_that_are_not_all_positive_and_scores_follow_the_direc
     assert maximized[0] < maximized[1] < maximized[2], "lower is better: the highest accuracy scores lowest"
 
 
+def test_without_a_name_the_warp_is_log_for_positive_values_else_yeo_johnson() -> None:
+    assert warp(HEAVY).transform == "log" and np.allclose(warp(HEAVY).scores, warp(HEAVY, "log").scores)
+    accuracy = scores([0.9, 0.8, 0.5], "maximize")  # seen as -0.9, -0.8, -0.5: not all positive
+    assert accuracy.transform == "yeo-johnson"
+    assert warp([0.0, 0.1, 3.0]).transform == "yeo-johnson", "a zero error: no log of it"
+
+
 def test_an_unknown_transform_says_which_exist() -> None:
     with pytest.raises(ValueError, match="unknown transform 'box-cox'; choose from yeo-johnson, log, rank, none"):
         warp([1.0, 2.0], "box-cox")  # type: ignore[arg-type]
