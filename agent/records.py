@@ -29,6 +29,8 @@ __all__ = [
     "SourceData",
     "ProposalSource",
     "UNREACHABLE",
+    "TRANSFORMS",
+    "Transform",
     "TrialRecord",
     "UsageTotals",
     "best_value",
@@ -40,6 +42,11 @@ __all__ = [
 
 #: Whether a study minimizes its objective (every built-in task: an error) or maximizes it.
 Direction = Literal["minimize", "maximize"]
+
+#: The monotone warp of a study's values before a Gaussian process learns them (a task file's ``transform``;
+#: :mod:`agent.strategies.warp` applies it).
+Transform = Literal["yeo-johnson", "log", "rank", "none"]
+TRANSFORMS: tuple[Transform, ...] = ("yeo-johnson", "log", "rank", "none")
 
 #: Who chose a trial's configuration: the model (``llm``), the study's sampler instead of a model whose
 #: answers stayed invalid or that could not be reached (``fallback``), an Optuna sampler (``sampler``), a

@@ -84,7 +84,7 @@ from .conversation import AgentSettings
 from .errors import InvalidSuggestion, ProviderUnavailable
 from .memory import Round
 from .providers.base import Provider
-from .records import Direction, Proposal, TrialRecord
+from .records import Direction, Proposal, Transform, TrialRecord
 from .session import build_strategy, open_model
 from .sources.reading import locate
 from .space import Choice, FloatParam, SearchSpace
@@ -354,6 +354,7 @@ class _Objective:
     direction: Direction
     name: str = "optuna"
     template: str = "task_optuna"
+    transform: Transform | None = None
 
 
 def _key(study: Study, space: SearchSpace) -> tuple[str, str]:

@@ -7,7 +7,8 @@ random search and TPE, and the targets of issue 13.
 Parts (each a bench of its own under OUT, resumable: finished studies are kept):
 
 - ``main`` (OUT): ``hybrid``, ``llm-bo``, ``bo``, ``random``, ``tpe`` with the embedded model on the 8 HPOBench
-  tasks, the 3 NAS-Bench-201 tasks and the 4 shifted toy functions, 10 seeds, budgets 10 and 30;
+  tasks, the 3 NAS-Bench-201 tasks, the 4 HPOLib tasks (regression MSE, heavy-tailed) and the 4 shifted toy
+  functions, 10 seeds, budgets 10 and 30;
 - ``useless`` (OUT/useless): ``hybrid`` with a stand-in model answering random configurations;
 - ``strong`` (OUT/strong): ``hybrid`` with a stand-in model answering configurations from each task's best 1%
   by true error (bench knowledge, never the strategy's);
@@ -49,10 +50,21 @@ HPOBENCH = [
     "hpobench-vehicle",
 ]
 NB201 = ["nb201-cifar10", "nb201-cifar100", "nb201-imagenet"]
+HPOLIB = [
+    "hpolib-naval_propulsion",
+    "hpolib-parkinsons_telemonitoring",
+    "hpolib-protein_structure",
+    "hpolib-slice_localization",
+]
 SHIFTED = ["toy-shifted_rosenbrock", "toy-shifted_branin", "toy-shifted_himmelblau", "toy-shifted_ackley"]
-TASKS = "hpobench,nb201," + ",".join(SHIFTED)
-GROUPS = {"HPOBench (8)": [*HPOBENCH, "hpobench-car"], "NB201 (3)": NB201, "shifted toys (4)": SHIFTED}
-ALL = [*HPOBENCH, "hpobench-car", *NB201, *SHIFTED]
+TASKS = "hpobench,nb201,hpolib," + ",".join(SHIFTED)
+GROUPS = {
+    "HPOBench (8)": [*HPOBENCH, "hpobench-car"],
+    "NB201 (3)": NB201,
+    "HPOLib (4)": HPOLIB,
+    "shifted toys (4)": SHIFTED,
+}
+ALL = [*HPOBENCH, "hpobench-car", *NB201, *HPOLIB, *SHIFTED]
 BASELINES = ("bo", "random", "tpe")
 STRATEGIES = ("hybrid", "llm-bo", *BASELINES)
 PARTS = ("baselines", "main", "useless", "strong", "paper")
@@ -136,8 +148,8 @@ def _main_targets(main: BenchResult) -> list[str]:
         "",
         "## The model earns its place: hybrid against bo, the optimizer alone",
         "",
-        "| budget | all 15 tasks | HPOBench (8) | NB201 (3) | shifted toys (4) |",
-        "|---|---|---|---|---|",
+        "| budget | all 19 tasks | HPOBench (8) | NB201 (3) | HPOLib (4) | shifted toys (4) |",
+        "|---|---|---|---|---|---|",
     ]
     for budget in (10, 30):
         cells = [_paired(main, "hybrid", main, "bo", budget, tasks) for tasks in (ALL, *GROUPS.values())]
@@ -175,7 +187,10 @@ def _part_targets(main: BenchResult, parts: dict[str, BenchResult]) -> list[str]
             continue
         r = parts[kind]
         lines += ["", f"## Robust to the model: hybrid with {label}, against bo", ""]
-        lines += ["| budget | all 15 | HPOBench (8) | NB201 (3) | shifted toys (4) |", "|---|---|---|---|---|"]
+        lines += [
+            "| budget | all 19 | HPOBench (8) | NB201 (3) | HPOLib (4) | shifted toys (4) |",
+            "|---|---|---|---|---|---|",
+        ]
         for budget in (10, 30):
             cells = [_paired(r, "hybrid", main, "bo", budget, tasks) for tasks in (ALL, *GROUPS.values())]
             lines.append(f"| {budget} | " + " | ".join(cells) + " |")

@@ -37,7 +37,7 @@ from .base import BuildContext, ProposeContext, Strategy, StrategySpec
 from .candidates import Candidate, optimizer_candidates
 from .credit import ArmCredit
 from .llm_bo import LLMBOStrategy
-from .surrogate import SurrogateModel
+from .surrogate import SurrogateModel, surrogate_for
 
 __all__ = ["CANDIDATES", "SPEC", "HybridStrategy"]
 
@@ -135,7 +135,7 @@ def _build(ctx: BuildContext) -> Strategy:
     # The ledger history: a prompt whose prefix never changes between calls (llama.cpp's prompt cache).
     settings = dataclasses.replace(ctx.settings, history="ledger")
     agent = model_agent(ctx, start_template=None, intro_template="hybrid", extra_tools=[take], settings=settings)
-    return HybridStrategy(agent, take, budget=ctx.budget, experience=ctx.experience)
+    return HybridStrategy(agent, take, budget=ctx.budget, surrogate=surrogate_for(ctx.task), experience=ctx.experience)
 
 
 SPEC = StrategySpec(

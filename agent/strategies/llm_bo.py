@@ -18,7 +18,7 @@ from agent.records import SourceData
 from ._model import model_agent
 from .base import BuildContext, Proposal, ProposeContext, Strategy, StrategySpec
 from .bo import BOStrategy
-from .surrogate import SurrogateModel
+from .surrogate import SurrogateModel, surrogate_for
 
 __all__ = ["SPEC", "LLMBOStrategy"]
 
@@ -59,7 +59,8 @@ class LLMBOStrategy(BOStrategy):
 
 
 def _build(ctx: BuildContext) -> Strategy:
-    return LLMBOStrategy(model_agent(ctx, start_template="start_default"), experience=ctx.experience, budget=ctx.budget)
+    agent = model_agent(ctx, start_template="start_default")
+    return LLMBOStrategy(agent, surrogate_for(ctx.task), experience=ctx.experience, budget=ctx.budget)
 
 
 SPEC = StrategySpec(

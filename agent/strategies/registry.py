@@ -34,7 +34,7 @@ from agent.templates import Templates
 from . import bo, hybrid, llm, llm_bo
 from .base import BuildContext, Strategy, StrategySpec
 from .baselines import RANDOM, TPE, SamplerStrategy
-from .bo import OPENERS
+from .bo import openers_for
 from .opening import Opened
 
 __all__ = [
@@ -106,7 +106,7 @@ def make_strategy(
     ctx = dataclasses.replace(ctx, **{k: v for k, v in updates.items() if v is not None})
     strategy = spec.build(ctx)
     if ctx.experience and not getattr(strategy, "learns", False):  # no optimizer of its own to carry them
-        strategy = Opened(strategy, ctx.experience, min(OPENERS, budget))
+        strategy = Opened(strategy, ctx.experience, min(openers_for(len(ctx.experience)), budget))
     return strategy
 
 

@@ -13,7 +13,8 @@ model steers away from them. A configuration already tried or in flight is never
 asked again, then an untried random configuration is drawn.
 
 The values every Gaussian process of a study learns from pass through one function, :func:`scores` (lower is
-better), and come back through its inverse, :func:`values_of`: an output warp belongs there and nowhere else.
+better, warped by :mod:`agent.strategies.warp` so that a few outliers cannot flatten the rest), and come back
+through its inverse, :func:`values_of`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import optuna.distributions as od
 
 from agent._log import optuna_quiet
 from agent._optuna import GaussianProcess, one_thread, sampler_columns
-from agent.records import Direction, TrialRecord
+from agent.records import Direction, Transform, TrialRecord
 from agent.space import (
     CategoricalParam,
     Choice,
@@ -42,6 +43,9 @@ from agent.space import (
     is_ordinal,
     nearest_index,
 )
+from agent.tasks import TaskBrief
+
+from .warp import DEFAULT, Warped, warp
 
 __all__ = [
     "SamplerSurface",
@@ -50,6 +54,7 @@ __all__ = [
     "encode",
     "ordinal_distributions",
     "scores",
+    "surrogate_for",
     "training_data",
     "untried",
     "values_of",
@@ -95,17 +100,18 @@ def decode(space: SearchSpace, params: Mapping[str, Any]) -> dict[str, Choice]:
     return out
 
 
-def scores(values: Sequence[float], direction: Direction) -> FloatArray:
+def scores(values: Sequence[float], direction: Direction, transform: Transform | None = DEFAULT) -> Warped:
     """The study's own values as each of its Gaussian processes learns them (``bo``'s, the transfer surrogate's):
-    lower is better. The one place they are transformed before a fit; :func:`values_of` is its inverse."""
-    result: FloatArray = np.asarray(values, dtype=np.float64) * (-1.0 if direction == "maximize" else 1.0)
-    return result
+    lower is better, warped by ``transform`` and standardized. The one place they are transformed before a fit;
+    :func:`values_of` is its inverse."""
+    return warp(np.asarray(values, dtype=np.float64) * (-1.0 if direction == "maximize" else 1.0), transform)
 
 
-def values_of(mean: FloatArray, sd: FloatArray, direction: Direction) -> tuple[FloatArray, FloatArray]:
+def values_of(warped: Warped, mean: FloatArray, sd: FloatArray, direction: Direction) -> tuple[FloatArray, FloatArray]:
     """A prediction of :func:`scores` (its mean and standard deviation) in the study's own units."""
     sign = -1.0 if direction == "maximize" else 1.0
-    return sign * mean, sd
+    m, s = warped.values(mean, sd)
+    return sign * m, s
 
 
 class SamplerSurface:
@@ -117,12 +123,14 @@ class SamplerSurface:
         space: SearchSpace,
         gp: GaussianProcess,
         configs: Sequence[dict[str, Choice]],
-        scored: FloatArray,
+        warped: Warped,
         direction: Direction,
     ) -> None:
         self._encoder = UnitEncoder(space, sampler_columns(ordinal_distributions(space)))
         self._gp = gp
         self._direction: Direction = direction
+        self._warped = warped
+        scored = warped.scores
         self._best = [configs[int(i)] for i in np.argsort(scored, kind="stable")[:_SEEDS]]
         self.incumbent = float(scored.min())
 
@@ -135,15 +143,17 @@ class SamplerSurface:
         return list(self._best)
 
     def values(self, mean: FloatArray, sd: FloatArray) -> tuple[FloatArray, FloatArray]:
-        return values_of(mean, sd, self._direction)
+        return values_of(self._warped, mean, sd, self._direction)
 
 
 @dataclass(frozen=True)
 class SurrogateModel:
     """Proposes a configuration from the finished trials with Optuna's Gaussian process (``GPSampler``);
-    ``n_startup`` random trials come before it."""
+    ``n_startup`` random trials come before it. It learns the values warped by ``transform``
+    (:func:`scores`)."""
 
     n_startup: int = 3
+    transform: Transform | None = DEFAULT
 
     def sampler(self, seed: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=self.n_startup, deterministic_objective=False)
@@ -174,7 +184,8 @@ class SurrogateModel:
         """:meth:`propose`'s configuration and the model that chose it (None in the random startup)."""
         dists = ordinal_distributions(space)
         data = training_data(space, records, direction)
-        scored = scores([v for _, v in data], direction)
+        warped = scores([v for _, v in data], direction, self.transform)
+        scored = warped.scores
         sampler = self.sampler(rng.randrange(2**31))
         with optuna_quiet():  # a private study: no "A new study created in memory" in the caller's log
             study = optuna.create_study(sampler=sampler, direction="minimize")
@@ -190,9 +201,14 @@ class SurrogateModel:
                     break
         gp = GaussianProcess.of_sampler(sampler, scored, maximize=False) if data else None
         surface = (
-            None if gp is None else SamplerSurface(space, gp, [decode(space, p) for p, _ in data], scored, direction)
+            None if gp is None else SamplerSurface(space, gp, [decode(space, p) for p, _ in data], warped, direction)
         )
         return (config if config is not None else untried(space, taken, rng)), surface
+
+
+def surrogate_for(task: TaskBrief) -> SurrogateModel:
+    """``bo``'s model for ``task``: its values warped as the task names (``transform``), else chosen from them."""
+    return SurrogateModel(transform=task.transform)
 
 
 def untried(space: SearchSpace, taken: set[str], rng: random.Random) -> dict[str, Choice]:

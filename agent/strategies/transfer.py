@@ -36,12 +36,13 @@ from typing import NamedTuple
 import numpy as np
 
 from agent.metrics import average_ranks
-from agent.records import Direction, SourceData, TrialRecord
+from agent.records import Direction, SourceData, Transform, TrialRecord
 from agent.space import Choice, SearchSpace
 
 from ._rgpe import Ensemble, Model, fill, fit_model, np_rng, one_thread, rank_weights
 from .candidates import FloatArray, Surface, best_by_ei
 from .surrogate import SurrogateModel, decode, scores, training_data, untried, values_of
+from .warp import DEFAULT
 
 __all__ = ["OPENERS_SEED", "TARGET", "TransferProposal", "TransferSurrogate", "normal_scores", "openers", "rounded"]
 
@@ -121,6 +122,9 @@ class TransferSurrogate:
     #: This study's own model learns its values standardized (``False``), or as normal scores of their ranks
     #: like the sources' (``True``; measured worse at budget 30: docs/transfer.md).
     rank_target: bool = False
+    #: The warp of this study's own values (:func:`~agent.strategies.surrogate.scores`), also ``bo``'s without
+    #: sources.
+    transform: Transform | None = DEFAULT
     #: Random trials of this study's own, after the openers, before its model alone proposes (see _starting).
     startup: int = 3
     #: The sources' total weight under which they count as having lost, for ``startup``.
@@ -189,7 +193,9 @@ class TransferSurrogate:
         """The proposal, the weights it was made with and whether it was drawn at random (without sources:
         ``bo``'s proposal and no weights)."""
         if not self.sources:
-            config, surface = SurrogateModel().proposal(space, records, rng, also_taken, direction)
+            config, surface = SurrogateModel(transform=self.transform).proposal(
+                space, records, rng, also_taken, direction
+            )
             return TransferProposal(config, {}, surface=surface)
         with one_thread():
             models, target, w, to_values = self._weighed(space, records, direction, rng)
@@ -245,22 +251,21 @@ class TransferSurrogate:
     def _own(
         self, space: SearchSpace, records: Sequence[TrialRecord], direction: Direction
     ) -> tuple[list[dict[str, Choice]], FloatArray, _ToValues | None] | None:
-        """This study's configurations, the scores its own model learns (on the sources' scale: standardized,
-        or normal scores of their ranks), and the way from those scores back to the study's units (None for
-        ranks); None before it has any."""
+        """This study's configurations, the scores its own model learns (on the sources' scale: warped and
+        standardized by :func:`~agent.strategies.surrogate.scores`, or normal scores of their ranks), and the way
+        from those scores back to the study's units (None for ranks); None before it has any."""
         data = training_data(space, records, direction)
         if not data:
             return None
         configs = [decode(space, p) for p, _ in data]
-        scored = scores([v for _, v in data], direction)
+        warped = scores([v for _, v in data], direction, self.transform)
         if self.rank_target:
-            return configs, normal_scores(scored, "minimize"), None
-        shift, scale = float(scored.mean()), max(float(scored.std()), 1e-12)
+            return configs, normal_scores(warped.scores, "minimize"), None
 
         def to_values(mean: FloatArray, sd: FloatArray) -> tuple[FloatArray, FloatArray]:
-            return values_of(mean * scale + shift, sd * scale, direction)
+            return values_of(warped, mean, sd, direction)
 
-        return configs, (scored - shift) / scale, to_values
+        return configs, warped.scores, to_values
 
 
 def rounded(weights: Mapping[str, float]) -> dict[str, float]:

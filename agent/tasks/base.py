@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from agent.records import Direction, TrialRecord
+from agent.records import Direction, Transform, TrialRecord
 from agent.space import SearchSpace
 from evaluators.base import Progress
 from tools.base import ConfigTool, EvaluationTool
@@ -100,6 +100,9 @@ class TaskBrief(Protocol):
     def direction(self) -> Direction: ...
     @property
     def tool(self) -> ConfigTool: ...
+    #: The warp of the values before a Gaussian process learns them; None: the default one.
+    @property
+    def transform(self) -> Transform | None: ...
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,9 @@ class Task:
     direction: Direction = "minimize"
     #: What the value is (a task file's ``metric``): old and new values of a resumed study must agree on it.
     metric: str = "error"
+    #: The warp of the values before a Gaussian process learns them (a task file's ``transform``); None: the
+    #: default (:data:`agent.strategies.warp.DEFAULT`).
+    transform: Transform | None = None
     #: How long the study may take, said after the first epoch (CIFAR on a CPU).
     duration_hint: DurationHint | None = None
     #: Runs once the study is over (CIFAR: retrain the best configuration and score the test set).

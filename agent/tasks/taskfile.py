@@ -11,6 +11,8 @@
     command: python train.py --lr {learning_rate} --batch-size {batch_size}   # or:
     objective: train:objective      # exactly one of command and objective
     timeout: 3600                   # seconds per trial (optional)
+    transform: log                  # the warp of the values for the Gaussian process (optional):
+                                    # yeo-johnson (default), log, rank or none
 
 ``command`` is split as a shell would split it (or given as a list) and never run through a shell; its
 ``{name}`` placeholders take the configuration's values (:mod:`tools.command`). An argument naming a
@@ -40,7 +42,7 @@ from typing import Any, NoReturn
 import yaml
 
 from agent.errors import UserError
-from agent.records import Direction
+from agent.records import TRANSFORMS, Direction, Transform
 from agent.space import SearchSpace
 from tools.base import EvaluationTool
 from tools.command import PLACEHOLDER, RunCommand
@@ -50,7 +52,7 @@ from .base import Task
 
 __all__ = ["KEYS", "TASK_FILE_SUFFIXES", "is_task_file", "load_task_file"]
 
-KEYS = ("description", "space", "metric", "direction", "command", "objective", "timeout")
+KEYS = ("description", "space", "metric", "direction", "command", "objective", "timeout", "transform")
 TASK_FILE_SUFFIXES = (".yaml", ".yml", ".json")
 _PYTHONS = ("python", "python3")
 
@@ -86,6 +88,7 @@ class _Loader:
             self.fail("'step' marks intermediate values; name the key holding the value", "metric")
         direction = self._direction(data.get("direction", "minimize"))
         timeout = self._timeout(data.get("timeout"))
+        transform = self._transform(data.get("transform"))
         if ("command" in data) == ("objective" in data):
             both = "both" if "command" in data else "neither"
             self.fail(f"give exactly one of command and objective, not {both}", "command")
@@ -103,6 +106,7 @@ class _Loader:
             tool=tool,
             direction=direction,
             metric=metric,
+            transform=transform,
         )
 
     def _read(self) -> Mapping[str, Any]:
@@ -144,6 +148,15 @@ class _Loader:
         if value == "maximize":
             return "maximize"
         self.fail(f"must be minimize or maximize, got {value!r:.60}", "direction")
+
+    def _transform(self, value: Any) -> Transform | None:
+        if value is None:
+            return None
+        for name in TRANSFORMS:
+            if value == name:
+                return name
+        names = ", ".join(TRANSFORMS)
+        self.fail(f"must be one of {names} (or left out for the default), got {value!r:.60}", "transform")
 
     def _timeout(self, value: Any) -> float | None:
         if value is None:

@@ -267,7 +267,7 @@ def test_the_sampler_learns_from_earlier_studies_given_to_it(tmp_path: Path) -> 
         study = optuna.create_study(sampler=sampler)
         study.optimize(table, n_trials=6)
     records = study_records(study)
-    assert [r.source for r in records[1:4]] == ["transfer"] * 3
+    assert [r.source for r in records].count("transfer") == 1, "one source: one opener"
     assert "weights" in records[-1].proposal.decision
     assert study.user_attrs["experience"][0]["how"] == "identical"
 

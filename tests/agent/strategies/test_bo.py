@@ -71,6 +71,18 @@ async def test_with_sources_the_openers_come_first_then_each_proposal_records_it
     assert BOStrategy(experience=[source("good")], budget=2, n_open=3).n_open == 2  # never more than the budget
 
 
+async def test_one_opener_per_source_at_most_three() -> None:
+    """A single earlier study opens with one trial (a misleading one then costs one trial, not three); several
+    open with three of their best, the registry's other strategies likewise."""
+    one = BOStrategy(experience=[source("only")], budget=10)
+    assert one.n_open == 1
+    records = await study(one, 3)
+    assert [r.source for r in records] == ["transfer", "surrogate", "surrogate"]
+    assert BOStrategy(experience=[source("a"), source("b")], budget=10).n_open == 2
+    assert BOStrategy(experience=[source(n) for n in "abcd"], budget=10).n_open == 3
+    assert BOStrategy(experience=[source(n) for n in "abcd"], budget=2).n_open == 2
+
+
 async def test_after_openers_that_all_failed_alike_the_next_trials_are_startup_draws() -> None:
     """A misleading source whose openers all score the same: its weight is gone and the study has nothing of
     its own to go on, so the next trials are random, as ``bo``'s startup, and say so."""

@@ -83,8 +83,9 @@ def test_the_predictions_are_the_proposing_models_and_cost_no_fit_of_their_own(m
     candidates = optimizer_candidates(SurrogateModel(), SPACE, done, random.Random(7), k=3)
     assert len(fits) == 2 * alone, "the candidates cost the fits of the proposal, and no more"
     assert surface is not None and candidates[0].config == first
-    mean, var = surface.predict([c.config for c in candidates])
-    assert np.allclose([c.mean for c in candidates], mean) and np.allclose([c.sd for c in candidates], np.sqrt(var))
+    mean, var = surface.predict([c.config for c in candidates])  # scores, warped (surrogate.scores)
+    mean, sd = surface.values(mean, np.sqrt(var))  # back in the study's units
+    assert np.allclose([c.mean for c in candidates], mean) and np.allclose([c.sd for c in candidates], sd)
 
 
 def test_a_maximized_study_sees_its_predictions_in_its_own_units() -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from agent.optimize import optimize
-from agent.records import ProposalInfo, SourceData, TrialRecord
+from agent.records import ProposalInfo, SourceData, Transform, TrialRecord
 from agent.space import CategoricalParam, Choice, SearchSpace
 from agent.strategies.bo import BOStrategy
 from agent.strategies.transfer import (
@@ -174,6 +174,31 @@ def test_after_misleading_openers_the_study_starts_as_bo_would() -> None:
         for i, c in enumerate(openers(SPACE, [source("same")], 3, random.Random(0)))
     ]
     assert not faithful.propose_weighted(SPACE, good, random.Random(3)).startup
+
+
+def test_openers_extreme_values_do_not_flatten_the_study_own_model() -> None:
+    """Three decoy openers scoring 1000 times the rest (a diverged regression): standardized, the study's own
+    model could not tell its other results apart; warped (the default), their spread survives."""
+    misleading = source("negated", sign=-1.0)
+    opened = [
+        TrialRecord(
+            number=i, config=c, state="complete", value=1000.0 * (i + 1), proposal=ProposalInfo(source="transfer")
+        )
+        for i, c in enumerate(openers(SPACE, [misleading], 3, random.Random(0)))
+    ]
+    rng = random.Random(4)
+    own = [SPACE.sample(rng) for _ in range(6)]
+    records = opened + [TrialRecord(number=3 + i, config=c, state="complete", value=f(c)) for i, c in enumerate(own)]
+
+    def spread(transform: Transform | None) -> float:
+        _, target = TransferSurrogate([misleading], transform=transform)._fit(SPACE, records, "minimize")
+        assert target is not None
+        return float(np.ptp(target.scores[3:]))  # the study's own results, after the openers
+
+    flat = spread("none")
+    assert flat < 0.05, flat
+    for transform in ("yeo-johnson", None):  # None: the default, a log of these positive values
+        assert spread(transform) > 15 * flat, (transform, spread(transform), flat)
 
 
 def test_proposals_are_untried_and_avoid_configurations_in_flight() -> None:

@@ -11,6 +11,10 @@ import pytest
 
 from agent.errors import UserError
 from agent.space import SearchSpace
+from agent.strategies.base import BuildContext
+from agent.strategies.bo import BOStrategy
+from agent.strategies.registry import get_strategy
+from agent.strategies.warp import DEFAULT
 from agent.tasks import build_task, load_task_file
 from tools.command import RunCommand
 from tools.objective import CallObjective
@@ -85,6 +89,18 @@ def test_search_space_overrides_the_file_and_placeholders_are_checked_against_it
     assert load_task_file(path, space=override).space == override
 
 
+@pytest.mark.parametrize("name", ["log", "yeo-johnson", "rank", "none"])
+def test_a_task_file_names_the_warp_of_its_values_and_bo_learns_through_it(tmp_path: Path, name: str) -> None:
+    task = load_task_file(write(tmp_path, GOOD + f"transform: {name}\ncommand: python -c pass\n"))
+    assert task.transform == name
+    strategy = get_strategy("bo").build(BuildContext(task=task, budget=5, seed=0))
+    assert isinstance(strategy, BOStrategy) and strategy.surrogate.transform == name
+    plain = load_task_file(write(tmp_path, GOOD + "command: python -c pass\n", name="plain.yaml"))
+    assert plain.transform is None
+    built = get_strategy("bo").build(BuildContext(task=plain, budget=5, seed=0))
+    assert isinstance(built, BOStrategy) and built.surrogate.transform == DEFAULT
+
+
 TASK_FILE_ERRORS = [
     ("unknown key", GOOD + "command: python -c pass\nmetrics: loss\n", "metrics", "unknown key; a task file holds"),
     ("both", GOOD + "command: python -c pass\nobjective: m:f\n", "command", "exactly one of command and objective"),
@@ -99,6 +115,12 @@ TASK_FILE_ERRORS = [
     ("empty command", GOOD + "command: ''\n", "command", "is empty"),
     ("direction", GOOD + "direction: max\ncommand: python -c pass\n", "direction", "minimize or maximize, got 'max'"),
     ("timeout", GOOD + "timeout: -1\ncommand: python -c pass\n", "timeout", "positive number of seconds, got -1"),
+    (
+        "transform",
+        GOOD + "transform: box-cox\ncommand: python -c pass\n",
+        "transform",
+        "must be one of yeo-johnson, log, rank, none (or left out for the default), got 'box-cox'",
+    ),
     ("metric missing", GOOD.replace("metric: val_loss\n", "") + "command: python -c pass\n", "metric", "missing"),
     ("metric step", GOOD.replace("val_loss", "step") + "command: python -c pass\n", "metric", "'step' marks"),
     (
