@@ -40,7 +40,7 @@ class CurveReplay:
 
     @property
     def epochs(self) -> int:
-        return self.table.epochs
+        return int(self.table.epochs)
 
     def run(
         self,
