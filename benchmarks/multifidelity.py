@@ -142,10 +142,10 @@ async def make_sources(out: Path) -> None:
             await run_study(config, say=_silent)
 
 
-async def run_arm(out: Path, arm: Arm, targets: Sequence[str], seeds: int, provider: Provider | None) -> None:
+async def run_arm(out: Path, arm: Arm, targets: Sequence[str], seeds: range, provider: Provider | None) -> None:
     url = storage_url(out, arm.name)
     started = time.perf_counter()
-    for s in range(seeds):
+    for s in seeds:
         for target in targets:
             name = study_name(arm.name, target, s)
             task_name = f"curves-{target}"
@@ -387,6 +387,9 @@ async def main() -> None:
     parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of {', '.join(ARMS)}")
     parser.add_argument("--targets", default=",".join(TARGETS), help=f"of {', '.join(curve_datasets())}")
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument(
+        "--from-seed", type=int, default=0, help="run seeds FROM..SEEDS-1 only (processes may split the seeds)"
+    )
     parser.add_argument("--report-only", action="store_true", help="write the results of the studies in OUT")
     parser.add_argument("--provider", default=None)
     parser.add_argument("--model", default=None)
@@ -406,7 +409,7 @@ async def main() -> None:
             await make_sources(args.out)
         async with open_model(ModelSettings(provider=args.provider, model=args.model)) as provider:
             for arm in arms:
-                await run_arm(args.out, ARM[arm], targets, args.seeds, provider)
+                await run_arm(args.out, ARM[arm], targets, range(args.from_seed, args.seeds), provider)
     done = [a for a in ARMS if has_studies(args.out, a)]
     text = "\n".join(results(args.out, done, targets, args.seeds)) + "\n"
     (args.out / "results.md").write_text(text)
