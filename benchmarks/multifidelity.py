@@ -14,6 +14,8 @@ seconds). Arms, each a study per target and seed:
 - ``default-hyperband``: the same with Optuna's ``HyperbandPruner`` (3..27 epochs, factor 3: three brackets);
 - ``tpe-hyperband``: Optuna's TPE with ``HyperbandPruner`` (what BOHB is in Optuna);
 - ``random-asha``: random search with successive halving;
+- ``default-asha-rungs``: ``default-asha`` whose GP, while few trials ran to the end, fits the highest rung
+  enough trials reached (BOHB-style: :mod:`agent.strategies.rungs`);
 - ``default-loto``: ``default-asha`` learning from one full-fidelity ``bo`` study of each OTHER table
   (``--learn-from``, leave one dataset out; same space, so no model call maps them).
 
@@ -28,6 +30,7 @@ the per-trial numbers they are made of.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import gzip
 import json
@@ -49,12 +52,15 @@ from agent.bench import run_seed  # noqa: E402
 from agent.providers.base import Provider  # noqa: E402
 from agent.records import TrialRecord  # noqa: E402
 from agent.session import ModelSettings, StudyConfig, open_model, run_study  # noqa: E402
+from agent.strategies.base import BuildContext, Strategy, StrategySpec  # noqa: E402
+from agent.strategies.bo import BOStrategy  # noqa: E402
+from agent.strategies.llm_bo import SPEC as LLMBO  # noqa: E402
 from agent.study import opened_storage, read_records  # noqa: E402
 from agent.tasks import build_task  # noqa: E402
 from evaluators.curves import curve_datasets, load_table  # noqa: E402
 
 TARGETS = ("digits", "segment", "mnist", "gen-4class")
-ARMS = ("bo", "default-asha", "default-hyperband", "tpe-hyperband", "random-asha", "default-loto")
+ARMS = ("bo", "default-asha", "default-hyperband", "tpe-hyperband", "random-asha", "default-loto", "default-asha-rungs")
 FULL = 30  # the reference's trials, and the compute (in full trials) every scheduled arm spends
 REPORTED = (10, 30)  # equal compute, in full trials' worth
 CHUNK = 60  # trials a scheduled arm adds per run until it has spent its compute
@@ -80,7 +86,24 @@ ARM = {
     "tpe-hyperband": Arm("tpe-hyperband", "tpe", "hyperband"),
     "random-asha": Arm("random-asha", "random", "asha"),
     "default-loto": Arm("default-loto", "llm-bo", "asha", learns=True),
+    "default-asha-rungs": Arm("default-asha-rungs", "llm-bo-rungs", "asha"),
 }
+
+
+def _with_rungs(ctx: BuildContext) -> Strategy:
+    strategy = LLMBO.build(ctx)
+    assert isinstance(strategy, BOStrategy)
+    strategy.rungs = True
+    return strategy
+
+
+#: The default strategy fitting its GP on the highest rung enough trials reached (BOHB-style) while few ran
+#: to the end: a variant measured here before it may become the default.
+RUNGS = dataclasses.replace(LLMBO, name="llm-bo-rungs", build=_with_rungs)
+
+
+def spec(name: str) -> str | StrategySpec:
+    return RUNGS if name == RUNGS.name else name
 
 
 def make_pruner(kind: str, epochs: int) -> optuna.pruners.BasePruner | None:
@@ -161,7 +184,7 @@ async def run_arm(out: Path, arm: Arm, targets: Sequence[str], seeds: range, pro
                 learn = tuple(str(source_folder(out, d)) for d in curve_datasets() if d != target) if arm.learns else ()
                 config = StudyConfig(
                     task=build_task(task_name, seed=seed),
-                    strategy=arm.strategy,
+                    strategy=spec(arm.strategy),
                     budget=budget,
                     seed=seed,
                     save_dir=out / "studies" / arm.name / target / f"seed{s}",

@@ -13,11 +13,12 @@ from collections.abc import Sequence
 
 import optuna
 
-from agent.records import SourceData
+from agent.records import SourceData, TrialRecord
 from agent.space import Choice
 
 from .base import BuildContext, Proposal, ProposeContext, Strategy, StrategySpec, resumed_seed
 from .opening import Openers
+from .rungs import highest_rung
 from .surrogate import SurrogateModel
 from .transfer import TransferSurrogate, rounded
 
@@ -41,8 +42,12 @@ class BOStrategy(Strategy):
         budget: int | None = None,
         n_open: int = OPENERS,
         transfer: TransferSurrogate | None = None,
+        rungs: bool = False,
     ) -> None:
-        """``transfer``: the surrogate over ``experience`` (default: :class:`TransferSurrogate`'s RGPE)."""
+        """``transfer``: the surrogate over ``experience`` (default: :class:`TransferSurrogate`'s RGPE).
+        ``rungs``: while few trials ran to the end, fit on the highest rung enough trials reached
+        (:func:`~agent.strategies.rungs.highest_rung`, BOHB-style) instead of the complete trials alone."""
+        self.rungs = rungs
         self.surrogate = surrogate or SurrogateModel()
         self.transfer = (transfer or TransferSurrogate(tuple(experience))) if experience else None
         self.n_open = 0 if self.transfer is None else min(n_open, budget if budget is not None else n_open)
@@ -78,9 +83,11 @@ class BOStrategy(Strategy):
             if p.startup:
                 decision["startup"] = True
         else:
-            config = self.surrogate.propose(
-                ctx.space, ctx.records, ctx.rng, also_taken=self._issued, direction=ctx.direction
-            )
+            records: Sequence[TrialRecord] = ctx.records
+            if self.rungs:
+                records = highest_rung(ctx.records, min_points=len(ctx.space.params) + 2)
+            taken = self._issued | {ctx.space.key(r.config) for r in ctx.records}
+            config = self.surrogate.propose(ctx.space, records, ctx.rng, also_taken=taken, direction=ctx.direction)
         self._issued.add(ctx.space.key(config))
         return config, decision
 
