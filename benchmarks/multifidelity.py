@@ -297,8 +297,8 @@ def results(out: Path, arms: Sequence[str], targets: Sequence[str], seeds: int) 
         "|---|---|---|---|---|---|---|---|",
     ]
     for arm in arms:
-        for other in ("bo", "tpe-hyperband"):
-            if arm == other or (other == "tpe-hyperband" and not arm.startswith("default")):
+        for other in ("bo", "tpe-hyperband", "default-asha"):
+            if arm == other or (other != "bo" and not arm.startswith("default")):
                 continue
             for by in ("epochs", "seconds"):
                 for n in REPORTED:
