@@ -242,9 +242,9 @@ def read_run(out: Path, arm: str, target: str, seed: int) -> Run | None:
         except KeyError:
             return None
     records = [r for r in read_records(trials) if r.finished]
-    if not records:
-        return None
     table = load_table(target)
+    if sum(_epochs(r) for r in records) < FULL * table.epochs:
+        return None  # not finished (a run stopped part way): scored only once it spent its compute
     epochs = np.array([_epochs(r) for r in records], dtype=np.float64)
     seconds = np.array([e * table.seconds_per_epoch(r.config) for e, r in zip(epochs, records, strict=True)])
     values = [r.value if r.state == "complete" else None for r in records]
