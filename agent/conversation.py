@@ -510,5 +510,6 @@ def _short_outcome(record: TrialRecord) -> str:
     if record.state == "complete" and record.value is not None:
         return f"{record.value:.3g}"
     if record.state == "pruned":
-        return "stopped early"
+        last = record.last_step
+        return "stopped early" if last is None else f"stopped at step {last[0]}: {last[1]:.3g}"
     return f"failed ({(record.error or 'unknown reason')[:80]})"

@@ -162,6 +162,16 @@ class TrialRecord(BaseModel):
     #: One of the failed trials that stopped a run whose setup was broken (:class:`~agent.errors.BrokenSetup`):
     #: kept in the study, left out of the budget, of every count and of what strategies see.
     setup_failure: bool = False
+    #: The intermediate values it reported, step -> value (a stopped trial's only results).
+    curve: dict[int, float] = {}
+
+    @property
+    def last_step(self) -> tuple[int, float] | None:
+        """(step, value) of the last intermediate value reported, or None."""
+        if not self.curve:
+            return None
+        step = max(self.curve)
+        return step, self.curve[step]
 
     @property
     def finished(self) -> bool:
@@ -247,10 +257,13 @@ def short_value(value: Any) -> str:
 
 
 def format_outcome(record: TrialRecord) -> str:
-    """``value 0.123``, ``pruned (stopped early) at 0.4``, ``failed: reason``, or ``still running``."""
+    """``value 0.123``, ``pruned (stopped early) at step 3: 0.4``, ``failed: reason``, or ``still running``."""
     if record.state == "complete":
         return f"value {record.value:.6g}"
     if record.state == "pruned":
+        last = record.last_step
+        if last is not None:
+            return f"pruned (stopped early) at step {last[0]}: {last[1]:.6g}"
         return f"pruned (stopped early){'' if record.value is None else f' at {record.value:.6g}'}"
     if record.state == "running":
         return "still running"

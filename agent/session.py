@@ -84,7 +84,8 @@ class StudyConfig:
     executor: ExecutorSettings = field(default_factory=ExecutorSettings)
     #: Configurations the model proposes per answer (at most ``executor.workers``).
     batch: int = 1
-    pruner: Literal["none", "median"] = "none"
+    #: Early stopping: a name, or an Optuna pruner object of the caller's own (a benchmark's ASHA or Hyperband).
+    pruner: Literal["none", "median"] | optuna.pruners.BasePruner = "none"
     on_provider_error: Literal["continue", "stop"] = "continue"
     #: The values of the flags tasks add (their hooks read them).
     options: Mapping[str, Any] = field(default_factory=dict)
@@ -173,7 +174,7 @@ async def run_study(
             reporter=reporter,
             executor=executor,
             batch=min(config.batch, ex.workers),
-            pruner=optuna.pruners.MedianPruner() if config.pruner == "median" else None,
+            pruner=_pruner(config.pruner),
             on_provider_error=config.on_provider_error,
             learned_from=experience.lines(),
             learned_usage=experience.usage,
@@ -191,6 +192,12 @@ async def run_study(
             )
         return summary
     raise AssertionError("unreachable")  # pragma: no cover (mypy: the stack may swallow exceptions)
+
+
+def _pruner(pruner: str | optuna.pruners.BasePruner) -> optuna.pruners.BasePruner | None:
+    if isinstance(pruner, optuna.pruners.BasePruner):
+        return pruner
+    return optuna.pruners.MedianPruner() if pruner == "median" else None
 
 
 def _open_store(config: StudyConfig, sources: tuple[str, ...]) -> StudyStore:

@@ -261,3 +261,34 @@ def plot_shares(
     ax.legend(fontsize=8, loc="best")
     fig.savefig(path, dpi=_DPI)
     return fig
+
+
+def plot_curves(title: str, curves: Sequence[tuple[Mapping[int, float], bool]], path: Path, metric: str) -> Figure:
+    """Each trial's intermediate values against their step: runs that went to the end drawn full, stopped ones
+    faded. ``curves``: (step -> value, stopped) per trial. Returns the figure, saved to ``path``."""
+    fig = Figure(figsize=(7.5, 4.4), layout="constrained")
+    ax = fig.subplots()
+    shown = []
+    for curve, stopped in curves:
+        steps = sorted(curve)
+        values = np.array([curve[s] for s in steps], dtype=np.float64)
+        shown.append(values)
+        ax.plot(
+            steps,
+            values,
+            marker="." if len(steps) == 1 else None,
+            color="tab:gray" if stopped else "tab:blue",
+            alpha=0.3 if stopped else 1.0,
+            lw=0.8 if stopped else 1.4,
+        )
+    _log_scale(ax, *shown)
+    n_stopped = sum(stopped for _, stopped in curves)
+    ax.set(
+        title=f"{title}: {len(curves)} trials, {n_stopped} stopped early (faded)",
+        xlabel="step",
+        ylabel=metric,
+    )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=_DPI)
+    return fig

@@ -26,7 +26,7 @@ from agent.tasks import Task, build_task
 
 from ._experience import experience_section, mapping_usage
 from ._markdown import fenced, fmt, plural, table
-from ._plots import plot_shares, plot_study_curve, plot_trajectories, toy_function
+from ._plots import plot_curves, plot_shares, plot_study_curve, plot_trajectories, toy_function
 from ._sources import source_rows
 
 __all__ = ["write_study_report"]
@@ -169,8 +169,43 @@ def _study_markdown(view: _StudyView, url: str, out: Path) -> list[str]:
         panels = {str(meta.get("strategy", "study")): [r.config for r in done]}
         plot_trajectories(task_name, panels, out / "plots" / "trajectory.png")
         lines += ["![proposals](plots/trajectory.png)", ""]
+    lines += _stopping(view, out)
     learned = experience_section(meta, done, out, maximize=view.maximize)
     return [*lines, *learned, *_sources(view, out), *_trials_table(view), *_conversation(view)]
+
+
+def _stopping(view: _StudyView, out: Path) -> list[str]:
+    """The trials' curves (value against step, stopped ones faded) and what stopping saved: the steps run
+    against the steps every trial would have run to its end, and the seconds likewise (a stopped trial's
+    full cost estimated at its own pace)."""
+    reported = [r for r in view.done if r.curve]
+    if not reported:
+        return []
+    plot_curves(
+        view.name, [(r.curve, r.state == "pruned") for r in reported], out / "plots" / "curves.png", view.metric
+    )
+    tool_last = view.task.tool.max_step if view.task is not None else None
+    last = tool_last or max(max(r.curve) for r in reported)
+    ran = sum(max(r.curve) for r in reported)
+    full = sum(max(last, max(r.curve)) for r in reported)
+    seconds = sum(r.seconds or 0.0 for r in reported)
+    full_seconds = sum((r.seconds or 0.0) * max(last, max(r.curve)) / max(r.curve) for r in reported)
+    stopped = sum(r.state == "pruned" for r in reported)
+    return [
+        "## Curves and what stopping saved",
+        "",
+        f"{plural(len(reported), 'trial')} reported steps; {stopped} stopped early. They ran {ran} steps of the "
+        f"{full} that running each to step {last} would have cost ({_share(ran, full)}), and "
+        f"{seconds:.1f} s of an estimated {full_seconds:.1f} s ({_share(seconds, full_seconds)}; a stopped trial's "
+        "full run estimated at its own pace).",
+        "",
+        "![curves](plots/curves.png)",
+        "",
+    ]
+
+
+def _share(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.0f}%" if whole > 0 else "n/a"
 
 
 def _sources(view: _StudyView, out: Path) -> list[str]:

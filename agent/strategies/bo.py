@@ -13,11 +13,12 @@ from collections.abc import Sequence
 
 import optuna
 
-from agent.records import SourceData
+from agent.records import SourceData, TrialRecord
 from agent.space import Choice
 
 from .base import BuildContext, Proposal, ProposeContext, Strategy, StrategySpec, resumed_seed
 from .opening import Openers
+from .rungs import highest_rung
 from .surrogate import SurrogateModel, surrogate_for
 from .transfer import TransferSurrogate, rounded
 
@@ -41,9 +42,13 @@ class BOStrategy(Strategy):
         budget: int | None = None,
         n_open: int | None = None,
         transfer: TransferSurrogate | None = None,
+        rungs: bool = False,
     ) -> None:
         """``transfer``: the surrogate over ``experience`` (default: :class:`TransferSurrogate`'s RGPE);
-        ``n_open``: how many of the sources' best open the study (default :func:`openers_for`)."""
+        ``n_open``: how many of the sources' best open the study (default :func:`openers_for`).
+        ``rungs``: while few trials ran to the end, fit on the highest rung enough trials reached
+        (:func:`~agent.strategies.rungs.highest_rung`, BOHB-style) instead of the complete trials alone."""
+        self.rungs = rungs
         self.surrogate = surrogate or SurrogateModel()
         self.transfer = (
             (transfer or TransferSurrogate(tuple(experience), transform=self.surrogate.transform))
@@ -85,11 +90,13 @@ class BOStrategy(Strategy):
             if p.startup:
                 decision["startup"] = True
         else:
-            if self.surrogate.starting(ctx.space, ctx.records, ctx.direction):
+            records: Sequence[TrialRecord] = ctx.records
+            if self.rungs:
+                records = highest_rung(ctx.records, min_points=len(ctx.space.params) + 2)
+            if self.surrogate.starting(ctx.space, records, ctx.direction):
                 decision["startup"] = True
-            config = self.surrogate.propose(
-                ctx.space, ctx.records, ctx.rng, also_taken=self._issued, direction=ctx.direction
-            )
+            taken = self._issued | {ctx.space.key(r.config) for r in ctx.records}
+            config = self.surrogate.propose(ctx.space, records, ctx.rng, also_taken=taken, direction=ctx.direction)
         self._issued.add(ctx.space.key(config))
         return config, decision
 

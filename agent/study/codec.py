@@ -131,6 +131,7 @@ def decode(trial: FrozenTrial, failed_setup: Container[int] = ()) -> TrialRecord
         seconds=_number(result.get("seconds")),
         resumed=int(attrs.get(RESUMED) or 0),
         setup_failure=trial.number in failed_setup and status == "fail",
+        curve=dict(sorted(trial.intermediate_values.items())),
     )
 
 

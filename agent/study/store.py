@@ -437,6 +437,10 @@ class StudyStore:
             proposal=live.info,
             seconds=round(seconds, 4),
             resumed=live.resumed,
+            # Reported only through a pruner's trial, which this process made (:meth:`reporter`).
+            curve={}
+            if live.trial is None
+            else dict(sorted(self.storage.get_trial(live.trial_id).intermediate_values.items())),
         )
         self._write_trial_json(record, live.started_at, _now(), self._worker.as_attr())
         self.events.info(

@@ -1,5 +1,6 @@
-"""The built-in tasks that need nothing but a table or a formula: toy functions and tabular benchmarks
-(HPOBench, NAS-Bench-201, HPOLib). CIFAR-10 training is :mod:`agent.tasks.cifar`.
+"""The built-in tasks that need nothing but a table or a formula: toy functions, tabular benchmarks
+(HPOBench, NAS-Bench-201, HPOLib) and learning-curve tables replayed epoch by epoch (``curves-<dataset>``).
+CIFAR-10 training is :mod:`agent.tasks.cifar`.
 
 Each is registered with a factory, so listing them costs nothing (a tabular table takes a second to load).
 """
@@ -10,10 +11,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from agent.space import CategoricalParam, FloatParam, SearchSpace
+from evaluators.curves import curve_datasets
+from evaluators.replay import CurveReplay
 from evaluators.tabular import TABULAR_DATASETS, TabularBenchmark
 from evaluators.toy import TOY_FUNCTIONS
 from tools.evaluate_tabular import EvaluateTabular
 from tools.evaluate_toy import EvaluateToy
+from tools.train_replayed import TrainReplayed
 
 from .base import BuiltinFactory, Task, TaskInfo
 
@@ -89,3 +93,31 @@ for _family, _datasets in TABULAR_DATASETS.items():
             TaskInfo(f"{_family}-{_ds}", "tabular", _TABULAR_SUMMARY[_family].format(dataset=_ds)),
             _tabular_factory(_family, _ds),
         )
+
+
+# ---- learning-curve tables, replayed epoch by epoch ---------------------------------------------------
+
+
+def _curves_factory(dataset: str) -> BuiltinFactory:
+    def build(seed: int, space: SearchSpace | None, options: Mapping[str, Any]) -> Task:
+        replay = CurveReplay(dataset, seed=seed)
+        default = SearchSpace(params={p.name: CategoricalParam(choices=p.choices) for p in replay.table.params})
+        space = space or default
+        return Task(
+            name=f"curves-{dataset}",
+            family="tabular",
+            description=replay.description,
+            space=space,
+            template="task_curves",
+            tool=TrainReplayed(replay, space),
+            optimum=replay.best_true_value(),
+            true_error=replay.true_value,
+            metric="val_error",
+        )
+
+    return build
+
+
+for _ds in curve_datasets():  # listing reads no table: the names are the files'
+    _summary = f"MLP on {_ds}: recorded learning curves replayed epoch by epoch (a scheduler may stop a run)"
+    _register(TaskInfo(f"curves-{_ds}", "tabular", _summary), _curves_factory(_ds))

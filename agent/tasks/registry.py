@@ -20,7 +20,7 @@ BUILTIN = {**builtin.BUILTIN, **cifar.TASKS}
 #: Groups accepted wherever a list of tasks is (``bench --tasks hpobench,toy``).
 TASK_GROUPS: dict[str, list[str]] = {
     group: [n for n in BUILTIN if n.startswith(f"{group}-")]
-    for group in ("toy", "hpobench", "nb201", "hpolib", "cifar")
+    for group in ("toy", "hpobench", "nb201", "hpolib", "curves", "cifar")
 }
 
 
@@ -61,8 +61,8 @@ def build_task(
 
 
 def resolve_tasks(text: str) -> tuple[str, ...]:
-    """Comma-separated task names and groups (``hpobench``, ``toy``, ``nb201``, ``hpolib``), in order, without
-    repeats."""
+    """Comma-separated task names and groups (``hpobench``, ``toy``, ``nb201``, ``hpolib``, ``curves``), in order,
+    without repeats."""
     known = {info.name for info in list_tasks()}
     out: list[str] = []
     for item in (x.strip() for x in text.split(",")):

@@ -75,7 +75,8 @@ async def test_a_lagging_trial_is_pruned_recorded_and_shown_to_the_model_as_prun
     assert pruned.intermediate_values == {1: pytest.approx(2 * 308.129, rel=1e-3)}
     assert store.records()[2].state == "pruned"
     assert "trial 2: " in provider.calls[-1].messages[-1].content
-    assert "pruned (stopped early)" in provider.calls[-1].messages[-1].content
+    assert "pruned (stopped early) at step 1: 616.258" in provider.calls[-1].messages[-1].content
+    assert store.records()[2].curve == {1: pytest.approx(2 * 308.129, rel=1e-3)}
 
 
 async def test_without_a_pruner_flag_the_tool_gets_no_report(tmp_path: Path) -> None:

@@ -12,6 +12,8 @@ def test_format_trial() -> None:
     assert format_trial(complete) == 'trial 7: {"lr": 0.333333, "n": 3, "opt": "sgd"} -> value 0.123457'
     pruned = TrialRecord(number=1, config={"n": 3}, state="pruned", value=0.5)
     assert format_trial(pruned) == 'trial 1: {"n": 3} -> pruned (stopped early) at 0.5'
+    stopped = TrialRecord(number=1, config={"n": 3}, state="pruned", curve={1: 0.9, 3: 0.25})
+    assert format_trial(stopped) == 'trial 1: {"n": 3} -> pruned (stopped early) at step 3: 0.25'
     failed = TrialRecord(number=2, config={"n": 3}, state="fail")
     assert format_trial(failed) == 'trial 2: {"n": 3} -> failed: unknown reason'
     assert compact_config({"a": 1e-7 / 3, "b": 64, "c": True}) == {"a": 3.33333e-08, "b": 64, "c": True}

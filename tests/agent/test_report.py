@@ -194,3 +194,25 @@ def test_a_probe_of_the_setup_is_kept_out_of_the_reports_counts_and_best(tmp_pat
     text = write_study_report(tmp_path).read_text()
     assert "1 finished (0 failed), 0 running; 1 probe of the setup (kept, outside the budget, not counted)" in text
     assert "trial #0: 5" in text, "the probe's better value is not the study's best"
+
+
+@pytest.mark.anyio
+async def test_the_report_draws_the_curves_and_counts_what_stopping_saved(tmp_path: Path) -> None:
+    import optuna
+
+    from agent.session import StudyConfig, run_study
+    from agent.study import opened_storage, read_records
+
+    task = build_task("curves-segment", seed=0)
+    pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    config = StudyConfig(task=task, strategy="random", budget=12, seed=0, save_dir=tmp_path, pruner=pruner)
+    summary = await run_study(config, say=lambda line: None)
+    assert summary.pruned > 0
+    text = write_study_report(tmp_path).read_text()
+    with opened_storage(f"sqlite:///{tmp_path / 'study.db'}") as storage:
+        records = read_records(storage.get_all_trials(storage.get_study_id_from_name(config.name)))
+    ran = sum(max(r.curve) for r in records)
+    assert all(r.curve for r in records)
+    assert "## Curves and what stopping saved" in text
+    assert f"12 trials reported steps; {summary.pruned} stopped early. They ran {ran} steps of the {12 * 27}" in text
+    assert _is_png(tmp_path / "plots" / "curves.png")

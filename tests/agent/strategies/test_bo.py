@@ -102,3 +102,26 @@ async def test_a_fallback_is_the_optimizers_choice_with_its_reason() -> None:
     assert p.source == "fallback" and p.reason == "the model was silent" and p.config is not None
     again = await strategy.fallback(ProposeContext(space=SPACE, records=[], rng=random.Random(0)), "again")
     assert again.config != p.config  # the first is in flight: never handed out twice
+
+
+async def test_with_rungs_trials_stopped_early_inform_the_next_proposals_and_are_not_repeated() -> None:
+    """No trial ran to the end: without rungs, the proposal is a startup draw; with them, the GP fits the 6
+    trials that reached step 3, and its proposals are far better on average (8 seeded draws)."""
+    mean = {}
+    for rungs in (False, True):
+        values = []
+        for s in range(8):
+            rng = random.Random(100 + s)
+            configs = list({SPACE.key(c): c for c in (SPACE.sample(rng) for _ in range(40))}.values())[:10]
+            stopped = [
+                TrialRecord(
+                    number=i, config=c, state="pruned", curve={1: f(c) + 0.5, 3: f(c)} if i < 6 else {1: f(c) + 0.5}
+                )
+                for i, c in enumerate(configs)
+            ]
+            ctx = ProposeContext(space=SPACE, records=stopped, rng=random.Random(s))
+            p = await BOStrategy(rungs=rungs).propose(ctx)
+            assert p.config is not None and SPACE.key(p.config) not in {SPACE.key(c) for c in configs}
+            values.append(f(p.config))
+        mean[rungs] = sum(values) / len(values)
+    assert mean[True] < mean[False] / 2
