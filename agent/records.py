@@ -153,6 +153,8 @@ class TrialRecord(BaseModel):
     #: One of the failed trials that stopped a run whose setup was broken (:class:`~agent.errors.BrokenSetup`):
     #: kept in the study, left out of the budget, of every count and of what strategies see.
     setup_failure: bool = False
+    #: The last step it reported to the study's scheduler (an epoch), or None: it reported none.
+    step: int | None = None
 
     @property
     def finished(self) -> bool:

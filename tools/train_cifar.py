@@ -45,6 +45,7 @@ class TrainCifar(EvaluationTool):
         if unknown:
             raise ValueError(f"train_cifar cannot set {unknown}; settable: {sorted(fields)}")
         self.base = base
+        self.max_step = base.num_train_epochs  # one report per epoch: the study's scheduler may stop it
 
     def check_setup(self) -> None:
         """The data present (downloaded when missing and the network allows) and large enough for
