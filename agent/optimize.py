@@ -47,6 +47,8 @@ class StudySummary(UsageTotals):
     n_new: int
     #: What the study learned from, a line per source (``--learn-from``).
     learned_from: tuple[str, ...] = ()
+    #: Trials that ran to their end, failed, or were stopped early (by the scheduler, at a step); each counts
+    #: one toward the budget.
     complete: int = 0
     failed: int = 0
     pruned: int = 0

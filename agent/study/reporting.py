@@ -65,7 +65,8 @@ class StepReporter:
     def __getstate__(self) -> dict[str, Any]:
         if self.url is None:
             raise TypeError("a reporter of a study in memory cannot leave its process")
-        fresh = {"study": None, "_trial": None, "_earlier": frozenset(), "_last_step": -1, "_unscheduled": None}
+        fresh: dict[str, Any] = {"study": None, "_trial": None, "_earlier": frozenset()}
+        fresh |= {"_last_step": -1, "_unscheduled": None}
         return {**self.__dict__, **fresh}  # the process it lands in opens the storage and reads the trial anew
 
     def __call__(self, step: int, value: float) -> bool:
