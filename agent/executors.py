@@ -11,11 +11,13 @@ what runs when.
 - ``RayExecutor``: each evaluation is a ``ray.remote`` task with ``num_cpus``/``num_gpus``; joins the cluster
   at ``address`` (or ``RAY_ADDRESS``), else starts a local one.
 
-Reporting intermediate values (pruning) needs the trial, which lives in this process: with a pruner the
-local executor runs every evaluation in this process (train_cifar trains in a thread; torch releases the
-GIL in its kernels). An evaluation in another process gets its :class:`~tools.base.TrialContext`
-without callbacks (:meth:`~tools.base.TrialContext.detached`): no report, so a pruner never stops a
-Ray trial, and no progress display.
+An evaluation in another process gets its :class:`~tools.base.TrialContext` without its progress callback
+(:meth:`~tools.base.TrialContext.detached`: no progress display) but with its reporter, which writes each
+intermediate value to the study's storage and asks the study's pruner from there
+(:mod:`agent.study.reporting`), so worker processes and Ray tasks are scheduled as trials in this process
+are. A study in memory has no storage another process can open: the local executor then runs a reporting
+evaluation in a thread of this process (torch releases the GIL in its kernels), and a Ray task runs
+unscheduled.
 """
 
 from __future__ import annotations
@@ -75,8 +77,9 @@ class LocalExecutor(Executor):
         self._threads = max(1, (os.cpu_count() or 1) // workers)
 
     async def evaluate(self, tool: EvaluationTool, config: dict[str, Choice], trial: TrialContext) -> EvalResult:
-        if self.workers == 1 or trial.report is not None or not tool.runs_in_subprocess:
-            async with self._limiter:  # reporting to the trial (pruning) needs this process: threads then
+        stays = trial.report is not None and not trial.crosses_processes
+        if self.workers == 1 or stays or not tool.runs_in_subprocess:
+            async with self._limiter:  # a reporter of a study in memory needs this process: a thread then
                 return await tool.evaluate(config, trial)
         result: EvalResult = await anyio.to_process.run_sync(
             _evaluate_sync, tool, config, trial.detached(), self._threads, cancellable=True, limiter=self._limiter

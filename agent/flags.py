@@ -17,6 +17,7 @@ from typing import Any
 from .providers import list_providers
 from .providers.registry import DEFAULT_PROVIDER
 from .strategies.registry import DEFAULT_STRATEGY, list_strategies
+from .study.scheduler import DEFAULT_PRUNER, PRUNERS
 from .tasks import TASK_GROUPS, task_flags
 
 __all__ = ["Flag", "add_bench_arguments", "add_run_arguments", "canonical_spelling"]
@@ -192,8 +193,9 @@ SCALING = [
     Flag(("--gpus-per-trial",), {"type": float, "default": 0.0}, "Ray: GPUs per evaluation (default: 0)"),
     Flag(
         ("--pruner",),
-        {"choices": ("none", "median"), "default": "none"},
-        "early stopping of training tasks: Optuna's MedianPruner on the per-epoch validation error (default: none)",
+        {"choices": PRUNERS, "default": None},
+        "early stopping at the steps a task reports (epochs, a task file's steps): asha (successive halving), "
+        f"hyperband, median or none (default: {DEFAULT_PRUNER} for a task that reports steps, else none)",
     ),
 ]
 AGENT = [

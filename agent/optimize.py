@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -15,6 +15,7 @@ import anyio
 import anyio.lowlevel
 import optuna
 from anyio.abc import TaskGroup
+from optuna.pruners import NopPruner
 
 from evaluators.base import EvalResult, Progress, SetupError, TrialFailed
 from tools.base import EvaluationTool, TrialContext
@@ -46,6 +47,8 @@ class StudySummary(UsageTotals):
     n_new: int
     #: What the study learned from, a line per source (``--learn-from``).
     learned_from: tuple[str, ...] = ()
+    #: Trials that ran to their end, failed, or were stopped early (by the scheduler, at a step); each counts
+    #: one toward the budget.
     complete: int = 0
     failed: int = 0
     pruned: int = 0
@@ -192,6 +195,9 @@ class StudyLoop:
         self.executor = executor or LocalExecutor(workers=1)
         self.batch = max(1, min(batch, self.executor.workers))
         self.pruner = pruner
+        #: More reasons to stop a running trial at its next report (picklable, no arguments; a deadline's
+        #: ``expired``), asked by its reporter after the pruner (:mod:`agent.study.reporting`).
+        self.stop_checks: tuple[Callable[[], bool], ...] = ()
         self.on_provider_error = on_provider_error
         self.learned_from = tuple(learned_from)
         self.learned_usage = learned_usage or UsageTotals()
@@ -367,7 +373,11 @@ class StudyLoop:
         trial = TrialContext(
             number=number,
             directory=self.store.trial_directory(number) if self.tool.needs_directory else None,
-            report=self.store.reporter(number) if self.pruner is not None else None,
+            report=(
+                self.store.reporter(number, self.pruner or NopPruner(), self.tool.max_step, self.stop_checks)
+                if self.pruner is not None or self.stop_checks
+                else None
+            ),
             progress=lambda p: self.reporter.progress(number, p),
         )
         result = await self.evaluate(config, trial)

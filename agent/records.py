@@ -162,8 +162,14 @@ class TrialRecord(BaseModel):
     #: One of the failed trials that stopped a run whose setup was broken (:class:`~agent.errors.BrokenSetup`):
     #: kept in the study, left out of the budget, of every count and of what strategies see.
     setup_failure: bool = False
-    #: The intermediate values it reported, step -> value (a stopped trial's only results).
+    #: The intermediate values it reported to the study's scheduler, step -> value (a stopped trial's only
+    #: results).
     curve: dict[int, float] = {}
+
+    @property
+    def step(self) -> int | None:
+        """The last step it reported (an epoch), or None: it reported none."""
+        return max(self.curve) if self.curve else None
 
     @property
     def last_step(self) -> tuple[int, float] | None:

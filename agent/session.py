@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import optuna
-
 from .conversation import AgentSettings
 from .executors import make_executor
 from .optimize import Reporter, StudySummary, optimize
@@ -36,6 +34,7 @@ from .sources.reading import locate
 from .strategies.base import Strategy, StrategySpec
 from .strategies.registry import DEFAULT_STRATEGY, get_strategy, make_strategy
 from .study import StudyStore
+from .study.scheduler import PrunerName, Scheduler
 from .tasks import AfterStudy, ProgressLines, Task, TaskBrief, build_task
 from .templates import Templates
 
@@ -84,8 +83,9 @@ class StudyConfig:
     executor: ExecutorSettings = field(default_factory=ExecutorSettings)
     #: Configurations the model proposes per answer (at most ``executor.workers``).
     batch: int = 1
-    #: Early stopping: a name, or an Optuna pruner object of the caller's own (a benchmark's ASHA or Hyperband).
-    pruner: Literal["none", "median"] | optuna.pruners.BasePruner = "none"
+    #: ``--pruner``: which trials stop early (None: :data:`~agent.study.scheduler.DEFAULT_PRUNER` for a task
+    #: whose tool reports steps, else none).
+    pruner: PrunerName | None = None
     on_provider_error: Literal["continue", "stop"] = "continue"
     #: The values of the flags tasks add (their hooks read them).
     options: Mapping[str, Any] = field(default_factory=dict)
@@ -97,6 +97,12 @@ class StudyConfig:
     @property
     def spec(self) -> StrategySpec:
         return self.strategy if isinstance(self.strategy, StrategySpec) else get_strategy(self.strategy)
+
+    @property
+    def scheduler(self) -> Scheduler:
+        """Which trials stop early: ``pruner`` over the steps the task's tool reports."""
+        tool = self.task.tool
+        return Scheduler.choose(self.pruner, max_step=tool.max_step, min_step=tool.min_step)
 
     @property
     def name(self) -> str:
@@ -174,7 +180,7 @@ async def run_study(
             reporter=reporter,
             executor=executor,
             batch=min(config.batch, ex.workers),
-            pruner=_pruner(config.pruner),
+            pruner=config.scheduler.build(),
             on_provider_error=config.on_provider_error,
             learned_from=experience.lines(),
             learned_usage=experience.usage,
@@ -192,12 +198,6 @@ async def run_study(
             )
         return summary
     raise AssertionError("unreachable")  # pragma: no cover (mypy: the stack may swallow exceptions)
-
-
-def _pruner(pruner: str | optuna.pruners.BasePruner) -> optuna.pruners.BasePruner | None:
-    if isinstance(pruner, optuna.pruners.BasePruner):
-        return pruner
-    return optuna.pruners.MedianPruner() if pruner == "median" else None
 
 
 def _open_store(config: StudyConfig, sources: tuple[str, ...]) -> StudyStore:
@@ -218,6 +218,7 @@ def _open_store(config: StudyConfig, sources: tuple[str, ...]) -> StudyStore:
         },
         direction=task.direction,
         sources=sources,
+        scheduler=config.scheduler.to_dict(),
     )
 
 

@@ -56,6 +56,7 @@ from agent.strategies.base import BuildContext, Strategy, StrategySpec  # noqa: 
 from agent.strategies.bo import BOStrategy  # noqa: E402
 from agent.strategies.llm_bo import SPEC as LLMBO  # noqa: E402
 from agent.study import opened_storage, read_records  # noqa: E402
+from agent.study.scheduler import PrunerName  # noqa: E402
 from agent.tasks import build_task  # noqa: E402
 from evaluators.curves import curve_datasets, load_table  # noqa: E402
 
@@ -65,17 +66,16 @@ FULL = 30  # the reference's trials, and the compute (in full trials) every sche
 REPORTED = (10, 30)  # equal compute, in full trials' worth
 CHUNK = 60  # trials a scheduled arm adds per run until it has spent its compute
 SOURCE_SEED = 1000
-REDUCTION = 3
-#: The first rung: 3 epochs (of 27) gives rungs at 3, 9, 27. With 1 epoch, 30 full trials' compute is ~300 trials
-#: a study, and the GP's proposals (~0.5 s each here) made the benchmark too slow for the 2 shared cores it ran on.
-MIN_RESOURCE = 3
 
 
 @dataclass(frozen=True)
 class Arm:
     name: str
     strategy: str
-    pruner: str  # "none", "asha", "hyperband"
+    #: ``--pruner`` as a user names it: the curves tasks start their rungs at 3 epochs
+    #: (:data:`tools.train_replayed.FIRST_RUNG`), so ``asha`` is Optuna's SuccessiveHalvingPruner(3, 3) and
+    #: ``hyperband`` its HyperbandPruner(3, 27, 3).
+    pruner: PrunerName
     learns: bool = False
 
 
@@ -104,16 +104,6 @@ RUNGS = dataclasses.replace(LLMBO, name="llm-bo-rungs", build=_with_rungs)
 
 def spec(name: str) -> str | StrategySpec:
     return RUNGS if name == RUNGS.name else name
-
-
-def make_pruner(kind: str, epochs: int) -> optuna.pruners.BasePruner | None:
-    if kind == "asha":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=MIN_RESOURCE, reduction_factor=REDUCTION)
-    if kind == "hyperband":
-        return optuna.pruners.HyperbandPruner(
-            min_resource=MIN_RESOURCE, max_resource=epochs, reduction_factor=REDUCTION
-        )
-    return None
 
 
 def storage_url(out: Path, arm: str) -> str:
@@ -190,7 +180,7 @@ async def run_arm(out: Path, arm: Arm, targets: Sequence[str], seeds: range, pro
                     save_dir=out / "studies" / arm.name / target / f"seed{s}",
                     study_name=name,
                     storage=url,
-                    pruner=make_pruner(arm.pruner, epochs) or "none",
+                    pruner=arm.pruner,
                     learn_from=learn,
                     checks=False,
                 )

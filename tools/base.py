@@ -12,7 +12,8 @@ validation of its arguments), and the kinds of call a study knows:
 
 An evaluation gets a :class:`TrialContext`: the trial's number and folder, ``report(step, value) -> stop``
 for intermediate values (the study's pruner answers), and ``progress(Progress)`` for the display. Tools
-that cannot use them ignore them; an executor running a tool in another process drops the callbacks.
+that cannot use them ignore them; an executor running a tool in another process drops ``progress`` and keeps
+``report`` when it can cross processes (a study's reporter over a storage with a URL: :mod:`agent.study.reporting`).
 """
 
 from __future__ import annotations
@@ -45,9 +46,15 @@ class TrialContext:
     #: Where the evaluation is (epochs, loss, speed), for the display.
     progress: Callable[[Progress], None] | None = None
 
+    @property
+    def crosses_processes(self) -> bool:
+        """Can ``report`` be pickled to another process (it says so: ``crosses_processes = True``)?"""
+        return bool(getattr(self.report, "crosses_processes", False))
+
     def detached(self) -> TrialContext:
-        """The context without its callbacks, for an evaluation in another process."""
-        return dataclasses.replace(self, report=None, progress=None)
+        """The context for an evaluation in another process: no progress callback, and ``report`` only when it
+        crosses processes."""
+        return dataclasses.replace(self, report=self.report if self.crosses_processes else None, progress=None)
 
 
 NO_TRIAL = TrialContext()
@@ -123,6 +130,8 @@ class EvaluationTool(ConfigTool):
     #: The step of the last intermediate value a trial that runs to its end reports (``TrialContext.report``:
     #: epochs, a task file's steps); None: this tool reports no steps, so no scheduler can stop its trials.
     max_step: int | None = None
+    #: The first step at which a scheduler may stop a trial (its smallest rung).
+    min_step: int = 1
 
     def check_setup(self) -> None:  # noqa: B027 (optional hook: most tools need nothing)
         """Check, cheaply and before any trial, what would fail every trial the same way (data missing or too

@@ -10,10 +10,12 @@ command line in ``command.txt``.
 What the process prints: every stdout line that is a JSON object is read. The trial's value is the ``metric``
 key of the last such line; every other key (its last value) becomes one of the trial's metrics.
 A line that also holds ``step`` (a non-negative integer) is an intermediate value: it is reported to the
-study as it comes (``TrialContext.report``), and when the study's pruner says stop, the process is stopped
-and the trial is PRUNED at that value; the display shows it as the trial's progress (``TrialContext.progress``:
-``step 40: val_r2 0.8123``). A non-zero exit, a timeout, no metric or a non-finite one make a
-FAIL trial whose reason, with the last lines of stderr, the model is shown; the study goes on.
+study as it comes (``TrialContext.report``; a step that does not increase, or a line without the metric,
+too: the study's reporter names it in a warning and schedules the trial no more), and when the study's
+pruner says stop, the process is stopped and the trial is PRUNED at that value; the display shows it as the
+trial's progress (``TrialContext.progress``: ``step 40: val_r2 0.8123``). A non-zero exit, a timeout, no
+metric or a non-finite one make a FAIL trial whose reason, with the last lines of stderr, the model is
+shown; the study goes on.
 
 Output is streamed through :func:`anyio.open_process` (``anyio.run_process`` only returns once the process
 has exited, which would leave nothing to prune). The process runs under a small guard
@@ -162,8 +164,9 @@ async def _watch(process: Process, logs: _Logs, output: _Output, trial: TrialCon
                 report = output.read(line)
                 if report is None:
                     continue
-                if trial.progress is not None:
+                if trial.progress is not None and output.fresh:
                     trial.progress(output.progress(time.monotonic() - started))
+                output.fresh = False
                 if trial.report is None:
                     continue
                 if await anyio.to_thread.run_sync(trial.report, *report):  # the pruner stops the trial
@@ -231,19 +234,26 @@ class _Output:
         self.keys: dict[str, Any] = {}
         self.last_step = -1
         self.last_report: float | None = None
+        self.fresh = False  # the last step line read was a new, good step (shown as progress)
 
     def read(self, line: str) -> tuple[int, float] | None:
-        """Take one stdout line; the ``(step, value)`` to report when it is a new intermediate value."""
+        """Take one stdout line; the ``(step, value)`` to report when it is a step line (a whole ``step`` >= 0).
+        A step that does not increase, or one without a finite value of the metric (reported as NaN), goes to
+        the reporter all the same: it judges them (:mod:`agent.study.reporting`); the progress shows only
+        good ones."""
         obj = _json_object(line)
         if obj is None:
             return None
         self.keys.update(obj)
         self.final = obj
-        step, value = _step(obj.get("step")), number_or_none(obj.get(self.metric))
-        if "step" not in obj or step is None or value is None or not math.isfinite(value) or step <= self.last_step:
+        step = _step(obj.get("step"))
+        if "step" not in obj or step is None:
             return None
-        self.last_step, self.last_report = step, value
-        return step, value
+        value = number_or_none(obj.get(self.metric))
+        if value is not None and math.isfinite(value) and step > self.last_step:
+            self.last_step, self.last_report = step, value
+            self.fresh = True
+        return step, math.nan if value is None else value
 
     def metrics(self) -> dict[str, float | int | str]:
         return scalar_metrics({k: v for k, v in self.keys.items() if k != "step"}, leave_out=self.metric)

@@ -201,7 +201,7 @@ class RichReporter(LiveArea, Reporter):
         if record.state == "complete":
             outcome = f"-> [green]{record.value:.6g}[/]"
         elif record.state == "pruned":
-            outcome = "-> [yellow]pruned[/]"
+            outcome = f"-> [yellow]{stopped_early(record)}[/]"
         else:
             first, *more = (record.error or "").strip().splitlines() or [""]
             outcome = f"-> [red]failed[/] ({escape(first.strip())})"
@@ -217,7 +217,7 @@ class RichReporter(LiveArea, Reporter):
             elapsed = time.monotonic() - self._state.started
         table = _Rows()
         counts = [f"{summary.complete} complete", f"{summary.failed} failed"]
-        counts += [f"{summary.pruned} pruned"] if summary.pruned else []
+        counts += [f"{summary.pruned} stopped early"] if summary.pruned else []
         table.add_row(
             "trials",
             f"{summary.n_trials}: {', '.join(counts)} ({summary.n_new} in this run, {duration(elapsed)})",
@@ -361,3 +361,9 @@ def _where(summary: StudySummary) -> str | None:
     if summary.storage is None or summary.storage == default_storage_url(summary.save_dir):
         return f"{folder} (study.db, trials/, events.jsonl)"
     return f"{folder} (trials/, events.jsonl); the study is in {summary.storage}"
+
+
+def stopped_early(record: TrialRecord) -> str:
+    """``stopped early at step 9``: the step (rung) a stopped trial reached, as far as it is known."""
+    step = record.step if record.step is not None else record.metrics.get("step", record.metrics.get("epochs_run"))
+    return "stopped early" if step is None else f"stopped early at step {step}"

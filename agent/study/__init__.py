@@ -8,6 +8,10 @@
   is written;
 - :mod:`agent.study.door`: a configuration checked once against the space before it is claimed, whoever
   proposed it;
+- :mod:`agent.study.scheduler`: which trials stop early (``--pruner``: Optuna's pruners over the task's steps),
+  one of a study's terms;
+- :mod:`agent.study.reporting`: a running trial's steps written to the storage and judged by the study's
+  pruner, from this process, a worker process or a Ray task;
 - :mod:`agent.study.store`: one study's trial lifecycle (snapshot, claim, adopt, finish) and its files;
 - :mod:`agent.study.reading`: records and attributes of studies a run did not open (the bench, the report, the
   sources, Optuna samplers).

@@ -9,7 +9,8 @@ The one place that knows the attribute names. Each trial holds, as user attribut
 - ``worker`` (who runs it), ``resumed`` (times a dead worker's trial was taken over), ``surplus`` (a
   claim that came after the budget was full) and ``void`` (why a trial is no trial: a sampler's draw the door
   refused, or a dead worker's claim that never got a whole configuration). Surplus and void trials are FAIL,
-  never evaluated, left out of every record;
+  never evaluated, left out of every record; ``unscheduled`` (why a scheduled trial stopped reporting to
+  the pruner: a step that did not increase, a value missing at a step);
 
 The study itself lists, under ``setup_failures``, the numbers of the failed trials that stopped a run whose
 setup was broken (its first trials all failed the same way; Optuna lets no attribute of a finished trial
@@ -40,6 +41,7 @@ __all__ = [
     "RESUMED",
     "SETUP_FAILURES",
     "SURPLUS",
+    "UNSCHEDULED",
     "VOID",
     "WORKER",
     "bounded",
@@ -56,6 +58,7 @@ WORKER = "worker"
 RESUMED = "resumed"
 SURPLUS = "surplus"
 VOID = "void"
+UNSCHEDULED = "unscheduled"
 RESULT = "result"
 #: The study attribute listing the trial numbers of setup failures.
 SETUP_FAILURES = "setup_failures"

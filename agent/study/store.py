@@ -46,6 +46,7 @@ import optuna
 import structlog
 from optuna.trial import FrozenTrial, TrialState
 
+from agent._log import get_logger
 from agent._optuna import new_trial, storage_of, study_id_of, tell, trial_id_of, trial_number
 from agent.errors import InvalidSuggestion, UserError
 from agent.records import Direction, ProposalInfo, TrialRecord
@@ -54,11 +55,14 @@ from evaluators.base import EvalResult
 
 from . import codec
 from .door import admit
+from .reporting import StepReporter
 from .storage import close_storage, default_storage_url, open_storage, point_to
 from .terms import StudyTerms
 from .workers import StudyMutex, Worker
 
 __all__ = ["OWNERLESS_GRACE_S", "PROMPTS", "PROMPTS_LATER", "StudySnapshot", "StudyStore"]
+
+_log = get_logger(__name__)
 
 #: A RUNNING trial without an owner is taken for abandoned only this long after it started.
 OWNERLESS_GRACE_S = 10.0
@@ -107,8 +111,9 @@ class _Live:
     config: dict[str, Choice]
     info: ProposalInfo
     started_at: str
-    trial: optuna.trial.Trial | None = None  # made on demand: only reporting to a pruner needs it
+    trial: optuna.trial.Trial | None = None  # a sampler's draw: the trial it was drawn through
     resumed: int = 0
+    scheduled: bool = False  # it reports its steps to the study's scheduler
 
 
 class StudyStore:
@@ -168,13 +173,20 @@ class StudyStore:
         sampler: optuna.samplers.BaseSampler | None = None,
         direction: Direction = "minimize",
         sources: tuple[str, ...] = (),
+        scheduler: Mapping[str, Any] | None = None,
     ) -> StudyStore:
         """Create the study or load it to resume; a study made for another task (:mod:`agent.study.terms`:
         the ``task`` and ``metric`` of ``meta``, ``space``, ``direction``, ``sources``) is refused before
-        anything is written. ``meta``: more attributes a new study stores (strategy, seed, description)."""
+        anything is written. ``meta``: more attributes a new study stores (strategy, seed, description);
+        ``scheduler``: which trials stop early (:mod:`agent.study.scheduler`), kept with the study."""
         save_dir = Path(save_dir)
         terms = StudyTerms(
-            space=space, direction=direction, task=meta.get("task"), metric=meta.get("metric"), sources=sources
+            space=space,
+            direction=direction,
+            task=meta.get("task"),
+            metric=meta.get("metric"),
+            sources=sources,
+            scheduler=scheduler,
         )
         url = storage or default_storage_url(save_dir)
         if _lives_in(url, save_dir):  # the default storage (or a file the user put there) needs the folder
@@ -407,18 +419,28 @@ class StudyStore:
         info = record.proposal if record is not None else ProposalInfo()
         return self._started(trial_id, stale.number, config, info, None, resumed)
 
-    def reporter(self, number: int) -> Callable[[int, float], bool]:
-        """``report(step, value) -> should_prune`` for a running trial: Optuna's ``report`` and pruner."""
+    def reporter(
+        self,
+        number: int,
+        pruner: optuna.pruners.BasePruner,
+        max_step: int | None = None,
+        also_stop: tuple[Callable[[], bool], ...] = (),
+    ) -> StepReporter:
+        """``report(step, value) -> should_stop`` for a running trial, scheduled by ``pruner`` (the study's)
+        and stopped too when one of ``also_stop`` says so: picklable to another process when the storage has a
+        URL (:mod:`agent.study.reporting`)."""
         live = self._live[number]
-        if live.trial is None:
-            live.trial = optuna.trial.Trial(self.study, live.trial_id)
-        trial = live.trial
-
-        def report(step: int, value: float) -> bool:
-            trial.report(value, step)
-            return trial.should_prune()
-
-        return report
+        live.scheduled = True
+        return StepReporter(
+            study_name=self.study.study_name,
+            trial_id=live.trial_id,
+            number=number,
+            pruner=pruner,
+            url=self.url,
+            max_step=max_step,
+            also_stop=also_stop,
+            study=self.study,
+        )
 
     def finish(self, number: int, result: EvalResult, seconds: float) -> TrialRecord:
         """Record the evaluation, then write the trial's JSON file."""
@@ -427,6 +449,7 @@ class StudyStore:
             live.trial_id, codec.RESULT, codec.encode_result(result.metrics, result.error, seconds)
         )
         self._tell(number, result)
+        curve = self._reported(live, number) if live.scheduled else {}
         record = TrialRecord(
             number=number,
             config=live.config,
@@ -437,10 +460,7 @@ class StudyStore:
             proposal=live.info,
             seconds=round(seconds, 4),
             resumed=live.resumed,
-            # Reported only through a pruner's trial, which this process made (:meth:`reporter`).
-            curve={}
-            if live.trial is None
-            else dict(sorted(self.storage.get_trial(live.trial_id).intermediate_values.items())),
+            curve=curve,
         )
         self._write_trial_json(record, live.started_at, _now(), self._worker.as_attr())
         self.events.info(
@@ -452,6 +472,15 @@ class StudyStore:
             seconds=round(seconds, 4),
         )
         return record
+
+    def _reported(self, live: _Live, number: int) -> dict[int, float]:
+        """What a scheduled trial reported, step -> value; a warning when it went on unscheduled (bad steps)."""
+        stored = self.storage.get_trial(live.trial_id)
+        unscheduled = stored.user_attrs.get(codec.UNSCHEDULED)
+        if unscheduled:
+            _log.warning(unscheduled)
+            self.events.warning("trial_unscheduled", trial=number, reason=unscheduled)
+        return dict(sorted(stored.intermediate_values.items()))
 
     def _tell(self, number: int, result: EvalResult) -> None:
         value = result.value if result.value is not None and math.isfinite(result.value) else None

@@ -14,6 +14,9 @@ attribute                           stored                  a later run of the s
                                     names them, while the   a study that has trials and no sources refuses new
                                     study has no trial      ones (their openers would land mid-study)
 the task's command or objective     not stored              a change resumes (the user fixed a bug)
+``scheduler`` (``--pruner`` and     when it is created      kept; a run asking another (another ``--pruner``,
+the task's steps)                   (older studies: by the  other steps) is refused, one line naming both
+                                    next run)
 ``budget``                          the latest asked        a larger one extends the study
 ==================================  ======================  ==================================================
 
@@ -31,13 +34,17 @@ from agent.errors import StudyError
 from agent.records import Direction
 from agent.space import SearchSpace
 
-__all__ = ["LEARN_FROM", "METRIC", "SPACE", "TASK", "StudyTerms", "kept_sources"]
+from .scheduler import Scheduler
+
+__all__ = ["LEARN_FROM", "METRIC", "SCHEDULER", "SPACE", "TASK", "StudyTerms", "kept_sources"]
 
 TASK = "task"
 SPACE = "space"
 METRIC = "metric"
 #: The sources a study learns from (written by :func:`agent.sources.experience.gather` too).
 LEARN_FROM = "learn_from"
+#: Which trials stop early (:meth:`agent.study.scheduler.Scheduler.to_dict`).
+SCHEDULER = "scheduler"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,6 +57,8 @@ class StudyTerms:
     metric: str | None = None
     #: Storage URLs of the earlier studies to learn from (``--learn-from``); empty: whatever the study keeps.
     sources: tuple[str, ...] = ()
+    #: The study's scheduler (:meth:`~agent.study.scheduler.Scheduler.to_dict`); None: not checked.
+    scheduler: Mapping[str, Any] | None = None
 
     def new_study(self) -> dict[str, Any]:
         """The attributes a new study stores (its direction is Optuna's own)."""
@@ -60,6 +69,8 @@ class StudyTerms:
             attrs[METRIC] = self.metric
         if self.sources:
             attrs[LEARN_FROM] = list(self.sources)
+        if self.scheduler is not None:
+            attrs[SCHEDULER] = dict(self.scheduler)
         return attrs
 
     def resume(
@@ -82,6 +93,15 @@ class StudyTerms:
                     f"would mix in one column of results: {fix}"
                 )
             store[METRIC] = self.metric  # it measured nothing yet (setup failures only): the metric was wrong
+        if self.scheduler is not None:
+            stored_scheduler = stored.get(SCHEDULER)
+            if stored_scheduler is None:
+                store[SCHEDULER] = dict(self.scheduler)  # an older study: it keeps this one from now on
+            elif _canon(stored_scheduler) != _canon(self.scheduler):
+                raise StudyError(
+                    f"{where} stops trials early with {Scheduler.describe(stored_scheduler)}, this run asks for "
+                    f"{Scheduler.describe(self.scheduler)}; run it with the same --pruner and steps, or {fix}"
+                )
         return store
 
     def _sources(self, stored: Mapping[str, Any], *, has_trials: bool, where: str) -> dict[str, Any]:

@@ -13,13 +13,16 @@
     timeout: 3600                   # seconds per trial (optional)
     transform: log                  # the warp of the values for the Gaussian process (optional):
                                     # yeo-johnson (default), log, rank or none
+    steps: 27                       # the last step a full run reports (optional: early stopping, on by default)
+    min_steps: 1                    # the first step at which a run may be stopped (optional; default 1)
 
 ``command`` is split as a shell would split it (or given as a list) and never run through a shell; its
 ``{name}`` placeholders take the configuration's values (:mod:`tools.command`). An argument naming a
 file or folder next to the task file (``train.py``, ``--data=data``) is passed as its absolute path, a program
 containing ``/`` is found from the task file's folder, and ``python``/``python3`` is the interpreter running
 the agent. ``objective`` is ``module:function``, imported with the task file's folder on ``sys.path``
-(:mod:`tools.objective`).
+(:mod:`tools.objective`). ``steps``: the run reports intermediate values at steps up to this one (a command's
+``step`` lines, an objective's yields), so the study's scheduler may stop it early (``--pruner``).
 
 Everything is checked when the file is loaded, before any model is: an unknown or missing key, a value of the
 wrong kind, a placeholder naming no parameter, a program that is not found, a module that does not import or
@@ -52,7 +55,18 @@ from .base import Task
 
 __all__ = ["KEYS", "TASK_FILE_SUFFIXES", "is_task_file", "load_task_file"]
 
-KEYS = ("description", "space", "metric", "direction", "command", "objective", "timeout", "transform")
+KEYS = (
+    "description",
+    "space",
+    "metric",
+    "direction",
+    "command",
+    "objective",
+    "timeout",
+    "transform",
+    "steps",
+    "min_steps",
+)
 TASK_FILE_SUFFIXES = (".yaml", ".yml", ".json")
 _PYTHONS = ("python", "python3")
 
@@ -97,6 +111,10 @@ class _Loader:
             tool = self._command(data["command"], space, metric, timeout)
         else:
             tool = self._objective(data["objective"], space, metric, timeout)
+        tool.max_step = self._steps(data.get("steps"), "steps")
+        tool.min_step = self._steps(data.get("min_steps"), "min_steps") or 1
+        if tool.max_step is not None and tool.min_step > tool.max_step:
+            self.fail(f"must be at most steps ({tool.max_step}), got {tool.min_step}", "min_steps")
         return Task(
             name=self.path.stem,
             family="custom",
@@ -164,6 +182,13 @@ class _Loader:
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
             self.fail(f"must be a positive number of seconds, got {value!r:.60}", "timeout")
         return float(value)
+
+    def _steps(self, value: Any, key: str) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            self.fail(f"must be a positive whole number of steps, got {value!r:.60}", key)
+        return value
 
     def _command(self, value: Any, space: SearchSpace, metric: str, timeout: float | None) -> RunCommand:
         if isinstance(value, str):

@@ -8,7 +8,10 @@ is held out of the training images (the reference scored its "valid" split, the 
 and channels-last where they pay; a diverging run or an out-of-memory error comes back as a failed
 ``EvalResult`` with a reason instead of an exception; a setup that would fail every run the same way (data
 too small for the split, an unknown arch) raises :class:`~evaluators.base.SetupError`. Where a run is goes
-to an ``on_progress`` callback as :class:`~evaluators.base.Progress` (no printing here).
+to an ``on_progress`` callback as :class:`~evaluators.base.Progress` (no printing here). With a
+``checkpoint`` path, the run's whole state (model, optimizer, schedule, random generators, counters) is
+written there after every epoch, and a run that finds one continues after its last epoch instead of starting
+over (a trial re-run after a kill).
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -242,6 +246,7 @@ def _run(
     on_epoch: Callable[[int, float], None] | None,
     score: Literal["val", "test"],
     on_progress: ProgressCallback | None = None,
+    checkpoint: Path | None = None,
 ) -> EvalResult:
     started = time.perf_counter()
     if cfg.arch not in ARCHS:
@@ -284,7 +289,18 @@ def _run(
 
     train_seconds, images_seen, train_loss = 0.0, 0, math.nan
     val_loss = val_error = math.nan
-    for epoch in range(1, epochs + 1):
+    done = 0
+    if checkpoint is not None and checkpoint.exists():
+        saved = torch.load(checkpoint, map_location=device, weights_only=True)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        generator.set_state(saved["generator"].cpu())
+        torch.set_rng_state(saved["torch_rng"].cpu())
+        done, watch.first = int(saved["epoch"]), saved["first_loss"]
+        train_seconds, images_seen = float(saved["train_seconds"]), int(saved["images_seen"])
+        train_loss, val_loss, val_error = saved["train_loss"], saved["val_loss"], saved["val_error"]
+    for epoch in range(done + 1, epochs + 1):
         model.train()
         epoch_start = time.perf_counter()
         batch = 0
@@ -320,6 +336,12 @@ def _run(
             )
             measured |= {"val_error": val_error, "val_loss": val_loss}
         measured["epoch_s"] = time.perf_counter() - epoch_start
+        if checkpoint is not None:
+            state: dict[str, Any] = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
+            state |= {"scheduler": scheduler.state_dict(), "generator": generator.get_state()}
+            state |= {"torch_rng": torch.get_rng_state(), "epoch": epoch, "first_loss": watch.first}
+            state |= {"train_seconds": train_seconds, "images_seen": images_seen, "train_loss": train_loss}
+            _save(checkpoint, state | {"val_loss": val_loss, "val_error": val_error})
         reports.epoch(epoch, measured)
         if on_epoch is not None:
             on_epoch(epoch, val_error)
@@ -343,6 +365,13 @@ def _run(
     return EvalResult(value=value, metrics=metrics)
 
 
+def _save(checkpoint: Path, state: dict[str, Any]) -> None:
+    """Write a checkpoint whole or not at all (a kill mid-write leaves the previous one)."""
+    partial = checkpoint.with_name(checkpoint.name + ".partial")
+    torch.save(state, partial)
+    os.replace(partial, checkpoint)
+
+
 def _is_oom(exc: BaseException, device: torch.device) -> bool:
     if isinstance(exc, torch.OutOfMemoryError):
         return True
@@ -354,10 +383,11 @@ def _guarded(
     on_epoch: Callable[[int, float], None] | None,
     score: Literal["val", "test"],
     on_progress: ProgressCallback | None,
+    checkpoint: Path | None = None,
 ) -> EvalResult:
     device = resolve_device(cfg.device)
     try:
-        return _run(cfg, device, on_epoch, score, on_progress)
+        return _run(cfg, device, on_epoch, score, on_progress, checkpoint)
     except RuntimeError as exc:  # torch.OutOfMemoryError is a RuntimeError
         if not _is_oom(exc, device):
             raise
@@ -380,6 +410,7 @@ def train(
     cfg: TrainConfig,
     on_epoch: Callable[[int, float], None] | None = None,
     on_progress: ProgressCallback | None = None,
+    checkpoint: Path | None = None,
 ) -> EvalResult:
     """Train with ``cfg`` and score the held-out validation split: ``value`` is the validation error.
 
@@ -392,9 +423,10 @@ def train(
     training loss of the last epoch, smoothed as trained), epochs_run, seconds (the whole call),
     train_seconds, images_per_s (training only), device, precision. A diverging loss or running out of
     memory gives a failed result with the reason; a setup no run can use raises ``SetupError``; any other
-    error is raised.
+    error is raised. ``checkpoint``: a file the run's state is written to after every epoch; a run that finds
+    it there continues after the epoch it holds (the same ``cfg`` is the caller's to ensure).
     """
-    return _guarded(cfg, on_epoch, "val", on_progress)
+    return _guarded(cfg, on_epoch, "val", on_progress, checkpoint)
 
 
 def evaluate_test(cfg: TrainConfig, on_progress: ProgressCallback | None = None) -> EvalResult:

@@ -223,3 +223,78 @@ async def test_tools_that_ask_for_it_run_in_worker_processes(store: StudyStore) 
     pids = {r.metrics["pid"] for r in store.records()}
     assert os.getpid() not in pids and 1 <= len(pids) <= 2
     assert [r.state for r in store.records()] == ["complete"] * 4
+
+
+class SteppedToy(EvaluateToy):
+    """Reports ``x1`` at steps 1..3 in a worker process, saying which process ran it; stops when told to."""
+
+    runs_in_subprocess = True
+    max_step = 3
+
+    async def evaluate(self, config: dict[str, Any], trial: TrialContext = NO_TRIAL) -> EvalResult:
+        value = float(config["x1"])
+        for step in (1, 2, 3):
+            if trial.report is not None and trial.report(step, value):
+                return EvalResult(value=value, state="pruned", metrics={"pid": os.getpid()})
+        return EvalResult(value=value, metrics={"pid": os.getpid()})
+
+
+SCHEDULED = [{"x1": 1.0, "x2": 1.0}, {"x1": 8.0, "x2": 1.0}, {"x1": 2.0, "x2": 1.0}, {"x1": 9.0, "x2": 1.0}]
+
+
+async def _scheduled_study(store: StudyStore, executor: Any) -> Any:
+    """Four trials, two at a time, under Optuna's ThresholdPruner (x1 > 5 stops at step 1)."""
+    strategy = llm(TOY, store, [batch("evaluate_toy", *SCHEDULED[:2]), batch("evaluate_toy", *SCHEDULED[2:])], 4)
+    pruner = optuna.pruners.ThresholdPruner(upper=5.0)
+    tool = SteppedToy("branin", TOY.space)
+    return await optimize(
+        tool=tool, strategy=strategy, store=store, budget=4, executor=executor, batch=2, pruner=pruner
+    )
+
+
+def _assert_scheduled_elsewhere(store: StudyStore, summary: Any) -> None:
+    trials = store.study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.PRUNED] * 2
+    assert [t.intermediate_values for t in trials] == [
+        {1: 1.0, 2: 1.0, 3: 1.0},
+        {1: 8.0},
+        {1: 2.0, 2: 2.0, 3: 2.0},
+        {1: 9.0},
+    ]
+    assert os.getpid() not in {r.metrics["pid"] for r in store.records()}
+    assert [r.step for r in store.records()] == [3, 1, 3, 1]
+    assert (summary.n_trials, summary.complete, summary.pruned) == (4, 2, 2), "a stopped trial counts one"
+
+
+async def test_worker_processes_report_their_steps_and_are_pruned_by_the_study(store: StudyStore) -> None:
+    summary = await _scheduled_study(store, LocalExecutor(2))
+    _assert_scheduled_elsewhere(store, summary)
+
+
+async def test_a_reporter_of_a_study_in_memory_keeps_its_trial_in_this_process() -> None:
+    from agent.study.reporting import StepReporter
+
+    study = optuna.create_study()
+    trial = study.ask()
+    report = StepReporter(
+        study_name=study.study_name, trial_id=trial._trial_id, number=0, pruner=optuna.pruners.NopPruner(), study=study
+    )
+    tool = SteppedToy("branin", TOY.space)
+    result = await LocalExecutor(2).evaluate(tool, {"x1": 1.0, "x2": 1.0}, TrialContext(number=0, report=report))
+    assert result.metrics["pid"] == os.getpid() and study.trials[0].intermediate_values == {1: 1.0, 2: 1.0, 3: 1.0}
+
+
+@pytest.mark.skipif(RAY_MISSING, reason="Ray is an extra: pip install -e '.[ray]' (CI installs .[test,embedded])")
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+async def test_ray_tasks_report_their_steps_and_are_pruned_by_the_study(tmp_path: Path) -> None:
+    from agent.executors import RayExecutor
+
+    store = StudyStore.open(save_dir=tmp_path, study_name="ray", space=TOY.space, meta={"task": TOY.name})
+    executor = RayExecutor(workers=2)
+    try:
+        summary = await _scheduled_study(store, executor)
+    finally:
+        executor.close()
+        store.close()
+    _assert_scheduled_elsewhere(store, summary)

@@ -120,3 +120,35 @@ async def test_train_cifar_reports_each_epoch_and_stops_when_told(tmp_path: Path
     assert [e for e, _ in seen] == [1, 2]
     assert result.state == "pruned" and result.value == seen[-1][1]
     assert result.metrics["epochs_run"] == 2
+
+
+class _Killed(Exception):
+    """Stands in for a kill of the trial's process after an epoch."""
+
+
+@pytest.mark.slow
+async def test_train_cifar_re_run_in_its_trial_folder_continues_from_its_last_epoch(tmp_path: Path) -> None:
+    write_synthetic_cifar(tmp_path, n_train=300, n_test=50, seed=0)
+    flags = {"dataset_dir": str(tmp_path), "subset": 200, "val_size": 64, "num_train_epochs": 3}
+    flags |= {"train_batch_size": 32, "max_train_batches": 1, "max_eval_batches": 1}
+    task = build_task("cifar-resnet9", options=flags)
+    assert isinstance(task.tool, TrainCifar) and task.tool.max_step == 3 and task.tool.needs_directory
+    config = {"optimizer": "adam", "learning_rate": 1e-3, "train_batch_size": 32, "weight_decay": 1e-4}
+    config["label_smoothing"] = 0.0
+    folder = tmp_path / "trial_0000"
+    folder.mkdir()
+
+    def killed_at_two(epoch: int, _value: float) -> bool:
+        if epoch == 2:
+            raise _Killed
+        return False
+
+    with pytest.raises(_Killed):
+        await task.tool.evaluate(config, TrialContext(directory=folder, report=killed_at_two))
+    assert (folder / "checkpoint.pt").exists()
+    epochs: list[int] = []
+    again = await task.tool.evaluate(
+        config, TrialContext(directory=folder, report=lambda e, _v: epochs.append(e) or False)
+    )
+    assert epochs == [3] and again.state == "complete" and again.metrics["epochs_run"] == 3
+    assert not (folder / "checkpoint.pt").exists(), "a finished trial keeps no checkpoint"

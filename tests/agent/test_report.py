@@ -198,14 +198,11 @@ def test_a_probe_of_the_setup_is_kept_out_of_the_reports_counts_and_best(tmp_pat
 
 @pytest.mark.anyio
 async def test_the_report_draws_the_curves_and_counts_what_stopping_saved(tmp_path: Path) -> None:
-    import optuna
-
     from agent.session import StudyConfig, run_study
     from agent.study import opened_storage, read_records
 
     task = build_task("curves-segment", seed=0)
-    pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
-    config = StudyConfig(task=task, strategy="random", budget=12, seed=0, save_dir=tmp_path, pruner=pruner)
+    config = StudyConfig(task=task, strategy="random", budget=12, seed=0, save_dir=tmp_path)  # scheduled by default
     summary = await run_study(config, say=lambda line: None)
     assert summary.pruned > 0
     text = write_study_report(tmp_path).read_text()

@@ -174,7 +174,9 @@ async def test_the_pruner_stops_the_run_at_a_step(tmp_path: Path) -> None:
     assert wait_gone(read_pids(trial.directory)) == []
 
 
-async def test_repeated_or_bad_steps_are_not_reported(tmp_path: Path) -> None:
+async def test_malformed_steps_are_not_reported_and_the_rest_go_to_the_reporter_to_judge(tmp_path: Path) -> None:
+    """A repeated step, or one without a finite metric, is the reporter's to judge (it warns and schedules the
+    trial no more: tests/agent/study/test_reporting.py); a step that is no whole number >= 0 is no step."""
     reported: list[tuple[int, float]] = []
 
     def report(step: int, value: float) -> bool:
@@ -185,7 +187,9 @@ async def test_repeated_or_bad_steps_are_not_reported(tmp_path: Path) -> None:
     lines += [{"step": "2", "loss": 1}, {"step": 2, "loss": math.inf}, {"step": 3}, {"step": 4, "loss": 0.5}]
     body = "".join(f"print({json.dumps(json.dumps(line))})\n" for line in lines)
     result = await command(tmp_path, body).evaluate(dict(CONFIG), trial_in(tmp_path, report=report))
-    assert reported == [(0, 3.0), (4, 0.5)]
+    assert [step for step, _ in reported] == [0, 0, 2, 3, 4]
+    assert [v for _, v in reported][:2] == [3.0, 2.0] and reported[2][1] == math.inf
+    assert math.isnan(reported[3][1]) and reported[4][1] == 0.5
     assert result.state == "complete" and result.value == 0.5
 
 

@@ -13,7 +13,8 @@ import anyio.to_process
 import pytest
 
 from agent.space import SearchSpace
-from evaluators.base import SetupError
+from evaluators.base import SetupError, TrialFailed
+from tools.base import TrialContext
 from tools.objective import CallObjective, load_callable
 
 pytestmark = pytest.mark.anyio
@@ -55,6 +56,27 @@ class Trainer:
         return config["x"]
 
 not_callable = 3
+
+CLOSED = []
+
+def curve(config):
+    try:
+        for epoch in range(1, 5):
+            yield epoch, {"loss": config["x"] / epoch, "lr": 0.1}
+        return {"loss": config["x"] / 4, "epochs": 4}
+    finally:
+        CLOSED.append(config["x"])
+
+def last_yield_is_the_result(config):
+    yield 1, 2.0
+    yield 2, config["x"]
+
+async def async_curve(config):
+    for epoch in range(1, 4):
+        yield epoch, config["x"] * epoch
+
+def bad_yield(config):
+    yield "epoch 1"
 """
 
 
@@ -142,3 +164,52 @@ async def test_it_pickles_by_name_and_runs_in_a_worker_process(folder: Path) -> 
 
 def _evaluate_in_process(objective: CallObjective) -> object:
     return anyio.run(objective.evaluate, {"x": 0.5})
+
+
+class Reports:
+    """A trial's ``report``: records each ``(step, value)``; says stop at ``stop_at``."""
+
+    def __init__(self, stop_at: int | None = None) -> None:
+        self.seen: list[tuple[int, float]] = []
+        self.stop_at = stop_at
+
+    def __call__(self, step: int, value: float) -> bool:
+        self.seen.append((step, value))
+        return step == self.stop_at
+
+
+async def test_a_generator_reports_each_step_and_returns_its_result(folder: Path) -> None:
+    reports = Reports()
+    result = await tool(folder, "curve").evaluate({"x": 4.0}, TrialContext(report=reports))
+    assert reports.seen == [(1, 4.0), (2, 2.0), (3, 4 / 3), (4, 1.0)]
+    assert result.state == "complete" and result.value == 1.0 and result.metrics == {"epochs": 4}
+
+
+async def test_a_generator_stopped_at_a_step_is_closed_and_pruned_there(folder: Path) -> None:
+    objective = tool(folder, "curve")
+    reports = Reports(stop_at=2)
+    result = await objective.evaluate({"x": 3.0}, TrialContext(report=reports))
+    assert [step for step, _ in reports.seen] == [1, 2], "no step runs after the stop"
+    assert result.state == "pruned" and result.value == 1.5 and result.metrics == {"step": 2}
+    assert sys.modules[objective.target.partition(":")[0]].CLOSED == [3.0], "its finally block ran"
+
+
+async def test_without_a_reporter_the_generator_runs_to_its_end_and_its_last_yield_is_the_result(
+    folder: Path,
+) -> None:
+    result = await tool(folder, "last_yield_is_the_result").evaluate({"x": 0.25})
+    assert result.state == "complete" and result.value == 0.25
+
+
+async def test_an_async_generator_reports_and_stops_the_same_way(folder: Path) -> None:
+    reports = Reports(stop_at=2)
+    result = await tool(folder, "async_curve").evaluate({"x": 2.0}, TrialContext(report=reports))
+    assert reports.seen == [(1, 2.0), (2, 4.0)]
+    assert result.state == "pruned" and result.value == 4.0
+    whole = await tool(folder, "async_curve").evaluate({"x": 2.0})
+    assert whole.state == "complete" and whole.value == 6.0
+
+
+async def test_a_yield_that_is_no_step_value_pair_says_what_to_yield(folder: Path) -> None:
+    with pytest.raises(TrialFailed, match=r"yielded 'epoch 1'; yield \(step, value\) pairs"):
+        await tool(folder, "bad_yield").evaluate({"x": 0.0}, TrialContext(report=Reports()))

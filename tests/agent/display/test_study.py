@@ -184,6 +184,20 @@ def test_summary_without_a_completed_trial() -> None:
     assert re.search(r"rounds without the model +1 \(1 after invalid answers\)", out.getvalue())
 
 
+def test_a_stopped_trial_shows_the_step_it_reached() -> None:
+    con, out = console(terminal=False)
+    stopped = TrialRecord(number=0, config={"lr": 0.01}, state="pruned", curve={9: 0.5})
+    by_a_command = TrialRecord(number=1, config={"lr": 0.02}, state="pruned", metrics={"step": 3})
+    with RichReporter(con) as shown:
+        shown.started(study="s", budget=2, done=0)
+        for r in (stopped, by_a_command):
+            shown.trial_started(r.number, r.config, "sampler")
+            shown.trial_finished(r, None)
+    lines = out.getvalue().splitlines()
+    assert lines[1].startswith('trial #0: {"lr": 0.01} -> stopped early at step 9  [trial 1/2')
+    assert lines[2].startswith('trial #1: {"lr": 0.02} -> stopped early at step 3  [trial 2/2')
+
+
 def test_a_reason_of_several_lines_stays_with_its_trial() -> None:
     """The first line on the trial's line, the rest indented under it: a stderr tail never breaks the line."""
     con, out = console(terminal=False)
@@ -227,7 +241,7 @@ def test_the_summary_counts_each_kind_of_trial_and_says_where_the_study_is(tmp_p
     )
     text = out.getvalue()
     assert text.startswith("starting study s: 0/6 trials done (3 setup failures of a broken start kept in it, not ")
-    assert re.search(r"trials +6: 3 complete, 2 failed, 1 pruned \(6 in this run, \d+s\)", text)
+    assert re.search(r"trials +6: 3 complete, 2 failed, 1 stopped early \(6 in this run, \d+s\)", text)
     assert re.search(r"setup failures +3 \(of a broken start: kept in the study, not counted\)", text)
     assert re.search(r"LLM usage +1 call, 1 token \(1 prompt, 0 completion\), 0\.0 s, 1 reask", text)
     assert re.search(rf"saved in +{re.escape(str(tmp_path))} \(study\.db, trials/, events\.jsonl\)", text)

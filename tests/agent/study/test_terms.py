@@ -15,6 +15,7 @@ import pytest
 
 from agent.errors import StudyError, UserError
 from agent.space import FloatParam, SearchSpace
+from agent.study import opened_storage
 from agent.study.terms import StudyTerms
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -74,6 +75,28 @@ def test_sources_are_kept_and_new_ones_refused_once_the_study_has_trials() -> No
     with pytest.raises(StudyError, match="already has trials and learns from no earlier study; to learn from"):
         terms(sources=b).resume(STORED, "minimize", has_trials=True, where=WHERE)
     assert terms(sources=b).resume(STORED, "minimize", has_trials=False, where=WHERE) == {"learn_from": list(b)}
+
+
+ASHA = {"pruner": "asha", "min_step": 1, "max_step": 27}
+
+
+def test_the_scheduler_is_stored_kept_and_another_refused() -> None:
+    stored = terms(scheduler=ASHA).new_study()
+    assert stored["scheduler"] == ASHA
+    assert terms(scheduler=ASHA).resume(stored, "minimize", has_trials=True, where=WHERE) == {}
+    assert terms().resume(stored, "minimize", has_trials=True, where=WHERE) == {}, "not asked: not checked"
+    for other, said in [
+        ({"pruner": "hyperband", "min_step": 1, "max_step": 27}, "hyperband over steps 1..27"),
+        ({**ASHA, "max_step": 9}, "asha over steps 1..9"),
+        ({"pruner": "none"}, "no pruner"),
+    ]:
+        with pytest.raises(StudyError) as caught:
+            terms(scheduler=other).resume(stored, "minimize", has_trials=False, where=WHERE)
+        message = str(caught.value)
+        assert message.startswith(f"{WHERE} stops trials early with asha over steps 1..27, this run asks for {said}")
+        assert message.endswith("run it with the same --pruner and steps, or use a new --save_dir (or --study-name)")
+    older = terms().new_study()  # a study of an older version: it takes the scheduler of its next run
+    assert terms(scheduler=ASHA).resume(older, "minimize", has_trials=True, where=WHERE) == {"scheduler": ASHA}
 
 
 # ---- through the command line ---------------------------------------------------------------------------
@@ -170,3 +193,39 @@ def test_learning_from_sources_is_refused_for_a_study_that_already_ran(tmp_path:
     assert fingerprint(study) == before
     stored = optuna.load_study(study_name="toy-branin-random-seed0", storage=f"sqlite:///{study / 'study.db'}")
     assert "learn_from" not in stored.user_attrs and len(stored.trials) == 3
+
+
+CURVE = """\
+def fit(config):
+    for step in range(1, 4):
+        yield step, (config["x"] - 0.3) ** 2 + 1.0 / step
+    return {"loss": (config["x"] - 0.3) ** 2}
+"""
+
+
+@pytest.mark.slow
+def test_a_task_reporting_steps_is_scheduled_by_default_and_keeps_its_scheduler(tmp_path: Path) -> None:
+    """A new user's objective that yields steps, with ``steps:`` in its task file, gets asha without a flag;
+    a stopped trial counts one toward the budget; a resume with another --pruner is refused in one line."""
+    task = write_task(tmp_path)
+    (tmp_path / "fit_objective.py").write_text(CURVE)
+    task.write_text(task.read_text() + "steps: 3\n")
+    save = tmp_path / "study"
+    argv = ["--task", str(task), "--strategy", "random", "--save_dir", str(save)]
+    ran = agent_cli(*argv, "--budget", "6")
+    assert ran.returncode == 0, ran.stderr
+    before = fingerprint(save)
+    with opened_storage(f"sqlite:///{save / 'study.db'}") as storage:  # closed: the refusal below sees the files
+        study = optuna.load_study(study_name="fit-random-seed0", storage=storage)
+        assert study.user_attrs["scheduler"] == {"pruner": "asha", "min_step": 1, "max_step": 3}
+        states = [t.state for t in study.trials]
+    stopped = states.count(optuna.trial.TrialState.PRUNED)
+    assert len(states) == 6 and stopped >= 1 and states.count(optuna.trial.TrialState.COMPLETE) == 6 - stopped
+    assert f"trials 6: {6 - stopped} complete, 0 failed, {stopped} stopped early" in " ".join(ran.stdout.split())
+    assert "stopped early at step 1" in ran.stdout
+
+    refused = agent_cli(*argv, "--budget", "8", "--pruner", "hyperband")
+    assert refused.returncode == 2, refused.stderr
+    assert "stops trials early with asha over steps 1..3, this run asks for hyperband over steps 1..3" in refused.stderr
+    assert refused.stderr.count("\n") == 1 and fingerprint(save) == before
+    assert agent_cli(*argv, "--budget", "7").returncode == 0, "the same scheduler (the default) resumes"

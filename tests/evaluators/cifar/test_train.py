@@ -252,3 +252,26 @@ def test_progress_within_an_epoch_is_throttled(cfg: TrainConfig, monkeypatch: py
     seen: list[Progress] = []
     train(dataclasses.replace(cfg, num_train_epochs=2, max_train_batches=3), on_progress=seen.append)
     assert [p.done for p in seen] == [1, 2]  # an hour between reports: only the epochs' ends
+
+
+class _Killed(Exception):
+    """Stands in for a kill of the training process after an epoch (its checkpoint written)."""
+
+
+def test_a_run_killed_after_an_epoch_continues_from_its_checkpoint(cfg: TrainConfig, tmp_path: Path) -> None:
+    quick = dataclasses.replace(cfg, num_train_epochs=3, max_train_batches=2, max_eval_batches=1)
+    whole = train(quick)
+    checkpoint = tmp_path / "checkpoint.pt"
+
+    def killed_after_two(epoch: int, _val_error: float) -> None:
+        if epoch == 2:
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        train(quick, on_epoch=killed_after_two, checkpoint=checkpoint)
+    assert torch.load(checkpoint, weights_only=True)["epoch"] == 2
+    epochs: list[int] = []
+    resumed = train(quick, on_epoch=lambda e, _v: epochs.append(e), checkpoint=checkpoint)
+    assert epochs == [3], "only the epoch the killed run had not finished"
+    assert resumed.metrics["val_loss"] == whole.metrics["val_loss"], "as if it had never stopped"
+    assert resumed.metrics["epochs_run"] == 3
