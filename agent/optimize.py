@@ -20,6 +20,7 @@ from evaluators.base import EvalResult, Progress, SetupError, TrialFailed
 from tools.base import EvaluationTool, TrialContext
 
 from ._log import get_logger
+from .deadline import DEADLINE, DeadlineReport, StudyClock
 from .errors import AgentError, BrokenSetup, InvalidSuggestion, ProviderUnavailable, UserError
 from .executors import Executor, LocalExecutor
 from .memory import Round
@@ -29,6 +30,7 @@ from .space import Choice
 from .strategies.base import ProposeContext, Strategy
 from .study import StudySnapshot, StudyStore
 from .study.door import Strikes
+from .study.terms import TIME_USED
 
 __all__ = ["UNREACHABLE", "Reporter", "StudyLoop", "StudySummary", "optimize"]
 
@@ -49,6 +51,13 @@ class StudySummary(UsageTotals):
     complete: int = 0
     failed: int = 0
     pruned: int = 0
+    #: Trials stopped at a report because the time budget ran out (``--time-budget``; not in ``pruned``).
+    stopped_by_deadline: int = 0
+    #: Seconds the finished trials cost (recorded costs where they have them, else wall time), and the time the
+    #: study has used of its clock (every run's, the model's calls included) and its time budget (None: none).
+    compute_s: float = 0.0
+    time_used_s: float = 0.0
+    time_budget_s: float | None = None
     #: Failed trials of a broken start, kept in the study but not counted (in ``n_trials`` nor the others).
     setup_failures: int = 0
     #: Probes of the setup (:mod:`agent.setup_watch`): kept in the study, outside the budget and the counts.
@@ -117,6 +126,7 @@ async def optimize(
     on_provider_error: Literal["continue", "stop"] = "continue",
     learned_from: Sequence[str] = (),
     learned_usage: UsageTotals | None = None,
+    clock: StudyClock | None = None,
 ) -> StudySummary:
     """Evaluate until ``budget`` trials have finished in the study (counting those of earlier runs): one
     :class:`StudyLoop` run (its docstring says how)."""
@@ -133,6 +143,7 @@ async def optimize(
         on_provider_error=on_provider_error,
         learned_from=learned_from,
         learned_usage=learned_usage,
+        clock=clock,
     )
     return await loop.run()
 
@@ -157,6 +168,10 @@ class StudyLoop:
     The per-trial step is :meth:`run_trial` (evaluate with reports, then :meth:`record`), and whether a new
     trial may start is :meth:`wants_more`: the seams where a scheduler decides per trial whether it continues
     and a time budget stops new trials.
+
+    ``clock``: the study's time (:class:`~agent.deadline.StudyClock`, with its time budget, if any): no trial
+    starts once it is spent, and a running trial is stopped at its next report after its deadline (recorded
+    pruned, ``stopped_by`` ``deadline``). The time used is stored with the study after every trial.
     """
 
     def __init__(
@@ -174,6 +189,7 @@ class StudyLoop:
         on_provider_error: Literal["continue", "stop"] = "continue",
         learned_from: Sequence[str] = (),
         learned_usage: UsageTotals | None = None,
+        clock: StudyClock | None = None,
     ) -> None:
         self.tool = tool
         self.strategy = strategy
@@ -187,6 +203,7 @@ class StudyLoop:
         self.on_provider_error = on_provider_error
         self.learned_from = tuple(learned_from)
         self.learned_usage = learned_usage or UsageTotals()
+        self.clock = clock or StudyClock()
         self._rng = random.Random(seed)
         self._watch = SetupWatch()
         self._strikes = Strikes(strategy.name)
@@ -210,6 +227,8 @@ class StudyLoop:
                     pass
         except BaseExceptionGroup as group:  # the study's own error, not a group of one (callers catch AgentError)
             raise _first(group) from None
+        finally:
+            self._keep_time()
         return self.summarize()
 
     def _start(self) -> None:
@@ -236,8 +255,8 @@ class StudyLoop:
         store.events.info("study_started", study=store.name, budget=self.budget, finished=self._before)
 
     def wants_more(self, snapshot: StudySnapshot) -> bool:
-        """May a new trial of the budget start? (A time budget will say no once it is spent.)"""
-        return snapshot.used < self.budget
+        """May a new trial of the budget start? Not once the trials are all claimed or the time is spent."""
+        return snapshot.used < self.budget and not self.clock.spent()
 
     async def _step(self, tg: TaskGroup) -> bool:
         """Start what can start now, or wait for a trial to finish; False once the run is over."""
@@ -354,16 +373,19 @@ class StudyLoop:
     # ---- one trial ----------------------------------------------------------------------------------------
 
     async def run_trial(self, number: int, config: dict[str, Choice]) -> TrialRecord:
-        """One claimed trial: evaluate it (reporting its steps to the pruner), then record it."""
+        """One claimed trial: evaluate it (reporting its steps to the pruner and the deadline), then record it."""
         started = time.perf_counter()
+        report = DeadlineReport(self.clock.deadline(), self.store.reporter(number) if self.pruner is not None else None)
         trial = TrialContext(
             number=number,
             directory=self.store.trial_directory(number) if self.tool.needs_directory else None,
-            report=self.store.reporter(number) if self.pruner is not None else None,
+            report=report.callback(),
             progress=lambda p: self.reporter.progress(number, p),
         )
         result = await self.evaluate(config, trial)
-        return self.record(number, result, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self.clock.counted(seconds, result.cost_s)
+        return self.record(number, result, seconds, stopped_by=DEADLINE if report.stopped else None)
 
     async def evaluate(self, config: dict[str, Choice], trial: TrialContext) -> EvalResult:
         """The evaluation's result. Failures are data: anything the evaluator raises becomes a failed trial, and
@@ -385,9 +407,10 @@ class StudyLoop:
             self.store.events.error("evaluation_raised", error=repr(exc), traceback=traceback.format_exc())
             return EvalResult.failed(f"{type(exc).__name__}: {exc}")
 
-    def record(self, number: int, result: EvalResult, seconds: float) -> TrialRecord:
-        """Store the trial's result, tell the reporter, and let the setup watch judge it."""
-        record = self.store.finish(number, result, seconds)
+    def record(self, number: int, result: EvalResult, seconds: float, *, stopped_by: str | None = None) -> TrialRecord:
+        """Store the trial's result and the time used, tell the reporter, and let the setup watch judge it."""
+        record = self.store.finish(number, result, seconds, stopped_by=stopped_by)
+        self._keep_time()
         self._best = self.store.best_of([r for r in (self._best, record) if r is not None])
         self.reporter.trial_finished(record, self._best)
         if record.probe:
@@ -409,13 +432,19 @@ class StudyLoop:
         self.store.mark_setup_failures(list(broken.numbers), broken.reason)
         raise BrokenSetup(broken.message())
 
+    def _keep_time(self) -> None:
+        """Store the time the study has used, so that a resumed study goes on with the time left."""
+        self.store.set_meta(TIME_USED, round(self.clock.used_s(), 3))
+
     # ---- the end ------------------------------------------------------------------------------------------
 
     def summarize(self) -> StudySummary:
         """The study's summary (every trial of the budget, earlier runs' included), also logged as an event
         and given to the reporter."""
         snapshot = self.store.snapshot()
-        states = [r.state for r in snapshot.records if not r.probe]
+        counted = [r for r in snapshot.records if not r.probe]
+        states = [r.state for r in counted]
+        by_deadline = sum(r.state == "pruned" and r.stopped_by == DEADLINE for r in counted)
         summary = StudySummary(
             best=snapshot.best,
             n_trials=snapshot.finished,
@@ -423,7 +452,11 @@ class StudyLoop:
             learned_from=self.learned_from,
             complete=states.count("complete"),
             failed=states.count("fail"),
-            pruned=states.count("pruned"),
+            pruned=states.count("pruned") - by_deadline,
+            stopped_by_deadline=by_deadline,
+            compute_s=round(sum(r.compute_s or 0.0 for r in counted if r.finished), 3),
+            time_used_s=round(self.clock.used_s(), 3),
+            time_budget_s=self.clock.budget_s,
             setup_failures=snapshot.setup_failures,
             probes=snapshot.probes,
             new_failed=self._new_failed,
@@ -440,6 +473,9 @@ class StudyLoop:
             complete=summary.complete,
             failed=summary.failed,
             pruned=summary.pruned,
+            stopped_by_deadline=summary.stopped_by_deadline,
+            compute_s=summary.compute_s,
+            time_used_s=summary.time_used_s,
             probes=summary.probes,
             llm_calls=summary.llm_calls,
             tokens=summary.prompt_tokens + summary.completion_tokens,

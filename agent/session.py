@@ -25,6 +25,7 @@ from typing import Any, Literal
 import optuna
 
 from .conversation import AgentSettings
+from .deadline import StudyClock
 from .executors import make_executor
 from .optimize import Reporter, StudySummary, optimize
 from .preflight import check_setup
@@ -36,6 +37,7 @@ from .sources.reading import locate
 from .strategies.base import BuildContext, Strategy, StrategySpec
 from .strategies.registry import DEFAULT_STRATEGY, get_strategy, make_strategy
 from .study import StudyStore
+from .study.terms import kept_time_budget, time_used
 from .tasks import AfterStudy, ProgressLines, Task, TaskBrief, build_task
 from .templates import Templates
 
@@ -92,6 +94,8 @@ class StudyConfig:
     checks: bool = True
     #: Earlier studies to learn from (``--learn-from``): storage URLs, study or bench folders, storage files.
     learn_from: tuple[str, ...] = ()
+    #: The study's time budget in seconds (``--time-budget``); None: the one the study keeps, if any.
+    time_budget_s: float | None = None
 
     @property
     def spec(self) -> StrategySpec:
@@ -155,6 +159,10 @@ async def run_study(
             progress=reporter.preparing if reporter is not None else None,
         )
         store.set_meta("budget", config.budget)  # the latest budget asked for
+        if config.executor.gpus_per_trial > 0:  # the report counts GPU seconds
+            store.set_meta("gpus_per_trial", config.executor.gpus_per_trial)
+        meta = store.meta
+        clock = StudyClock(kept_time_budget(meta), used_s=time_used(meta))
         ex = config.executor
         executor = make_executor(
             ex.kind,
@@ -177,6 +185,7 @@ async def run_study(
             on_provider_error=config.on_provider_error,
             learned_from=experience.lines(),
             learned_usage=experience.usage,
+            clock=clock,
         )
         if task.after_study is not None:
             await task.after_study(
@@ -211,6 +220,7 @@ def _open_store(config: StudyConfig, sources: tuple[str, ...]) -> StudyStore:
         },
         direction=task.direction,
         sources=sources,
+        time_budget_s=config.time_budget_s,
     )
 
 

@@ -168,13 +168,20 @@ class StudyStore:
         sampler: optuna.samplers.BaseSampler | None = None,
         direction: Direction = "minimize",
         sources: tuple[str, ...] = (),
+        time_budget_s: float | None = None,
     ) -> StudyStore:
         """Create the study or load it to resume; a study made for another task (:mod:`agent.study.terms`:
         the ``task`` and ``metric`` of ``meta``, ``space``, ``direction``, ``sources``) is refused before
-        anything is written. ``meta``: more attributes a new study stores (strategy, seed, description)."""
+        anything is written. ``meta``: more attributes a new study stores (strategy, seed, description).
+        ``time_budget_s``: the time budget asked (``--time-budget``; None: the one the study keeps, if any)."""
         save_dir = Path(save_dir)
         terms = StudyTerms(
-            space=space, direction=direction, task=meta.get("task"), metric=meta.get("metric"), sources=sources
+            space=space,
+            direction=direction,
+            task=meta.get("task"),
+            metric=meta.get("metric"),
+            sources=sources,
+            time_budget_s=time_budget_s,
         )
         url = storage or default_storage_url(save_dir)
         if _lives_in(url, save_dir):  # the default storage (or a file the user put there) needs the folder
@@ -419,12 +426,15 @@ class StudyStore:
 
         return report
 
-    def finish(self, number: int, result: EvalResult, seconds: float) -> TrialRecord:
-        """Record the evaluation, then write the trial's JSON file."""
+    def finish(self, number: int, result: EvalResult, seconds: float, *, stopped_by: str | None = None) -> TrialRecord:
+        """Record the evaluation, then write the trial's JSON file. ``stopped_by``: who stopped a pruned trial
+        where it was not the scheduler (``deadline``)."""
         live = self._live.pop(number)
-        self.storage.set_trial_user_attr(
-            live.trial_id, codec.RESULT, codec.encode_result(result.metrics, result.error, seconds)
+        stopped_by = stopped_by if result.state == "pruned" else None
+        encoded = codec.encode_result(
+            result.metrics, result.error, seconds, cost_s=result.cost_s, stopped_by=stopped_by
         )
+        self.storage.set_trial_user_attr(live.trial_id, codec.RESULT, encoded)
         self._tell(number, result)
         record = TrialRecord(
             number=number,
@@ -435,6 +445,8 @@ class StudyStore:
             error=result.error,
             proposal=live.info,
             seconds=round(seconds, 4),
+            cost_s=encoded.get("cost_s"),
+            stopped_by=stopped_by,
             resumed=live.resumed,
         )
         self._write_trial_json(record, live.started_at, _now(), self._worker.as_attr())
@@ -515,6 +527,8 @@ class StudyStore:
             "started_at": started_at,
             "finished_at": finished_at,
             "seconds": record.seconds,
+            **({"cost_s": record.cost_s} if record.cost_s is not None else {}),
+            **({"stopped_by": record.stopped_by} if record.stopped_by else {}),
             **proposal,
             "worker": worker,
             "resumed": record.resumed,

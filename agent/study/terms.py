@@ -15,6 +15,10 @@ attribute                           stored                  a later run of the s
                                     study has no trial      ones (their openers would land mid-study)
 the task's command or objective     not stored              a change resumes (the user fixed a bug)
 ``budget``                          the latest asked        a larger one extends the study
+``time_budget`` (``--time-budget``) the latest asked        kept when none is asked; another one replaces it
+                                                            (a longer one extends the study, as ``budget``)
+``time_used`` (seconds)             after every trial       the clock goes on from it: a resumed study has the
+                                                            time left
 ==================================  ======================  ==================================================
 
 A study stored without an attribute (written by an older version: no ``metric``) is not refused for it.
@@ -31,13 +35,27 @@ from agent.errors import StudyError
 from agent.records import Direction
 from agent.space import SearchSpace
 
-__all__ = ["LEARN_FROM", "METRIC", "SPACE", "TASK", "StudyTerms", "kept_sources"]
+__all__ = [
+    "LEARN_FROM",
+    "METRIC",
+    "SPACE",
+    "TASK",
+    "TIME_BUDGET",
+    "TIME_USED",
+    "StudyTerms",
+    "kept_sources",
+    "kept_time_budget",
+    "time_used",
+]
 
 TASK = "task"
 SPACE = "space"
 METRIC = "metric"
 #: The sources a study learns from (written by :func:`agent.sources.experience.gather` too).
 LEARN_FROM = "learn_from"
+#: The study's time budget in seconds (``--time-budget``), and the seconds its runs have used of it.
+TIME_BUDGET = "time_budget"
+TIME_USED = "time_used"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,6 +68,8 @@ class StudyTerms:
     metric: str | None = None
     #: Storage URLs of the earlier studies to learn from (``--learn-from``); empty: whatever the study keeps.
     sources: tuple[str, ...] = ()
+    #: The time budget in seconds (``--time-budget``); None: whatever the study keeps, if any.
+    time_budget_s: float | None = None
 
     def new_study(self) -> dict[str, Any]:
         """The attributes a new study stores (its direction is Optuna's own)."""
@@ -60,6 +80,8 @@ class StudyTerms:
             attrs[METRIC] = self.metric
         if self.sources:
             attrs[LEARN_FROM] = list(self.sources)
+        if self.time_budget_s is not None:
+            attrs[TIME_BUDGET] = self.time_budget_s
         return attrs
 
     def resume(
@@ -82,6 +104,8 @@ class StudyTerms:
                     f"would mix in one column of results: {fix}"
                 )
             store[METRIC] = self.metric  # it measured nothing yet (setup failures only): the metric was wrong
+        if self.time_budget_s is not None and stored.get(TIME_BUDGET) != self.time_budget_s:
+            store[TIME_BUDGET] = self.time_budget_s  # the latest asked, as --budget: a longer one extends the study
         return store
 
     def _sources(self, stored: Mapping[str, Any], *, has_trials: bool, where: str) -> dict[str, Any]:
@@ -104,6 +128,18 @@ class StudyTerms:
 def kept_sources(attrs: Mapping[str, Any]) -> tuple[str, ...]:
     """The sources a study keeps (its attributes ``attrs``); empty when it learns from none."""
     return tuple(attrs.get(LEARN_FROM) or ())
+
+
+def kept_time_budget(attrs: Mapping[str, Any]) -> float | None:
+    """The time budget a study keeps, in seconds (its attributes ``attrs``); None when it has none."""
+    value = attrs.get(TIME_BUDGET)
+    return float(value) if isinstance(value, int | float) and value > 0 else None
+
+
+def time_used(attrs: Mapping[str, Any]) -> float:
+    """The seconds a study's runs have used (its attributes ``attrs``): 0 for a new one."""
+    value = attrs.get(TIME_USED)
+    return float(value) if isinstance(value, int | float) and value >= 0 else 0.0
 
 
 def _canon(obj: Any) -> str:

@@ -15,7 +15,7 @@ import pytest
 
 from agent.errors import StudyError, UserError
 from agent.space import FloatParam, SearchSpace
-from agent.study.terms import StudyTerms
+from agent.study.terms import StudyTerms, kept_time_budget, time_used
 
 ROOT = Path(__file__).resolve().parents[3]
 SPACE = SearchSpace(params={"x": FloatParam(low=0.0, high=1.0)})
@@ -74,6 +74,17 @@ def test_sources_are_kept_and_new_ones_refused_once_the_study_has_trials() -> No
     with pytest.raises(StudyError, match="already has trials and learns from no earlier study; to learn from"):
         terms(sources=b).resume(STORED, "minimize", has_trials=True, where=WHERE)
     assert terms(sources=b).resume(STORED, "minimize", has_trials=False, where=WHERE) == {"learn_from": list(b)}
+
+
+def test_a_time_budget_is_the_latest_asked_and_kept_when_none_is() -> None:
+    assert terms(time_budget_s=3600.0).new_study()["time_budget"] == 3600.0
+    hour = {**STORED, "time_budget": 3600.0}
+    assert terms().resume(hour, "minimize", has_trials=True, where=WHERE) == {}, "kept when none is asked"
+    assert terms(time_budget_s=3600.0).resume(hour, "minimize", has_trials=True, where=WHERE) == {}
+    longer = terms(time_budget_s=7200.0).resume(hour, "minimize", has_trials=True, where=WHERE)
+    assert longer == {"time_budget": 7200.0}, "another one replaces it, as --budget: a longer one extends the study"
+    assert (kept_time_budget(hour), kept_time_budget(STORED)) == (3600.0, None)
+    assert (time_used({**hour, "time_used": 12.5}), time_used(STORED)) == (12.5, 0.0)
 
 
 # ---- through the command line ---------------------------------------------------------------------------
