@@ -15,7 +15,9 @@ Reporting intermediate values (pruning) needs the trial, which lives in this pro
 local executor runs every evaluation in this process (train_cifar trains in a thread; torch releases the
 GIL in its kernels). An evaluation in another process gets its :class:`~tools.base.TrialContext`
 without callbacks (:meth:`~tools.base.TrialContext.detached`): no report, so a pruner never stops a
-Ray trial, and no progress display.
+Ray trial, and no progress display. A time budget's deadline alone (:class:`~agent.deadline.DeadlineReport`
+without a scheduler) keeps worker processes: there a trial runs to its end, and no trial starts once the time
+is spent.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import anyio.to_process
 from evaluators.base import EvalResult
 from tools.base import EvaluationTool, TrialContext
 
+from .deadline import DeadlineReport
 from .errors import UserError
 from .space import Choice
 
@@ -75,13 +78,19 @@ class LocalExecutor(Executor):
         self._threads = max(1, (os.cpu_count() or 1) // workers)
 
     async def evaluate(self, tool: EvaluationTool, config: dict[str, Choice], trial: TrialContext) -> EvalResult:
-        if self.workers == 1 or trial.report is not None or not tool.runs_in_subprocess:
+        if self.workers == 1 or _scheduled(trial) or not tool.runs_in_subprocess:
             async with self._limiter:  # reporting to the trial (pruning) needs this process: threads then
                 return await tool.evaluate(config, trial)
         result: EvalResult = await anyio.to_process.run_sync(
             _evaluate_sync, tool, config, trial.detached(), self._threads, cancellable=True, limiter=self._limiter
         )
         return result
+
+
+def _scheduled(trial: TrialContext) -> bool:
+    """Does a scheduler (pruner) listen to the trial's reports? Only then must it run in this process."""
+    report = trial.report
+    return report is not None and not (isinstance(report, DeadlineReport) and report.scheduler is None)
 
 
 class RayExecutor(Executor):

@@ -187,3 +187,13 @@ async def test_tools_that_ask_for_it_run_in_worker_processes(store: StudyStore) 
     pids = {r.metrics["pid"] for r in store.records()}
     assert os.getpid() not in pids and 1 <= len(pids) <= 2
     assert [r.state for r in store.records()] == ["complete"] * 4
+
+
+async def test_a_deadline_alone_keeps_worker_processes(store: StudyStore) -> None:
+    from agent.deadline import StudyClock
+    from agent.strategies.baselines import RandomStrategy
+
+    tool = SubprocessToy("branin", TOY.space)
+    clock = StudyClock(3600.0)  # a time budget, no scheduler: the trials report to nobody in this process
+    await optimize(tool=tool, strategy=RandomStrategy(), store=store, budget=2, executor=LocalExecutor(2), clock=clock)
+    assert os.getpid() not in {r.metrics["pid"] for r in store.records()}, "not moved into threads"
