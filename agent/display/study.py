@@ -218,10 +218,16 @@ class RichReporter(LiveArea, Reporter):
         table = Table(show_header=False, box=None, padding=(0, 1))
         counts = [f"{summary.complete} complete", f"{summary.failed} failed"]
         counts += [f"{summary.pruned} pruned"] if summary.pruned else []
+        counts += [f"{summary.stopped_by_deadline} stopped by the deadline"] if summary.stopped_by_deadline else []
         table.add_row(
             "trials",
             f"{summary.n_trials}: {', '.join(counts)} ({summary.n_new} in this run, {duration(elapsed)})",
         )
+        if summary.compute_s > 0 and summary.n_trials:
+            each = summary.compute_s / summary.n_trials
+            table.add_row("compute", f"{duration(summary.compute_s)} in all, {each:.3g} s per trial")
+        if summary.time_budget_s is not None:
+            table.add_row("time budget", f"{duration(summary.time_used_s)} used of {duration(summary.time_budget_s)}")
         if summary.setup_failures:
             table.add_row(
                 "setup failures", f"{summary.setup_failures} (of a broken start: kept in the study, not counted)"
