@@ -191,9 +191,8 @@ def _study_markdown(view: _StudyView, url: str, out: Path) -> list[str]:
     )
     lines += ["![best so far](plots/best.png)", ""]
     if compute:
-        title = f"{view.name}: best against compute"
         path = out / "plots" / "compute.png"
-        plot_compute_curve(title, view.compute, view.values, path, view.maximize, view.metric, view.compute_unit)
+        plot_compute_curve(view.name, view.compute, view.values, path, view.maximize, view.metric, view.compute_unit)
         lines += ["![best against compute](plots/compute.png)", ""]
     task_name = str(meta.get("task", ""))
     if toy_function(task_name) is not None:
