@@ -79,7 +79,8 @@ class StudySummary(UsageTotals):
                 text += f"; the last one's reason: {self.last_error.strip().splitlines()[0]}"
             return text
         if self.n_trials and not self.complete:
-            return f"no trial of the study completed ({self.failed} failed, {self.pruned} pruned)"
+            stopped = f", {self.stopped_by_deadline} stopped by the deadline" if self.stopped_by_deadline else ""
+            return f"no trial of the study completed ({self.failed} failed, {self.pruned} pruned{stopped})"
         return None
 
 

@@ -5,6 +5,7 @@ Time moves by a clock the test holds or by recorded costs (``cost_s``), never by
 from __future__ import annotations
 
 import pickle
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,7 +21,9 @@ from agent.study import StudyStore
 from agent.study.terms import TIME_BUDGET, TIME_USED
 from agent.tasks import build_task
 from evaluators.base import EvalResult
+from tests.processes import read_pids, wait_gone
 from tools.base import NO_TRIAL, TrialContext
+from tools.command import RunCommand
 from tools.evaluate_toy import EvaluateToy
 
 TASK = build_task("toy-branin")
@@ -238,5 +241,45 @@ def _records(tmp_path: Path) -> list[TrialRecord]:
     try:
         assert store.meta[TIME_BUDGET] >= 60.0
         return store.records()
+    finally:
+        store.close()
+
+
+# ---- a training script's steps: the deadline or the task's timeout, whichever comes first --------------
+
+FOREVER = """\
+import json, os, sys, time
+from pathlib import Path
+Path("script.pid").write_text(str(os.getpid()))
+for step in range(100_000):
+    print(json.dumps({"step": step, "loss": 1.0 / (step + 1)}), flush=True)
+    time.sleep(0.05)
+"""
+
+
+def forever(tmp_path: Path, timeout: float) -> RunCommand:
+    script = tmp_path / "train.py"
+    script.write_text(FOREVER)
+    return RunCommand(TASK.space, [sys.executable, str(script), "{x1}", "{x2}"], "loss", timeout=timeout)
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("budget_s", "timeout_s", "ended"),
+    [(1.0, 600.0, ("pruned", DEADLINE, None)), (3600.0, 1.0, ("fail", None, "timed out after 1 s"))],
+)
+async def test_a_scripts_trial_stops_at_the_deadline_or_its_timeout_whichever_comes_first(
+    tmp_path: Path, budget_s: float, timeout_s: float, ended: tuple[str, str | None, str | None]
+) -> None:
+    store = open_store(tmp_path / "run")
+    try:
+        tool = forever(tmp_path, timeout_s)  # prints a step every 50 ms until it is stopped
+        clock = StudyClock(budget_s)  # the real wall clock: the script runs until one of the two stops it
+        await StudyLoop(tool=tool, strategy=RandomStrategy(), store=store, budget=1, clock=clock).run()
+        (record,) = store.records()
+        assert (record.state, record.stopped_by) == ended[:2]
+        assert ended[2] is None or (record.error or "").startswith(ended[2])
+        assert wait_gone(read_pids(tmp_path / "run" / "trials" / "trial_0000")) == [], "nothing left running"
     finally:
         store.close()
