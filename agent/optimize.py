@@ -3,6 +3,7 @@ Every strategy alike: :class:`StudyLoop`, run by :func:`optimize`."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 import traceback
@@ -229,7 +230,8 @@ class StudyLoop:
         except BaseExceptionGroup as group:  # the study's own error, not a group of one (callers catch AgentError)
             raise _first(group) from None
         finally:
-            self._keep_time()
+            with contextlib.suppress(Exception):  # also when the run stops (Ctrl-C); never hiding why it stopped
+                self._keep_time()
         return self.summarize()
 
     def _start(self) -> None:
