@@ -81,6 +81,8 @@ class BenchConfig:
     quiet: bool = False
     #: Earlier studies every study learns from (``--learn-from``).
     learn_from: tuple[str, ...] = ()
+    #: Every study's time budget in seconds (``--time-budget``); None: trials are counted only.
+    time_budget_s: float | None = None
 
     @property
     def horizon(self) -> int:
@@ -250,6 +252,7 @@ async def _run_study(
         meta={"bench_seed": bench_seed},
         agent=AgentSettings(history=config.history, max_retries=config.max_retries),
         learn_from=config.learn_from,
+        time_budget_s=config.time_budget_s,
         checks=False,  # the bench checked its model before its first study; its folder it made itself
     )
     # What each study learned from is stored with it and shown in the report; the bench's own lines stay short.
@@ -334,13 +337,16 @@ class BenchResult:
         return out
 
     def curves(self, task: str, strategy: str, kind: Kind) -> metrics.FloatArray:
-        """Seeds x horizon; a missing study or an unreached evaluation is NaN."""
+        """Seeds x horizon; a missing study or an unreached evaluation is NaN. Under a time budget a study that
+        ran out of time keeps what it had then (its last value carries on to the horizon)."""
         out = np.full((self.config.seeds, self.config.horizon), np.nan)
         for seed in range(self.config.seeds):
             study = self.studies.get((task, strategy, seed))
             if study is not None:
                 c = study.curve(kind)[: self.config.horizon]
                 out[seed, : c.size] = c
+                if self.config.time_budget_s is not None and c.size:
+                    out[seed, c.size :] = c[-1]
         return out
 
     def finals(self, task: str, strategy: str, budget: int, kind: Kind) -> metrics.FloatArray:

@@ -358,6 +358,7 @@ async def _run(args: argparse.Namespace) -> StudySummary:
         on_provider_error=args.on_provider_error,
         options=options,
         learn_from=tuple(args.learn_from),
+        time_budget_s=args.time_budget,
     )
     with RichReporter(quiet=args.quiet, workers=args.workers, hint=task.duration_hint) as reporter:
         # What exists now (modules, the task's tables) lives as long as the run: keep the garbage collector
@@ -399,6 +400,7 @@ async def _bench(args: argparse.Namespace) -> int:
         random_samples=args.random_samples,
         quiet=args.quiet,
         learn_from=tuple(args.learn_from),
+        time_budget_s=args.time_budget,
     )
     result = await run_bench(config)
     for (task, strategy), found in sorted(result.learned_from().items()) if not config.quiet else ():

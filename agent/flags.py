@@ -14,6 +14,7 @@ from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .deadline import parse_duration
 from .providers import list_providers
 from .providers.registry import DEFAULT_PROVIDER
 from .strategies.registry import DEFAULT_STRATEGY, list_strategies
@@ -87,6 +88,14 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+def duration(text: str) -> float:
+    """Seconds of a duration (``90s``, ``30m``, ``2h``, ``1h30m``)."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _whole(text: str) -> int:
     try:
         return int(text)
@@ -140,6 +149,13 @@ MODEL = Flag(
     {"dest": "model", "default": None},
     "model name for openai/ollama, a .gguf path for embedded (env AGENT_MODEL; --llm is the reference spelling)",
 )
+TIME_BUDGET = Flag(
+    ("--time-budget",),
+    {"dest": "time_budget", "type": duration, "default": None, "metavar": "DURATION"},
+    "stop starting trials once this much wall-clock time is spent (90s, 30m, 2h, 1h30m), the model's calls "
+    "included; a running trial stops at its next report. With --budget, whichever is spent first ends the study. "
+    "A resumed study goes on with the time left; replayed tables count their recorded seconds. README 'Time budgets'",
+)
 QUIET = Flag(("--quiet",), {"action": "store_true"}, "print only the final summary")
 
 STUDY = [
@@ -169,6 +185,7 @@ STUDY = [
     ),
     Flag(("--study-name",), {"default": None}, "study name in the storage (default: <task>-<strategy>-seed<seed>)"),
     Flag(("--search_space",), {"default": None}, "JSON or YAML file replacing the task's search space"),
+    TIME_BUDGET,
     QUIET,
     LEARN_FROM,
 ]
@@ -236,6 +253,7 @@ BENCH = [
         {"default": "10"},
         "evaluations per study; several (10,30): studies run to the largest, smaller ones read the prefix",
     ),
+    TIME_BUDGET,
     Flag(("--seeds",), {"type": positive_int, "default": 10}, "seeds 0..N-1 per task and strategy (default: 10)"),
     Flag(("--out",), {"default": "runs/bench"}, "output folder (default: runs/bench)"),
     Flag(("--storage",), {"default": None}, "Optuna storage URL (default: sqlite:///<out>/bench.db)"),

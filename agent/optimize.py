@@ -3,6 +3,7 @@ Every strategy alike: :class:`StudyLoop`, run by :func:`optimize`."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 import traceback
@@ -21,6 +22,7 @@ from evaluators.base import EvalResult, Progress, SetupError, TrialFailed
 from tools.base import EvaluationTool, TrialContext
 
 from ._log import get_logger
+from .deadline import DEADLINE, StudyClock
 from .errors import AgentError, BrokenSetup, InvalidSuggestion, ProviderUnavailable, UserError
 from .executors import Executor, LocalExecutor
 from .memory import Round
@@ -30,6 +32,7 @@ from .space import Choice
 from .strategies.base import ProposeContext, Strategy
 from .study import StudySnapshot, StudyStore
 from .study.door import Strikes
+from .study.terms import TIME_USED
 
 __all__ = ["UNREACHABLE", "Reporter", "StudyLoop", "StudySummary", "optimize"]
 
@@ -52,6 +55,13 @@ class StudySummary(UsageTotals):
     complete: int = 0
     failed: int = 0
     pruned: int = 0
+    #: Trials stopped at a report because the time budget ran out (``--time-budget``; not in ``pruned``).
+    stopped_by_deadline: int = 0
+    #: Seconds the finished trials cost (recorded costs where they have them, else wall time), and the time the
+    #: study has used of its clock (every run's, the model's calls included) and its time budget (None: none).
+    compute_s: float = 0.0
+    time_used_s: float = 0.0
+    time_budget_s: float | None = None
     #: Failed trials of a broken start, kept in the study but not counted (in ``n_trials`` nor the others).
     setup_failures: int = 0
     #: Probes of the setup (:mod:`agent.setup_watch`): kept in the study, outside the budget and the counts.
@@ -81,7 +91,8 @@ class StudySummary(UsageTotals):
                 )
             return text
         if self.n_trials and not self.complete:
-            return f"no trial of the study completed ({self.failed} failed, {self.pruned} pruned)"
+            stopped = f", {self.stopped_by_deadline} stopped by the deadline" if self.stopped_by_deadline else ""
+            return f"no trial of the study completed ({self.failed} failed, {self.pruned} pruned{stopped})"
         return None
 
 
@@ -128,6 +139,7 @@ async def optimize(
     on_provider_error: Literal["continue", "stop"] = "continue",
     learned_from: Sequence[str] = (),
     learned_usage: UsageTotals | None = None,
+    clock: StudyClock | None = None,
 ) -> StudySummary:
     """Evaluate until ``budget`` trials have finished in the study (counting those of earlier runs): one
     :class:`StudyLoop` run (its docstring says how)."""
@@ -144,6 +156,7 @@ async def optimize(
         on_provider_error=on_provider_error,
         learned_from=learned_from,
         learned_usage=learned_usage,
+        clock=clock,
     )
     return await loop.run()
 
@@ -168,6 +181,10 @@ class StudyLoop:
     The per-trial step is :meth:`run_trial` (evaluate with reports, then :meth:`record`), and whether a new
     trial may start is :meth:`wants_more`: the seams where a scheduler decides per trial whether it continues
     and a time budget stops new trials.
+
+    ``clock``: the study's time (:class:`~agent.deadline.StudyClock`, with its time budget, if any): no trial
+    starts once it is spent, and a running trial is stopped at its next report after its deadline (recorded
+    pruned, ``stopped_by`` ``deadline``). The time used is stored with the study after every trial.
     """
 
     def __init__(
@@ -185,6 +202,7 @@ class StudyLoop:
         on_provider_error: Literal["continue", "stop"] = "continue",
         learned_from: Sequence[str] = (),
         learned_usage: UsageTotals | None = None,
+        clock: StudyClock | None = None,
     ) -> None:
         self.tool = tool
         self.strategy = strategy
@@ -201,6 +219,7 @@ class StudyLoop:
         self.on_provider_error = on_provider_error
         self.learned_from = tuple(learned_from)
         self.learned_usage = learned_usage or UsageTotals()
+        self.clock = clock or StudyClock()
         self._rng = random.Random(seed)
         self._watch = SetupWatch()
         self._strikes = Strikes(strategy.name)
@@ -224,6 +243,9 @@ class StudyLoop:
                     pass
         except BaseExceptionGroup as group:  # the study's own error, not a group of one (callers catch AgentError)
             raise _first(group) from None
+        finally:
+            with contextlib.suppress(Exception):  # also when the run stops (Ctrl-C); never hiding why it stopped
+                self._keep_time()
         return self.summarize()
 
     def _start(self) -> None:
@@ -250,8 +272,8 @@ class StudyLoop:
         store.events.info("study_started", study=store.name, budget=self.budget, finished=self._before)
 
     def wants_more(self, snapshot: StudySnapshot) -> bool:
-        """May a new trial of the budget start? (A time budget will say no once it is spent.)"""
-        return snapshot.used < self.budget
+        """May a new trial of the budget start? Not once the trials are all claimed or the time is spent."""
+        return snapshot.used < self.budget and not self.clock.spent()
 
     async def _step(self, tg: TaskGroup) -> bool:
         """Start what can start now, or wait for a trial to finish; False once the run is over."""
@@ -368,20 +390,24 @@ class StudyLoop:
     # ---- one trial ----------------------------------------------------------------------------------------
 
     async def run_trial(self, number: int, config: dict[str, Choice]) -> TrialRecord:
-        """One claimed trial: evaluate it (reporting its steps to the pruner), then record it."""
+        """One claimed trial: evaluate it (reporting its steps to the pruner and the deadline), then record it."""
         started = time.perf_counter()
+        deadline = self.clock.deadline()  # taken when the trial starts; it travels with the trial
+        checks = (*self.stop_checks, *((deadline,) if deadline is not None else ()))
         trial = TrialContext(
             number=number,
             directory=self.store.trial_directory(number) if self.tool.needs_directory else None,
             report=(
-                self.store.reporter(number, self.pruner or NopPruner(), self.tool.max_step, self.stop_checks)
-                if self.pruner is not None or self.stop_checks
+                self.store.reporter(number, self.pruner or NopPruner(), self.tool.max_step, checks)
+                if self.pruner is not None or checks
                 else None
             ),
             progress=lambda p: self.reporter.progress(number, p),
         )
         result = await self.evaluate(config, trial)
-        return self.record(number, result, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self.clock.counted(seconds, result.cost_s)
+        return self.record(number, result, seconds)
 
     async def evaluate(self, config: dict[str, Choice], trial: TrialContext) -> EvalResult:
         """The evaluation's result. Failures are data: anything the evaluator raises becomes a failed trial, and
@@ -404,8 +430,9 @@ class StudyLoop:
             return EvalResult.failed(f"{type(exc).__name__}: {exc}")
 
     def record(self, number: int, result: EvalResult, seconds: float) -> TrialRecord:
-        """Store the trial's result, tell the reporter, and let the setup watch judge it."""
+        """Store the trial's result and the time used, tell the reporter, and let the setup watch judge it."""
         record = self.store.finish(number, result, seconds)
+        self._keep_time()
         self._best = self.store.best_of([r for r in (self._best, record) if r is not None])
         self.reporter.trial_finished(record, self._best)
         if record.probe:
@@ -427,13 +454,19 @@ class StudyLoop:
         self.store.mark_setup_failures(list(broken.numbers), broken.reason)
         raise BrokenSetup(broken.message())
 
+    def _keep_time(self) -> None:
+        """Store the time the study has used, so that a resumed study goes on with the time left."""
+        self.store.set_meta(TIME_USED, round(self.clock.used_s(), 3))
+
     # ---- the end ------------------------------------------------------------------------------------------
 
     def summarize(self) -> StudySummary:
         """The study's summary (every trial of the budget, earlier runs' included), also logged as an event
         and given to the reporter."""
         snapshot = self.store.snapshot()
-        states = [r.state for r in snapshot.records if not r.probe]
+        counted = [r for r in snapshot.records if not r.probe]
+        states = [r.state for r in counted]
+        by_deadline = sum(r.state == "pruned" and r.stopped_by == DEADLINE for r in counted)
         summary = StudySummary(
             best=snapshot.best,
             n_trials=snapshot.finished,
@@ -441,7 +474,11 @@ class StudyLoop:
             learned_from=self.learned_from,
             complete=states.count("complete"),
             failed=states.count("fail"),
-            pruned=states.count("pruned"),
+            pruned=states.count("pruned") - by_deadline,
+            stopped_by_deadline=by_deadline,
+            compute_s=round(sum(r.compute_s or 0.0 for r in counted if r.finished), 3),
+            time_used_s=round(self.clock.used_s(), 3),
+            time_budget_s=self.clock.budget_s,
             setup_failures=snapshot.setup_failures,
             probes=snapshot.probes,
             probes_completed=tuple(r.number for r in snapshot.records if r.probe and r.state == "complete"),
@@ -459,6 +496,9 @@ class StudyLoop:
             complete=summary.complete,
             failed=summary.failed,
             pruned=summary.pruned,
+            stopped_by_deadline=summary.stopped_by_deadline,
+            compute_s=summary.compute_s,
+            time_used_s=summary.time_used_s,
             probes=summary.probes,
             llm_calls=summary.llm_calls,
             tokens=summary.prompt_tokens + summary.completion_tokens,

@@ -157,6 +157,11 @@ class TrialRecord(BaseModel):
     proposal: ProposalInfo = ProposalInfo()
     #: Wall time of the evaluation.
     seconds: float | None = None
+    #: The evaluation's recorded compute where it is not the machine's time (a replayed table's training
+    #: seconds: :attr:`evaluators.base.EvalResult.cost_s`); None: ``seconds`` is its cost.
+    cost_s: float | None = None
+    #: Who stopped a pruned trial early, where it was not the scheduler: ``deadline`` (the time budget ran out).
+    stopped_by: str | None = None
     #: Times the trial was taken over from a worker that died while running it.
     resumed: int = 0
     #: One of the failed trials that stopped a run whose setup was broken (:class:`~agent.errors.BrokenSetup`):
@@ -182,6 +187,11 @@ class TrialRecord(BaseModel):
     @property
     def finished(self) -> bool:
         return self.state != "running"
+
+    @property
+    def compute_s(self) -> float | None:
+        """The seconds the trial cost: its recorded cost where it has one, else its wall time."""
+        return self.cost_s if self.cost_s is not None else self.seconds
 
     @property
     def source(self) -> ProposalSource:

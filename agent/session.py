@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .conversation import AgentSettings
+from .deadline import StudyClock
 from .executors import make_executor
 from .optimize import Reporter, StudySummary, optimize
 from .preflight import check_setup
@@ -35,6 +36,7 @@ from .strategies.base import Strategy, StrategySpec
 from .strategies.registry import DEFAULT_STRATEGY, get_strategy, make_strategy
 from .study import StudyStore
 from .study.scheduler import PrunerName, Scheduler
+from .study.terms import kept_time_budget, time_used
 from .tasks import AfterStudy, ProgressLines, Task, TaskBrief, build_task
 from .templates import Templates
 
@@ -93,6 +95,8 @@ class StudyConfig:
     checks: bool = True
     #: Earlier studies to learn from (``--learn-from``): storage URLs, study or bench folders, storage files.
     learn_from: tuple[str, ...] = ()
+    #: The study's time budget in seconds (``--time-budget``); None: the one the study keeps, if any.
+    time_budget_s: float | None = None
 
     @property
     def spec(self) -> StrategySpec:
@@ -162,6 +166,10 @@ async def run_study(
             progress=reporter.preparing if reporter is not None else None,
         )
         store.set_meta("budget", config.budget)  # the latest budget asked for
+        if config.executor.gpus_per_trial > 0:  # the report counts GPU seconds
+            store.set_meta("gpus_per_trial", config.executor.gpus_per_trial)
+        meta = store.meta
+        clock = StudyClock(kept_time_budget(meta), used_s=time_used(meta))
         ex = config.executor
         executor = make_executor(
             ex.kind,
@@ -184,6 +192,7 @@ async def run_study(
             on_provider_error=config.on_provider_error,
             learned_from=experience.lines(),
             learned_usage=experience.usage,
+            clock=clock,
         )
         if task.after_study is not None:
             await task.after_study(
@@ -219,6 +228,7 @@ def _open_store(config: StudyConfig, sources: tuple[str, ...]) -> StudyStore:
         direction=task.direction,
         sources=sources,
         scheduler=config.scheduler.to_dict(),
+        time_budget_s=config.time_budget_s,
     )
 
 

@@ -3,7 +3,9 @@ HPOLib's MLP regression tables (validation mean squared error: heavy-tailed, the
 values 10^4-10^7 times the typical one).
 
 A query looks the configuration up in a table of recorded training runs and returns one of its seeds at
-random (a noisy objective). Tables are loaded once per process; each benchmark owns its seeded RNG.
+random (a noisy objective), with that run's recorded ``train_time`` as its cost (:attr:`EvalResult.cost_s`:
+what a time budget counts instead of the lookup's own microseconds). Tables are loaded once per process; each
+benchmark owns its seeded RNG.
 """
 
 from __future__ import annotations
@@ -170,7 +172,9 @@ class TabularBenchmark:
         for name, recorded in row.items():
             if name not in metrics:
                 metrics[name] = float(recorded[seed])
-        return EvalResult(value=value, metrics=metrics)
+        # Every table's rows are full-fidelity runs with their recorded training seconds: the cost a time budget counts.
+        cost_s = float(row["train_time"][seed]) if "train_time" in row else None
+        return EvalResult(value=value, metrics=metrics, cost_s=cost_s)
 
     def true_error(self, config: Mapping[str, Choice]) -> float:
         """The noise-free score: the mean value over all the table's seeds for ``config``."""

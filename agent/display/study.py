@@ -26,6 +26,7 @@ from rich.text import Text
 
 from evaluators.base import Progress
 
+from ..deadline import DEADLINE
 from ..optimize import Reporter, StudySummary
 from ..records import TrialRecord, compact_config
 from ..space import Choice
@@ -218,10 +219,16 @@ class RichReporter(LiveArea, Reporter):
         table = _Rows()
         counts = [f"{summary.complete} complete", f"{summary.failed} failed"]
         counts += [f"{summary.pruned} stopped early"] if summary.pruned else []
+        counts += [f"{summary.stopped_by_deadline} stopped by the deadline"] if summary.stopped_by_deadline else []
         table.add_row(
             "trials",
             f"{summary.n_trials}: {', '.join(counts)} ({summary.n_new} in this run, {duration(elapsed)})",
         )
+        if summary.compute_s > 0 and summary.n_trials:
+            each = summary.compute_s / summary.n_trials
+            table.add_row("compute", f"{duration(summary.compute_s)} in all, {each:.3g} s per trial")
+        if summary.time_budget_s is not None:
+            table.add_row("time budget", f"{duration(summary.time_used_s)} used of {duration(summary.time_budget_s)}")
         if summary.setup_failures:
             table.add_row(
                 "setup failures", f"{summary.setup_failures} (of a broken start: kept in the study, not counted)"
@@ -364,6 +371,8 @@ def _where(summary: StudySummary) -> str | None:
 
 
 def stopped_early(record: TrialRecord) -> str:
-    """``stopped early at step 9``: the step (rung) a stopped trial reached, as far as it is known."""
+    """``stopped early at step 9`` (``stopped by the deadline at step 9``: the time budget ran out): the step
+    (rung) a stopped trial reached, as far as it is known."""
     step = record.step if record.step is not None else record.metrics.get("step", record.metrics.get("epochs_run"))
-    return "stopped early" if step is None else f"stopped early at step {step}"
+    what = "stopped by the deadline" if record.stopped_by == DEADLINE else "stopped early"
+    return what if step is None else f"{what} at step {step}"

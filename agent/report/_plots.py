@@ -20,6 +20,7 @@ from evaluators.toy import TOY_FUNCTIONS, ToyFunction
 
 __all__ = [
     "plot_bench_curves",
+    "plot_compute_curve",
     "plot_shares",
     "plot_study_curve",
     "plot_trajectories",
@@ -226,6 +227,37 @@ def plot_study_curve(
     if v.size:
         ax.set_xlim(x.min() - 0.5, x.max() + 0.5)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.savefig(path, dpi=_DPI)
+    return fig
+
+
+def plot_compute_curve(
+    title: str,
+    seconds: Sequence[float | None],
+    values: Sequence[float | None],
+    path: Path,
+    maximize: bool = False,
+    metric: str = "value",
+    unit: str = "seconds",
+) -> Figure:
+    """The best value so far against the compute spent: the trials' ``seconds`` (recorded costs where they have
+    them) added up in trial order; ``unit`` names them (GPU seconds). Returns the figure, saved to ``path``."""
+    spent = np.cumsum([0.0 if s is None else s for s in seconds], dtype=np.float64)
+    sign = -1.0 if maximize else 1.0
+    best = sign * _finite(metrics.best_so_far([None if v is None else sign * v for v in values]))
+    fig = Figure(figsize=(7.5, 4.4), layout="constrained")
+    ax = fig.subplots()
+    ax.step(spent, best, where="post", color="tab:blue", lw=2, marker="o", ms=3, label="best so far")
+    _log_scale(ax, best)
+    better = "higher" if maximize else "lower"
+    total = float(spent[-1]) if spent.size else 0.0
+    ax.set(
+        title=f"{title}: {total:.4g} {unit} of compute",
+        xlabel=f"compute spent ({unit}, cumulative)",
+        ylabel=f"best {metric} ({better} is better)",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.savefig(path, dpi=_DPI)

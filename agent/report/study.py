@@ -17,16 +17,25 @@ import optuna
 
 from agent import metrics
 from agent.bench import study_cost
+from agent.deadline import DEADLINE
 from agent.errors import AgentError, UserError
 from agent.messages import AnswerPart, ReaskPart, ToolReturnPart, UserPart
 from agent.records import TrialRecord, compact_config
 from agent.space import SearchSpace
 from agent.study import opened_storage, study_meta, study_records
+from agent.study.terms import kept_time_budget, time_used
 from agent.tasks import Task, build_task
 
 from ._experience import experience_section, mapping_usage
 from ._markdown import fenced, fmt, plural, table
-from ._plots import plot_curves, plot_shares, plot_study_curve, plot_trajectories, toy_function
+from ._plots import (
+    plot_compute_curve,
+    plot_curves,
+    plot_shares,
+    plot_study_curve,
+    plot_trajectories,
+    toy_function,
+)
 from ._sources import source_rows
 
 __all__ = ["write_study_report"]
@@ -106,6 +115,24 @@ class _StudyView:
         return sum(r.setup_failure for r in self.records)
 
     @property
+    def gpus_per_trial(self) -> float:
+        """GPUs each trial held (``--gpus-per-trial``); 0: its seconds are the machine's."""
+        gpus = self.meta.get("gpus_per_trial")
+        return float(gpus) if isinstance(gpus, int | float) and gpus > 0 else 0.0
+
+    @property
+    def compute(self) -> list[float | None]:
+        """Each finished trial's compute: its recorded cost or wall seconds, times its GPUs when it held some."""
+        scale = self.gpus_per_trial or 1.0
+        return [None if r.compute_s is None else r.compute_s * scale for r in self.done]
+
+    @property
+    def compute_unit(self) -> str:
+        """What :attr:`compute` counts: seconds, or GPU seconds (and how many GPUs a trial held)."""
+        gpus = self.gpus_per_trial
+        return f"GPU seconds; {gpus:g} GPUs per trial" if gpus else "seconds"
+
+    @property
     def values(self) -> list[float | None]:
         return [r.value for r in self.done]
 
@@ -120,7 +147,9 @@ def _study_markdown(view: _StudyView, url: str, out: Path) -> list[str]:
     facts = [[k, str(meta[k])] for k in ("task", "strategy", "seed", "bench_seed", "budget") if k in meta]
     failed = sum(r.state == "fail" for r in done)
     running = sum(not r.finished for r in view.records)
-    trials = f"{len(done)} finished ({failed} failed), {running} running"
+    by_deadline = sum(r.stopped_by == DEADLINE for r in done)
+    stopped = f", {by_deadline} stopped by the deadline" if by_deadline else ""
+    trials = f"{len(done)} finished ({failed} failed{stopped}), {running} running"
     if view.setup_failures:
         trials += f"; {plural(view.setup_failures, 'setup failure')} of a broken start (kept, not counted)"
     probes = sum(r.probe and not r.setup_failure for r in view.records)
@@ -137,6 +166,13 @@ def _study_markdown(view: _StudyView, url: str, out: Path) -> list[str]:
         facts.append(["best configuration", f"`{json.dumps(compact_config(done[pick].config))}`"])
         if view.true is not None:
             facts.append(["its true error (mean over the table's seeds)", fmt(view.true[pick] or 0.0, 6)])
+    compute = [s for s in view.compute if s is not None]
+    if compute:
+        total, each = sum(compute), sum(compute) / len(compute)
+        facts.append(["compute", f"{total:.4g} in all, {each:.4g} per trial ({view.compute_unit})"])
+    budget_s = kept_time_budget(meta)
+    if budget_s is not None:
+        facts.append(["time budget", f"{time_used(meta):.4g} s used of {budget_s:.4g} s (`--time-budget`)"])
     cost = study_cost(done, view.task, learned=mapping_usage(meta))
     if cost.llm_calls:
         facts.append(
@@ -164,6 +200,10 @@ def _study_markdown(view: _StudyView, url: str, out: Path) -> list[str]:
         metric=view.metric,
     )
     lines += ["![best so far](plots/best.png)", ""]
+    if compute:
+        path = out / "plots" / "compute.png"
+        plot_compute_curve(view.name, view.compute, view.values, path, view.maximize, view.metric, view.compute_unit)
+        lines += ["![best against compute](plots/compute.png)", ""]
     task_name = str(meta.get("task", ""))
     if toy_function(task_name) is not None:
         panels = {str(meta.get("strategy", "study")): [r.config for r in done]}
@@ -243,17 +283,22 @@ def _trials_table(view: _StudyView) -> list[str]:
     true_of = dict(zip((r.number for r in view.done), view.true or [], strict=False))
     rows = []
     for r in view.records:
-        shown = "setup failure" if r.setup_failure else r.state
+        shown: str = "setup failure" if r.setup_failure else r.state
+        shown += " (deadline)" if r.stopped_by == DEADLINE else ""
         row = [str(r.number), fmt(r.value, 6) if r.value is not None else shown]
         if view.true is not None:
             tv = true_of.get(r.number)
             row.append(fmt(tv, 6) if tv is not None else "")
-        row += [r.source, f"`{json.dumps(compact_config(r.config))}`", (r.error or r.proposal.reason or "")[:100]]
-        rows.append(row)
-    headers = ["#", "value", *(["true error"] if view.true is not None else []), "source", "configuration", "note"]
+        seconds = "" if r.compute_s is None else fmt(r.compute_s, 4)
+        row += [seconds, r.source, f"`{json.dumps(compact_config(r.config))}`"]
+        rows.append([*row, (r.error or r.proposal.reason or "")[:100]])
+    true_col = ["true error"] if view.true is not None else []
+    headers = ["#", "value", *true_col, "seconds", "source", "configuration", "note"]
     explained = [
         f"**value**: the trial's `{view.metric}`, or how it ended without one (`fail`, `pruned`, `running`; "
-        "`setup failure`: one of the failed trials that stopped a run whose setup was broken, not counted)",
+        "`setup failure`: one of the failed trials that stopped a run whose setup was broken, not counted; "
+        "`pruned (deadline)`: stopped at a report because the time budget ran out)",
+        "**seconds**: what the trial cost (its recorded training seconds on a replayed table, else wall time)",
         *(["**true error**: the mean over the table's seeds of the configuration's error"] if view.true else []),
         "**source**: who chose the configuration (see Sources)",
         "**note**: why it failed, or why the model did not choose it",

@@ -5,12 +5,15 @@ The one place that knows the attribute names. Each trial holds, as user attribut
 - ``source`` (absent: ``sampler``) and, when not empty, ``answer``, ``reasks``, ``conversation``, ``usage``,
   ``propose_s``, ``reason``, ``decision``: how it was proposed (:class:`~agent.records.ProposalInfo`),
   written when the trial is claimed;
-- ``result``: ``{"metrics": {...}, "error": str | null, "seconds": float}``, written once when it finishes;
+- ``result``: ``{"metrics": {...}, "error": str | null, "seconds": float}``, written once when it finishes,
+  with ``cost_s`` (a recorded cost: :attr:`~evaluators.base.EvalResult.cost_s`) and ``stopped_by``
+  (``deadline``: a pruned trial the time budget stopped) when they apply;
 - ``worker`` (who runs it), ``resumed`` (times a dead worker's trial was taken over), ``surplus`` (a
   claim that came after the budget was full) and ``void`` (why a trial is no trial: a sampler's draw the door
   refused, or a dead worker's claim that never got a whole configuration). Surplus and void trials are FAIL,
   never evaluated, left out of every record; ``unscheduled`` (why a scheduled trial stopped reporting to
-  the pruner: a step that did not increase, a value missing at a step);
+  the pruner: a step that did not increase, a value missing at a step) and ``stopped_by`` (who stopped it
+  besides the pruner, written by its reporter: ``deadline``; copied into ``result`` when it finishes);
 
 The study itself lists, under ``setup_failures``, the numbers of the failed trials that stopped a run whose
 setup was broken (its first trials all failed the same way; Optuna lets no attribute of a finished trial
@@ -40,6 +43,7 @@ __all__ = [
     "RESULT",
     "RESUMED",
     "SETUP_FAILURES",
+    "STOPPED_BY",
     "SURPLUS",
     "UNSCHEDULED",
     "VOID",
@@ -59,6 +63,7 @@ RESUMED = "resumed"
 SURPLUS = "surplus"
 VOID = "void"
 UNSCHEDULED = "unscheduled"
+STOPPED_BY = "stopped_by"
 RESULT = "result"
 #: The study attribute listing the trial numbers of setup failures.
 SETUP_FAILURES = "setup_failures"
@@ -91,9 +96,21 @@ def encode_proposal(info: ProposalInfo) -> dict[str, Any]:
     return attrs
 
 
-def encode_result(metrics: Mapping[str, Any], error: str | None, seconds: float) -> dict[str, Any]:
+def encode_result(
+    metrics: Mapping[str, Any],
+    error: str | None,
+    seconds: float,
+    *,
+    cost_s: float | None = None,
+    stopped_by: str | None = None,
+) -> dict[str, Any]:
     """The value of the ``result`` attribute, written when a trial finishes."""
-    return {"metrics": bounded(dict(metrics)), "error": error, "seconds": round(seconds, 4)}
+    result: dict[str, Any] = {"metrics": bounded(dict(metrics)), "error": error, "seconds": round(seconds, 4)}
+    if cost_s is not None and math.isfinite(cost_s):
+        result["cost_s"] = round(cost_s, 4)
+    if stopped_by is not None:
+        result["stopped_by"] = stopped_by
+    return result
 
 
 def is_probe(trial: FrozenTrial) -> bool:
@@ -132,6 +149,8 @@ def decode(trial: FrozenTrial, failed_setup: Container[int] = ()) -> TrialRecord
         error=None if error is None else str(error),
         proposal=_proposal(attrs),
         seconds=_number(result.get("seconds")),
+        cost_s=_number(result.get("cost_s")),
+        stopped_by=result.get("stopped_by") if isinstance(result.get("stopped_by"), str) else None,
         resumed=int(attrs.get(RESUMED) or 0),
         setup_failure=trial.number in failed_setup and status == "fail",
         curve=dict(sorted(trial.intermediate_values.items())),

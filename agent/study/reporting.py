@@ -16,7 +16,10 @@ step (``max_step``) is recorded but never stops a trial: it has done all its wor
 kill does not report again a step its first run reported.
 
 Other stop conditions compose in: ``also_stop`` is a tuple of picklable no-argument callables, asked after
-each report (even once the trial is unscheduled); any True stops the trial as the pruner would.
+each report but the last (even once the trial is unscheduled), when the pruner did not stop the trial; any
+True stops it as the pruner would, and a check that has a ``name`` (the time budget's
+:class:`~agent.deadline.Deadline`: ``deadline``) is recorded on the trial as who stopped it
+(:data:`codec.STOPPED_BY`, read back as ``TrialRecord.stopped_by``).
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ class StepReporter:
         return {**self.__dict__, **fresh}  # the process it lands in opens the storage and reads the trial anew
 
     def __call__(self, step: int, value: float) -> bool:
+        at_end = self.max_step is not None and step >= self.max_step
         if self._unscheduled is None:
             problem = self._problem(step, value)
             if problem is not None:
@@ -79,10 +83,17 @@ class StepReporter:
                 trial = self._open()
                 if step not in self._earlier:  # a re-run after a kill keeps what its first run reported
                     trial.report(value, step)
-                at_end = self.max_step is not None and step >= self.max_step
                 if not at_end and self.pruner.prune(trial.study, storage_of(trial.study).get_trial(self.trial_id)):
                     return True
-        return any(check() for check in self.also_stop)
+        if at_end:
+            return False
+        for check in self.also_stop:
+            if check():
+                name = getattr(check, "name", None)
+                if isinstance(name, str):
+                    storage_of(self._open().study).set_trial_user_attr(self.trial_id, codec.STOPPED_BY, name)
+                return True
+        return False
 
     @property
     def unscheduled(self) -> str | None:

@@ -174,11 +174,13 @@ class StudyStore:
         direction: Direction = "minimize",
         sources: tuple[str, ...] = (),
         scheduler: Mapping[str, Any] | None = None,
+        time_budget_s: float | None = None,
     ) -> StudyStore:
         """Create the study or load it to resume; a study made for another task (:mod:`agent.study.terms`:
         the ``task`` and ``metric`` of ``meta``, ``space``, ``direction``, ``sources``) is refused before
         anything is written. ``meta``: more attributes a new study stores (strategy, seed, description);
-        ``scheduler``: which trials stop early (:mod:`agent.study.scheduler`), kept with the study."""
+        ``scheduler``: which trials stop early (:mod:`agent.study.scheduler`), kept with the study;
+        ``time_budget_s``: the time budget asked (``--time-budget``; None: the one the study keeps, if any)."""
         save_dir = Path(save_dir)
         terms = StudyTerms(
             space=space,
@@ -187,6 +189,7 @@ class StudyStore:
             metric=meta.get("metric"),
             sources=sources,
             scheduler=scheduler,
+            time_budget_s=time_budget_s,
         )
         url = storage or default_storage_url(save_dir)
         if _lives_in(url, save_dir):  # the default storage (or a file the user put there) needs the folder
@@ -443,13 +446,16 @@ class StudyStore:
         )
 
     def finish(self, number: int, result: EvalResult, seconds: float) -> TrialRecord:
-        """Record the evaluation, then write the trial's JSON file."""
+        """Record the evaluation, then write the trial's JSON file. A pruned trial that a stop check other
+        than the pruner stopped (the deadline) says so: its reporter wrote who (``stopped_by``)."""
         live = self._live.pop(number)
-        self.storage.set_trial_user_attr(
-            live.trial_id, codec.RESULT, codec.encode_result(result.metrics, result.error, seconds)
+        curve, stopped_by = self._reported(live, number) if live.scheduled else ({}, None)
+        stopped_by = stopped_by if result.state == "pruned" else None
+        encoded = codec.encode_result(
+            result.metrics, result.error, seconds, cost_s=result.cost_s, stopped_by=stopped_by
         )
+        self.storage.set_trial_user_attr(live.trial_id, codec.RESULT, encoded)
         self._tell(number, result)
-        curve = self._reported(live, number) if live.scheduled else {}
         record = TrialRecord(
             number=number,
             config=live.config,
@@ -459,6 +465,8 @@ class StudyStore:
             error=result.error,
             proposal=live.info,
             seconds=round(seconds, 4),
+            cost_s=encoded.get("cost_s"),
+            stopped_by=stopped_by,
             resumed=live.resumed,
             curve=curve,
         )
@@ -473,14 +481,16 @@ class StudyStore:
         )
         return record
 
-    def _reported(self, live: _Live, number: int) -> dict[int, float]:
-        """What a scheduled trial reported, step -> value; a warning when it went on unscheduled (bad steps)."""
+    def _reported(self, live: _Live, number: int) -> tuple[dict[int, float], str | None]:
+        """What a scheduled trial reported, step -> value, and who stopped it besides the pruner (None: nobody);
+        a warning when it went on unscheduled (bad steps)."""
         stored = self.storage.get_trial(live.trial_id)
         unscheduled = stored.user_attrs.get(codec.UNSCHEDULED)
         if unscheduled:
             _log.warning(unscheduled)
             self.events.warning("trial_unscheduled", trial=number, reason=unscheduled)
-        return dict(sorted(stored.intermediate_values.items()))
+        stopped_by = stored.user_attrs.get(codec.STOPPED_BY)
+        return dict(sorted(stored.intermediate_values.items())), stopped_by if isinstance(stopped_by, str) else None
 
     def _tell(self, number: int, result: EvalResult) -> None:
         value = result.value if result.value is not None and math.isfinite(result.value) else None
@@ -549,6 +559,8 @@ class StudyStore:
             "started_at": started_at,
             "finished_at": finished_at,
             "seconds": record.seconds,
+            **({"cost_s": record.cost_s} if record.cost_s is not None else {}),
+            **({"stopped_by": record.stopped_by} if record.stopped_by else {}),
             **proposal,
             "worker": worker,
             "resumed": record.resumed,

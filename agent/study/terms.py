@@ -18,6 +18,10 @@ the task's command or objective     not stored              a change resumes (th
 the task's steps)                   (older studies: by the  other steps) is refused, one line naming both
                                     next run)
 ``budget``                          the latest asked        a larger one extends the study
+``time_budget`` (``--time-budget``) the latest asked        kept when none is asked; another one replaces it
+                                                            (a longer one extends the study, as ``budget``)
+``time_used`` (seconds)             after every trial       the clock goes on from it: a resumed study has the
+                                                            time left
 ==================================  ======================  ==================================================
 
 A study stored without an attribute (written by an older version: no ``metric``) is not refused for it.
@@ -36,7 +40,19 @@ from agent.space import SearchSpace
 
 from .scheduler import Scheduler
 
-__all__ = ["LEARN_FROM", "METRIC", "SCHEDULER", "SPACE", "TASK", "StudyTerms", "kept_sources"]
+__all__ = [
+    "LEARN_FROM",
+    "METRIC",
+    "SCHEDULER",
+    "SPACE",
+    "TASK",
+    "TIME_BUDGET",
+    "TIME_USED",
+    "StudyTerms",
+    "kept_sources",
+    "kept_time_budget",
+    "time_used",
+]
 
 TASK = "task"
 SPACE = "space"
@@ -45,6 +61,9 @@ METRIC = "metric"
 LEARN_FROM = "learn_from"
 #: Which trials stop early (:meth:`agent.study.scheduler.Scheduler.to_dict`).
 SCHEDULER = "scheduler"
+#: The study's time budget in seconds (``--time-budget``), and the seconds its runs have used of it.
+TIME_BUDGET = "time_budget"
+TIME_USED = "time_used"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,6 +78,8 @@ class StudyTerms:
     sources: tuple[str, ...] = ()
     #: The study's scheduler (:meth:`~agent.study.scheduler.Scheduler.to_dict`); None: not checked.
     scheduler: Mapping[str, Any] | None = None
+    #: The time budget in seconds (``--time-budget``); None: whatever the study keeps, if any.
+    time_budget_s: float | None = None
 
     def new_study(self) -> dict[str, Any]:
         """The attributes a new study stores (its direction is Optuna's own)."""
@@ -71,6 +92,8 @@ class StudyTerms:
             attrs[LEARN_FROM] = list(self.sources)
         if self.scheduler is not None:
             attrs[SCHEDULER] = dict(self.scheduler)
+        if self.time_budget_s is not None:
+            attrs[TIME_BUDGET] = self.time_budget_s
         return attrs
 
     def resume(
@@ -102,6 +125,8 @@ class StudyTerms:
                     f"{where} stops trials early with {Scheduler.describe(stored_scheduler)}, this run asks for "
                     f"{Scheduler.describe(self.scheduler)}; run it with the same --pruner and steps, or {fix}"
                 )
+        if self.time_budget_s is not None and stored.get(TIME_BUDGET) != self.time_budget_s:
+            store[TIME_BUDGET] = self.time_budget_s  # the latest asked, as --budget: a longer one extends the study
         return store
 
     def _sources(self, stored: Mapping[str, Any], *, has_trials: bool, where: str) -> dict[str, Any]:
@@ -124,6 +149,18 @@ class StudyTerms:
 def kept_sources(attrs: Mapping[str, Any]) -> tuple[str, ...]:
     """The sources a study keeps (its attributes ``attrs``); empty when it learns from none."""
     return tuple(attrs.get(LEARN_FROM) or ())
+
+
+def kept_time_budget(attrs: Mapping[str, Any]) -> float | None:
+    """The time budget a study keeps, in seconds (its attributes ``attrs``); None when it has none."""
+    value = attrs.get(TIME_BUDGET)
+    return float(value) if isinstance(value, int | float) and value > 0 else None
+
+
+def time_used(attrs: Mapping[str, Any]) -> float:
+    """The seconds a study's runs have used (its attributes ``attrs``): 0 for a new one."""
+    value = attrs.get(TIME_USED)
+    return float(value) if isinstance(value, int | float) and value >= 0 else 0.0
 
 
 def _canon(obj: Any) -> str:

@@ -91,6 +91,20 @@ def test_a_larger_budget_extends_the_studies(tmp_path: Path) -> None:
     assert _trial_counts(tmp_path, "copy.db") == {"toy-branin/random/seed0": 4}
 
 
+def test_a_time_budget_ends_each_study_once_its_recorded_seconds_are_spent(tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    argv = ["bench", "--tasks", "hpobench-kc1", "--strategies", "random", "--seeds", "2", "--out", str(out)]
+    assert main([*argv, "--budget", "40", "--time-budget", "1m", "--random-samples", "50", "--quiet"]) == 0
+    counts = _trial_counts(out)
+    assert len(counts) == 2 and all(1 <= n < 40 for n in counts.values()), counts
+    storage = optuna.storages.RDBStorage(f"sqlite:///{out / 'bench.db'}")
+    for name in counts:
+        study = optuna.load_study(study_name=name, storage=storage)
+        costs = [t.user_attrs["result"]["cost_s"] for t in study.trials]
+        assert sum(costs[:-1]) < 60.0 <= study.user_attrs["time_used"], "the last trial started with time left"
+    assert "## Per task" in (out / "report.md").read_text()
+
+
 def _same_point(messages: Sequence[ChatMessage]) -> str:
     return ScriptedProvider.call("evaluate_toy", x1=3.0, x2=2.0)
 

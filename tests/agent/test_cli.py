@@ -309,6 +309,25 @@ def test_a_negative_seed_is_a_one_line_error(capsys: pytest.CaptureFixture[str])
     )
 
 
+@pytest.mark.parametrize("command", ["run", "bench"])
+def test_a_time_budget_that_cannot_be_parsed_is_a_one_line_error(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    task = ["--task", "toy-branin"] if command == "run" else ["--tasks", "toy"]
+    with pytest.raises(SystemExit) as exited:
+        main([command, *task, "--time-budget", "90"])
+    assert exited.value.code == 2
+    first, pointer = capsys.readouterr().err.splitlines()
+    assert first == "error: argument --time-budget: '90' is not a duration; write it as 90s, 30m, 2h or 1h30m"
+    assert pointer.startswith("run `python -m agent")
+
+
+def test_a_time_budget_parses_to_seconds_for_a_study_and_the_bench() -> None:
+    assert build_parser().parse_args(["--task", "toy-branin", "--time-budget", "1h30m"]).time_budget == 5400.0
+    assert build_parser().parse_args(["--task", "toy-branin"]).time_budget is None
+    assert build_parser("bench").parse_args(["--tasks", "toy", "--time_budget", "90s"]).time_budget == 90.0
+
+
 @pytest.mark.parametrize("command", [None, "bench", "report"])
 def test_every_multi_word_flag_takes_both_spellings(command: str | None) -> None:
     parser = build_parser(command)

@@ -298,3 +298,13 @@ async def test_ray_tasks_report_their_steps_and_are_pruned_by_the_study(tmp_path
         executor.close()
         store.close()
     _assert_scheduled_elsewhere(store, summary)
+
+
+async def test_a_deadline_alone_keeps_worker_processes(store: StudyStore) -> None:
+    from agent.deadline import StudyClock
+    from agent.strategies.baselines import RandomStrategy
+
+    tool = SubprocessToy("branin", TOY.space)
+    clock = StudyClock(3600.0)  # a time budget, no scheduler: the trials report to nobody in this process
+    await optimize(tool=tool, strategy=RandomStrategy(), store=store, budget=2, executor=LocalExecutor(2), clock=clock)
+    assert os.getpid() not in {r.metrics["pid"] for r in store.records()}, "not moved into threads"

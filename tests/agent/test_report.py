@@ -5,18 +5,29 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pytest
 
 from agent import metrics
 from agent.cli import main
 from agent.conversation import Agent, AgentSettings
+from agent.deadline import Deadline
 from agent.optimize import optimize
 from agent.providers.scripted import ScriptedProvider
+from agent.records import ProposalInfo
 from agent.report import write_study_report
-from agent.report._plots import plot_bench_curves, plot_shares, plot_study_curve, plot_trajectories, plot_win_rates
+from agent.report._plots import (
+    plot_bench_curves,
+    plot_compute_curve,
+    plot_shares,
+    plot_study_curve,
+    plot_trajectories,
+    plot_win_rates,
+)
 from agent.strategies.llm import LLMStrategy
 from agent.study import StudyStore
 from agent.tasks import build_task
+from evaluators.base import EvalResult
 from tools.read_history import ReadHistory
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -48,6 +59,39 @@ def test_report_of_a_random_study_made_by_the_cli(tmp_path: Path, capsys: pytest
     assert "**value**: the trial's `value`, or how it ended without one" in text  # the columns, explained
     assert "**source**: who chose the configuration" in text and "**note**: why it failed" in text
     assert _is_png(run / "plots" / "best.png") and _is_png(run / "plots" / "trajectory.png")
+
+
+def test_report_shows_compute_the_time_budget_and_the_deadlines_stops(tmp_path: Path) -> None:
+    task = build_task("toy-branin")
+    run = tmp_path / "run"
+    store = StudyStore.open(save_dir=run, study_name="s", space=task.space, meta={"task": task.name})
+    results = [
+        (EvalResult(value=30.0, cost_s=100.0), None),
+        (EvalResult(value=5.0, cost_s=40.0), None),
+        (EvalResult(value=None, state="pruned"), Deadline(at=0.0)),
+    ]
+    for (result, deadline), x1 in zip(results, (0.0, 3.0, 9.0), strict=True):
+        started = store.claim({"x1": x1, "x2": 2.0}, ProposalInfo(), budget=3)
+        assert started is not None
+        if deadline is not None:  # the trial's reporter asks the deadline after its first step
+            assert store.reporter(started[0], optuna.pruners.NopPruner(), max_step=3, also_stop=(deadline,))(1, 7.0)
+        store.finish(started[0], result, 0.5)
+    for key, value in {"time_budget": 150.0, "time_used": 151.0, "gpus_per_trial": 2}.items():
+        store.set_meta(key, value)
+    store.close()
+    text = write_study_report(run).read_text()
+    assert "3 finished (0 failed, 1 stopped by the deadline)" in text
+    assert "- **compute**: 281 in all, 93.67 per trial (GPU seconds; 2 GPUs per trial)" in text
+    assert "- **time budget**: 151 s used of 150 s" in text
+    assert "| pruned (deadline) |" in text and "| 100 |" in text, "recorded seconds in the trials table"
+    assert _is_png(run / "plots" / "compute.png")
+
+
+def test_the_compute_plot_draws_the_best_against_cumulative_seconds(tmp_path: Path) -> None:
+    fig = plot_compute_curve("s", [10.0, None, 30.0], [3.0, None, 1.0], tmp_path / "c.png", unit="GPU seconds")
+    (line,) = [line for line in fig.axes[0].get_lines() if line.get_label() == "best so far"]
+    assert list(line.get_xdata()) == [10.0, 10.0, 40.0] and list(line.get_ydata()) == [3.0, 3.0, 1.0]
+    assert "GPU seconds" in fig.axes[0].get_xlabel()
 
 
 @pytest.mark.anyio

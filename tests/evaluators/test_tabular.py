@@ -221,3 +221,15 @@ def test_hpolib_values_are_the_recorded_validation_mse_and_the_truth_their_mean(
     assert means.max() > 100 * np.median(means)  # diverging configurations: a heavy tail
     assert bench.best_true_error() <= means.min()
     assert "mean squared error" in bench.description and "diverge" in bench.description
+
+
+@pytest.mark.parametrize(
+    ("family", "dataset"), [("hpobench", "kc1"), ("nb201", "cifar10"), ("hpolib", "protein_structure")]
+)
+def test_every_family_returns_the_drawn_seeds_recorded_train_time_as_its_cost(family: str, dataset: str) -> None:
+    bench = TabularBenchmark(family, dataset, seed=3)
+    table = bench._table  # the recorded runs, to check the draw against
+    for config in _random_configs(bench, 20):
+        result = bench.evaluate(config)
+        row = table[bench._param_id(config)]
+        assert result.cost_s == row["train_time"][int(result.metrics["table_seed"])] > 0

@@ -247,6 +247,19 @@ def test_the_summary_counts_each_kind_of_trial_and_says_where_the_study_is(tmp_p
     assert re.search(rf"saved in +{re.escape(str(tmp_path))} \(study\.db, trials/, events\.jsonl\)", text)
 
 
+def test_the_summary_shows_the_deadlines_stops_the_compute_and_the_time_budget() -> None:
+    con, out = console(terminal=False)
+    shown = RichReporter(con)
+    shown.started(study="s", budget=10, done=0)
+    shown.finished(
+        summary(complete=1, pruned=0, stopped_by_deadline=1, compute_s=90.0, time_used_s=125.0, time_budget_s=120.0)
+    )
+    text = out.getvalue()
+    assert re.search(r"trials +2: 1 complete, 0 failed, 1 stopped by the deadline \(2 in this run", text)
+    assert re.search(r"compute +1m30s in all, 45 s per trial", text)
+    assert re.search(r"time budget +2m05s used of 2m00s", text)
+
+
 def test_the_summary_names_a_storage_elsewhere(tmp_path: Path) -> None:
     con, out = console(terminal=False)
     shown = RichReporter(con)

@@ -13,6 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from agent.deadline import Deadline
 from agent.records import ProposalInfo
 from agent.space import SearchSpace
 from agent.study import StudyStore
@@ -123,3 +124,28 @@ def test_a_trial_re_run_after_a_kill_does_not_report_its_earlier_steps_again(sto
     assert again(2, 1.0) is False
     assert again.unscheduled is None
     assert store.study.trials[number].intermediate_values == {1: 3.0, 2: 1.0}
+
+
+def test_a_deadline_stops_the_trial_after_the_pruner_heard_the_step_and_says_it_stopped_it(store: StudyStore) -> None:
+    """The time budget's deadline is a stop check that names itself: pickled to another process as a worker's
+    trial is, it stops the trial there; the pruner heard the value first (the curve is whole), and the trial is
+    recorded as stopped by the deadline, not by the scheduler."""
+    number = start(store)
+    report = store.reporter(number, optuna.pruners.NopPruner(), max_step=3, also_stop=(Deadline(at=0.0),))
+    copy = pickle.loads(pickle.dumps(report))
+    assert copy(1, 4.0) is True
+    assert store.storage.get_trial(report.trial_id).intermediate_values == {1: 4.0}
+    record = store.finish(number, EvalResult(value=4.0, state="pruned"), 0.1)
+    assert (record.state, record.stopped_by, record.curve) == ("pruned", "deadline", {1: 4.0})
+    assert json.loads((store.save_dir / "trials" / f"trial_{number:04d}.json").read_text())["stopped_by"] == "deadline"
+
+
+def test_a_stop_the_pruner_decides_is_not_the_deadlines_and_the_last_step_is_never_stopped(store: StudyStore) -> None:
+    first = start(store)
+    report = store.reporter(first, optuna.pruners.ThresholdPruner(upper=5.0), max_step=3, also_stop=(Deadline(at=0),))
+    assert report(1, 9.0) is True
+    assert store.finish(first, EvalResult(value=9.0, state="pruned"), 0.1).stopped_by is None
+    second = start(store, 2.0)
+    report = store.reporter(second, optuna.pruners.NopPruner(), max_step=3, also_stop=(Deadline(at=0.0),))
+    assert report(3, 1.0) is False, "its last step: it has done all its work"
+    assert store.finish(second, EvalResult(value=1.0), 0.1).stopped_by is None

@@ -16,7 +16,7 @@ import pytest
 from agent.errors import StudyError, UserError
 from agent.space import FloatParam, SearchSpace
 from agent.study import opened_storage
-from agent.study.terms import StudyTerms
+from agent.study.terms import StudyTerms, kept_time_budget, time_used
 
 ROOT = Path(__file__).resolve().parents[3]
 SPACE = SearchSpace(params={"x": FloatParam(low=0.0, high=1.0)})
@@ -97,6 +97,17 @@ def test_the_scheduler_is_stored_kept_and_another_refused() -> None:
         assert message.endswith("run it with the same --pruner and steps, or use a new --save_dir (or --study-name)")
     older = terms().new_study()  # a study of an older version: it takes the scheduler of its next run
     assert terms(scheduler=ASHA).resume(older, "minimize", has_trials=True, where=WHERE) == {"scheduler": ASHA}
+
+
+def test_a_time_budget_is_the_latest_asked_and_kept_when_none_is() -> None:
+    assert terms(time_budget_s=3600.0).new_study()["time_budget"] == 3600.0
+    hour = {**STORED, "time_budget": 3600.0}
+    assert terms().resume(hour, "minimize", has_trials=True, where=WHERE) == {}, "kept when none is asked"
+    assert terms(time_budget_s=3600.0).resume(hour, "minimize", has_trials=True, where=WHERE) == {}
+    longer = terms(time_budget_s=7200.0).resume(hour, "minimize", has_trials=True, where=WHERE)
+    assert longer == {"time_budget": 7200.0}, "another one replaces it, as --budget: a longer one extends the study"
+    assert (kept_time_budget(hour), kept_time_budget(STORED)) == (3600.0, None)
+    assert (time_used({**hour, "time_used": 12.5}), time_used(STORED)) == (12.5, 0.0)
 
 
 # ---- through the command line ---------------------------------------------------------------------------
