@@ -218,6 +218,13 @@ def sign_test(wins: int, losses: int) -> float:
     return min(1.0, float(Fraction(2 * tail, 1 << n)))  # exact for any n (2**n overflows a float)
 
 
+def paired_cells(a: Sequence[float] | FloatArray, b: Sequence[float] | FloatArray, *, fmt: str = ".4g") -> str:
+    """``wins/losses/ties | p | median a | median b``: a paired comparison (:func:`paired_outcomes`, the
+    exact :func:`sign_test`) as the cells of a Markdown table row, as the benchmarks print them."""
+    wins, losses, ties = paired_outcomes(a, b)
+    return f"{wins}/{losses}/{ties} | {sign_test(wins, losses):.2g} | {np.median(a):{fmt}} | {np.median(b):{fmt}}"
+
+
 def bootstrap_win_rate(
     errors: Mapping[str, FloatArray],
     reference: Mapping[str, float | FloatArray],

@@ -45,7 +45,6 @@ from typing import Any
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import anyio  # noqa: E402
-import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 
 from agent import metrics  # noqa: E402
@@ -257,12 +256,7 @@ def results(out: Path, arms: Sequence[str], seeds: int) -> list[str]:
                             y.append(b[budget - 1])
                 if not x:
                     continue
-                better, worse, tied = metrics.paired_outcomes(np.array(x), np.array(y))
-                p = metrics.sign_test(better, worse)
-                lines.append(
-                    f"| {arm} | {label} | {budget} | {better}/{worse}/{tied} | {p:.2g} | "
-                    f"{np.median(x):.4f} | {np.median(y):.4f} |"
-                )
+                lines.append(f"| {arm} | {label} | {budget} | {metrics.paired_cells(x, y, fmt='.4f')} |")
     return lines
 
 

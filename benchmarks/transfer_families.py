@@ -38,7 +38,6 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import anyio  # noqa: E402
-import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 
 from agent import metrics  # noqa: E402
@@ -217,12 +216,7 @@ def results(out: Path, seeds: int) -> list[str]:
                             y.append(b[ref_budget - 1])
                 if not x:
                     continue
-                better, worse, tied = metrics.paired_outcomes(np.array(x), np.array(y))
-                p = metrics.sign_test(better, worse)
-                lines.append(
-                    f"| {arm} | {LABELS[family]} | {budget} | {label} | {better}/{worse}/{tied} | {p:.2g} | "
-                    f"{np.median(x):.4g} | {np.median(y):.4g} |"
-                )
+                lines.append(f"| {arm} | {LABELS[family]} | {budget} | {label} | {metrics.paired_cells(x, y)} |")
     return lines
 
 

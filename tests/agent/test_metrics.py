@@ -94,6 +94,11 @@ def test_paired_outcomes_and_repeats() -> None:
     assert m.repeated_count(["a", "b", "a", "a", "c"]) == 2
 
 
+def test_paired_cells_are_a_benchmark_tables_counts_p_and_medians() -> None:
+    assert m.paired_cells([1.0] * 9 + [3.0], [2.0] * 10) == "9/1/0 | 0.021 | 1 | 2"
+    assert m.paired_cells([0.5, 0.25], [0.5, 0.125], fmt=".4f") == "0/1/1 | 1 | 0.3750 | 0.3125"
+
+
 def expected_best_of_k(values: Sequence[float] | np.ndarray, k: int) -> float:
     """The exact expected minimum of ``k`` draws with replacement from ``values``: the oracle the bootstrap
     is checked against. With ``x(1) <= ... <= x(n)`` sorted, ``P(min = x(i)) = ((n-i+1)/n)^k - ((n-i)/n)^k``."""
