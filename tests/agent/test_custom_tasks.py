@@ -338,10 +338,20 @@ def test_the_readme_example_runs_with_the_default_strategy_and_model(tmp_path: P
 
     study = optuna.load_study(study_name="digits-llm-bo-seed0", storage=f"sqlite:///{save / 'study.db'}")
     records = study_records(study)
-    assert len(records) == 10 and all(r.state == "complete" for r in records)
+    assert len(records) == 10 and {r.state for r in records} <= {"complete", "pruned"}
     assert records[0].source in ("llm", "fallback") and records[0].proposal.usage, "the model opened the study"
-    assert [r.source for r in records[1:]] == ["random"] * 2 + ["surrogate"] * 7
+    sources = [r.source for r in records[1:]]
+    assert set(sources) <= {"random", "surrogate"} and sources == sorted(sources), "random draws, then the GP's"
+    stopped = [r for r in records if r.state == "pruned"]
+    assert stopped, "steps: 10 schedules the runs by default: the lagging ones are stopped early (ASHA)"
+    assert f"{len(stopped)} stopped early" in run.stdout
+    for r in stopped:
+        assert r.step is not None and r.step < 10 and r.value is None
+        printed = (save / "trials" / f"trial_{r.number:04d}" / "stdout.log").read_text().splitlines()
+        steps = {line["step"]: line["val_error"] for line in map(json.loads, printed) if "step" in line}
+        assert r.curve == {k: v for k, v in steps.items() if k <= r.step}, "every step it printed until it stopped"
     for r in records:
-        assert r.value == last_printed(save / "trials" / f"trial_{r.number:04d}", "val_error")
+        if r.state == "complete":
+            assert r.value == last_printed(save / "trials" / f"trial_{r.number:04d}", "val_error")
         stored = json.loads((save / "trials" / f"trial_{r.number:04d}.json").read_text())
         assert stored["value"] == r.value and stored["hyperparameters"] == r.config

@@ -47,6 +47,7 @@ def test_the_example_command_task_loads_with_paths_from_its_folder() -> None:
     assert task.tool.argv[:2] == [sys.executable, str(EXAMPLES / "digits.py")], "python is this interpreter"
     assert task.tool.metric == "val_error" and task.tool.timeout == 300.0
     assert task.tool.needs_directory
+    assert (task.tool.min_step, task.tool.max_step) == (1, 10), "its steps: scheduled by default"
 
 
 def test_the_example_objective_task_loads_and_maximizes() -> None:
