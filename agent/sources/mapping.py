@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from agent.records import SourceData
-from agent.space import CategoricalParam, Choice, FloatParam, IntParam, SearchSpace
+from agent.space import CategoricalParam, Choice, FloatParam, IntParam, SearchSpace, reads_log
 
 from .reading import SourceStudy
 
@@ -34,7 +34,6 @@ __all__ = ["CHECKED", "NONE", "Problem", "SpaceMapping", "apply", "check", "clip
 NONE = "none"
 #: Of the earlier study's trials, the best ones a mapping is checked against (and the model is shown).
 CHECKED = 10
-_LOG_RATIO = 20.0
 _SLACK = 0.1  # a mapped value this far (a share of the range, of its log where wide) outside still counts in
 
 
@@ -202,9 +201,9 @@ def _bounds(p: FloatParam | IntParam | CategoricalParam) -> tuple[float, float]:
 
 
 def _log_scale(p: FloatParam | IntParam | CategoricalParam) -> bool:
-    """Read on a log scale: a log parameter, or a positive grid spanning more than a factor of 20."""
+    """Read on a log scale: a positive log parameter, or numbers that read on one (:func:`agent.space.reads_log`)."""
     low, high = _bounds(p)
-    return low > 0 and (getattr(p, "log", False) or high / low > _LOG_RATIO)
+    return (low > 0 and getattr(p, "log", False)) or reads_log(low, high)
 
 
 def _inside(p: FloatParam | IntParam | CategoricalParam, value: float) -> bool:
