@@ -82,6 +82,7 @@ async def test_the_default_strategy_has_its_model_map_another_space_and_asks_it_
     config = StudyConfig(task=task, strategy="llm-bo", budget=5, save_dir=save, learn_from=(str(source),))
     summary = await run_study(config, provider=provider, say=lambda line: None)
     assert len(provider.calls) == 1, "one mapping call; the openers replace the model's first guess"
+    assert summary.llm_calls == 1, "the summary's LLM usage counts the mapping call (issue 25 item 8)"
     assert "mapped by the model: n_units <- width, init_lr <- learning_rate_init" in summary.learned_from[0]
     records = study_records(load(save, "hpobench-kc1-renamed-llm-bo-seed0"))
     assert [r.source for r in records] == ["transfer"] + ["surrogate"] * 4
