@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -73,9 +72,7 @@ def test_tiny_bench_end_to_end_then_resume_adds_nothing(tmp_path: Path) -> None:
     for plot in ("win_rate.png", "curves_toy-branin.png", "curves_hpobench-kc1.png", "trajectory_toy-branin.png"):
         assert (out / "plots" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    started = time.perf_counter()
-    assert main(argv) == 0
-    assert time.perf_counter() - started < 15
+    assert main(argv) == 0, "the same bench again runs nothing"
     assert _trial_counts(out) == counts
     assert [r["studies_run"] for r in _runs(out)] == [8, 0]
 

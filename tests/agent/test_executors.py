@@ -157,7 +157,9 @@ async def test_workers_overlap_and_record_each_result_as_it_finishes(store: Stud
     assert [t.state for t in store.study.get_trials()] == [TrialState.COMPLETE] * 6
 
 
-@pytest.mark.skipif(RAY_MISSING, reason="Ray is an extra: pip install -e '.[ray]' (CI installs .[test,embedded])")
+@pytest.mark.skipif(
+    RAY_MISSING, reason="Ray is an extra: pip install -e '.[ray]' (the README's test command and CI install it)"
+)
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_tabular_study_on_a_local_ray_instance_with_batches_of_two(tmp_path: Path) -> None:
@@ -177,7 +179,9 @@ def test_a_tabular_study_on_a_local_ray_instance_with_batches_of_two(tmp_path: P
     assert len(list((save / "trials").glob("trial_*.json"))) == 8
 
 
-@pytest.mark.skipif(RAY_MISSING, reason="Ray is an extra: pip install -e '.[ray]' (CI installs .[test,embedded])")
+@pytest.mark.skipif(
+    RAY_MISSING, reason="Ray is an extra: pip install -e '.[ray]' (the README's test command and CI install it)"
+)
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_llm_batches_evaluated_as_ray_tasks(tmp_path: Path) -> None:
@@ -284,7 +288,9 @@ async def test_a_reporter_of_a_study_in_memory_keeps_its_trial_in_this_process()
     assert result.metrics["pid"] == os.getpid() and study.trials[0].intermediate_values == {1: 1.0, 2: 1.0, 3: 1.0}
 
 
-@pytest.mark.skipif(RAY_MISSING, reason="Ray is an extra: pip install -e '.[ray]' (CI installs .[test,embedded])")
+@pytest.mark.skipif(
+    RAY_MISSING, reason="Ray is an extra: pip install -e '.[ray]' (the README's test command and CI install it)"
+)
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_ray_tasks_report_their_steps_and_are_pruned_by_the_study(tmp_path: Path) -> None:

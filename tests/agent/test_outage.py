@@ -214,6 +214,7 @@ def test_the_study_keeps_going_through_faults_and_an_outage(stand_in_factory: ty
     assert f"**rounds without the model**: {len(fallbacks)} ({len(fallbacks)} with the model unreachable);" in text
 
 
+@pytest.mark.slow  # spawns the study's process
 def test_a_refused_key_stops_before_any_trial(stand_in_factory: type[StandIn], tmp_path: Path) -> None:
     stand_in = stand_in_factory([], models="401")
     save = tmp_path / "study"
@@ -229,6 +230,7 @@ def test_a_refused_key_stops_before_any_trial(stand_in_factory: type[StandIn], t
     assert stand_in.served == [] and not save.exists()
 
 
+@pytest.mark.slow  # spawns the study's process
 def test_a_key_revoked_mid_study_stops_at_once_with_one_line(stand_in_factory: type[StandIn], tmp_path: Path) -> None:
     stand_in = stand_in_factory(["ok", "ok", "401", "ok"])
     save = tmp_path / "study"

@@ -38,6 +38,7 @@ def _agent(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
     return result, time.monotonic() - started
 
 
+@pytest.mark.slow  # spawns the study's process
 @pytest.mark.parametrize("case", ["too-small", "missing"])
 def test_data_problems_end_in_one_line_before_the_model_loads(case: str, readme_dataset: Path, tmp_path: Path) -> None:
     """The default strategy and provider (llm-bo, the embedded model), as a new user runs it."""

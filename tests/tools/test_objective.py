@@ -5,7 +5,6 @@ from __future__ import annotations
 import pickle
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -123,10 +122,9 @@ async def test_a_result_without_a_finite_value_fails_the_trial(folder: Path, fun
     assert result.state == "fail" and result.error == reason
 
 
+@pytest.mark.timeout(60)  # a hang fails here; "timed out" below shows the 0.3 s timeout ended the 2 s sleep
 async def test_a_timeout_fails_the_trial(folder: Path) -> None:
-    started = time.monotonic()
     result = await tool(folder, "slow", timeout=0.3).evaluate({"x": 0.0})
-    assert time.monotonic() - started < 5
     assert result.state == "fail" and result.error == "timed out after 0.3 s"
 
 
