@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import optuna
@@ -16,6 +17,7 @@ from agent.report import write_study_report
 from agent.session import StudyConfig, run_study
 from agent.sources.experience import dump_decisions, gather, load_decisions
 from agent.sources.reading import locate, read_sources
+from agent.space import SearchSpace
 from agent.tasks import build_task
 from agent.tasks.variants import HPOBENCH_RENAMED, renamed
 from agent.templates import Templates
@@ -81,6 +83,31 @@ async def test_the_model_maps_another_space_once_and_a_resume_asks_nothing(earli
     again = await gather_for(RENAMED, [], meta, silent)
     assert silent.calls == [] and again.sources == experience.sources
     assert again.data[0] == experience.data[0]
+
+
+async def test_a_mapped_range_that_merely_differs_says_how_many_values_were_clipped(earlier: Run) -> None:
+    """Issue 25 item 6, as the user reads it: the pairing is kept and the note counts the clipped values."""
+    folder = await earlier("hpobench-car", "car", budget=8)
+    narrow = SearchSpace.from_dict(
+        {
+            "lr": {"type": "float", "low": 1e-4, "high": 0.3, "log": True},
+            "hidden": {"type": "int", "low": 8, "high": 256, "log": True},
+        }
+    )
+    task = SimpleNamespace(description="an MLP", space=narrow)
+    provider = ScriptedProvider([mapping(parameters={"lr": "learning_rate_init", "hidden": "width"})])
+    experience = await gather_for(task, [str(folder)], Meta(), provider)
+    (decision,) = experience.decisions
+    (source,), _ = read_sources([locate(str(folder))])
+    lr = sum(not 1e-4 <= float(c["learning_rate_init"]) <= 0.3 for c, _ in source.trials)  # type: ignore[arg-type]
+    hidden = sum(not 8 <= float(c["width"]) <= 256 for c, _ in source.trials)  # type: ignore[arg-type]
+    assert lr > 0 and hidden > 0, "the seed's draws lie outside both ranges"
+    assert decision.how == "mapped"
+    assert decision.note == (
+        "mapped by the model: lr <- learning_rate_init, hidden <- width; "
+        f"clipped into the new range: lr {lr} of 8, hidden {hidden} of 8"
+    )
+    assert all(narrow.validate_config(c) for c in experience.data[0].configs), "carried into the new range"
 
 
 async def test_irrelevant_invalid_and_unmappable_sources_are_left_out_saying_why(earlier: Run) -> None:
