@@ -45,11 +45,14 @@ import anyio
 import anyio.to_thread
 from anyio.abc import Process
 
+from agent._log import get_logger
 from agent.space import Choice, SearchSpace
 from evaluators.base import EvalResult, Progress
 
 from ._results import number_or_none, result_from, scalar_metrics
 from .base import NO_TRIAL, EvaluationTool, TrialContext
+
+_log = get_logger("agent.tools.command")  # under the agent logger, whose warnings the CLI shows
 
 __all__ = ["KILL_GRACE_S", "PLACEHOLDER", "RunCommand", "format_value", "placeholders"]
 
@@ -101,6 +104,7 @@ class RunCommand(EvaluationTool):
         self.metric = metric
         self.timeout = timeout
         self.grace_s = grace_s
+        self._hinted = False  # the hint that a task file's `steps` would schedule the step lines, given once
 
     def command_for(self, config: Mapping[str, Choice]) -> list[str]:
         return [PLACEHOLDER.sub(lambda m: format_value(config[m.group(1)]), token) for token in self.argv]
@@ -131,6 +135,7 @@ class RunCommand(EvaluationTool):
                     code = await process.wait()
         finally:
             logs.close()
+        self._hint_steps(trial, output)
         tail = logs.stderr_tail()
         if deadline.cancelled_caught:
             return output.failed(f"timed out after {self.timeout:g} s (the process was stopped)", tail)
@@ -142,6 +147,16 @@ class RunCommand(EvaluationTool):
             how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
             return output.failed(f"the command {how}", tail)
         return output.result(tail)
+
+    def _hint_steps(self, trial: TrialContext, output: _Output) -> None:
+        """Once: a run that printed step lines nothing schedules, because the task says no last step."""
+        if self._hinted or output.last_step < 0 or trial.report is not None or self.max_step is not None:
+            return
+        self._hinted = True
+        _log.warning(
+            f"trial {trial.number}: the command prints step lines, but the task file has no `steps:` key, so no "
+            "run is stopped early; add `steps: N` (the last step a full run prints) to stop lagging runs early"
+        )
 
 
 async def _watch(process: Process, logs: _Logs, output: _Output, trial: TrialContext, grace_s: float) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 import textwrap
@@ -225,3 +226,24 @@ async def test_without_a_trial_folder_the_run_uses_a_temporary_one() -> None:
     tool = RunCommand(SPACE, [sys.executable, "-c", 'import json; print(json.dumps({"loss": {x}}))'], "loss")
     result = await tool.evaluate(dict(CONFIG))
     assert result.state == "complete" and result.value == 0.25
+
+
+async def test_step_lines_nothing_schedules_get_one_hint_to_add_steps(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A new user's task file without `steps:`: the runs print step lines, no run is stopped early, and the log
+    says once what would turn it on. A task that says its last step is scheduled: no hint."""
+    body = 'for s in (1, 2):\n    print(json.dumps({"step": s, "loss": 1.0 / s}), flush=True)\n'
+    body += 'print(json.dumps({"loss": 0.5}))\n'
+    tool = command(tmp_path, body)
+    with caplog.at_level(logging.WARNING, logger="agent.tools.command"):
+        for number in (0, 1):
+            assert (await tool.evaluate(dict(CONFIG), trial_in(tmp_path, number))).state == "complete"
+        hints = [r.getMessage() for r in caplog.records if "`steps:`" in r.getMessage()]
+        assert len(hints) == 1 and hints[0].startswith("trial 0: the command prints step lines"), hints
+        assert "add `steps: N` (the last step a full run prints)" in hints[0]
+        caplog.clear()
+        scheduled = command(tmp_path, body)
+        scheduled.max_step = 2
+        assert (await scheduled.evaluate(dict(CONFIG), trial_in(tmp_path, 2))).state == "complete"
+        assert not [r for r in caplog.records if "`steps:`" in r.getMessage()]
