@@ -213,8 +213,9 @@ class StudyLoop:
         self.executor = executor or LocalExecutor(workers=1)
         self.batch = max(1, min(batch, self.executor.workers))
         self.pruner = pruner
-        #: More reasons to stop a running trial at its next report (picklable, no arguments; a deadline's
-        #: ``expired``), asked by its reporter after the pruner (:mod:`agent.study.reporting`).
+        #: More reasons to stop a running trial at its next report (picklable, no arguments), asked by its
+        #: reporter after the pruner (:mod:`agent.study.reporting`); :meth:`run_trial` adds the time budget's
+        #: deadline to them.
         self.stop_checks: tuple[Callable[[], bool], ...] = ()
         self.on_provider_error = on_provider_error
         self.learned_from = tuple(learned_from)
