@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.study import opened_storage, stored_records
+from agent.tasks import build_task
 from benchmarks import time_budget as tb
 
 pytestmark = pytest.mark.anyio
@@ -22,6 +23,7 @@ def _pair(table: str, seed: int, error: float, reference: float) -> tb.Pair:
         reference_true_error=reference,
         true_error=error,
         true_error_within=reference if seed == 1 else error,
+        true_error_at_trials=reference,
         trials=30 + seed,
         compute_s=990.0,
         time_used_s=1010.0,
@@ -44,8 +46,8 @@ def test_the_table_counts_pairs_per_table_and_overall_with_the_sign_test(tmp_pat
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in lines if "|" in line}
     assert rows["hpobench-kc1"][:5] == ["3", "2/1/0", "1", "1/1/1", "1"]  # exact two-sided sign test of 2 against 1
     assert rows["hpobench-car"][:3] == ["1", "0/0/1", "1"]
-    assert rows["**all**"][:5] == ["4", "2/1/1", "1", "1/1/2", "1"]
-    assert rows["**all**"][7:] == ["30.5", "1.00%", "1.01", "4/4"]  # median trials, proposal share, used, by time
+    assert rows["**all**"][:7] == ["4", "2/1/1", "1", "1/1/2", "1", "0/0/4", "1"]
+    assert rows["**all**"][9:] == ["30.5", "1.00%", "1.01", "4/4"]  # median trials, proposal share, used, by time
     assert tb._seeds("0-2,5") == [0, 1, 2, 5]
 
 
@@ -68,6 +70,7 @@ async def test_a_pair_runs_bo_then_the_arm_until_its_time_is_spent(tmp_path: Pat
     assert pair.compute_s - last < pair.budget_s <= pair.time_used_s  # the last trial started within C
     assert pair.compute_s <= pair.budget_s + last
     assert 0 < pair.reference_true_error < 1 and 0 < pair.true_error <= pair.true_error_within < 1
+    assert pair.true_error_at_trials == pytest.approx(tb.incumbent_true_error(build_task("hpobench-car"), arm[:8]))
     assert "| hpobench-car | 1 |" in (results / "results.md").read_text()
     await tb.main([*argv, "--strategy", "random", "--trials", "8"])  # resumed: the pair is kept, nothing reruns
     assert json.loads((results / "pairs.json").read_text()) == rows
