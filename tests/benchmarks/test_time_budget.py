@@ -1,0 +1,76 @@
+"""Tests for benchmarks/time_budget.py: the table from hand-built pairs, and one pair run for real."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agent.study import opened_storage, stored_records
+from agent.tasks import build_task
+from benchmarks import time_budget as tb
+
+pytestmark = pytest.mark.anyio
+
+
+def _pair(table: str, seed: int, error: float, reference: float) -> tb.Pair:
+    return tb.Pair(
+        table=table,
+        seed=seed,
+        strategy="llm-bo",
+        budget_s=1000.0,
+        reference_true_error=reference,
+        true_error=error,
+        true_error_within=reference if seed == 1 else error,
+        true_error_at_trials=reference,
+        trials=30 + seed,
+        compute_s=990.0,
+        time_used_s=1010.0,
+        proposal_s=10.0,
+        stopped_by_time=True,
+    )
+
+
+def test_the_table_counts_pairs_per_table_and_overall_with_the_sign_test(tmp_path: Path) -> None:
+    pairs = [
+        _pair("kc1", 0, 0.10, 0.20),
+        _pair("kc1", 1, 0.10, 0.20),
+        _pair("kc1", 2, 0.30, 0.20),
+        _pair("car", 0, 0.05, 0.05),
+    ]
+    path = tmp_path / "pairs.json"
+    tb.save_pairs(path, {p.key: p for p in pairs})
+    assert tb.load_pairs(path) == {p.key: p for p in pairs}  # what a later run resumes from
+    lines = tb.results(pairs)
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in lines if "|" in line}
+    assert rows["hpobench-kc1"][:5] == ["3", "2/1/0", "1", "1/1/1", "1"]  # exact two-sided sign test of 2 against 1
+    assert rows["hpobench-car"][:3] == ["1", "0/0/1", "1"]
+    assert rows["**all**"][:7] == ["4", "2/1/1", "1", "1/1/2", "1", "0/0/4", "1"]
+    assert rows["**all**"][9:] == ["30.5", "1.00%", "1.01", "4/4"]  # median trials, proposal share, used, by time
+    assert tb._seeds("0-2,5") == [0, 1, 2, 5]
+
+
+@pytest.mark.slow
+async def test_a_pair_runs_bo_then_the_arm_until_its_time_is_spent(tmp_path: Path) -> None:
+    out, results = tmp_path / "studies", tmp_path / "results"
+    argv = ["--out", str(out), "--results", str(results), "--tables", "car", "--seeds", "0"]
+    await tb.main([*argv, "--strategy", "random", "--trials", "8"])
+    rows = json.loads((results / "pairs.json").read_text())
+    assert list(rows) == ["car/seed0"]
+    pair = tb.Pair(**rows["car/seed0"])
+    assert pair.strategy == "random" and pair.budget_s > 0
+    assert 0 < pair.trials < tb.MAX_TRIALS and pair.stopped_by_time
+    with opened_storage(f"sqlite:///{(out / 'studies.db').resolve()}") as storage:
+        reference = stored_records(storage, tb.study_name("car", "bo", 0))
+        arm = stored_records(storage, tb.study_name("car", "random", 0))
+    assert len(reference) == 8 and pair.budget_s == pytest.approx(sum(r.cost_s or 0.0 for r in reference))
+    assert len(arm) == pair.trials and pair.compute_s == pytest.approx(sum(r.cost_s or 0.0 for r in arm))
+    last = arm[-1].cost_s or 0.0
+    assert pair.compute_s - last < pair.budget_s <= pair.time_used_s  # the last trial started within C
+    assert pair.compute_s <= pair.budget_s + last
+    assert 0 < pair.reference_true_error < 1 and 0 < pair.true_error <= pair.true_error_within < 1
+    assert pair.true_error_at_trials == pytest.approx(tb.incumbent_true_error(build_task("hpobench-car"), arm[:8]))
+    assert "| hpobench-car | 1 |" in (results / "results.md").read_text()
+    await tb.main([*argv, "--strategy", "random", "--trials", "8"])  # resumed: the pair is kept, nothing reruns
+    assert json.loads((results / "pairs.json").read_text()) == rows
