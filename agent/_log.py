@@ -49,9 +49,19 @@ def render(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> 
 
 
 class _ThisThreadQuiet(logging.Filter):
-    """Leaves out Optuna's informational lines logged on the threads inside :func:`optuna_quiet`."""
+    """Leaves out Optuna's informational lines logged on the threads inside :func:`optuna_quiet`, and the
+    warnings its Gaussian process gives when it falls back (kernel parameters it could not fit on many equal
+    values, a local search that did not converge): a private model's fallback is no concern of the program's."""
 
-    _LOGGERS = ("optuna.storages._in_memory", "optuna.study.study")
+    #: Each logger, and the highest level of its records left out inside.
+    _LOGGERS = {
+        "optuna.storages._in_memory": logging.INFO,
+        "optuna.study.study": logging.INFO,
+        "optuna._gp.gp": logging.WARNING,
+        "optuna._gp.optim_mixed": logging.WARNING,
+        "optuna._gp.batched_lbfgsb": logging.WARNING,
+        "optuna.samplers._gp.sampler": logging.WARNING,
+    }
 
     def __init__(self) -> None:
         super().__init__()
@@ -77,7 +87,7 @@ class _ThisThreadQuiet(logging.Filter):
                     logging.getLogger(name).removeFilter(self)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno > logging.INFO or record.thread not in self._inside
+        return record.levelno > self._LOGGERS.get(record.name, logging.INFO) or record.thread not in self._inside
 
 
 _QUIET = _ThisThreadQuiet()
@@ -85,9 +95,10 @@ _QUIET = _ThisThreadQuiet()
 
 @contextlib.contextmanager
 def optuna_quiet() -> Iterator[None]:
-    """Optuna's informational lines ("A new study created in memory") left out on this thread while inside:
-    a strategy's private in-memory studies are no concern of the program's; its own studies still say them,
-    and no setting is changed once the block is left."""
+    """Optuna's informational lines ("A new study created in memory") and its Gaussian process's fallback
+    warnings left out on this thread while inside: a strategy's private in-memory studies and models are no
+    concern of the program's; its own studies still say them, and no setting is changed once the block is
+    left."""
     _QUIET.enter()
     try:
         yield

@@ -14,6 +14,8 @@ from optuna.distributions import BaseDistribution
 from optuna.study._tell import _tell_with_warning
 from optuna.trial import FrozenTrial, TrialState
 
+from agent._log import optuna_quiet
+
 __all__ = [
     "GaussianProcess",
     "new_trial",
@@ -97,7 +99,7 @@ class GaussianProcess:
 
         y = np.asarray(y, dtype=np.float64)
         shift, scale = float(y.mean()), float(max(y.std(), _EPS))
-        with torch.device("cpu"):
+        with torch.device("cpu"), optuna_quiet():  # a fit on many equal values falls back, saying so: ours
             gpr = gp.fit_kernel_params(
                 X=np.ascontiguousarray(x, dtype=np.float64),
                 Y=(y - shift) / scale,

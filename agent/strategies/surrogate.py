@@ -193,7 +193,7 @@ class SurrogateModel:
             study.add_trial(optuna.trial.create_trial(params=params, distributions=dict(dists), value=float(score)))
         taken = {space.key(r.config) for r in records} | set(also_taken)
         config = None
-        with one_thread():  # the sampler's acquisition search too (it limits threads in its fit only)
+        with one_thread(), optuna_quiet():  # the acquisition search on one thread too (the fit limits its own)
             for _ in range(_ASKS):
                 asked = space.validate_config(decode(space, study.ask(dists).params))
                 if space.key(asked) not in taken:

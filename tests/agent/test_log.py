@@ -102,3 +102,24 @@ def test_a_surrogates_private_studies_say_nothing_and_the_programs_own_still_do(
     optuna.create_study()  # the program's own study, after: still said, no setting left changed
     created = [r for r in caplog.records if "A new study created in memory" in r.getMessage()]
     assert len(created) == 1
+
+
+def test_a_private_gaussian_process_falling_back_says_nothing_and_one_of_the_program_still_does(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Fitted on many equal values (a rung where most runs diverged alike), Optuna's GP warns that it falls back
+    to its default kernel: noise for the user of a strategy whose model it is, a warning for a program's own."""
+    import numpy as np
+
+    from agent._log import optuna_quiet
+    from agent._optuna import GaussianProcess
+
+    caplog.set_level(logging.WARNING)
+    gp_log = logging.getLogger("optuna._gp.gp")
+    x = np.linspace(0.0, 1.0, 12).reshape(-1, 1)
+    GaussianProcess.fit(x, np.full(12, 0.9), np.array([False]))  # whatever the fit says, inside the quiet block
+    with optuna_quiet():
+        gp_log.warning("The optimization of kernel parameters failed: (private)")
+    gp_log.warning("The optimization of kernel parameters failed: (the program's own)")
+    said = [r.getMessage() for r in caplog.records if r.name == "optuna._gp.gp"]
+    assert said == ["The optimization of kernel parameters failed: (the program's own)"]
