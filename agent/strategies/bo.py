@@ -84,8 +84,12 @@ class BOStrategy(Strategy):
         """The optimizer's next configuration, and what to record of how it chose (the sources' weights;
         ``startup``: drawn at random, its model having too few trials)."""
         decision: dict[str, object] = {}
+        taken = self._issued | {ctx.space.key(r.config) for r in ctx.records}
         if self.transfer is not None:
-            p = self.transfer.propose_weighted(ctx.space, ctx.records, ctx.rng, self._issued, ctx.direction)
+            # Learning from sources, the study's own model sees the highest rung its stopped trials reached:
+            # on complete trials alone, a scheduled study has almost none, and the sources kept all the weight.
+            rung = highest_rung(ctx.records, min_points=len(ctx.space.params) + 2)
+            p = self.transfer.propose_weighted(ctx.space, rung, ctx.rng, taken, ctx.direction)
             config, decision["weights"] = p.config, rounded(p.weights)
             if p.startup:
                 decision["startup"] = True
@@ -95,7 +99,6 @@ class BOStrategy(Strategy):
                 records = highest_rung(ctx.records, min_points=len(ctx.space.params) + 2)
             if self.surrogate.starting(ctx.space, records, ctx.direction):
                 decision["startup"] = True
-            taken = self._issued | {ctx.space.key(r.config) for r in ctx.records}
             config = self.surrogate.propose(ctx.space, records, ctx.rng, also_taken=taken, direction=ctx.direction)
         self._issued.add(ctx.space.key(config))
         return config, decision
