@@ -47,7 +47,9 @@ class BOStrategy(Strategy):
         """``transfer``: the surrogate over ``experience`` (default: :class:`TransferSurrogate`'s RGPE);
         ``n_open``: how many of the sources' best open the study (default :func:`openers_for`).
         ``rungs``: while few trials ran to the end, fit on the highest rung enough trials reached
-        (:func:`~agent.strategies.rungs.highest_rung`, BOHB-style) instead of the complete trials alone."""
+        (:func:`~agent.strategies.rungs.highest_rung`, BOHB-style) instead of the complete trials alone. With
+        sources the study's own model always does (measured: docs/multifidelity.md); without, it is an option
+        (with the warp it measured level with the complete trials alone)."""
         self.rungs = rungs
         self.surrogate = surrogate or SurrogateModel()
         self.transfer = (
