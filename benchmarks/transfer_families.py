@@ -31,14 +31,18 @@ import argparse
 import json
 import os
 import random
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 import anyio  # noqa: E402
 import optuna  # noqa: E402
+from _families import BUDGETS, FAMILIES, HORIZON, LABELS, paired_cells  # noqa: E402
 
 from agent import metrics  # noqa: E402
 from agent.bench import run_seed  # noqa: E402
@@ -52,20 +56,12 @@ from agent.tasks import build_task  # noqa: E402
 from evaluators.tabular import TABULAR_DATASETS, TabularBenchmark  # noqa: E402
 from evaluators.toy import evaluate_toy  # noqa: E402
 
-FAMILIES = {
-    "hpobench": [d for d in TABULAR_DATASETS["hpobench"] if d != "car"],  # car: every strategy finds 0 at once
-    "hpolib": list(TABULAR_DATASETS["hpolib"]),
-    "nb201": list(TABULAR_DATASETS["nb201"]),
-}
 ALL = {**FAMILIES, "hpobench": list(TABULAR_DATASETS["hpobench"])}  # car is a source, not a target
-LABELS = {"hpobench": "HPOBench (7)", "hpolib": "HPOLib (4)", "nb201": "NB201 (3)"}
 ARMS = ("bo", "loto", "negated", "reflected", "unrelated", "bo-none", "negated-none")
 TOYS = ("branin", "himmelblau", "ackley", "rosenbrock")
 #: The parameters a toy's x1 and x2 are laid onto, per family.
 TOY_MAP = {"hpobench": ("learning_rate_init", "width"), "hpolib": ("init_lr", "n_units_1"), "nb201": ("Op0", "Op1")}
 MISLEADING = ("negated", "reflected", "negated-none")
-BUDGETS = (10, 30)
-HORIZON = 30
 SOURCE_SEED = 1000
 
 
@@ -202,21 +198,14 @@ def results(out: Path, seeds: int) -> list[str]:
         if arm in ("bo", "bo-none"):
             continue
         reference = "bo-none" if arm.endswith("-none") else "bo"
-        for family, datasets in FAMILIES.items():
+        for family in FAMILIES:
             checks = [(b, b, reference) for b in BUDGETS]
             if arm in MISLEADING:
                 checks.insert(1, (10, 7, f"{reference}@7"))
             for budget, ref_budget, label in checks:
-                x, y = [], []
-                for dataset in datasets:
-                    for s in range(seeds):
-                        a, b = runs.get((family, dataset, s, arm)), runs.get((family, dataset, s, reference))
-                        if isinstance(a, list) and isinstance(b, list):
-                            x.append(a[budget - 1])
-                            y.append(b[ref_budget - 1])
-                if not x:
-                    continue
-                lines.append(f"| {arm} | {LABELS[family]} | {budget} | {label} | {metrics.paired_cells(x, y)} |")
+                cells = paired_cells(runs, family, seeds, arm, reference, budget, ref_budget)
+                if cells is not None:
+                    lines.append(f"| {arm} | {LABELS[family]} | {budget} | {label} | {cells} |")
     return lines
 
 

@@ -19,29 +19,24 @@ import argparse
 import json
 import os
 import random
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 import optuna  # noqa: E402
+from _families import BUDGETS, FAMILIES, HORIZON, LABELS, paired_cells  # noqa: E402
 
 from agent import metrics  # noqa: E402
 from agent.bench import run_seed  # noqa: E402
 from agent.records import TRANSFORMS, ProposalInfo, Transform, TrialRecord  # noqa: E402
 from agent.strategies.surrogate import SurrogateModel  # noqa: E402
 from agent.tasks import build_task  # noqa: E402
-from evaluators.tabular import TABULAR_DATASETS, TabularBenchmark  # noqa: E402
-
-FAMILIES = {
-    "hpobench": [d for d in TABULAR_DATASETS["hpobench"] if d != "car"],  # car: every strategy finds 0 at once
-    "hpolib": list(TABULAR_DATASETS["hpolib"]),
-    "nb201": list(TABULAR_DATASETS["nb201"]),
-}
-LABELS = {"hpobench": "HPOBench (7)", "hpolib": "HPOLib (4)", "nb201": "NB201 (3)"}
-BUDGETS = (10, 30)
-HORIZON = 30
+from evaluators.tabular import TabularBenchmark  # noqa: E402
 
 
 def study(family: str, dataset: str, seed: int, transform: Transform) -> list[float]:
@@ -103,18 +98,11 @@ def results(out: Path, seeds: int) -> list[str]:
     for transform in transforms:
         if transform == "none":
             continue
-        for family, datasets in FAMILIES.items():
+        for family in FAMILIES:
             for budget in BUDGETS:
-                x, y = [], []
-                for dataset in datasets:
-                    for s in range(seeds):
-                        a, b = runs.get((family, dataset, s, transform)), runs.get((family, dataset, s, "none"))
-                        if isinstance(a, list) and isinstance(b, list):
-                            x.append(a[budget - 1])
-                            y.append(b[budget - 1])
-                if not x:
-                    continue
-                lines.append(f"| {transform} | {LABELS[family]} | {budget} | {metrics.paired_cells(x, y)} |")
+                cells = paired_cells(runs, family, seeds, transform, "none", budget)
+                if cells is not None:
+                    lines.append(f"| {transform} | {LABELS[family]} | {budget} | {cells} |")
     return lines
 
 
