@@ -7,7 +7,7 @@ import contextlib
 import random
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -213,10 +213,6 @@ class StudyLoop:
         self.executor = executor or LocalExecutor(workers=1)
         self.batch = max(1, min(batch, self.executor.workers))
         self.pruner = pruner
-        #: More reasons to stop a running trial at its next report (picklable, no arguments), asked by its
-        #: reporter after the pruner (:mod:`agent.study.reporting`); :meth:`run_trial` adds the time budget's
-        #: deadline to them.
-        self.stop_checks: tuple[Callable[[], bool], ...] = ()
         self.on_provider_error = on_provider_error
         self.learned_from = tuple(learned_from)
         self.learned_usage = learned_usage or UsageTotals()
@@ -394,7 +390,7 @@ class StudyLoop:
         """One claimed trial: evaluate it (reporting its steps to the pruner and the deadline), then record it."""
         started = time.perf_counter()
         deadline = self.clock.deadline()  # taken when the trial starts; it travels with the trial
-        checks = (*self.stop_checks, *((deadline,) if deadline is not None else ()))
+        checks = (deadline,) if deadline is not None else ()  # asked by the reporter after the pruner
         trial = TrialContext(
             number=number,
             directory=self.store.trial_directory(number) if self.tool.needs_directory else None,

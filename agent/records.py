@@ -179,10 +179,8 @@ class TrialRecord(BaseModel):
     @property
     def last_step(self) -> tuple[int, float] | None:
         """(step, value) of the last intermediate value reported, or None."""
-        if not self.curve:
-            return None
-        step = max(self.curve)
-        return step, self.curve[step]
+        step = self.step
+        return None if step is None else (step, self.curve[step])
 
     @property
     def finished(self) -> bool:
