@@ -3,6 +3,7 @@ random search and TPE, and the targets of issue 13.
 
     python benchmarks/search_quality.py --out benchmarks/results/search-quality            # everything
     python benchmarks/search_quality.py --out OUT --parts useless,strong --seeds 3          # a quick look
+    python benchmarks/search_quality.py --out OUT --parts main --tasks hpolib --strategies llm-bo,bo,tpe,random
 
 Parts (each a bench of its own under OUT, resumable: finished studies are kept):
 
@@ -88,10 +89,14 @@ async def _draw(kind: str, task: Task) -> Callable[[random.Random], dict[str, An
     return lambda rng: dict(rng.choice(best))
 
 
-async def run_part(part: str, out: Path, seeds: int, quiet: bool) -> BenchResult:
-    """One part's bench (see the module docstring), run or resumed, and its report."""
+async def run_part(
+    part: str, out: Path, seeds: int, quiet: bool, tasks: str = TASKS, strategies: Sequence[str] | None = None
+) -> BenchResult:
+    """One part's bench (see the module docstring), run or resumed, and its report. ``tasks`` and
+    ``strategies`` narrow the ``main`` and ``baselines`` parts (one family, without ``hybrid``)."""
     if part in ("baselines", "main"):
-        config = _config(out, BASELINES if part == "baselines" else STRATEGIES, TASKS, (10, 30), seeds, quiet)
+        chosen = strategies or (BASELINES if part == "baselines" else STRATEGIES)
+        config = _config(out, chosen, tasks, (10, 30), seeds, quiet)
         result = await run_bench(config)
     elif part == "paper":
         config = _config(out / "paper-loop", ("llm", "random"), "hpobench", (10,), seeds, quiet)
@@ -138,9 +143,31 @@ def targets(main: BenchResult, parts: dict[str, BenchResult]) -> list[str]:
         "True error, median over seeds; better/worse/tied pairs tasks x seeds by seed (ties dropped from the exact "
         "two-sided sign test). `random (expected)`: the bootstrap reference of the bench report.",
     ]
-    if "hybrid" in main.config.strategies:
+    lines += _family_targets(main)
+    if "hybrid" in main.config.strategies and set(ALL) <= set(main.config.tasks):
         lines += _main_targets(main)
     return lines + _part_targets(main, parts)
+
+
+def _family_targets(main: BenchResult) -> list[str]:
+    """Each strategy against ``bo`` (and ``bo`` against TPE and random), family by family, paired by seed."""
+    ran = set(main.config.tasks)
+    groups = {label: tasks for label, tasks in GROUPS.items() if set(tasks) <= ran}
+    pairs = [(s, "bo") for s in main.config.strategies if s != "bo"]
+    pairs += [("bo", s) for s in ("tpe", "random") if s in main.config.strategies]
+    if "bo" not in main.config.strategies or not groups or not pairs:
+        return []
+    lines = [
+        "",
+        "## Family by family: against bo (better/worse/tied, p), true error at budget 10 / 30",
+        "",
+        "| strategy | against | " + " | ".join(groups) + " |",
+        "|---|---|" + "---|" * len(groups),
+    ]
+    for a, b in pairs:
+        cells = [" / ".join(_paired(main, a, main, b, n, tasks) for n in (10, 30)) for tasks in groups.values()]
+        lines.append(f"| {a} | {b} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _main_targets(main: BenchResult) -> list[str]:
@@ -225,10 +252,13 @@ async def main() -> None:
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--tasks", default=TASKS, help="the main part's tasks (a family: hpolib)")
+    parser.add_argument("--strategies", help=f"the main part's strategies (default: {','.join(STRATEGIES)})")
     args = parser.parse_args()
+    strategies = [s.strip() for s in args.strategies.split(",")] if args.strategies else None
     out = Path(args.out)
     chosen = [p.strip() for p in args.parts.split(",") if p.strip()]
-    results = {part: await run_part(part, out, args.seeds, args.quiet) for part in chosen}
+    results = {part: await run_part(part, out, args.seeds, args.quiet, args.tasks, strategies) for part in chosen}
     main_result = (
         results.get("main") or results.get("baselines") or await run_part("baselines", out, args.seeds, args.quiet)
     )
