@@ -79,8 +79,11 @@ def rank_weights(models: Sequence[Model], target: Model | None, rng: np.random.G
     misordered pairs of this study's results wins it; weights are the shares of draws won. A source must do
     better than this study's own model to win a draw: ties go to this study's model (among sources, at
     random), so results that cannot be ordered (every trial failed alike) give the sources nothing. A source
-    whose median loss exceeds the 95th percentile of this study's model's loss is dropped. Before two results
-    the sources share the weight equally."""
+    whose median loss exceeds the 95th percentile of this study's model's loss is dropped, and so is one that
+    orders the results no better than a coin (median loss at least half the pairs): a source that cannot tell
+    them apart (over a few of the parameters, which the results share) knows nothing of them, and with a few
+    results this study's model, judged without each, often does worse than a coin. Before two results the
+    sources share the weight equally."""
     if target is None or len(target.scores) < 2:
         return np.array([1.0 / len(models)] * len(models) + [0.0])
     y = target.scores
@@ -88,7 +91,7 @@ def rank_weights(models: Sequence[Model], target: Model | None, rng: np.random.G
     counted = y[:, None] != y[None, :]
     losses = []
     for m in models:
-        f = m.gp.sample(m.encoder(target.configs), samples, rng)  # draws x n
+        f = _draws(m, target.configs, samples, rng)  # draws x n
         wrong = (f[:, :, None] < f[:, None, :]) != order
         losses.append((wrong & counted).sum(axis=(1, 2)))
     mean, var = target.gp.loo()
@@ -96,12 +99,26 @@ def rank_weights(models: Sequence[Model], target: Model | None, rng: np.random.G
     wrong = (f[:, :, None] < y[None, None, :]) != order
     target_loss = (wrong & counted).sum(axis=(1, 2))
     limit = np.quantile(target_loss, 0.95)
-    keep = np.array([np.median(x) <= limit for x in losses])
+    coin = counted.sum() / 2  # a coin's loss: each pair of results misordered in one of its two orders
+    keep = np.array([np.median(x) <= limit and np.median(x) < coin for x in losses])
     sources = np.where(keep[:, None], np.array(losses, dtype=np.float64), np.inf)
     noisy = np.vstack([sources + rng.uniform(0.1, 0.6, sources.shape), target_loss[None, :]])  # losses are counts
     wins = np.bincount(np.argmin(noisy, axis=0), minlength=len(models) + 1)
     result: FloatArray = wins / samples
     return result
+
+
+def _draws(model: Model, configs: Sequence[Mapping[str, Any]], samples: int, rng: np.random.Generator) -> FloatArray:
+    """``samples`` joint posterior draws of ``model`` at ``configs`` (draws x configs), equal at configurations it
+    cannot tell apart (alike in every parameter it knows): such a pair is a tie, which counts as one misordered
+    pair of its two, as a coin would. Drawn apart, the sampler's jitter would order them at random, and a source
+    over a few of the parameters, blind to the rest, would win draws by luck (docs/warp.md)."""
+    x = model.encoder(configs)
+    _, first, back = np.unique(x, axis=0, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.intp)
+    rank[np.argsort(first)] = np.arange(len(first))  # each distinct row's place in the order of first sight
+    draws: FloatArray = model.gp.sample(x[np.sort(first)], samples, rng)[:, rank[np.ravel(back)]]
+    return draws
 
 
 class Predictor(Protocol):

@@ -13,9 +13,10 @@ direction mix.
   model's weight is the share of posterior draws in which it ranks this study's results best (fewest
   misordered pairs; this study's own model is judged by leave-one-out predictions, so it cannot win by
   memorizing). A source whose median loss exceeds the 95th percentile of this study's own model's loss gets
-  no weight (a misleading source drops out as soon as the results contradict it). The ensemble predicts
-  ``sum w_i mu_i`` with variance ``sum w_i^2 sigma_i^2``; the next configuration maximizes expected
-  improvement over a pool of random configurations and neighbours of the best ones.
+  no weight (a misleading source drops out as soon as the results contradict it), nor does one that orders
+  them no better than a coin (results it cannot tell apart, alike in the parameters it knows, are ties).
+  The ensemble predicts ``sum w_i mu_i`` with variance ``sum w_i^2 sigma_i^2``; the next configuration
+  maximizes expected improvement over a pool of random configurations and neighbours of the best ones.
 - **Startup when the sources lose** (:meth:`TransferSurrogate._starting`): once this study's own model holds
   over 90% of the weight while it has fewer than 3 results of its own beyond the openers (or only results
   alike), the next trials are random, as ``bo``'s startup, so a misleading source costs its openers only.

@@ -7,6 +7,7 @@ import itertools
 import random
 
 import numpy as np
+import pytest
 
 from agent.space import CategoricalParam, Choice, SearchSpace
 from agent.strategies._rgpe import Ensemble, Model, fill, fit_model, maximize_ei, rank_weights
@@ -61,6 +62,22 @@ def test_results_all_alike_give_the_sources_nothing_and_before_two_they_share_it
     two_sources = rank_weights([faithful, model("other", sample(30, seed=4))], one, np.random.default_rng(0), 64)
     assert two_sources.tolist() == [0.5, 0.5, 0.0]
     assert rank_weights([faithful], None, np.random.default_rng(0), 64).tolist() == [1.0, 0.0]
+
+
+@pytest.mark.parametrize("n", [3, 4, 5, 6])
+def test_a_source_blind_to_what_the_results_differ_in_gets_no_weight(n: int) -> None:
+    """Sources over ``a`` alone, the results all at the same ``a``: the sources cannot order them (ties, a coin's
+    loss), and lose every draw, however poorly this study's model of a few results orders them (before the fix
+    the sampler's jitter ordered the ties at random, and four such sources took up to 0.6 of the weight)."""
+    alike = [c for c in ALL if c["a"] == 8]
+    blind = [
+        fit_model(SPACE, f"blind-{k}", [{"a": a} for a in GRID], standardized([(i - k) ** 2 for i in range(5)]))
+        for k in range(4)
+    ]
+    for seed in range(4):
+        results = random.Random(seed).sample(alike, n)
+        target = fit_model(SPACE, "target", results, standardized([f(c) for c in results]))
+        assert rank_weights(blind, target, np.random.default_rng(seed), 256).tolist() == [0.0] * 4 + [1.0]
 
 
 def test_the_ensemble_mixes_means_by_weight_and_variances_by_its_square() -> None:

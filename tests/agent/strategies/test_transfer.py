@@ -176,6 +176,30 @@ def test_after_misleading_openers_the_study_starts_as_bo_would() -> None:
     assert not faithful.propose_weighted(SPACE, good, random.Random(3)).startup
 
 
+def test_unrelated_sources_blind_to_what_their_openers_differ_in_leave_the_study_to_its_startup() -> None:
+    """Four unrelated studies laid onto ``a`` and ``b`` open the study at the same ``a`` and ``b`` (as the toy
+    functions' studies opened NAS-Bench-201's): they cannot order what the openers differ in, so they get no
+    weight and the next trial is random, the study's own startup as in ``bo`` (before, they held weight by luck
+    and steered the study around their openers, with no exploration of its own: docs/warp.md)."""
+    rng = random.Random(5)
+    unrelated = [
+        SourceData(
+            name=f"toy-{k}",
+            configs=tuple({"a": rng.choice(GRID), "b": rng.choice(GRID)} for _ in range(30)),
+            values=tuple(rng.random() for _ in range(30)),
+        )
+        for k in range(4)
+    ]
+    alike = [c for c in ALL if c["a"] == 8 and c["b"] == 2]
+    opened = [
+        TrialRecord(number=i, config=c, state="complete", value=f(c), proposal=ProposalInfo(source="transfer"))
+        for i, c in enumerate(random.Random(6).sample(alike, 3))
+    ]
+    first = TransferSurrogate(unrelated).propose_weighted(SPACE, opened, random.Random(7))
+    assert first.weights == {**{s.name: 0.0 for s in unrelated}, TARGET: 1.0}
+    assert first.startup
+
+
 def test_openers_extreme_values_do_not_flatten_the_study_own_model() -> None:
     """Three decoy openers scoring 1000 times the rest (a diverged regression): standardized, the study's own
     model could not tell its other results apart; warped (the default), their spread survives."""
