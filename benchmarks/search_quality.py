@@ -150,11 +150,10 @@ def targets(main: BenchResult, parts: dict[str, BenchResult]) -> list[str]:
 
 
 def _family_targets(main: BenchResult) -> list[str]:
-    """Each strategy against ``bo`` (and ``bo`` against TPE and random), family by family, paired by seed."""
+    """Each strategy against ``bo``, family by family, paired by seed."""
     ran = set(main.config.tasks)
     groups = {label: tasks for label, tasks in GROUPS.items() if set(tasks) <= ran}
     pairs = [(s, "bo") for s in main.config.strategies if s != "bo"]
-    pairs += [("bo", s) for s in ("tpe", "random") if s in main.config.strategies]
     if "bo" not in main.config.strategies or not groups or not pairs:
         return []
     lines = [
