@@ -2,6 +2,7 @@
 
     python benchmarks/time_budget.py                                   # every HPOBench table, seeds 0..9
     python benchmarks/time_budget.py --tables kc1,vehicle --seeds 0-4  # a part; re-run to add more
+    python benchmarks/time_budget.py --strategy bo --results benchmarks/results/time-budget/control   # the control
 
 The HPOBench tables (``hpobench-<dataset>``) return each evaluation's recorded ``train_time`` as its cost
 (``EvalResult.cost_s``), and a study's clock (:class:`~agent.deadline.StudyClock`) counts those seconds in place
@@ -16,6 +17,11 @@ value the study saw, at the end. Pairs by (table, seed): better/worse/tied, exac
 dropped); the median number of trials the default ran within C, and the median share of C its proposals
 (the model's call, the GP's fits) took of the clock.
 
+The control (``--strategy bo``): ``bo`` itself with other random draws (``bo-redrawn``, its study seed moved by
+one, the table's noise alike) in the arm's place. C is what the reference's own trials happened to cost, so a
+run that is not the reference runs out of C on some seeds (fewer than 30 trials) and has more than it needs on
+others: the control says what that alone does to the comparison.
+
 Studies live in ``OUT/studies.db`` (resumable: a finished study is not run again, a stopped one goes on);
 each finished pair is added to ``RESULTS/pairs.json`` (kept across runs, so seeds may be added later) and
 ``RESULTS/results.md`` is written from every pair there.
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -50,6 +57,8 @@ REFERENCE = "bo"
 TRIALS = 30  # the reference's trials; their recorded seconds are the default's time budget
 MAX_TRIALS = 500  # the default's trial budget: large, so that time alone ends it
 PREFIX = "hpobench-"
+#: The arm ``--strategy bo`` runs: ``bo`` with other random draws under the time budget its reference set.
+CONTROL = "bo-redrawn"
 
 
 def hpobench_tables() -> list[str]:
@@ -99,11 +108,13 @@ def _counted(records: Iterable[TrialRecord]) -> list[TrialRecord]:
 
 
 def incumbent_true_error(task: Task, records: Sequence[TrialRecord]) -> float:
-    """The true error of the best trial by observed value (the scorer of ``agent.bench``: the table's mean)."""
+    """The true error of the best trial by observed value (the scorer of ``agent.bench``: the table's mean);
+    ``inf`` without one (an arm whose only trial ran past C has nothing within it)."""
     values = [r.value if r.state == "complete" else None for r in records]
     assert task.true_error is not None, f"{task.name} has no true error"
     scores = [task.true_error(r.config) if r.state == "complete" else None for r in records]
-    return float(metrics.incumbent_scores(values, scores)[-1])
+    after_each = metrics.incumbent_scores(values, scores)
+    return float(after_each[-1]) if len(after_each) else math.inf
 
 
 async def run_pair(
@@ -121,14 +132,19 @@ async def run_pair(
     task_name = f"{PREFIX}{table}"
     s = run_seed(task_name, seed)
 
-    def config(arm: str, budget: int, time_budget_s: float | None) -> StudyConfig:
+    # The reference itself as the arm is the protocol's control: `bo` with other random draws (its study seed
+    # moved by one, the table's noise alike), so the comparison shows what C, fixed by the reference's own
+    # trials, does to any other run.
+    arm = strategy if strategy != REFERENCE else CONTROL
+
+    def config(name: str, budget: int, time_budget_s: float | None) -> StudyConfig:
         return StudyConfig(
             task=build_task(task_name, seed=s),
-            strategy=arm,
+            strategy=REFERENCE if name == CONTROL else name,
             budget=budget,
-            seed=s,
-            save_dir=out / "studies" / table / arm / f"seed{seed}",
-            study_name=study_name(table, arm, seed),
+            seed=s + 1 if name == CONTROL else s,
+            save_dir=out / "studies" / table / name / f"seed{seed}",
+            study_name=study_name(table, name, seed),
             storage=url,
             time_budget_s=time_budget_s,
             checks=False,
@@ -138,14 +154,14 @@ async def run_pair(
     with opened_storage(url) as storage:
         reference = _counted(stored_records(storage, study_name(table, REFERENCE, seed)))[:trials]
     budget_s = sum(r.compute_s or 0.0 for r in reference)
-    summary = await run_study(config(strategy, max_trials, budget_s), provider=provider, say=_silent)
+    summary = await run_study(config(arm, max_trials, budget_s), provider=provider, say=_silent)
     with opened_storage(url) as storage:
-        records = _counted(stored_records(storage, study_name(table, strategy, seed)))
+        records = _counted(stored_records(storage, study_name(table, arm, seed)))
     task = build_task(task_name, seed=s)
     return Pair(
         table=table,
         seed=seed,
-        strategy=strategy,
+        strategy=arm,
         budget_s=budget_s,
         reference_true_error=incumbent_true_error(task, reference),
         true_error=incumbent_true_error(task, records),
@@ -236,7 +252,11 @@ async def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results/time-budget"))
     parser.add_argument("--tables", default="", help="comma-separated (default: every HPOBench table)")
     parser.add_argument("--seeds", default="0-9", help="e.g. 0-4 or 0,3")
-    parser.add_argument("--strategy", default=DEFAULT_STRATEGY, help="the time-budgeted arm (a test's: random)")
+    parser.add_argument(
+        "--strategy",
+        default=DEFAULT_STRATEGY,
+        help=f"the time-budgeted arm (a test's: random); {REFERENCE}: the control, {CONTROL} (other random draws)",
+    )
     parser.add_argument("--trials", type=int, default=TRIALS, help="the reference's trials")
     parser.add_argument("--max-trials", type=int, default=MAX_TRIALS)
     parser.add_argument("--provider", default=None)

@@ -74,3 +74,24 @@ async def test_a_pair_runs_bo_then_the_arm_until_its_time_is_spent(tmp_path: Pat
     assert "| hpobench-car | 1 |" in (results / "results.md").read_text()
     await tb.main([*argv, "--strategy", "random", "--trials", "8"])  # resumed: the pair is kept, nothing reruns
     assert json.loads((results / "pairs.json").read_text()) == rows
+
+
+@pytest.mark.slow
+async def test_the_control_is_bo_with_other_draws_under_the_time_its_reference_spent(tmp_path: Path) -> None:
+    out, results = tmp_path / "studies", tmp_path / "results"
+    await tb.main(
+        ["--out", str(out), "--results", str(results), "--tables", "kc1", "--seeds", "0"]
+        + ["--strategy", "bo", "--trials", "6"]
+    )
+    pair = tb.Pair(**json.loads((results / "pairs.json").read_text())["kc1/seed0"])
+    reference_seed = tb.run_seed("hpobench-kc1", 0)
+    assert pair.strategy == tb.CONTROL and pair.stopped_by_time
+    with opened_storage(f"sqlite:///{(out / 'studies.db').resolve()}") as storage:
+        reference = stored_records(storage, tb.study_name("kc1", "bo", 0))
+        control = stored_records(storage, tb.study_name("kc1", tb.CONTROL, 0))
+        studies = {s.study_name: s for s in storage.get_all_studies()}
+    assert len(reference) == 6 and len(control) == pair.trials >= 1
+    assert control[0].config != reference[0].config  # its random startup draws are others
+    assert studies[tb.study_name("kc1", tb.CONTROL, 0)].user_attrs["seed"] == reference_seed + 1
+    assert studies[tb.study_name("kc1", "bo", 0)].user_attrs["seed"] == reference_seed
+    assert tb.incumbent_true_error(build_task("hpobench-kc1"), []) == float("inf")  # nothing within C
