@@ -251,8 +251,8 @@ async def main() -> None:
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--quiet", action="store_true")
-    parser.add_argument("--tasks", default=TASKS, help="the main part's tasks (a family: hpolib)")
-    parser.add_argument("--strategies", help=f"the main part's strategies (default: {','.join(STRATEGIES)})")
+    parser.add_argument("--tasks", default=TASKS, help="the main and baselines parts' tasks (a family: hpolib)")
+    parser.add_argument("--strategies", help="the main and baselines parts' strategies (default: each part's own)")
     args = parser.parse_args()
     strategies = [s.strip() for s in args.strategies.split(",")] if args.strategies else None
     out = Path(args.out)
