@@ -10,10 +10,11 @@ learning-curve tables (:mod:`evaluators.curves`, the table's mean over its seeds
 the best configurations better than the raw values do, at the rungs 3 and 9 of the default scheduler:
 
 - ``raw``: the value at step ``s`` (what ASHA compares);
-- ``sources``: ``v_s`` times the mean ratio of the 5 nearest trials (in the grid's choice indices, scaled to
-  [0, 1]) of the leave-one-table-out source studies: one 30-trial full-fidelity ``bo`` study of each other
-  table (:func:`benchmarks.multifidelity.make_sources`, run by the agent under ``--sources``, or the
-  multifidelity bench's own when given its folder; what ``--learn-from`` would read);
+- ``sources``: ``v_s`` times the mean ratio of the 5 nearest trials (in the unit cube of the study's own
+  models, :class:`~agent.space.UnitEncoder`) of the leave-one-table-out source studies: one 30-trial
+  full-fidelity ``bo`` study of each other table (:func:`benchmarks.multifidelity.make_sources`, run by the
+  agent under ``--sources``, or the multifidelity bench's own when given its folder; what ``--learn-from``
+  would read);
 - ``oracle``: ``v_s`` times the mean ratio of the SAME configuration on the other tables (an upper bound no
   study has: every configuration's curve on every other table).
 
@@ -27,7 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -38,7 +39,9 @@ import anyio  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
+from agent.space import UnitEncoder  # noqa: E402
 from agent.study import opened_storage, read_records  # noqa: E402
+from agent.tasks import build_task  # noqa: E402
 from benchmarks.multifidelity import TARGETS, make_sources, source_folder  # noqa: E402
 from evaluators.curves import CurveTable, curve_datasets, load_table  # noqa: E402
 
@@ -52,13 +55,10 @@ def mean_curves(table: CurveTable) -> np.ndarray:
     return np.asarray(table.arrays.val_error.mean(axis=1))
 
 
-def positions(table: CurveTable, configs: Sequence[dict[str, object]]) -> np.ndarray:
-    """Each configuration's choice indices, scaled to [0, 1] per parameter."""
-    out = np.zeros((len(configs), len(table.params)))
-    for i, config in enumerate(configs):
-        for j, p in enumerate(table.params):
-            out[i, j] = p.choices.index(config[p.name]) / max(len(p.choices) - 1, 1)  # type: ignore[arg-type]
-    return out
+def positions(table: CurveTable, configs: Sequence[Mapping[str, object]]) -> np.ndarray:
+    """Each configuration in the unit cube the study's own models see (:class:`~agent.space.UnitEncoder` over the
+    ``curves-<dataset>`` task's space: a grid's choice index, centred in its cell)."""
+    return UnitEncoder(build_task(f"curves-{table.dataset}").space)(configs)
 
 
 def grid_positions(table: CurveTable) -> np.ndarray:
