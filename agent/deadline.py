@@ -94,6 +94,11 @@ class StudyClock:
         """Seconds left of the budget (0 once spent); None without a time budget."""
         return None if self.budget_s is None else max(0.0, self.budget_s - self.used_s())
 
+    def left_share(self) -> float | None:
+        """The share of the budget left, from 1 (none used) to 0 (spent); None without a time budget."""
+        left = self.left_s()
+        return None if left is None or self.budget_s is None else left / self.budget_s
+
     def spent(self) -> bool:
         """Is the time budget spent? (No trial starts once it is.)"""
         left = self.left_s()

@@ -312,7 +312,11 @@ class StudyLoop:
         """``k`` proposals of the strategy (made without the model when it cannot be reached), each timed."""
         self.reporter.proposing(snapshot.used)
         ctx = ProposeContext(
-            space=self.store.space, records=snapshot.records, rng=self._rng, direction=self.store.direction
+            space=self.store.space,
+            records=snapshot.records,
+            rng=self._rng,
+            direction=self.store.direction,
+            time_left=self.clock.left_share(),
         )
         started_at = time.perf_counter()
         try:

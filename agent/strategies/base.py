@@ -43,6 +43,8 @@ class ProposeContext:
     records: Sequence[TrialRecord]
     rng: random.Random
     direction: Direction = "minimize"
+    #: The share of the study's time budget still left (1 at its start, 0 once spent); None without one.
+    time_left: float | None = None
 
 
 class Strategy(ABC):

@@ -17,6 +17,7 @@ from agent.records import SourceData, TrialRecord
 from agent.space import Choice
 
 from .base import BuildContext, Proposal, ProposeContext, Strategy, StrategySpec, resumed_seed
+from .cost import CostModel, per_second
 from .opening import Openers
 from .rungs import highest_rung
 from .surrogate import SurrogateModel, surrogate_for
@@ -43,14 +44,18 @@ class BOStrategy(Strategy):
         n_open: int | None = None,
         transfer: TransferSurrogate | None = None,
         rungs: bool = False,
+        cost_aware: bool = True,
     ) -> None:
         """``transfer``: the surrogate over ``experience`` (default: :class:`TransferSurrogate`'s RGPE);
         ``n_open``: how many of the sources' best open the study (default :func:`openers_for`).
         ``rungs``: while few trials ran to the end, fit on the highest rung enough trials reached
         (:func:`~agent.strategies.rungs.highest_rung`, BOHB-style) instead of the complete trials alone. With
         sources the study's own model always does (measured: docs/multifidelity.md); without, it is an option
-        (with the warp it measured level with the complete trials alone)."""
+        (with the warp it measured level with the complete trials alone). ``cost_aware``: under a time budget,
+        weigh what a configuration is expected to cost (expected improvement per second,
+        :mod:`~agent.strategies.cost`; the study's own model only, not yet with sources)."""
         self.rungs = rungs
+        self.cost_aware = cost_aware
         self.surrogate = surrogate or SurrogateModel()
         self.transfer = (
             (transfer or TransferSurrogate(tuple(experience), transform=self.surrogate.transform))
@@ -101,9 +106,23 @@ class BOStrategy(Strategy):
                 records = highest_rung(ctx.records, min_points=len(ctx.space.params) + 2)
             if self.surrogate.starting(ctx.space, records, ctx.direction):
                 decision["startup"] = True
-            config = self.surrogate.propose(ctx.space, records, ctx.rng, also_taken=taken, direction=ctx.direction)
+            config, surface = self.surrogate.proposal(
+                ctx.space, records, ctx.rng, also_taken=taken, direction=ctx.direction
+            )
+            cost = self._cost_model(ctx) if surface is not None else None
+            if cost is not None and surface is not None and ctx.time_left is not None:
+                config = per_second(ctx.space, surface, config, cost, ctx.time_left, ctx.rng, taken)
+                decision["cost_weight"] = round(ctx.time_left, 3)
         self._issued.add(ctx.space.key(config))
         return config, decision
+
+    def _cost_model(self, ctx: ProposeContext) -> CostModel | None:
+        """The model of what configurations cost, where proposals weigh it: under a time budget, in a study
+        whose trials report no steps (a scheduler's study pays for what it does not stop; not measured there),
+        with complete trials whose costs differ (:mod:`agent.strategies.cost`)."""
+        if ctx.time_left is None or not self.cost_aware or any(r.curve for r in ctx.records):
+            return None
+        return CostModel.of(ctx.space, ctx.records)
 
     def _next_opener(self, ctx: ProposeContext) -> Proposal | None:
         """The next of the sources' best configurations while fewer than ``n_open`` opened the study."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,6 +24,7 @@ from agent.records import Direction, TrialRecord
 from agent.space import CategoricalParam, Choice, FloatParam, IntParam, SearchSpace, is_ordinal
 
 __all__ = [
+    "Acquisition",
     "Candidate",
     "Surface",
     "best_by_ei",
@@ -66,6 +67,11 @@ class Surface(Protocol):
     def values(self, mean: FloatArray, sd: FloatArray) -> tuple[FloatArray, FloatArray]:
         """A predicted score (mean and standard deviation) in the study's own units."""
         ...
+
+
+#: What a pool of candidates is ranked by in place of their expected improvement: a function of it
+#: and of the configurations (expected improvement per second: :mod:`agent.strategies.cost`).
+Acquisition = Callable[[FloatArray, Sequence[dict[str, Choice]]], FloatArray]
 
 
 class Proposer(Protocol):
@@ -116,11 +122,22 @@ def expected_improvement(mean: FloatArray, var: FloatArray, incumbent: float) ->
 
 
 def best_by_ei(
-    space: SearchSpace, surface: Surface, rng: random.Random, taken: Collection[str], k: int
+    space: SearchSpace,
+    surface: Surface,
+    rng: random.Random,
+    taken: Collection[str],
+    k: int,
+    acquisition: Acquisition | None = None,
 ) -> list[dict[str, Choice]]:
-    """The ``k`` untried configurations (not in ``taken``) of highest expected improvement under ``surface``,
-    best first, from one pool: the surface's seeds, their neighbours and random configurations, then the
-    neighbours of the pool's best few; fewer when the space has fewer left."""
+    """The ``k`` untried configurations (not in ``taken``) of highest expected improvement under ``surface``
+    (or of highest ``acquisition``, a function of a pool's expected improvements and configurations), best first,
+    from one pool: the surface's seeds, their neighbours and random configurations, then the neighbours of the
+    pool's best few; fewer when the space has fewer left."""
+
+    def score(configs: list[dict[str, Choice]]) -> FloatArray:
+        ei = expected_improvement(*surface.predict(configs), surface.incumbent)
+        return ei if acquisition is None else acquisition(ei, configs)
+
     seeds = surface.seeds(space, rng)
     pool = distinct(
         space,
@@ -131,7 +148,7 @@ def best_by_ei(
     )
     if not pool:
         return []
-    ei = expected_improvement(*surface.predict(pool), surface.incumbent)
+    ei = score(pool)
     top = [pool[int(i)] for i in np.argsort(-ei, kind="stable")[:_TOP]]
     local = distinct(
         space,
@@ -139,7 +156,7 @@ def best_by_ei(
         set(taken) | {space.key(c) for c in pool},
     )
     if local:
-        pool, ei = pool + local, np.concatenate([ei, expected_improvement(*surface.predict(local), surface.incumbent)])
+        pool, ei = pool + local, np.concatenate([ei, score(local)])
     return [pool[int(i)] for i in np.argsort(-ei, kind="stable")[:k]]
 
 
