@@ -173,6 +173,15 @@ def _study_markdown(view: _StudyView, url: str, out: Path) -> list[str]:
     budget_s = kept_time_budget(meta)
     if budget_s is not None:
         facts.append(["time budget", f"{time_used(meta):.4g} s used of {budget_s:.4g} s (`--time-budget`)"])
+    weighed = [w for r in done if isinstance(w := r.proposal.decision.get("cost_weight"), int | float)]
+    if weighed:
+        facts.append(
+            [
+                "cost weighed",
+                f"{plural(len(weighed), 'proposal')} chose by expected improvement per second, the weight of cost "
+                f"falling from {max(weighed):.2f} to {min(weighed):.2f} as the time ran out",
+            ]
+        )
     cost = study_cost(done, view.task, learned=mapping_usage(meta))
     if cost.llm_calls:
         facts.append(

@@ -61,7 +61,7 @@ def test_report_of_a_random_study_made_by_the_cli(tmp_path: Path, capsys: pytest
     assert _is_png(run / "plots" / "best.png") and _is_png(run / "plots" / "trajectory.png")
 
 
-def test_report_shows_compute_the_time_budget_and_the_deadlines_stops(tmp_path: Path) -> None:
+def test_report_shows_compute_the_time_budget_what_weighed_cost_and_the_deadlines_stops(tmp_path: Path) -> None:
     task = build_task("toy-branin")
     run = tmp_path / "run"
     store = StudyStore.open(save_dir=run, study_name="s", space=task.space, meta={"task": task.name})
@@ -70,8 +70,9 @@ def test_report_shows_compute_the_time_budget_and_the_deadlines_stops(tmp_path: 
         (EvalResult(value=5.0, cost_s=40.0), None),
         (EvalResult(value=None, state="pruned"), Deadline(at=0.0)),
     ]
-    for (result, deadline), x1 in zip(results, (0.0, 3.0, 9.0), strict=True):
-        started = store.claim({"x1": x1, "x2": 2.0}, ProposalInfo(), budget=3)
+    weights = ({}, {"cost_weight": 0.6}, {"cost_weight": 0.25})  # expected improvement per second (cost.py)
+    for (result, deadline), x1, decision in zip(results, (0.0, 3.0, 9.0), weights, strict=True):
+        started = store.claim({"x1": x1, "x2": 2.0}, ProposalInfo(decision=decision), budget=3)
         assert started is not None
         if deadline is not None:  # the trial's reporter asks the deadline after its first step
             assert store.reporter(started[0], optuna.pruners.NopPruner(), max_step=3, also_stop=(deadline,))(1, 7.0)
@@ -83,6 +84,8 @@ def test_report_shows_compute_the_time_budget_and_the_deadlines_stops(tmp_path: 
     assert "3 finished (0 failed, 1 stopped by the deadline)" in text
     assert "- **compute**: 281 in all, 93.67 per trial (GPU seconds; 2 GPUs per trial)" in text
     assert "- **time budget**: 151 s used of 150 s" in text
+    assert "- **cost weighed**: 2 proposals chose by expected improvement per second" in text
+    assert "falling from 0.60 to 0.25 as the time ran out" in text
     assert "| pruned (deadline) |" in text and "| 100 |" in text, "recorded seconds in the trials table"
     assert _is_png(run / "plots" / "compute.png")
 
