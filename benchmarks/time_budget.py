@@ -1,8 +1,11 @@
-"""The default strategy under a time budget on HPOBench, against ``bo`` at 30 trials (issue 28).
+"""The default strategy under a time budget on HPOBench (or HPOLib, NAS-Bench-201), against ``bo`` at 30 trials
+(issue 28).
 
     python benchmarks/time_budget.py                                   # every HPOBench table, seeds 0..9
     python benchmarks/time_budget.py --tables kc1,vehicle --seeds 0-4  # a part; re-run to add more
     python benchmarks/time_budget.py --strategy bo --results benchmarks/results/time-budget/control   # the control
+    python benchmarks/time_budget.py --strategy llm-bo-ei --results R2 --versus R1  # plain EI, paired with R1's arm
+    python benchmarks/time_budget.py --family nb201 --results R                       # another family's tables
 
 The HPOBench tables (``hpobench-<dataset>``) return each evaluation's recorded ``train_time`` as its cost
 (``EvalResult.cost_s``), and a study's clock (:class:`~agent.deadline.StudyClock`) counts those seconds in place
@@ -17,6 +20,11 @@ value the study saw, at the end. Pairs by (table, seed): better/worse/tied, exac
 dropped); the median number of trials the default ran within C, and the median share of C its proposals
 (the model's call, the GP's fits) took of the clock.
 
+``--strategy llm-bo-ei`` runs the default choosing by expected improvement alone, blind to what configurations
+cost (``BOStrategy(cost_aware=False)``: how the default chose before it weighed cost,
+:mod:`agent.strategies.cost`). ``--versus R`` adds the arm against the arm of another results folder ``R``, pair
+by pair (same references, same C).
+
 The control (``--strategy bo``): ``bo`` itself with other random draws (``bo-redrawn``, its study seed moved by
 one, the table's noise alike) in the arm's place. C is what the reference's own trials happened to cost, so a
 run that is not the reference runs out of C on some seeds (fewer than 30 trials) and has more than it needs on
@@ -30,6 +38,7 @@ each finished pair is added to ``RESULTS/pairs.json`` (kept across runs, so seed
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -49,6 +58,9 @@ from agent.bench import run_seed  # noqa: E402
 from agent.providers.base import Provider  # noqa: E402
 from agent.records import TrialRecord  # noqa: E402
 from agent.session import ModelSettings, StudyConfig, open_model, run_study  # noqa: E402
+from agent.strategies.base import BuildContext, Strategy  # noqa: E402
+from agent.strategies.bo import BOStrategy  # noqa: E402
+from agent.strategies.llm_bo import SPEC as LLMBO  # noqa: E402
 from agent.strategies.registry import DEFAULT_STRATEGY, get_strategy  # noqa: E402
 from agent.study import opened_storage, stored_records  # noqa: E402
 from agent.tasks import TASK_GROUPS, Task, build_task  # noqa: E402
@@ -56,13 +68,28 @@ from agent.tasks import TASK_GROUPS, Task, build_task  # noqa: E402
 REFERENCE = "bo"
 TRIALS = 30  # the reference's trials; their recorded seconds are the default's time budget
 MAX_TRIALS = 500  # the default's trial budget: large, so that time alone ends it
-PREFIX = "hpobench-"
+FAMILIES = ("hpobench", "hpolib", "nb201")  # the families whose tables record ``train_time``
 #: The arm ``--strategy bo`` runs: ``bo`` with other random draws under the time budget its reference set.
 CONTROL = "bo-redrawn"
 
 
+def _blind_to_cost(ctx: BuildContext) -> Strategy:
+    strategy = LLMBO.build(ctx)
+    assert isinstance(strategy, BOStrategy)
+    strategy.cost_aware = False
+    return strategy
+
+
+#: The default choosing by expected improvement alone under a time budget: how it chose before it weighed cost.
+PLAIN = dataclasses.replace(LLMBO, name="llm-bo-ei", build=_blind_to_cost)
+
+
+def tables_of(family: str) -> list[str]:
+    return sorted(n.removeprefix(f"{family}-") for n in TASK_GROUPS[family])
+
+
 def hpobench_tables() -> list[str]:
-    return sorted(n.removeprefix(PREFIX) for n in TASK_GROUPS["hpobench"])
+    return tables_of("hpobench")
 
 
 @dataclass(frozen=True)
@@ -85,10 +112,15 @@ class Pair:
     time_used_s: float  # its clock at the end: recorded seconds plus the real time of everything else
     proposal_s: float  # the real seconds its proposals took (the model's call, the GP's fits)
     stopped_by_time: bool  # its clock ran out before its trial budget
+    family: str = "hpobench"
 
     @property
     def key(self) -> str:
         return f"{self.table}/seed{self.seed}"
+
+    @property
+    def task(self) -> str:
+        return f"{self.family}-{self.table}"
 
     @property
     def proposal_share(self) -> float:
@@ -99,8 +131,8 @@ def _silent(line: str) -> None:
     return None
 
 
-def study_name(table: str, strategy: str, seed: int) -> str:
-    return f"{PREFIX}{table}/{strategy}/seed{seed}"
+def study_name(table: str, strategy: str, seed: int, family: str = "hpobench") -> str:
+    return f"{family}-{table}/{strategy}/seed{seed}"
 
 
 def _counted(records: Iterable[TrialRecord]) -> list[TrialRecord]:
@@ -126,10 +158,11 @@ async def run_pair(
     trials: int = TRIALS,
     max_trials: int = MAX_TRIALS,
     provider: Provider | None = None,
+    family: str = "hpobench",
 ) -> Pair:
     """Run (or resume) the reference and the time-budgeted study of one table and seed; the pair they make."""
     url = f"sqlite:///{(out / 'studies.db').resolve()}"
-    task_name = f"{PREFIX}{table}"
+    task_name = f"{family}-{table}"
     s = run_seed(task_name, seed)
 
     # The reference itself as the arm is the protocol's control: `bo` with other random draws (its study seed
@@ -140,11 +173,11 @@ async def run_pair(
     def config(name: str, budget: int, time_budget_s: float | None) -> StudyConfig:
         return StudyConfig(
             task=build_task(task_name, seed=s),
-            strategy=REFERENCE if name == CONTROL else name,
+            strategy=REFERENCE if name == CONTROL else PLAIN if name == PLAIN.name else name,
             budget=budget,
             seed=s + 1 if name == CONTROL else s,
             save_dir=out / "studies" / table / name / f"seed{seed}",
-            study_name=study_name(table, name, seed),
+            study_name=study_name(table, name, seed, family),
             storage=url,
             time_budget_s=time_budget_s,
             checks=False,
@@ -152,11 +185,11 @@ async def run_pair(
 
     await run_study(config(REFERENCE, trials, None), say=_silent)
     with opened_storage(url) as storage:
-        reference = _counted(stored_records(storage, study_name(table, REFERENCE, seed)))[:trials]
+        reference = _counted(stored_records(storage, study_name(table, REFERENCE, seed, family)))[:trials]
     budget_s = sum(r.compute_s or 0.0 for r in reference)
     summary = await run_study(config(arm, max_trials, budget_s), provider=provider, say=_silent)
     with opened_storage(url) as storage:
-        records = _counted(stored_records(storage, study_name(table, arm, seed)))
+        records = _counted(stored_records(storage, study_name(table, arm, seed, family)))
     task = build_task(task_name, seed=s)
     return Pair(
         table=table,
@@ -172,6 +205,7 @@ async def run_pair(
         time_used_s=summary.time_used_s,
         proposal_s=sum(r.proposal.seconds or 0.0 for r in records),
         stopped_by_time=len(records) < max_trials and summary.time_used_s >= budget_s,
+        family=family,
     )
 
 
@@ -209,32 +243,56 @@ def _row(label: str, pairs: Sequence[Pair]) -> str:
     )
 
 
-def results(pairs: Sequence[Pair]) -> list[str]:
+def versus(pairs: Sequence[Pair], others: Sequence[Pair]) -> list[str]:
+    """The arm of ``pairs`` against the arm of ``others`` (another results folder), pair by pair where both ran."""
+    theirs = {(p.family, p.key): p for p in others}
+    both = [(p, theirs[(p.family, p.key)]) for p in pairs if (p.family, p.key) in theirs]
+    if not both:
+        return []
+    mine, other = both[0][0].strategy, both[0][1].strategy
+    final = _outcomes([a.true_error for a, _ in both], [b.true_error for _, b in both])
+    within = _outcomes([a.true_error_within for a, _ in both], [b.true_error_within for _, b in both])
+    at_trials = _outcomes([a.true_error_at_trials for a, _ in both], [b.true_error_at_trials for _, b in both])
+    return [
+        "",
+        f"`{mine}` against `{other}` (the other results folder's arm), pair by pair, same references and C:",
+        "",
+        "| pairs | better/worse/tied | p | within C: b/w/t | p | at 30 trials: b/w/t | p | "
+        f"median trials ({mine}) | median trials ({other}) |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| {len(both)} | {final} | {within} | {at_trials} | {np.median([a.trials for a, _ in both]):g} | "
+        f"{np.median([b.trials for _, b in both]):g} |",
+    ]
+
+
+def results(pairs: Sequence[Pair], others: Sequence[Pair] = ()) -> list[str]:
     strategies = sorted({p.strategy for p in pairs})
     seeds = sorted({p.seed for p in pairs})
+    families = sorted({p.family for p in pairs}) or ["hpobench"]
     lines = [
-        "# A time budget on HPOBench: the default against `bo` at 30 trials",
+        f"# A time budget on {', '.join(families)}: the default against `bo` at 30 trials",
         "",
-        f"Per HPOBench table and seed: `{REFERENCE}` runs {TRIALS} trials; C = the recorded `train_time` seconds they",
-        f"cost. `{', '.join(strategies)}` then runs with `--time-budget C` (recorded seconds count on its clock, its",
-        f"proposals' real time too) and a budget of {MAX_TRIALS} trials. Score: the true error (the table's mean over",
-        "its seeds) of each study's incumbent at the end. Better/worse/tied: the time-budgeted arm against the",
-        "reference, pair by pair (lower wins); p: exact two-sided sign test, ties dropped. Within C: the same with",
-        "the arm's last trial left out where its recorded seconds ran past C. At 30 trials: the arm's first 30",
-        "trials (all, where it ran fewer), time aside: the strategy against `bo` at equal trials. Trials: median",
-        "trials the arm ran within C; proposal share: median of its proposals' real seconds over C; used: median",
-        "clock at the end over C (over 1: the last trial started before C and its recorded seconds ran past it).",
+        f"Per {', '.join(families)} table and seed: `{REFERENCE}` runs {TRIALS} trials; C = the recorded",
+        f"`train_time` seconds they cost. `{', '.join(strategies)}` then runs with `--time-budget C` (recorded",
+        f"seconds count on its clock, its proposals' real time too) and a budget of {MAX_TRIALS} trials. Score: the",
+        "true error (the table's mean over its seeds) of each study's incumbent at the end. Better/worse/tied: the",
+        "time-budgeted arm against the reference, pair by pair (lower wins); p: exact two-sided sign test, ties",
+        "dropped. Within C: the same with the arm's last trial left out where its recorded seconds ran past C. At",
+        "30 trials: the arm's first 30 trials (all, where it ran fewer), time aside: the strategy against `bo` at",
+        "equal trials. Trials: median trials the arm ran within C; proposal share: median of its proposals' real",
+        "seconds over C; used: median clock at the end over C (over 1: the last trial started before C and its",
+        "recorded seconds ran past it).",
         f"Seeds: {', '.join(map(str, seeds))}.",
         "",
         "| table | pairs | better/worse/tied | p | within C: b/w/t | p | at 30 trials: b/w/t | p | "
         "median true error (arm) | median true error (bo@30) | trials | proposal share | used | stopped by time |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for table in sorted({p.table for p in pairs}):
-        lines.append(_row(f"{PREFIX}{table}", [p for p in pairs if p.table == table]))
+    for task in sorted({p.task for p in pairs}):
+        lines.append(_row(task, [p for p in pairs if p.task == task]))
     if pairs:
         lines.append(_row("**all**", list(pairs)))
-    return lines
+    return lines + versus(pairs, others)
 
 
 def _seeds(text: str) -> list[int]:
@@ -250,19 +308,22 @@ async def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/time-budget"), help="where the studies live")
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results/time-budget"))
-    parser.add_argument("--tables", default="", help="comma-separated (default: every HPOBench table)")
+    parser.add_argument("--family", default="hpobench", choices=FAMILIES, help="whose tables (default: HPOBench)")
+    parser.add_argument("--tables", default="", help="comma-separated (default: every table of the family)")
     parser.add_argument("--seeds", default="0-9", help="e.g. 0-4 or 0,3")
     parser.add_argument(
         "--strategy",
         default=DEFAULT_STRATEGY,
-        help=f"the time-budgeted arm (a test's: random); {REFERENCE}: the control, {CONTROL} (other random draws)",
+        help=f"the time-budgeted arm (a test's: random); {REFERENCE}: the control, {CONTROL} (other random draws); "
+        f"{PLAIN.name}: the default blind to cost",
     )
+    parser.add_argument("--versus", type=Path, default=None, help="another results folder: its arm, pair by pair")
     parser.add_argument("--trials", type=int, default=TRIALS, help="the reference's trials")
     parser.add_argument("--max-trials", type=int, default=MAX_TRIALS)
     parser.add_argument("--provider", default=None)
     parser.add_argument("--model", default=None)
     args = parser.parse_args(argv)
-    known = hpobench_tables()
+    known = tables_of(args.family)
     tables = [t.strip() for t in args.tables.split(",") if t.strip()] or known
     if unknown := sorted(set(tables) - set(known)):
         parser.error(f"unknown tables {unknown}; choose from {', '.join(known)}")
@@ -271,7 +332,7 @@ async def main(argv: Sequence[str] | None = None) -> None:
     path = args.results / "pairs.json"
     pairs = load_pairs(path)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    needs_model = get_strategy(args.strategy).needs_model
+    needs_model = (PLAIN if args.strategy == PLAIN.name else get_strategy(args.strategy)).needs_model
     async with open_model(ModelSettings(provider=args.provider, model=args.model)) as provider:
         for seed in _seeds(args.seeds):  # seed-major: an interrupted run leaves whole seeds over all tables
             for table in tables:
@@ -286,6 +347,7 @@ async def main(argv: Sequence[str] | None = None) -> None:
                     trials=args.trials,
                     max_trials=args.max_trials,
                     provider=provider if needs_model else None,
+                    family=args.family,
                 )
                 pairs[pair.key] = pair
                 save_pairs(path, pairs)
@@ -295,7 +357,8 @@ async def main(argv: Sequence[str] | None = None) -> None:
                     f"{pair.proposal_s:.1f} s ({pair.proposal_share:.1%} of C); {time.perf_counter() - began:.0f} s",
                     flush=True,
                 )
-    text = "\n".join(results(list(pairs.values()))) + "\n"
+    others = list(load_pairs(args.versus / "pairs.json").values()) if args.versus is not None else []
+    text = "\n".join(results(list(pairs.values()), others)) + "\n"
     (args.results / "results.md").write_text(text)
     print(text)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -49,6 +50,24 @@ def test_the_table_counts_pairs_per_table_and_overall_with_the_sign_test(tmp_pat
     assert rows["**all**"][:7] == ["4", "2/1/1", "1", "1/1/2", "1", "0/0/4", "1"]
     assert rows["**all**"][9:] == ["30.5", "1.00%", "1.01", "4/4"]  # median trials, proposal share, used, by time
     assert tb._seeds("0-2,5") == [0, 1, 2, 5]
+
+
+def test_versus_pairs_two_arms_by_table_and_seed_where_both_ran() -> None:
+    weighed = [_pair("kc1", 0, 0.10, 0.20), _pair("kc1", 1, 0.10, 0.20), _pair("car", 0, 0.05, 0.05)]
+    blind = [dataclasses.replace(p, strategy="llm-bo-ei", true_error=0.15, trials=25) for p in weighed[:2]]
+    lines = tb.results(weighed, blind)
+    assert "`llm-bo` against `llm-bo-ei` (the other results folder's arm)" in "\n".join(lines)
+    row = [c.strip() for c in lines[-1].split("|")[1:-1]]
+    assert row[:3] == ["2", "2/0/0", "0.5"] and row[-2:] == ["30.5", "25"], row
+    assert tb.versus(weighed, []) == []
+
+
+def test_other_families_tables_and_study_names() -> None:
+    assert "cifar10" in tb.tables_of("nb201") and "kc1" in tb.hpobench_tables()
+    assert tb.study_name("cifar10", "llm-bo", 3, "nb201") == "nb201-cifar10/llm-bo/seed3"
+    nb = dataclasses.replace(_pair("cifar10", 0, 0.1, 0.2), family="nb201")
+    assert any(line.startswith("| nb201-cifar10 |") for line in tb.results([nb]))
+    assert tb.PLAIN.name == "llm-bo-ei" and tb.PLAIN.needs_model
 
 
 @pytest.mark.slow
