@@ -30,12 +30,12 @@ the per-trial numbers they are made of.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import gzip
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,18 +43,19 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 import anyio  # noqa: E402
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
+from _variants import default_with  # noqa: E402
 
 from agent import metrics  # noqa: E402
 from agent.bench import run_seed  # noqa: E402
 from agent.providers.base import Provider  # noqa: E402
 from agent.records import TrialRecord  # noqa: E402
 from agent.session import ModelSettings, StudyConfig, open_model, run_study  # noqa: E402
-from agent.strategies.base import BuildContext, Strategy, StrategySpec  # noqa: E402
-from agent.strategies.bo import BOStrategy  # noqa: E402
-from agent.strategies.llm_bo import SPEC as LLMBO  # noqa: E402
+from agent.strategies.base import StrategySpec  # noqa: E402
 from agent.study import opened_storage, read_records  # noqa: E402
 from agent.study.scheduler import PrunerName  # noqa: E402
 from agent.tasks import build_task  # noqa: E402
@@ -90,16 +91,9 @@ ARM = {
 }
 
 
-def _with_rungs(ctx: BuildContext) -> Strategy:
-    strategy = LLMBO.build(ctx)
-    assert isinstance(strategy, BOStrategy)
-    strategy.rungs = True
-    return strategy
-
-
 #: The default strategy fitting its GP on the highest rung enough trials reached (BOHB-style) while few ran
 #: to the end: a variant measured here before it may become the default.
-RUNGS = dataclasses.replace(LLMBO, name="llm-bo-rungs", build=_with_rungs)
+RUNGS = default_with("llm-bo-rungs", rungs=True)
 
 
 def spec(name: str) -> str | StrategySpec:

@@ -38,10 +38,10 @@ each finished pair is added to ``RESULTS/pairs.json`` (kept across runs, so seed
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -49,18 +49,18 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 import anyio  # noqa: E402
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
+from _variants import default_with  # noqa: E402
 
 from agent import metrics  # noqa: E402
 from agent.bench import run_seed  # noqa: E402
 from agent.providers.base import Provider  # noqa: E402
 from agent.records import TrialRecord  # noqa: E402
 from agent.session import ModelSettings, StudyConfig, open_model, run_study  # noqa: E402
-from agent.strategies.base import BuildContext, Strategy  # noqa: E402
-from agent.strategies.bo import BOStrategy  # noqa: E402
-from agent.strategies.llm_bo import SPEC as LLMBO  # noqa: E402
 from agent.strategies.registry import DEFAULT_STRATEGY, get_strategy  # noqa: E402
 from agent.study import opened_storage, stored_records  # noqa: E402
 from agent.tasks import TASK_GROUPS, Task, build_task  # noqa: E402
@@ -73,15 +73,8 @@ FAMILIES = ("hpobench", "hpolib", "nb201")  # the families whose tables record `
 CONTROL = "bo-redrawn"
 
 
-def _blind_to_cost(ctx: BuildContext) -> Strategy:
-    strategy = LLMBO.build(ctx)
-    assert isinstance(strategy, BOStrategy)
-    strategy.cost_aware = False
-    return strategy
-
-
 #: The default choosing by expected improvement alone under a time budget: how it chose before it weighed cost.
-PLAIN = dataclasses.replace(LLMBO, name="llm-bo-ei", build=_blind_to_cost)
+PLAIN = default_with("llm-bo-ei", cost_aware=False)
 
 
 def tables_of(family: str) -> list[str]:
