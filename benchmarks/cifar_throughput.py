@@ -104,6 +104,7 @@ def our_images_per_s(
 ) -> float:
     cfg = TrainConfig(
         arch=arch,
+        num_train_epochs=1,
         train_batch_size=batch_size,
         eval_batch_size=batch_size,
         max_eval_batches=1,

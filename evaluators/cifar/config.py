@@ -22,7 +22,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     train_batch_size: int = 128
     eval_batch_size: int = 512
-    num_train_epochs: int = 1
+    num_train_epochs: int = 20  # the reference's: its epochs are the steps a study's scheduler stops trials at
     max_train_batches: int | None = None
     max_eval_batches: int | None = None
     seed: int = 0

@@ -52,7 +52,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     add("weight_decay", float, "weight decay (L2 in the loss for sgd/adam, decoupled for adamw)")
     add("label_smoothing", float, "label smoothing of the training loss")
     add("optimizer", str.lower, "optimizer", choices=OPTIMIZERS)
-    add("num_train_epochs", int, "epochs to train")
+    add("num_train_epochs", int, "epochs to train (in a study, the steps at which a lagging run is stopped)")
     add("max_train_batches", int, "at most this many training batches per epoch (quick runs)", "all")
     add("max_eval_batches", int, "at most this many evaluation batches (quick runs)", "all")
     add("dataset_dir", str, "folder holding (or to download) cifar-10-batches-py")

@@ -16,14 +16,18 @@ from pathlib import Path
 import optuna
 import pytest
 
-from agent.cli import main
+from agent.cli import build_parser, main
 from agent.providers.embedded import EmbeddedServer
 from agent.records import TrialRecord
+from agent.session import StudyConfig
 from agent.study import study_records
+from agent.study.scheduler import Scheduler
+from agent.tasks import build_task
 from evaluators.cifar.synthetic import write_synthetic_cifar
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ["--subset", "256", "--val_size", "128", "--max_train_batches", "2", "--max_eval_batches", "2"]
+TINY_DATA = ["--subset", "256", "--val_size", "128", "--max_train_batches", "2", "--max_eval_batches", "2"]
+TINY = [*TINY_DATA, "--num_train_epochs", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +35,21 @@ def cifar_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cifar")
     write_synthetic_cifar(root, n_train=1500, n_test=200, seed=0)
     return root
+
+
+def test_the_main_command_trains_the_references_20_epochs_and_stops_laggards_at_epochs_1_3_and_9() -> None:
+    """``python -m agent --task cifar-resnet9`` as a new user types it: the reference's epochs, scheduled."""
+    args = build_parser().parse_args(["--task", "cifar-resnet9"])
+    task = build_task(args.task, options=vars(args))
+    assert task.tool.max_step == 20 and task.tool.min_step == 1
+    assert "for 20 epochs" in task.description
+    scheduler = StudyConfig(task=task, pruner=args.pruner).scheduler
+    assert scheduler == Scheduler("asha", 1, 20)
+    pruner = scheduler.build()
+    assert isinstance(pruner, optuna.pruners.SuccessiveHalvingPruner)
+    assert pruner._min_resource == 1 and pruner._reduction_factor == 3  # rungs at epochs 1, 3, 9
+    short = build_parser().parse_args(["--task", "cifar-resnet9", "--num_train_epochs", "1"])
+    assert build_task(short.task, options=vars(short)).tool.max_step == 1  # the reference's smoke test
 
 
 def _study(save: Path, name: str) -> list[optuna.trial.FrozenTrial]:
@@ -148,7 +167,7 @@ def test_a_study_without_data_stops_at_once_and_burns_no_budget(
 # ---- progress: a two-epoch trial through a pseudo-terminal and through a pipe ----------------------------
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-TWO_EPOCHS = [*TINY, "--num_train_epochs", "2", "--train_batch_size", "64", "--device", "cpu", "--no-final-test"]
+TWO_EPOCHS = [*TINY_DATA, "--num_train_epochs", "2", "--train_batch_size", "64", "--device", "cpu", "--no-final-test"]
 
 
 def _progress_run(cifar_dir: Path, save: Path, *extra: str) -> list[str]:

@@ -35,8 +35,9 @@ def dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def cfg(dataset_dir: Path) -> TrainConfig:
-    """240 training and 60 validation images; small, quiet, on the CPU."""
+    """One epoch of 240 training and 60 validation images; small, quiet, on the CPU."""
     return TrainConfig(
+        num_train_epochs=1,
         dataset_dir=str(dataset_dir),
         val_size=60,
         train_batch_size=32,
