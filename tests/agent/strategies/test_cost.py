@@ -16,7 +16,7 @@ import pytest
 
 from agent.deadline import StudyClock
 from agent.optimize import StudyLoop
-from agent.records import TrialRecord
+from agent.records import SourceData, TrialRecord
 from agent.space import Choice, FloatParam, SearchSpace
 from agent.strategies.base import ProposeContext
 from agent.strategies.bo import BOStrategy
@@ -101,6 +101,10 @@ async def test_bo_weighs_cost_only_under_a_time_budget_and_says_how_much() -> No
     assert plain.config == untimed.config, "without weighing cost, a time budget changes nothing in a proposal"
     scheduled = [r.model_copy(update={"curve": {1: r.value or 0.0}}) for r in records]
     assert "cost_weight" not in (await BOStrategy().propose(context(scheduled, 0.8))).decision
+    configs = [SPACE.sample(random.Random(i)) for i in range(12)]
+    source = SourceData("earlier", tuple(configs), tuple(float(c["x"]) for c in configs))
+    learning = await BOStrategy(experience=[source], n_open=0).propose(context(records, 0.8))
+    assert learning.config is not None and "cost_weight" not in learning.decision, "not weighed with sources"
 
 
 class Dear(EvaluateToy):
