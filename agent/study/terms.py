@@ -123,7 +123,8 @@ class StudyTerms:
             elif _canon(stored_scheduler) != _canon(self.scheduler):
                 raise StudyError(
                     f"{where} stops trials early with {Scheduler.describe(stored_scheduler)}, this run asks for "
-                    f"{Scheduler.describe(self.scheduler)}; run it with the same --pruner and steps, or {fix}"
+                    f"{Scheduler.describe(self.scheduler)}; run it with the same --pruner and steps "
+                    f"(--num_train_epochs for CIFAR, `steps` in a task file), or {fix}"
                 )
         if self.time_budget_s is not None and stored.get(TIME_BUDGET) != self.time_budget_s:
             store[TIME_BUDGET] = self.time_budget_s  # the latest asked, as --budget: a longer one extends the study

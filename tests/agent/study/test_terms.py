@@ -94,7 +94,10 @@ def test_the_scheduler_is_stored_kept_and_another_refused() -> None:
             terms(scheduler=other).resume(stored, "minimize", has_trials=False, where=WHERE)
         message = str(caught.value)
         assert message.startswith(f"{WHERE} stops trials early with asha over steps 1..27, this run asks for {said}")
-        assert message.endswith("run it with the same --pruner and steps, or use a new --save_dir (or --study-name)")
+        assert message.endswith(
+            "run it with the same --pruner and steps (--num_train_epochs for CIFAR, `steps` in a task file), or use a "
+            "new --save_dir (or --study-name)"
+        )
     older = terms().new_study()  # a study of an older version: it takes the scheduler of its next run
     assert terms(scheduler=ASHA).resume(older, "minimize", has_trials=True, where=WHERE) == {"scheduler": ASHA}
 
