@@ -16,8 +16,12 @@ seconds). Arms, each a study per target and seed:
 - ``random-asha``: random search with successive halving;
 - ``default-asha-rungs``: ``default-asha`` whose GP, while few trials ran to the end, fits the highest rung
   enough trials reached (BOHB-style: :mod:`agent.strategies.rungs`);
+- ``default-asha-fidelity``: ``default-asha`` whose GP models (configuration, step): every trial's values at
+  the rungs (:mod:`agent.strategies.fidelity`);
 - ``default-loto``: ``default-asha`` learning from one full-fidelity ``bo`` study of each OTHER table
-  (``--learn-from``, leave one dataset out; same space, so no model call maps them).
+  (``--learn-from``, leave one dataset out; same space, so no model call maps them);
+- ``default-loto-fidelity``: ``default-asha-fidelity`` learning as ``default-loto`` does, the study's own model
+  fitted on the final values the model over steps predicts for its stopped trials.
 
 A scheduled arm runs, in chunks of trials, until it has spent the epochs of 30 full trials. Scores are TRUE
 errors (the table's mean over its seeds after the last epoch) of the incumbent, the best COMPLETE trial (a
@@ -62,7 +66,17 @@ from agent.tasks import build_task  # noqa: E402
 from evaluators.curves import curve_datasets, load_table  # noqa: E402
 
 TARGETS = ("digits", "segment", "mnist", "gen-4class")
-ARMS = ("bo", "default-asha", "default-hyperband", "tpe-hyperband", "random-asha", "default-loto", "default-asha-rungs")
+ARMS = (
+    "bo",
+    "default-asha",
+    "default-hyperband",
+    "tpe-hyperband",
+    "random-asha",
+    "default-loto",
+    "default-asha-rungs",
+    "default-asha-fidelity",
+    "default-loto-fidelity",
+)
 FULL = 30  # the reference's trials, and the compute (in full trials) every scheduled arm spends
 REPORTED = (10, 30)  # equal compute, in full trials' worth
 CHUNK = 60  # trials a scheduled arm adds per run until it has spent its compute
@@ -88,16 +102,22 @@ ARM = {
     "random-asha": Arm("random-asha", "random", "asha"),
     "default-loto": Arm("default-loto", "llm-bo", "asha", learns=True),
     "default-asha-rungs": Arm("default-asha-rungs", "llm-bo-rungs", "asha"),
+    "default-asha-fidelity": Arm("default-asha-fidelity", "llm-bo-fidelity", "asha"),
+    "default-loto-fidelity": Arm("default-loto-fidelity", "llm-bo-fidelity", "asha", learns=True),
 }
 
 
 #: The default strategy fitting its GP on the highest rung enough trials reached (BOHB-style) while few ran
 #: to the end: a variant measured here before it may become the default.
 RUNGS = default_with("llm-bo-rungs", rungs=True)
+#: The default strategy proposing with the Gaussian process over (configuration, step): every stopped trial's
+#: values at the rungs are data (:mod:`agent.strategies.fidelity`).
+FIDELITY = default_with("llm-bo-fidelity", fidelity=True)
+VARIANTS = {v.name: v for v in (RUNGS, FIDELITY)}
 
 
 def spec(name: str) -> str | StrategySpec:
-    return RUNGS if name == RUNGS.name else name
+    return VARIANTS.get(name, name)
 
 
 def storage_url(out: Path, arm: str) -> str:

@@ -17,10 +17,12 @@ from agent.records import SourceData, TrialRecord
 from agent.space import Choice
 
 from .base import BuildContext, Proposal, ProposeContext, Strategy, StrategySpec, resumed_seed
+from .candidates import best_by_ei
 from .cost import CostModel, per_second
+from .fidelity import FidelitySurface, with_predicted_finals
 from .opening import Openers
 from .rungs import highest_rung
-from .surrogate import SurrogateModel, surrogate_for
+from .surrogate import SurrogateModel, surrogate_for, untried
 from .transfer import TransferSurrogate, rounded
 
 __all__ = ["OPENERS", "SPEC", "BOStrategy", "openers_for"]
@@ -44,6 +46,7 @@ class BOStrategy(Strategy):
         n_open: int | None = None,
         transfer: TransferSurrogate | None = None,
         rungs: bool = False,
+        fidelity: bool = False,
         cost_aware: bool = True,
     ) -> None:
         """``transfer``: the surrogate over ``experience`` (default: :class:`TransferSurrogate`'s RGPE);
@@ -55,6 +58,7 @@ class BOStrategy(Strategy):
         weigh what a configuration is expected to cost (expected improvement per second,
         :mod:`~agent.strategies.cost`; the study's own model only, not yet with sources)."""
         self.rungs = rungs
+        self.fidelity = fidelity
         self.cost_aware = cost_aware
         self.surrogate = surrogate or SurrogateModel()
         self.transfer = (
@@ -95,13 +99,21 @@ class BOStrategy(Strategy):
         if self.transfer is not None:
             # Learning from sources, the study's own model sees the highest rung its stopped trials reached:
             # on complete trials alone, a scheduled study has almost none, and the sources kept all the weight.
-            rung = highest_rung(ctx.records, min_points=len(ctx.space.params) + 2)
+            rung = (
+                with_predicted_finals(ctx.space, ctx.records, ctx.direction, self.surrogate.transform)
+                if self.fidelity
+                else highest_rung(ctx.records, min_points=len(ctx.space.params) + 2)
+            )
             p = self.transfer.propose_weighted(ctx.space, rung, ctx.rng, taken, ctx.direction)
             config, decision["weights"] = p.config, rounded(p.weights)
             if p.startup:
                 decision["startup"] = True
         else:
             records: Sequence[TrialRecord] = ctx.records
+            over_steps = self._fidelity_config(ctx, taken) if self.fidelity else None
+            if over_steps is not None:
+                self._issued.add(ctx.space.key(over_steps))
+                return over_steps, {"fidelity": True}
             if self.rungs:
                 records = highest_rung(ctx.records, min_points=len(ctx.space.params) + 2)
             if self.surrogate.starting(ctx.space, records, ctx.direction):
@@ -115,6 +127,15 @@ class BOStrategy(Strategy):
                 decision["cost_weight"] = round(ctx.time_left, 3)
         self._issued.add(ctx.space.key(config))
         return config, decision
+
+    def _fidelity_config(self, ctx: ProposeContext, taken: set[str]) -> dict[str, Choice] | None:
+        """The configuration of most expected improvement at the last step under the model over (configuration,
+        step) (:mod:`~agent.strategies.fidelity`); None where it has none (no steps reported, its startup)."""
+        surface = FidelitySurface.fit(ctx.space, ctx.records, ctx.direction, self.surrogate.transform)
+        if surface is None:
+            return None
+        picked = best_by_ei(ctx.space, surface, ctx.rng, taken, 1)
+        return picked[0] if picked else untried(ctx.space, taken, ctx.rng)
 
     def _cost_model(self, ctx: ProposeContext) -> CostModel | None:
         """The model of what configurations cost, where proposals weigh it: under a time budget, in a study

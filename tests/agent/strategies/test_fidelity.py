@@ -1,0 +1,134 @@
+"""Tests for agent/strategies/fidelity.py: the Gaussian process over (configuration, step)."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+
+from agent.records import TrialRecord
+from agent.space import FloatParam, SearchSpace
+from agent.strategies.base import ProposeContext
+from agent.strategies.bo import BOStrategy
+from agent.strategies.fidelity import FidelitySurface, fidelity_points, with_predicted_finals
+from agent.strategies.transfer import TARGET
+from tests.agent.strategies.test_bo import SPACE, f, source, stopped_early
+
+pytestmark = pytest.mark.anyio
+
+LINE = SearchSpace(params={"x": FloatParam(low=0.0, high=1.0)})
+
+
+def final(x: float) -> float:
+    return 1.0 + 4.0 * (x - 0.7) ** 2
+
+
+def at(x: float, step: int) -> float:
+    """A learning curve: the final value plus a gap that halves as the steps triple."""
+    return final(x) + 0.5 * (27 / step) ** (math.log(2) / math.log(3)) - 0.5
+
+
+def curve_study() -> list[TrialRecord]:
+    """16 trials of :func:`at`'s curves: 4 ran to the end (27), the others stopped at step 3 or 9."""
+    rng = np.random.default_rng(0)
+    records = []
+    for i, x in enumerate(rng.uniform(0, 1, 16)):
+        stop = 27 if i < 4 else (3 if i % 2 else 9)
+        curve = {s: at(x, s) for s in (1, 3, 9, 27) if s <= stop}
+        done = stop == 27
+        value = curve[27] if done else None
+        state = "complete" if done else "pruned"
+        records.append(TrialRecord(number=i, config={"x": float(x)}, state=state, value=value, curve=curve))
+    return records
+
+
+def test_the_points_are_each_trials_values_where_some_trial_was_stopped_and_at_the_last_step() -> None:
+    records = [
+        TrialRecord(number=0, config={"x": 0.1}, state="pruned", curve={1: 3.0, 2: 2.9, 3: 2.5}),
+        TrialRecord(number=1, config={"x": 0.2}, state="complete", value=1.5, curve={1: 2.0, 2: 1.9, 3: 1.8, 9: 1.6}),
+        TrialRecord(number=2, config={"x": 0.3}, state="fail"),
+        TrialRecord(number=3, config={"x": 0.4}, state="running", curve={1: 0.1}),
+    ]
+    points, last = fidelity_points(records, "minimize")  # type: ignore[misc]
+    assert last == 9
+    assert sorted((c["x"], s, v) for c, s, v in points) == [
+        (0.1, 3, 2.5),  # stopped at step 3: that is a rung; steps 1 and 2 are not
+        (0.2, 3, 1.8),
+        (0.2, 9, 1.5),  # complete: its final value, at the last step
+        (0.3, 9, 2.5),  # a failure: the worst value the model sees, at the last step
+    ]
+    assert fidelity_points([TrialRecord(number=0, config={"x": 0.1}, state="complete", value=1.0)], "minimize") is None
+    # Steps reported but none stopped early (no scheduler): the complete trials are the data, as without steps.
+    assert fidelity_points([r for r in records if r.state != "pruned"], "minimize") is None
+
+
+def test_the_model_reads_stopped_trials_final_values_off_the_complete_ones_curves() -> None:
+    """Four trials ran to the end; twelve were stopped at step 3 or 9, their final values unseen. Read at the last
+    step, the model ranks the stopped ones by their true final values and puts them near them, not at their
+    (worse) values at the rung where they stopped."""
+    records = curve_study()
+    surface = FidelitySurface.fit(LINE, records)
+    assert surface is not None
+    stopped = [r for r in records if r.state == "pruned"]
+    mean, var = surface.predict([r.config for r in stopped])
+    predicted, _ = surface.values(mean, np.sqrt(var))
+    truth = np.array([final(float(r.config["x"])) for r in stopped])  # type: ignore[arg-type]
+    at_rung = np.array([r.curve[max(r.curve)] for r in stopped])
+    assert np.corrcoef(predicted, truth)[0, 1] > 0.95
+    assert np.abs(predicted - truth).mean() < 0.5 * np.abs(at_rung - truth).mean()
+    assert surface.incumbent == pytest.approx(float(mean.min()))
+
+
+def test_without_steps_or_with_too_few_trials_there_is_no_model() -> None:
+    complete = [TrialRecord(number=i, config={"x": i / 4}, state="complete", value=1.0) for i in range(4)]
+    assert FidelitySurface.fit(LINE, complete) is None
+    two = [TrialRecord(number=i, config={"x": i / 4}, state="pruned", curve={3: 1.0}) for i in range(2)]
+    assert FidelitySurface.fit(LINE, two) is None
+    other = [TrialRecord(number=i, config={"y": i / 4}, state="pruned", curve={3: 1.0}) for i in range(4)]
+    assert FidelitySurface.fit(LINE, other) is None  # another search space: not comparable
+
+
+async def test_with_fidelity_trials_stopped_early_inform_the_next_proposals_and_say_so() -> None:
+    """No trial ran to the end: without the model over steps the proposal is a startup draw; with it, every
+    stopped trial's values are data, and its proposals are far better on average (8 seeded draws)."""
+    mean = {}
+    for fidelity in (False, True):
+        values = []
+        for s in range(8):
+            stopped = stopped_early(s)
+            ctx = ProposeContext(space=SPACE, records=stopped, rng=random.Random(s))
+            p = await BOStrategy(fidelity=fidelity).propose(ctx)
+            assert p.config is not None and SPACE.key(p.config) not in {SPACE.key(r.config) for r in stopped}
+            assert p.decision == ({"fidelity": True} if fidelity else {"startup": True})
+            values.append(f(p.config))
+        mean[fidelity] = sum(values) / len(values)
+    assert mean[True] < mean[False] / 2
+
+
+def test_a_study_learning_from_sources_fits_its_own_model_on_its_stopped_trials_predicted_finals() -> None:
+    records = curve_study()
+    seen = with_predicted_finals(LINE, records)
+    assert [r.number for r in seen] == [r.number for r in records]
+    assert all(r.state == "complete" for r in seen)
+    stopped = [(r, s) for r, s in zip(records, seen, strict=True) if r.state == "pruned"]
+    predicted = np.array([s.value for _, s in stopped])
+    truth = np.array([final(float(r.config["x"])) for r, _ in stopped])  # type: ignore[arg-type]
+    assert np.corrcoef(predicted, truth)[0, 1] > 0.95
+    assert [s for r, s in zip(records, seen, strict=True) if r.state == "complete"] == [
+        r for r in records if r.state == "complete"
+    ]
+    plain = [r for r in records if r.state == "complete"]
+    assert with_predicted_finals(LINE, plain) == plain  # nothing stopped early: nothing to predict
+
+
+async def test_learning_from_a_misleading_source_the_studys_stopped_trials_overrule_it() -> None:
+    """As with the highest rung (test_bo), the study's stopped trials, through their predicted finals, take the
+    weight from a source whose best is this study's worst."""
+    for s in range(4):
+        stopped = stopped_early(s)
+        misleading = BOStrategy(experience=[source("bad", sign=-1.0)], budget=20, n_open=0, fidelity=True)
+        p = await misleading.propose(ProposeContext(space=SPACE, records=stopped, rng=random.Random(s)))
+        assert p.decision["weights"] == {"bad": 0.0, TARGET: 1.0}
+        assert p.config is not None and f(p.config) < 10, "the source's best is this study's worst (41)"
