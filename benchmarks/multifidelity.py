@@ -10,18 +10,18 @@ seconds). Arms, each a study per target and seed:
 - ``bo``: the GP at full fidelity, 30 trials (the reference: "the compute of N full trials" is, per target and
   seed, what its first N trials cost);
 - ``default-asha``: the default strategy (``llm-bo``) with asynchronous successive halving (Optuna's
-  ``SuccessiveHalvingPruner``, minimum 3 epochs, reduction factor 3: rungs at 3, 9, 27 epochs);
+  ``SuccessiveHalvingPruner``, minimum 3 epochs, reduction factor 3: rungs at 3, 9, 27 epochs); its GP models
+  (configuration, step), every stopped trial's values at the rungs (:mod:`agent.strategies.fidelity`);
 - ``default-hyperband``: the same with Optuna's ``HyperbandPruner`` (3..27 epochs, factor 3: three brackets);
 - ``tpe-hyperband``: Optuna's TPE with ``HyperbandPruner`` (what BOHB is in Optuna);
 - ``random-asha``: random search with successive halving;
-- ``default-asha-rungs``: ``default-asha`` whose GP, while few trials ran to the end, fits the highest rung
-  enough trials reached (BOHB-style: :mod:`agent.strategies.rungs`);
-- ``default-asha-fidelity``: ``default-asha`` whose GP models (configuration, step): every trial's values at
-  the rungs (:mod:`agent.strategies.fidelity`);
+- ``default-asha-rungs``: ``default-asha-complete`` whose GP, while few trials ran to the end, fits the highest
+  rung enough trials reached (BOHB-style: :mod:`agent.strategies.rungs`);
 - ``default-loto``: ``default-asha`` learning from one full-fidelity ``bo`` study of each OTHER table
-  (``--learn-from``, leave one dataset out; same space, so no model call maps them);
-- ``default-loto-fidelity``: ``default-asha-fidelity`` learning as ``default-loto`` does, the study's own model
-  fitted on the final values the model over steps predicts for its stopped trials.
+  (``--learn-from``, leave one dataset out; same space, so no model call maps them), its own model fitted on the
+  final values the GP over (configuration, step) predicts for its stopped trials;
+- ``default-asha-complete`` and ``default-loto-complete``: the two above as the default was before the GP over
+  (configuration, step): its model fit on the complete trials alone (with sources, on the highest rung).
 
 A scheduled arm runs, in chunks of trials, until it has spent the epochs of 30 full trials. Scores are TRUE
 errors (the table's mean over its seeds after the last epoch) of the incumbent, the best COMPLETE trial (a
@@ -74,8 +74,8 @@ ARMS = (
     "random-asha",
     "default-loto",
     "default-asha-rungs",
-    "default-asha-fidelity",
-    "default-loto-fidelity",
+    "default-asha-complete",
+    "default-loto-complete",
 )
 FULL = 30  # the reference's trials, and the compute (in full trials) every scheduled arm spends
 REPORTED = (10, 30)  # equal compute, in full trials' worth
@@ -102,18 +102,18 @@ ARM = {
     "random-asha": Arm("random-asha", "random", "asha"),
     "default-loto": Arm("default-loto", "llm-bo", "asha", learns=True),
     "default-asha-rungs": Arm("default-asha-rungs", "llm-bo-rungs", "asha"),
-    "default-asha-fidelity": Arm("default-asha-fidelity", "llm-bo-fidelity", "asha"),
-    "default-loto-fidelity": Arm("default-loto-fidelity", "llm-bo-fidelity", "asha", learns=True),
+    "default-asha-complete": Arm("default-asha-complete", "llm-bo-complete", "asha"),
+    "default-loto-complete": Arm("default-loto-complete", "llm-bo-complete", "asha", learns=True),
 }
 
 
 #: The default strategy fitting its GP on the highest rung enough trials reached (BOHB-style) while few ran
 #: to the end: a variant measured here before it may become the default.
-RUNGS = default_with("llm-bo-rungs", rungs=True)
-#: The default strategy proposing with the Gaussian process over (configuration, step): every stopped trial's
-#: values at the rungs are data (:mod:`agent.strategies.fidelity`).
-FIDELITY = default_with("llm-bo-fidelity", fidelity=True)
-VARIANTS = {v.name: v for v in (RUNGS, FIDELITY)}
+RUNGS = default_with("llm-bo-rungs", rungs=True, fidelity=False)
+#: The default before the Gaussian process over (configuration, step): its model fit on the complete trials
+#: alone (with sources, on the highest rung), the stopped ones unused.
+COMPLETE = default_with("llm-bo-complete", fidelity=False)
+VARIANTS = {v.name: v for v in (RUNGS, COMPLETE)}
 
 
 def spec(name: str) -> str | StrategySpec:
@@ -301,8 +301,8 @@ def results(out: Path, arms: Sequence[str], targets: Sequence[str], seeds: int) 
         "|---|---|---|---|---|---|---|---|",
     ]
     for arm in arms:
-        for other in ("bo", "tpe-hyperband", "default-asha"):
-            if arm == other or (other != "bo" and not arm.startswith("default")):
+        for other in ("bo", "tpe-hyperband", "default-asha", f"{arm}-complete"):
+            if arm == other or other not in ARM or (other != "bo" and not arm.startswith("default")):
                 continue
             for by in ("epochs", "seconds"):
                 for n in REPORTED:
@@ -348,7 +348,37 @@ def results(out: Path, arms: Sequence[str], targets: Sequence[str], seeds: int) 
             f"| {arm} | {_share(shares['epochs'])} | {_share(shares['seconds'])} | {reached}/{len(pruned)} | "
             f"{int(np.median(pruned))} |"
         )
+    lines += [
+        "",
+        "Paired by (target, seed), who reaches it with less compute (epochs; never reached counts as never):",
+        "",
+        "| arm | against | sooner/later/tied | p |",
+        "|---|---|---|---|",
+    ]
+    for arm in arms:
+        for other in ("tpe-hyperband", f"{arm}-complete"):
+            if other == arm or other not in arms or not arm.startswith("default"):
+                continue
+            sooner = paired_reach(out, arm, other, targets, seeds)
+            if sooner is not None:
+                p = metrics.sign_test(sooner[0], sooner[1])
+                lines.append(f"| {arm} | {other} | {'/'.join(map(str, sooner))} | {p:.2g} |")
     return lines
+
+
+def paired_reach(out: Path, arm: str, other: str, targets: Sequence[str], seeds: int) -> tuple[int, int, int] | None:
+    """(sooner, later, tied): pairs where ``arm`` reaches ``bo``'s true error after FULL trials with less, more or
+    the same compute (epochs) than ``other``; None where no pair ran."""
+    xs, ys = [], []
+    for target in targets:
+        for s in range(seeds):
+            a, b, ref = read_run(out, arm, target, s), read_run(out, other, target, s), read_run(out, "bo", target, s)
+            if a is None or b is None or ref is None or ref.epochs.size < FULL:
+                continue
+            goal = float(ref.true_error[FULL - 1])
+            xs.append(a.reach(goal))
+            ys.append(b.reach(goal))
+    return metrics.paired_outcomes(np.array(xs), np.array(ys)) if xs else None
 
 
 def _share(values: Sequence[float]) -> str:

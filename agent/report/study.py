@@ -226,7 +226,7 @@ def _study_markdown(view: _StudyView, url: str, out: Path) -> list[str]:
 def _stopping(view: _StudyView, out: Path) -> list[str]:
     """The trials' curves (value against step, stopped ones faded) and what stopping saved: the steps run
     against the steps every trial would have run to its end, and the seconds likewise (a stopped trial's
-    full cost estimated at its own pace)."""
+    full cost estimated at its own pace); how many proposals learnt from the stopped trials."""
     reported = [r for r in view.done if r.curve]
     if not reported:
         return []
@@ -240,13 +240,20 @@ def _stopping(view: _StudyView, out: Path) -> list[str]:
     seconds = sum(r.seconds or 0.0 for r in reported)
     full_seconds = sum((r.seconds or 0.0) * max(last, max(r.curve)) / max(r.curve) for r in reported)
     stopped = sum(r.state == "pruned" for r in reported)
+    over_steps = sum(r.proposal.decision.get("fidelity") is True for r in view.done)
+    learnt = (
+        f" {plural(over_steps, 'proposal')} came from the Gaussian process over (configuration, step), which learns "
+        "from every stopped trial's values at the steps where trials were stopped."
+        if over_steps
+        else ""
+    )
     return [
         "## Curves and what stopping saved",
         "",
         f"{plural(len(reported), 'trial')} reported steps; {stopped} stopped early. They ran {ran} steps of the "
         f"{full} that running each to step {last} would have cost ({_share(ran, full)}), and "
         f"{seconds:.1f} s of an estimated {full_seconds:.1f} s ({_share(seconds, full_seconds)}; a stopped trial's "
-        "full run estimated at its own pace).",
+        f"full run estimated at its own pace).{learnt}",
         "",
         "![curves](plots/curves.png)",
         "",

@@ -17,12 +17,12 @@ from agent.records import SourceData, TrialRecord
 from agent.space import Choice
 
 from .base import BuildContext, Proposal, ProposeContext, Strategy, StrategySpec, resumed_seed
-from .candidates import best_by_ei
+from .candidates import Proposer
 from .cost import CostModel, per_second
-from .fidelity import FidelitySurface, with_predicted_finals
+from .fidelity import OverSteps, proposal_over_steps, with_predicted_finals
 from .opening import Openers
 from .rungs import highest_rung
-from .surrogate import SurrogateModel, surrogate_for, untried
+from .surrogate import SurrogateModel, surrogate_for
 from .transfer import TransferSurrogate, rounded
 
 __all__ = ["OPENERS", "SPEC", "BOStrategy", "openers_for"]
@@ -46,15 +46,18 @@ class BOStrategy(Strategy):
         n_open: int | None = None,
         transfer: TransferSurrogate | None = None,
         rungs: bool = False,
-        fidelity: bool = False,
+        fidelity: bool = True,
         cost_aware: bool = True,
     ) -> None:
         """``transfer``: the surrogate over ``experience`` (default: :class:`TransferSurrogate`'s RGPE);
         ``n_open``: how many of the sources' best open the study (default :func:`openers_for`).
-        ``rungs``: while few trials ran to the end, fit on the highest rung enough trials reached
-        (:func:`~agent.strategies.rungs.highest_rung`, BOHB-style) instead of the complete trials alone. With
-        sources the study's own model always does (measured: docs/multifidelity.md); without, it is an option
-        (with the warp it measured level with the complete trials alone). ``cost_aware``: under a time budget,
+        ``fidelity`` (the default): where a scheduler stopped trials early, the Gaussian process over
+        (configuration, step) proposes (:mod:`~agent.strategies.fidelity`), every stopped trial's values at the
+        rungs its data; with sources, the study's own model fits the final values it predicts for its stopped
+        trials. Measured against the complete trials alone: docs/multifidelity.md. ``rungs`` (with
+        ``fidelity=False``): while few trials ran to the end, fit on the highest rung enough trials reached
+        (:func:`~agent.strategies.rungs.highest_rung`, BOHB-style) instead of the complete trials alone; with
+        sources and ``fidelity=False`` the study's own model always does. ``cost_aware``: under a time budget,
         weigh what a configuration is expected to cost (expected improvement per second,
         :mod:`~agent.strategies.cost`; the study's own model only, not yet with sources)."""
         self.rungs = rungs
@@ -97,14 +100,16 @@ class BOStrategy(Strategy):
         decision: dict[str, object] = {}
         taken = self._issued | {ctx.space.key(r.config) for r in ctx.records}
         if self.transfer is not None:
-            # Learning from sources, the study's own model sees the highest rung its stopped trials reached:
-            # on complete trials alone, a scheduled study has almost none, and the sources kept all the weight.
-            rung = (
-                with_predicted_finals(ctx.space, ctx.records, ctx.direction, self.surrogate.transform)
-                if self.fidelity
-                else highest_rung(ctx.records, min_points=len(ctx.space.params) + 2)
-            )
-            p = self.transfer.propose_weighted(ctx.space, rung, ctx.rng, taken, ctx.direction)
+            # Learning from sources, the study's own model sees its stopped trials (the final values the model
+            # over steps predicts for them, or the highest rung they reached): on complete trials alone, a
+            # scheduled study has almost none, and the sources kept all the weight.
+            if self.fidelity:
+                own = with_predicted_finals(ctx.space, ctx.records, ctx.direction, self.surrogate.transform)
+                if any(mine is not theirs for mine, theirs in zip(own, ctx.records, strict=True)):
+                    decision["fidelity"] = True
+            else:
+                own = highest_rung(ctx.records, min_points=len(ctx.space.params) + 2)
+            p = self.transfer.propose_weighted(ctx.space, own, ctx.rng, taken, ctx.direction)
             config, decision["weights"] = p.config, rounded(p.weights)
             if p.startup:
                 decision["startup"] = True
@@ -130,12 +135,16 @@ class BOStrategy(Strategy):
 
     def _fidelity_config(self, ctx: ProposeContext, taken: set[str]) -> dict[str, Choice] | None:
         """The configuration of most expected improvement at the last step under the model over (configuration,
-        step) (:mod:`~agent.strategies.fidelity`); None where it has none (no steps reported, its startup)."""
-        surface = FidelitySurface.fit(ctx.space, ctx.records, ctx.direction, self.surrogate.transform)
-        if surface is None:
-            return None
-        picked = best_by_ei(ctx.space, surface, ctx.rng, taken, 1)
-        return picked[0] if picked else untried(ctx.space, taken, ctx.rng)
+        step) (:mod:`~agent.strategies.fidelity`); None where it has none (no trial stopped early, its startup)."""
+        p = proposal_over_steps(ctx.space, ctx.records, ctx.rng, taken, ctx.direction, self.surrogate.transform)
+        return None if p is None else p[0]
+
+    def proposer(self) -> Proposer:
+        """What proposes the optimizer's own next trial, with the model it chose it with: the transfer surrogate
+        given sources, else the study's own model (over steps where trials were stopped early, by default)."""
+        if self.transfer is not None:
+            return self.transfer
+        return OverSteps(self.surrogate) if self.fidelity else self.surrogate
 
     def _cost_model(self, ctx: ProposeContext) -> CostModel | None:
         """The model of what configurations cost, where proposals weigh it: under a time budget, in a study

@@ -26,6 +26,7 @@ from agent.space import CategoricalParam, Choice, FloatParam, IntParam, SearchSp
 __all__ = [
     "Acquisition",
     "Candidate",
+    "Proposer",
     "Surface",
     "best_by_ei",
     "distinct",

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,10 +28,11 @@ from agent._optuna import GaussianProcess
 from agent.records import Direction, Transform, TrialRecord
 from agent.space import Choice, SearchSpace, UnitEncoder
 
-from .surrogate import scores, values_of
+from .candidates import Surface, best_by_ei
+from .surrogate import SurrogateModel, scores, untried, values_of
 from .warp import DEFAULT, Warped
 
-__all__ = ["FidelitySurface", "fidelity_points", "with_predicted_finals"]
+__all__ = ["FidelitySurface", "OverSteps", "fidelity_points", "proposal_over_steps", "with_predicted_finals"]
 
 FloatArray = npt.NDArray[np.float64]
 _SEEDS = 4  # the configurations predicted best, whose neighbours a pool of candidates explores
@@ -120,6 +122,47 @@ class FidelitySurface:
 
     def values(self, mean: FloatArray, sd: FloatArray) -> tuple[FloatArray, FloatArray]:
         return values_of(self._warped, mean, sd, self._direction)
+
+
+def proposal_over_steps(
+    space: SearchSpace,
+    records: Sequence[TrialRecord],
+    rng: random.Random,
+    also_taken: Collection[str] = (),
+    direction: Direction = "minimize",
+    transform: Transform | None = DEFAULT,
+) -> tuple[dict[str, Choice], FidelitySurface] | None:
+    """The untried configuration (not in ``records`` nor ``also_taken``) of most expected improvement at the last
+    step, and the model it was chosen with; None where there is no model over steps (no trial stopped early,
+    too few trials)."""
+    surface = FidelitySurface.fit(space, records, direction, transform)
+    if surface is None:
+        return None
+    taken = {space.key(r.config) for r in records} | set(also_taken)
+    picked = best_by_ei(space, surface, rng, taken, 1)
+    return (picked[0] if picked else untried(space, taken, rng)), surface
+
+
+@dataclass(frozen=True)
+class OverSteps:
+    """A proposer (:class:`~.candidates.Proposer`) that reads stopped trials: the model over (configuration, step)
+    where a trial was stopped early, else ``complete``, the model of the complete trials. What the candidates
+    shown to the model (``hybrid``) come from, so that they are the optimizer's own next trials."""
+
+    complete: SurrogateModel
+
+    def proposal(
+        self,
+        space: SearchSpace,
+        records: Sequence[TrialRecord],
+        rng: random.Random,
+        also_taken: Collection[str] = (),
+        direction: Direction = "minimize",
+    ) -> tuple[dict[str, Choice], Surface | None]:
+        over_steps = proposal_over_steps(space, records, rng, also_taken, direction, self.complete.transform)
+        if over_steps is not None:
+            return over_steps
+        return self.complete.proposal(space, records, rng, also_taken, direction)
 
 
 def with_predicted_finals(

@@ -25,7 +25,7 @@ from agent.report._plots import (
     plot_win_rates,
 )
 from agent.strategies.llm import LLMStrategy
-from agent.study import StudyStore
+from agent.study import StudyStore, opened_storage, read_records
 from agent.tasks import build_task
 from evaluators.base import EvalResult
 from tools.read_history import ReadHistory
@@ -246,7 +246,6 @@ def test_a_probe_of_the_setup_is_kept_out_of_the_reports_counts_and_best(tmp_pat
 @pytest.mark.anyio
 async def test_the_report_draws_the_curves_and_counts_what_stopping_saved(tmp_path: Path) -> None:
     from agent.session import StudyConfig, run_study
-    from agent.study import opened_storage, read_records
 
     task = build_task("curves-segment", seed=0)
     config = StudyConfig(task=task, strategy="random", budget=12, seed=0, save_dir=tmp_path)  # scheduled by default
@@ -259,4 +258,21 @@ async def test_the_report_draws_the_curves_and_counts_what_stopping_saved(tmp_pa
     assert all(r.curve for r in records)
     assert "## Curves and what stopping saved" in text
     assert f"12 trials reported steps; {summary.pruned} stopped early. They ran {ran} steps of the {12 * 27}" in text
+    assert "Gaussian process over (configuration, step)" not in text  # random search learns nothing
     assert _is_png(tmp_path / "plots" / "curves.png")
+
+
+@pytest.mark.anyio
+async def test_the_report_says_how_many_proposals_learnt_from_the_stopped_trials(tmp_path: Path) -> None:
+    from agent.session import StudyConfig, run_study
+
+    task = build_task("curves-segment", seed=0)
+    config = StudyConfig(task=task, strategy="bo", budget=12, seed=0, save_dir=tmp_path)  # scheduled by default
+    summary = await run_study(config, say=lambda line: None)
+    assert summary.pruned > 0
+    text = write_study_report(tmp_path).read_text()
+    with opened_storage(f"sqlite:///{tmp_path / 'study.db'}") as storage:
+        records = read_records(storage.get_all_trials(storage.get_study_id_from_name(config.name)))
+    learnt = sum(r.proposal.decision.get("fidelity") is True for r in records)
+    assert learnt > 0 and all(r.source == "surrogate" for r in records if r.proposal.decision.get("fidelity"))
+    assert f"{learnt} proposals came from the Gaussian process over (configuration, step)" in text

@@ -45,3 +45,28 @@ async def test_bo_and_random_with_asha_run_to_the_same_compute_and_are_compared(
     table = mf.results(tmp_path, ["bo", "random-asha"], ["segment"], 1)
     rows = [line for line in table if line.startswith("| random-asha | bo | epochs | 10 |")]
     assert len(rows) == 1 and rows[0].split("|")[5].strip() in ("1/0/0", "0/1/0", "0/0/1")
+
+
+def test_who_reaches_bos_error_with_less_compute_paired_by_table_and_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    def run(reach_at: float | None, full: int = mf.FULL) -> mf.Run:
+        """A run whose incumbent's true error falls from 0.5 to 0.1 at ``reach_at`` epochs (never: None)."""
+        epochs = np.arange(1.0, full + 1.0) * 10
+        error = np.where(epochs >= (reach_at or math.inf), 0.1, 0.5)
+        return mf.Run(epochs=epochs, seconds=epochs, true_error=error, pruned=0)
+
+    runs = {
+        ("bo", "digits", 0): run(300.0),
+        ("bo", "digits", 1): run(300.0),
+        ("bo", "digits", 2): run(300.0),
+        ("default-asha", "digits", 0): run(50.0),
+        ("default-asha-complete", "digits", 0): run(100.0),  # later: the default is sooner
+        ("default-asha", "digits", 1): run(None),
+        ("default-asha-complete", "digits", 1): run(None),  # neither reached it: tied
+        ("default-asha", "digits", 2): run(200.0),
+        ("default-asha-complete", "digits", 2): run(100.0),  # sooner than the default
+    }
+    monkeypatch.setattr(mf, "read_run", lambda out, arm, target, seed: runs.get((arm, target, seed)))
+    assert mf.paired_reach(Path("."), "default-asha", "default-asha-complete", ["digits"], 3) == (1, 1, 1)
+    assert mf.paired_reach(Path("."), "default-asha", "tpe-hyperband", ["digits"], 3) is None
+    lines = mf.results(Path("."), ["bo", "default-asha", "default-asha-complete"], ["digits"], 3)
+    assert "| default-asha | default-asha-complete | 1/1/1 | 1 |" in lines

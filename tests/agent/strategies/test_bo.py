@@ -115,8 +115,9 @@ def stopped_early(seed: int) -> list[TrialRecord]:
 
 
 async def test_with_rungs_trials_stopped_early_inform_the_next_proposals_and_are_not_repeated() -> None:
-    """No trial ran to the end: without rungs, the proposal is a startup draw; with them, the GP fits the 6
-    trials that reached step 3, and its proposals are far better on average (8 seeded draws)."""
+    """The option beside the default's model over steps (test_fidelity), which is off here. No trial ran to the
+    end: without rungs, the proposal is a startup draw; with them, the GP fits the 6 trials that reached step 3,
+    and its proposals are far better on average (8 seeded draws)."""
     mean = {}
     for rungs in (False, True):
         values = []
@@ -124,7 +125,7 @@ async def test_with_rungs_trials_stopped_early_inform_the_next_proposals_and_are
             stopped = stopped_early(s)
             configs = [r.config for r in stopped]
             ctx = ProposeContext(space=SPACE, records=stopped, rng=random.Random(s))
-            p = await BOStrategy(rungs=rungs).propose(ctx)
+            p = await BOStrategy(rungs=rungs, fidelity=False).propose(ctx)
             assert p.config is not None and SPACE.key(p.config) not in {SPACE.key(c) for c in configs}
             values.append(f(p.config))
         mean[rungs] = sum(values) / len(values)
@@ -137,7 +138,7 @@ async def test_learning_from_a_source_the_studys_stopped_trials_overrule_it_at_t
     10/28 against not learning, at 30 full trials' compute). Its trials stopped at step 3 now overrule it."""
     for s in range(4):
         stopped = stopped_early(s)
-        misleading = BOStrategy(experience=[source("bad", sign=-1.0)], budget=20, n_open=0)
+        misleading = BOStrategy(experience=[source("bad", sign=-1.0)], budget=20, n_open=0, fidelity=False)
         p = await misleading.propose(ProposeContext(space=SPACE, records=stopped, rng=random.Random(s)))
         assert p.decision["weights"] == {"bad": 0.0, TARGET: 1.0}
         assert p.config is not None and f(p.config) < 10, "the source's best is this study's worst (41)"

@@ -12,7 +12,9 @@ from agent.records import TrialRecord
 from agent.space import FloatParam, SearchSpace
 from agent.strategies.base import ProposeContext
 from agent.strategies.bo import BOStrategy
+from agent.strategies.candidates import optimizer_candidates
 from agent.strategies.fidelity import FidelitySurface, fidelity_points, with_predicted_finals
+from agent.strategies.surrogate import SurrogateModel
 from agent.strategies.transfer import TARGET
 from tests.agent.strategies.test_bo import SPACE, f, source, stopped_early
 
@@ -91,8 +93,9 @@ def test_without_steps_or_with_too_few_trials_there_is_no_model() -> None:
 
 
 async def test_with_fidelity_trials_stopped_early_inform_the_next_proposals_and_say_so() -> None:
-    """No trial ran to the end: without the model over steps the proposal is a startup draw; with it, every
-    stopped trial's values are data, and its proposals are far better on average (8 seeded draws)."""
+    """No trial ran to the end: without the model over steps the proposal is a startup draw; with it (the
+    default), every stopped trial's values are data, and its proposals are far better on average (8 seeded
+    draws)."""
     mean = {}
     for fidelity in (False, True):
         values = []
@@ -124,11 +127,27 @@ def test_a_study_learning_from_sources_fits_its_own_model_on_its_stopped_trials_
 
 
 async def test_learning_from_a_misleading_source_the_studys_stopped_trials_overrule_it() -> None:
-    """As with the highest rung (test_bo), the study's stopped trials, through their predicted finals, take the
-    weight from a source whose best is this study's worst."""
+    """As with the highest rung (test_bo), the study's stopped trials, through their predicted finals (the
+    default), take the weight from a source whose best is this study's worst; the proposal says it used them."""
     for s in range(4):
         stopped = stopped_early(s)
-        misleading = BOStrategy(experience=[source("bad", sign=-1.0)], budget=20, n_open=0, fidelity=True)
+        misleading = BOStrategy(experience=[source("bad", sign=-1.0)], budget=20, n_open=0)
         p = await misleading.propose(ProposeContext(space=SPACE, records=stopped, rng=random.Random(s)))
-        assert p.decision["weights"] == {"bad": 0.0, TARGET: 1.0}
+        assert p.decision["weights"] == {"bad": 0.0, TARGET: 1.0} and p.decision["fidelity"] is True
         assert p.config is not None and f(p.config) < 10, "the source's best is this study's worst (41)"
+
+
+def test_the_candidates_shown_to_the_model_are_the_model_over_steps_own() -> None:
+    """``hybrid`` shows the model the optimizer's next trials: where trials were stopped early, those of the model
+    over steps (the trial its optimizer rounds would run first), predicted at the last step."""
+    records = curve_study()
+    proposer = BOStrategy().proposer()
+    first, surface = proposer.proposal(LINE, records, random.Random(0))
+    assert isinstance(surface, FidelitySurface)
+    candidates = optimizer_candidates(proposer, LINE, records, random.Random(0), 4)
+    assert candidates[0].config == first and len(candidates) == 4
+    truth = [final(float(c.config["x"])) for c in candidates]  # type: ignore[arg-type]
+    assert all(abs(c.mean - t) < 0.5 for c, t in zip(candidates, truth, strict=True)), (candidates, truth)
+    complete = [r for r in records if r.state == "complete"]
+    assert not isinstance(proposer.proposal(LINE, complete, random.Random(0))[1], FidelitySurface)
+    assert isinstance(BOStrategy(fidelity=False).proposer(), SurrogateModel)
