@@ -287,10 +287,13 @@ def compare(out: Path, arm: str, other: str, targets: Sequence[str], seeds: int,
 
 
 def results(out: Path, arms: Sequence[str], targets: Sequence[str], seeds: int) -> list[str]:
+    """The tables of the studies in ``out`` of seeds below ``seeds`` (those that ran: the header names them)."""
+    ran = [s for s in range(seeds) if any(read_run(out, "bo", t, s) is not None for t in targets)]
+    named = f"{ran[0]}..{ran[-1]}" if ran else "none"
     lines = [
         "# Multi-fidelity scheduling on replayed learning curves",
         "",
-        f"Targets: {', '.join(f'curves-{t}' for t in targets)}; seeds 0..{seeds - 1}. True error of the incumbent (the",
+        f"Targets: {', '.join(f'curves-{t}' for t in targets)}; seeds {named}. True error of the incumbent (the",
         "best complete trial) at equal compute: the compute `bo` at full fidelity spent on its first N trials of the",
         "same target and seed (epochs, or recorded seconds). Pairs by (target, seed): better/worse/tied, exact",
         "two-sided sign test (ties dropped); medians over targets x seeds.",
@@ -381,6 +384,54 @@ def paired_reach(out: Path, arm: str, other: str, targets: Sequence[str], seeds:
     return metrics.paired_outcomes(np.array(xs), np.array(ys)) if xs else None
 
 
+def recorded_runs(path: Path) -> dict[str, Run]:
+    """The runs a ``runs.json.gz`` (:func:`export`) holds, by study name: an earlier measurement, read back."""
+    data = json.loads(gzip.decompress(path.read_bytes()))
+    return {
+        name: Run(
+            epochs=np.array(run["epochs"], dtype=np.float64),
+            seconds=np.array(run["seconds"], dtype=np.float64),
+            true_error=np.array([math.inf if x is None else x for x in run["true_error"]], dtype=np.float64),
+            pruned=0,
+        )
+        for name, run in data.items()
+    }
+
+
+def versus(out: Path, arm: str, path: Path, other: str, targets: Sequence[str], seeds: int) -> list[str]:
+    """``arm`` of ``out`` against ``other`` as an earlier measurement recorded it (``path``, a ``runs.json.gz``):
+    at 10 and 30 full trials' compute (this folder's ``bo``) and who reaches ``bo``@30's error sooner."""
+    recorded = recorded_runs(path)
+    rows: dict[str, list[tuple[float, float]]] = {}
+    for target in targets:
+        for s in range(seeds):
+            a, b, ref = (
+                read_run(out, arm, target, s),
+                recorded.get(study_name(other, target, s)),
+                read_run(out, "bo", target, s),
+            )
+            if a is None or b is None or ref is None or ref.epochs.size < FULL:
+                continue
+            for by in ("epochs", "seconds"):
+                for n in REPORTED:
+                    budget = reference_budget(out, target, s, n, by)
+                    rows.setdefault(f"{by} | {n}", []).append((a.at(budget, by), b.at(budget, by)))
+            goal = float(ref.true_error[FULL - 1])
+            rows.setdefault("epochs | reach", []).append((a.reach(goal), b.reach(goal)))
+    lines = [
+        "",
+        f"## `{arm}` against `{other}` as recorded in {path}",
+        "",
+        "| compute | N full trials (reach: who reaches `bo`@30 sooner) | better/worse/tied | p |",
+        "|---|---|---|---|",
+    ]
+    for key, pairs in rows.items():
+        x, y = np.array([a for a, _ in pairs]), np.array([b for _, b in pairs])
+        better, worse, tied = metrics.paired_outcomes(x, y)
+        lines.append(f"| {key} | {better}/{worse}/{tied} | {metrics.sign_test(better, worse):.2g} |")
+    return lines
+
+
 def _share(values: Sequence[float]) -> str:
     median = float(np.median(np.array(values)))
     return "inf" if math.isinf(median) else f"{median:.2f}"
@@ -448,6 +499,12 @@ async def main() -> None:
         "--from-seed", type=int, default=0, help="run seeds FROM..SEEDS-1 only (processes may split the seeds)"
     )
     parser.add_argument("--report-only", action="store_true", help="write the results of the studies in OUT")
+    parser.add_argument(
+        "--versus",
+        nargs=3,
+        metavar=("ARM", "RUNS", "OTHER"),
+        help="also pair ARM of OUT with OTHER as an earlier measurement's runs.json.gz (RUNS) recorded it",
+    )
     parser.add_argument("--provider", default=None)
     parser.add_argument("--model", default=None)
     args = parser.parse_args()
@@ -468,7 +525,11 @@ async def main() -> None:
             for arm in arms:
                 await run_arm(args.out, ARM[arm], targets, range(args.from_seed, args.seeds), provider)
     done = [a for a in ARMS if has_studies(args.out, a)]
-    text = "\n".join(results(args.out, done, targets, args.seeds)) + "\n"
+    lines = results(args.out, done, targets, args.seeds)
+    if args.versus:
+        arm, runs, other = args.versus
+        lines += versus(args.out, arm, Path(runs), other, targets, args.seeds)
+    text = "\n".join(lines) + "\n"
     (args.out / "results.md").write_text(text)
     plot(args.out, done, targets, args.seeds, args.out / "anytime.png")
     export(args.out, done, targets, args.seeds)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import math
 from pathlib import Path
 
@@ -70,3 +72,22 @@ def test_who_reaches_bos_error_with_less_compute_paired_by_table_and_seed(monkey
     assert mf.paired_reach(Path("."), "default-asha", "tpe-hyperband", ["digits"], 3) is None
     lines = mf.results(Path("."), ["bo", "default-asha", "default-asha-complete"], ["digits"], 3)
     assert "| default-asha | default-asha-complete | 1/1/1 | 1 |" in lines
+    assert "; seeds 0..2. True error" in lines[2]  # the seeds that ran
+    runs = {(arm, target, seed + 10): run for (arm, target, seed), run in runs.items()}
+    assert "; seeds 10..12. True error" in mf.results(Path("."), ["bo"], ["digits"], 20)[2]
+
+
+def test_an_arm_is_paired_with_an_earlier_measurements_recorded_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    epochs = np.arange(1.0, mf.FULL + 1.0) * 27
+    bo = mf.Run(epochs=epochs, seconds=epochs / 10, true_error=np.linspace(0.5, 0.2, mf.FULL), pruned=0)
+    now = mf.Run(epochs=epochs, seconds=epochs / 10, true_error=np.full(mf.FULL, 0.1), pruned=0)
+    monkeypatch.setattr(mf, "read_run", lambda out, arm, target, seed: {"bo": bo, "default-asha": now}.get(arm))
+    before = {"epochs": epochs.tolist(), "seconds": (epochs / 10).tolist(), "true_error": [None] + [0.3] * 29}
+    path = tmp_path / "runs.json.gz"
+    path.write_bytes(gzip.compress(json.dumps({mf.study_name("default-asha", "digits", 0): before}).encode()))
+    lines = mf.versus(tmp_path, "default-asha", path, "default-asha", ["digits", "segment"], 1)
+    assert "| epochs | 10 | 1/0/0 | 1 |" in lines  # only the pair the recording holds
+    assert "| seconds | 30 | 1/0/0 | 1 |" in lines
+    assert "| epochs | reach | 1/0/0 | 1 |" in lines  # 0.1 from the first trial; 0.3 never reaches bo's 0.2
