@@ -12,17 +12,18 @@ from agent.strategies.llm_bo import SPEC as LLMBO
 __all__ = ["default_with"]
 
 
-def default_with(name: str, **options: bool) -> StrategySpec:
-    """``llm-bo`` named ``name``, each of ``options`` (an attribute of :class:`BOStrategy`) set as given."""
+def default_with(name: str, /, base: StrategySpec = LLMBO, **options: bool) -> StrategySpec:
+    """``llm-bo`` (or ``base``, another strategy built on :class:`BOStrategy`) named ``name``, each of ``options``
+    (an attribute of :class:`BOStrategy`) set as given."""
     unknown = [key for key in options if not hasattr(BOStrategy(), key)]
     if unknown:
         raise TypeError(f"BOStrategy has no option {', '.join(unknown)}")
 
     def build(ctx: BuildContext) -> Strategy:
-        strategy = LLMBO.build(ctx)
+        strategy = base.build(ctx)
         assert isinstance(strategy, BOStrategy)
         for key, value in options.items():
             setattr(strategy, key, value)
         return strategy
 
-    return dataclasses.replace(LLMBO, name=name, build=build)
+    return dataclasses.replace(base, name=name, build=build)

@@ -17,7 +17,7 @@ seconds). Arms, each a study per target and seed:
 - ``random-asha``: random search with successive halving;
 - ``default-asha-rungs``: ``default-asha-complete`` whose GP, while few trials ran to the end, fits the highest
   rung enough trials reached (BOHB-style: :mod:`agent.strategies.rungs`);
-- ``default-loto``: ``default-asha`` learning from one full-fidelity ``bo`` study of each OTHER table
+- ``default-loto``: ``default-asha`` learning from one 30-trial ``bo`` study of each OTHER table (:func:`make_sources`)
   (``--learn-from``, leave one dataset out; same space, so no model call maps them), its own model fitted on the
   final values the GP over (configuration, step) predicts for its stopped trials;
 - ``default-asha-complete`` and ``default-loto-complete``: the two above as the default was before the GP over
@@ -60,6 +60,7 @@ from agent.providers.base import Provider  # noqa: E402
 from agent.records import TrialRecord  # noqa: E402
 from agent.session import ModelSettings, StudyConfig, open_model, run_study  # noqa: E402
 from agent.strategies.base import StrategySpec  # noqa: E402
+from agent.strategies.bo import SPEC as BO  # noqa: E402
 from agent.study import opened_storage, read_records  # noqa: E402
 from agent.study.scheduler import PrunerName  # noqa: E402
 from agent.tasks import build_task  # noqa: E402
@@ -114,6 +115,8 @@ RUNGS = default_with("llm-bo-rungs", rungs=True, fidelity=False)
 #: alone (with sources, on the highest rung), the stopped ones unused.
 COMPLETE = default_with("llm-bo-complete", fidelity=False)
 VARIANTS = {v.name: v for v in (RUNGS, COMPLETE)}
+#: ``bo`` fitting its GP on the complete trials alone: what made the source studies (:func:`make_sources`).
+SOURCE_BO = default_with("bo-complete", base=BO, fidelity=False)
 
 
 def spec(name: str) -> str | StrategySpec:
@@ -159,12 +162,24 @@ def _epochs(record: TrialRecord) -> int:
 
 
 async def make_sources(out: Path) -> None:
-    """One 30-trial full-fidelity ``bo`` study of every table, each in a folder of its own."""
+    """One 30-trial ``bo`` study of every table, each in a folder of its own: the earlier studies the learning arms
+    learn from. Each is scheduled as a user's study of the task is by default (ASHA: most of its trials stop at
+    rung 3 or 9), with ``bo`` as it was when the learning arms were first measured (its GP on the complete trials
+    alone, :data:`SOURCE_BO`), so that every measurement learns from the same sources."""
     for dataset in curve_datasets():
         folder = source_folder(out, dataset)
         url = f"sqlite:///{(folder / 'study.db').resolve()}"
         task = build_task(f"curves-{dataset}", seed=SOURCE_SEED)
-        config = StudyConfig(task=task, strategy="bo", budget=FULL, seed=SOURCE_SEED, save_dir=folder, checks=False)
+        config = StudyConfig(
+            task=task,
+            strategy=SOURCE_BO,
+            budget=FULL,
+            seed=SOURCE_SEED,
+            save_dir=folder,
+            study_name=f"curves-{dataset}-bo-seed{SOURCE_SEED}",
+            pruner="asha",
+            checks=False,
+        )
         if spent(url, config.name)[0] < FULL:
             await run_study(config, say=_silent)
 
