@@ -14,7 +14,7 @@ from agent.conversation import Agent, AgentSettings
 from agent.deadline import Deadline
 from agent.optimize import optimize
 from agent.providers.scripted import ScriptedProvider
-from agent.records import ProposalInfo
+from agent.records import ProposalInfo, TrialRecord
 from agent.report import write_study_report
 from agent.report._plots import (
     plot_bench_curves,
@@ -243,36 +243,36 @@ def test_a_probe_of_the_setup_is_kept_out_of_the_reports_counts_and_best(tmp_pat
     assert "trial #0: 5" in text, "the probe's better value is not the study's best"
 
 
-@pytest.mark.anyio
-async def test_the_report_draws_the_curves_and_counts_what_stopping_saved(tmp_path: Path) -> None:
+async def _scheduled_study(tmp_path: Path, strategy: str) -> tuple[int, str, list[TrialRecord]]:
+    """A 12-trial study of a replayed learning-curve table, scheduled by default: how many trials were stopped,
+    its report's text and its trials."""
     from agent.session import StudyConfig, run_study
 
     task = build_task("curves-segment", seed=0)
-    config = StudyConfig(task=task, strategy="random", budget=12, seed=0, save_dir=tmp_path)  # scheduled by default
+    config = StudyConfig(task=task, strategy=strategy, budget=12, seed=0, save_dir=tmp_path)
     summary = await run_study(config, say=lambda line: None)
-    assert summary.pruned > 0
     text = write_study_report(tmp_path).read_text()
     with opened_storage(f"sqlite:///{tmp_path / 'study.db'}") as storage:
         records = read_records(storage.get_all_trials(storage.get_study_id_from_name(config.name)))
+    return summary.pruned, text, records
+
+
+@pytest.mark.anyio
+async def test_the_report_draws_the_curves_and_counts_what_stopping_saved(tmp_path: Path) -> None:
+    pruned, text, records = await _scheduled_study(tmp_path, "random")
+    assert pruned > 0
     ran = sum(max(r.curve) for r in records)
     assert all(r.curve for r in records)
     assert "## Curves and what stopping saved" in text
-    assert f"12 trials reported steps; {summary.pruned} stopped early. They ran {ran} steps of the {12 * 27}" in text
+    assert f"12 trials reported steps; {pruned} stopped early. They ran {ran} steps of the {12 * 27}" in text
     assert "Gaussian process over (configuration, step)" not in text  # random search learns nothing
     assert _is_png(tmp_path / "plots" / "curves.png")
 
 
 @pytest.mark.anyio
 async def test_the_report_says_how_many_proposals_learnt_from_the_stopped_trials(tmp_path: Path) -> None:
-    from agent.session import StudyConfig, run_study
-
-    task = build_task("curves-segment", seed=0)
-    config = StudyConfig(task=task, strategy="bo", budget=12, seed=0, save_dir=tmp_path)  # scheduled by default
-    summary = await run_study(config, say=lambda line: None)
-    assert summary.pruned > 0
-    text = write_study_report(tmp_path).read_text()
-    with opened_storage(f"sqlite:///{tmp_path / 'study.db'}") as storage:
-        records = read_records(storage.get_all_trials(storage.get_study_id_from_name(config.name)))
+    pruned, text, records = await _scheduled_study(tmp_path, "bo")
+    assert pruned > 0
     learnt = sum(r.proposal.decision.get("fidelity") is True for r in records)
     assert learnt > 0 and all(r.source == "surrogate" for r in records if r.proposal.decision.get("fidelity"))
     assert f"{learnt} proposals came from the Gaussian process over (configuration, step)" in text
