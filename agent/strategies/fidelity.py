@@ -28,7 +28,7 @@ from agent._optuna import GaussianProcess
 from agent.records import Direction, Transform, TrialRecord
 from agent.space import Choice, SearchSpace, UnitEncoder
 
-from .candidates import Surface, best_by_ei
+from .candidates import Surface, best_by_ei, distinct
 from .surrogate import SurrogateModel, scores, untried, values_of
 from .warp import DEFAULT, Warped
 
@@ -101,7 +101,7 @@ class FidelitySurface:
         points, last = data
         encoder = UnitEncoder(space)
         try:
-            configs = _distinct(space, [c for c, _, _ in points])
+            configs = distinct(space, [c for c, _, _ in points], ())
             if len(configs) < min_points:
                 return None
             x = np.column_stack([encoder([c for c, _, _ in points]), [_fidelity(s, last) for _, s, _ in points]])
@@ -192,10 +192,3 @@ def _fidelity(step: int, last: int) -> float:
     """A step's column: 0 at step 1, 1 at the last step, on the log of the steps (rungs a factor apart are
     equally far apart)."""
     return math.log(max(step, 1)) / math.log(last) if last > 1 else 1.0
-
-
-def _distinct(space: SearchSpace, configs: Sequence[dict[str, Choice]]) -> list[dict[str, Choice]]:
-    seen: dict[str, dict[str, Choice]] = {}
-    for c in configs:
-        seen.setdefault(space.key(c), c)
-    return list(seen.values())
