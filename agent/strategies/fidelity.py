@@ -32,36 +32,82 @@ from .candidates import Surface, best_by_ei, distinct
 from .surrogate import SurrogateModel, scores, untried, values_of
 from .warp import DEFAULT, Warped
 
-__all__ = ["FidelitySurface", "OverSteps", "fidelity_points", "proposal_over_steps", "with_predicted_finals"]
+__all__ = [
+    "MAX_POINTS",
+    "FidelitySurface",
+    "OverSteps",
+    "fidelity_points",
+    "proposal_over_steps",
+    "with_predicted_finals",
+]
 
 FloatArray = npt.NDArray[np.float64]
 _SEEDS = 4  # the configurations predicted best, whose neighbours a pool of candidates explores
+#: The most points one model fits (a fit costs the cube of its points: about 1 s at 500 points, 12 s at 1,600 and
+#: 2 min at 3,200 on one core, ``benchmarks/fidelity_speed.py``); a study of some 400 scheduled trials reaches it.
+MAX_POINTS = 600
+Point = tuple[dict[str, Choice], int, float]
 
 
 def fidelity_points(
-    records: Sequence[TrialRecord], direction: Direction
-) -> tuple[list[tuple[dict[str, Choice], int, float]], int] | None:
+    records: Sequence[TrialRecord], direction: Direction, most: int | None = None
+) -> tuple[list[Point], int] | None:
     """What the model learns from: ``(configuration, step, value)`` for each trial at each step where some trial
     was stopped or the last step, and that last step; None where no trial reported steps or none was stopped
     early (then the complete trials alone are the data, as :mod:`agent.strategies.surrogate` fits them). A
     complete trial's final value is its value at the last step; a failure is the worst value the model sees,
-    there."""
+    there. At most ``most`` points (:data:`MAX_POINTS` unless given), chosen by :func:`_at_most`."""
     curves = [r for r in records if r.curve and r.state in ("complete", "pruned")]
     if not any(r.state == "pruned" for r in curves):
         return None
     last = max(max(r.curve) for r in curves)
     steps = {max(r.curve) for r in curves if r.state == "pruned"} | {last}
-    points: list[tuple[dict[str, Choice], int, float]] = []
+    trials: list[list[Point]] = []
     for r in records:
+        if r.state not in ("complete", "pruned"):
+            continue
+        own = []
         if r.state == "complete" and r.value is not None and math.isfinite(r.value):
-            points.append((r.config, last, r.value))
-        if r.state in ("complete", "pruned"):
-            points += [(r.config, s, v) for s, v in r.curve.items() if s in steps and s != last and math.isfinite(v)]
-    finite = [v for _, _, v in points]
+            own.append((r.config, last, r.value))
+        own += [(r.config, s, v) for s, v in r.curve.items() if s in steps and s != last and math.isfinite(v)]
+        if own:
+            trials.append(own)
+    finite = [v for t in trials for _, _, v in t]
     if finite:
         worst = min(finite) if direction == "maximize" else max(finite)
-        points += [(r.config, last, worst) for r in records if r.state == "fail"]
-    return points, last
+        trials += [[(r.config, last, worst)] for r in records if r.state == "fail"]
+    return _at_most(trials, MAX_POINTS if most is None else most, direction), last
+
+
+def _at_most(trials: Sequence[Sequence[Point]], most: int, direction: Direction) -> list[Point]:
+    """The points of whole trials, at most ``most`` of them: all where they fit. Else the trials that went
+    furthest come first (a complete trial's points teach how every rung's values end, a trial stopped at the
+    first rung only where that rung is poor); of the furthest step not every trial fits at, half the room goes
+    to the best there (the incumbent and its region stay exact) and the other half to trials spread evenly over
+    the rest by their values there, so that the model still knows where the poor regions are."""
+    if sum(len(t) for t in trials) <= most:
+        return [p for t in trials for p in t]
+    sign = -1.0 if direction == "maximize" else 1.0
+
+    def reached(trial: Sequence[Point]) -> Point:
+        return max(trial, key=lambda p: p[1])
+
+    kept: list[Point] = []
+    for step in sorted({reached(t)[1] for t in trials}, reverse=True):
+        group = sorted((t for t in trials if reached(t)[1] == step), key=lambda t: sign * reached(t)[2])
+        room = most - len(kept)
+        if room <= 0:
+            break
+        if sum(len(t) for t in group) > room:
+            size = len(group[0])  # the trials that stopped at one step have as many points (a failure has one)
+            n_best = max(room // 2 // size, 1)
+            best, rest = group[:n_best], group[n_best:]
+            spread = np.linspace(0, len(rest) - 1, num=max(min(len(rest), (room - n_best * size) // size), 0))
+            group = [*best, *(rest[int(round(i))] for i in spread)]
+        for t in group:
+            if len(kept) + len(t) <= most:
+                kept += t
+    return kept
 
 
 class FidelitySurface:

@@ -8,6 +8,7 @@ import random
 import numpy as np
 import pytest
 
+import agent.strategies.fidelity as fidelity_module
 from agent.records import TrialRecord
 from agent.space import FloatParam, SearchSpace
 from agent.strategies.base import ProposeContext
@@ -32,12 +33,12 @@ def at(x: float, step: int) -> float:
     return final(x) + 0.5 * (27 / step) ** (math.log(2) / math.log(3)) - 0.5
 
 
-def curve_study() -> list[TrialRecord]:
-    """16 trials of :func:`at`'s curves: 4 ran to the end (27), the others stopped at step 3 or 9."""
+def curve_study(n: int = 16) -> list[TrialRecord]:
+    """``n`` trials of :func:`at`'s curves: a quarter ran to the end (27), the others stopped at step 3 or 9."""
     rng = np.random.default_rng(0)
     records = []
-    for i, x in enumerate(rng.uniform(0, 1, 16)):
-        stop = 27 if i < 4 else (3 if i % 2 else 9)
+    for i, x in enumerate(rng.uniform(0, 1, n)):
+        stop = 27 if i < n // 4 else (3 if i % 2 else 9)
         curve = {s: at(x, s) for s in (1, 3, 9, 27) if s <= stop}
         done = stop == 27
         value = curve[27] if done else None
@@ -81,6 +82,51 @@ def test_the_model_reads_stopped_trials_final_values_off_the_complete_ones_curve
     assert np.corrcoef(predicted, truth)[0, 1] > 0.95
     assert np.abs(predicted - truth).mean() < 0.5 * np.abs(at_rung - truth).mean()
     assert surface.incumbent == pytest.approx(float(mean.min()))
+
+
+def test_a_long_study_fits_at_most_the_cap_the_furthest_trials_first_then_the_best_and_a_spread() -> None:
+    """60 trials: 15 complete (3 points each), 22 stopped at step 9 (2 each), 23 at step 3 (1 each). At most 70
+    points: every complete trial's, then of those stopped at 9 the best half of the room and an even spread of
+    the rest, the worst included (the model still knows where the poor regions are); the room left, step 3's best."""
+    records = curve_study(60)
+    every, last = fidelity_points(records, "minimize", most=10**6)  # type: ignore[misc]
+    assert len(every) == 15 * 3 + 22 * 2 + 23
+    assert fidelity_points(records, "minimize", most=len(every)) == (every, last)  # the cap not reached: all
+    kept, _ = fidelity_points(records, "minimize", most=70)  # type: ignore[misc]
+    assert 60 <= len(kept) <= 70
+    keys = {c["x"] for c, _, _ in kept}
+    complete = [r for r in records if r.state == "complete"]
+    assert {r.config["x"] for r in complete} <= keys
+    at_nine = sorted((r for r in records if max(r.curve) == 9), key=lambda r: r.curve[9])
+    assert {r.config["x"] for r in at_nine[:6]} <= keys, "the best half of the room (12 points: 6 trials)"
+    assert at_nine[-1].config["x"] in keys, "the worst stopped at 9 too: the spread reaches it"
+    at_three = sorted((r for r in records if max(r.curve) == 3), key=lambda r: r.curve[3])
+    assert {r.config["x"] for r in at_three} & keys == {at_three[0].config["x"]}, "the point left: the best at 3"
+    # Whole trials: every kept trial with all its points.
+    assert all(sum(1 for c, _, _ in kept if c["x"] == x) == sum(1 for c, _, _ in every if c["x"] == x) for x in keys)
+    # Better higher: the best are the highest.
+    flipped = [
+        r.model_copy(update={"value": r.value and -r.value, "curve": {s: -v for s, v in r.curve.items()}})
+        for r in records
+    ]
+    high, _ = fidelity_points(flipped, "maximize", most=70)  # type: ignore[misc]
+    assert {c["x"] for c, _, _ in high} == keys
+
+
+def test_with_the_cap_reached_the_model_still_reads_every_stopped_trials_final_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fitted on 70 of the 112 points, the model predicts the final values of all 45 stopped trials, those it did
+    not see included, about as well as from all of them."""
+    records = curve_study(60)
+    stopped = [r for r in records if r.state == "pruned"]
+    truth = np.array([final(float(r.config["x"])) for r in stopped])  # type: ignore[arg-type]
+    monkeypatch.setattr(fidelity_module, "MAX_POINTS", 70)
+    surface = FidelitySurface.fit(LINE, records)
+    assert surface is not None
+    mean, var = surface.predict([r.config for r in stopped])
+    predicted, _ = surface.values(mean, np.sqrt(var))
+    assert np.corrcoef(predicted, truth)[0, 1] > 0.95
 
 
 def test_without_steps_or_with_too_few_trials_there_is_no_model() -> None:
