@@ -2,6 +2,7 @@
 
     python benchmarks/multifidelity.py --out runs/multifidelity                   # every arm, 10 seeds
     python benchmarks/multifidelity.py --out runs/multifidelity --arms bo,default-asha --seeds 3
+    python benchmarks/multifidelity.py --out runs/more --seeds 30 --report-only --pool A/runs.json.gz B/runs.json.gz
 
 Each target is a ``curves-<dataset>`` task (:mod:`evaluators.replay`): a trial replays one recorded training
 run epoch by epoch and a pruner may stop it at a rung; it costs the epochs it ran (and their recorded
@@ -127,8 +128,20 @@ def storage_url(out: Path, arm: str) -> str:
     return f"sqlite:///{(out / f'{arm}.db').resolve()}"
 
 
+#: Earlier measurements' runs (``--pool``, :func:`pool`), by study name: scored as if their studies were in OUT.
+_POOLED: dict[str, Run] = {}
+
+
 def has_studies(out: Path, arm: str) -> bool:
-    return (out / f"{arm}.db").is_file()
+    return (out / f"{arm}.db").is_file() or any(name.split("/")[1] == arm for name in _POOLED)
+
+
+def pool(paths: Sequence[Path]) -> None:
+    """Score the runs these ``runs.json.gz`` recorded (:func:`export`) beside OUT's studies: seeds measured in
+    other folders, reported as one (a study of OUT's is read in place of a recorded one of the same name)."""
+    for path in paths:
+        _POOLED.update(recorded_runs(path))
+    read_run.cache_clear()
 
 
 def study_name(arm: str, target: str, seed: int) -> str:
@@ -253,13 +266,14 @@ class Run:
 @functools.cache
 def read_run(out: Path, arm: str, target: str, seed: int) -> Run | None:
     url = storage_url(out, arm)
+    pooled = _POOLED.get(study_name(arm, target, seed))
     if not Path(url.removeprefix("sqlite:///")).is_file():
-        return None
+        return pooled
     with opened_storage(url) as storage:
         try:
             trials = storage.get_all_trials(storage.get_study_id_from_name(study_name(arm, target, seed)))
         except KeyError:
-            return None
+            return pooled
     records = [r for r in read_records(trials) if r.finished]
     table = load_table(target)
     if sum(_epochs(r) for r in records) < FULL * table.epochs:
@@ -362,9 +376,10 @@ def results(out: Path, arms: Sequence[str], targets: Sequence[str], seeds: int) 
         if not pruned:
             continue
         reached = sum(math.isfinite(v) for v in shares["epochs"])
+        known = [n for n in pruned if n >= 0]
         lines.append(
             f"| {arm} | {_share(shares['epochs'])} | {_share(shares['seconds'])} | {reached}/{len(pruned)} | "
-            f"{int(np.median(pruned))} |"
+            f"{int(np.median(known)) if known else '-'}{'' if len(known) == len(pruned) else f' ({len(known)})'} |"
         )
     lines += [
         "",
@@ -407,7 +422,7 @@ def recorded_runs(path: Path) -> dict[str, Run]:
             epochs=np.array(run["epochs"], dtype=np.float64),
             seconds=np.array(run["seconds"], dtype=np.float64),
             true_error=np.array([math.inf if x is None else x for x in run["true_error"]], dtype=np.float64),
-            pruned=0,
+            pruned=run.get("pruned", -1),  # -1: not recorded (exports before 2026-12-07)
         )
         for name, run in data.items()
     }
@@ -498,6 +513,7 @@ def export(out: Path, arms: Sequence[str], targets: Sequence[str], seeds: int) -
                         "epochs": run.epochs.tolist(),
                         "seconds": [round(x, 5) for x in run.seconds.tolist()],
                         "true_error": [None if math.isinf(x) else x for x in run.true_error.tolist()],
+                        "pruned": run.pruned,
                     }
     path = out / "runs.json.gz"
     path.write_bytes(gzip.compress(json.dumps(runs, sort_keys=True).encode(), mtime=0))
@@ -520,6 +536,14 @@ async def main() -> None:
         metavar=("ARM", "RUNS", "OTHER"),
         help="also pair ARM of OUT with OTHER as an earlier measurement's runs.json.gz (RUNS) recorded it",
     )
+    parser.add_argument(
+        "--pool",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="RUNS",
+        help="also score the runs these runs.json.gz recorded (seeds measured in other folders), as one report",
+    )
     parser.add_argument("--provider", default=None)
     parser.add_argument("--model", default=None)
     args = parser.parse_args()
@@ -531,6 +555,7 @@ async def main() -> None:
         parser.error(f"unknown targets {unknown}; choose from {', '.join(curve_datasets())}")
     args.out.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    pool(args.pool)
     if not args.report_only:
         if "bo" not in arms and not has_studies(args.out, "bo"):
             arms.insert(0, "bo")  # every arm is measured against it

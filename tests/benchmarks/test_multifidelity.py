@@ -91,3 +91,33 @@ def test_an_arm_is_paired_with_an_earlier_measurements_recorded_runs(
     assert "| epochs | 10 | 1/0/0 | 1 |" in lines  # only the pair the recording holds
     assert "| seconds | 30 | 1/0/0 | 1 |" in lines
     assert "| epochs | reach | 1/0/0 | 1 |" in lines  # 0.1 from the first trial; 0.3 never reaches bo's 0.2
+
+
+def test_seeds_measured_in_other_folders_are_pooled_into_one_report(tmp_path: Path) -> None:
+    """Two earlier measurements' runs.json.gz (seeds 0 and 1), scored with a folder's studies as one report; the
+    pruned trials a recording lacks (exports before it held them) are not counted as none."""
+    epochs = np.arange(1.0, mf.FULL + 1.0) * 27
+
+    def recorded(error: float, pruned: int | None = None) -> dict[str, object]:
+        run: dict[str, object] = {"epochs": epochs.tolist(), "seconds": (epochs / 10).tolist()}
+        run["true_error"] = np.linspace(0.5, error, mf.FULL).tolist()
+        return run if pruned is None else {**run, "pruned": pruned}
+
+    for seed, pruned in ((0, None), (1, 40)):
+        runs = {
+            mf.study_name("bo", "digits", seed): recorded(0.2, 0),
+            mf.study_name("default-asha", "digits", seed): recorded(0.1, pruned),
+        }
+        (tmp_path / f"s{seed}").mkdir()
+        (tmp_path / f"s{seed}" / "runs.json.gz").write_bytes(gzip.compress(json.dumps(runs).encode()))
+    try:
+        mf.pool([tmp_path / "s0" / "runs.json.gz", tmp_path / "s1" / "runs.json.gz"])
+        assert mf.has_studies(tmp_path, "default-asha") and not mf.has_studies(tmp_path, "tpe-hyperband")
+        lines = mf.results(tmp_path, ["bo", "default-asha"], ["digits"], 2)
+        assert "; seeds 0..1. True error" in lines[2]
+        assert "| default-asha | bo | epochs | 30 | 2/0/0 | 0.5 | 0.1000 | 0.2000 |" in lines
+        row = next(line for line in lines if line.startswith("| default-asha | 0.") and "/2 |" in line)
+        assert row.endswith("| 2/2 | 40 (1) |"), row  # one recording says how many were pruned
+    finally:
+        mf._POOLED.clear()
+        mf.read_run.cache_clear()
