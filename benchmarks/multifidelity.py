@@ -377,9 +377,11 @@ def results(out: Path, arms: Sequence[str], targets: Sequence[str], seeds: int) 
             continue
         reached = sum(math.isfinite(v) for v in shares["epochs"])
         known = [n for n in pruned if n >= 0]
+        median = str(int(np.median(known))) if known else "-"
+        if len(known) < len(pruned):
+            median += f" ({len(known)} recorded)"
         lines.append(
-            f"| {arm} | {_share(shares['epochs'])} | {_share(shares['seconds'])} | {reached}/{len(pruned)} | "
-            f"{int(np.median(known)) if known else '-'}{'' if len(known) == len(pruned) else f' ({len(known)})'} |"
+            f"| {arm} | {_share(shares['epochs'])} | {_share(shares['seconds'])} | {reached}/{len(pruned)} | {median} |"
         )
     lines += [
         "",

@@ -117,7 +117,7 @@ def test_seeds_measured_in_other_folders_are_pooled_into_one_report(tmp_path: Pa
         assert "; seeds 0..1. True error" in lines[2]
         assert "| default-asha | bo | epochs | 30 | 2/0/0 | 0.5 | 0.1000 | 0.2000 |" in lines
         row = next(line for line in lines if line.startswith("| default-asha | 0.") and "/2 |" in line)
-        assert row.endswith("| 2/2 | 40 (1) |"), row  # one recording says how many were pruned
+        assert row.endswith("| 2/2 | 40 (1 recorded) |"), row  # one recording says how many were pruned
     finally:
         mf._POOLED.clear()
         mf.read_run.cache_clear()
