@@ -10,7 +10,7 @@ end), its curves a final value plus a gap that shrinks with the epochs. Timed: o
 steps (:func:`~agent.strategies.fidelity.proposal_over_steps`: the fit, then expected improvement over its pool),
 on one thread as studies run it (:func:`agent._optuna.one_thread`). A fit costs about the cube of its points, so
 without the cap a study of 2,000 such trials spends minutes on each proposal; with it, about what a study of some
-400 trials spends. Numbers are medians; the ratio is uncapped over capped.
+700 trials spends. Numbers are medians; the ratio is uncapped over capped.
 """
 
 from __future__ import annotations

@@ -43,9 +43,11 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 _SEEDS = 4  # the configurations predicted best, whose neighbours a pool of candidates explores
-#: The most points one model fits (a fit costs the cube of its points: about 1 s at 500 points, 12 s at 1,600 and
-#: 2 min at 3,200 on one core, ``benchmarks/fidelity_speed.py``); a study of some 400 scheduled trials reaches it.
-MAX_POINTS = 600
+#: The most points one model fits. A fit costs about the cube of its points (one proposal on one core: 4 s at 730
+#: points, 12 s at 1,440, 2 min at 3,200; ``benchmarks/fidelity_speed.py``); a study of some 700 scheduled trials
+#: reaches it. Fewer points cost quality: cut to 100 of some 180, the default on the curve tables leaned worse at 30
+#: full trials' compute (3/10/27; docs/multifidelity.md), so the cap is where proposals stay seconds, not lower.
+MAX_POINTS = 1000
 Point = tuple[dict[str, Choice], int, float]
 
 
