@@ -9,15 +9,17 @@ weights it was made with. ``llm-bo`` and ``hybrid`` build on this class and inhe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import random
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 
 import optuna
 
-from agent.records import SourceData, TrialRecord
-from agent.space import Choice
+from agent.records import Direction, SourceData, TrialRecord
+from agent.space import Choice, SearchSpace
 
 from .base import BuildContext, Proposal, ProposeContext, Strategy, StrategySpec, resumed_seed
-from .candidates import Proposer
+from .candidates import Proposer, Surface
 from .cost import CostModel, per_second
 from .fidelity import OverSteps, proposal_over_steps, with_predicted_finals
 from .opening import Openers
@@ -100,15 +102,9 @@ class BOStrategy(Strategy):
         decision: dict[str, object] = {}
         taken = self._issued | {ctx.space.key(r.config) for r in ctx.records}
         if self.transfer is not None:
-            # Learning from sources, the study's own model sees its stopped trials (the final values the model
-            # over steps predicts for them, or the highest rung they reached): on complete trials alone, a
-            # scheduled study has almost none, and the sources kept all the weight.
-            if self.fidelity:
-                own = with_predicted_finals(ctx.space, ctx.records, ctx.direction, self.surrogate.transform)
-                if any(mine is not theirs for mine, theirs in zip(own, ctx.records, strict=True)):
-                    decision["fidelity"] = True
-            else:
-                own = highest_rung(ctx.records, min_points=len(ctx.space.params) + 2)
+            own = self._own(ctx.space, ctx.records, ctx.direction)
+            if self.fidelity and any(mine is not theirs for mine, theirs in zip(own, ctx.records, strict=True)):
+                decision["fidelity"] = True
             p = self.transfer.propose_weighted(ctx.space, own, ctx.rng, taken, ctx.direction)
             config, decision["weights"] = p.config, rounded(p.weights)
             if p.startup:
@@ -139,11 +135,20 @@ class BOStrategy(Strategy):
         p = proposal_over_steps(ctx.space, ctx.records, ctx.rng, taken, ctx.direction, self.surrogate.transform)
         return None if p is None else p[0]
 
+    def _own(self, space: SearchSpace, records: Sequence[TrialRecord], direction: Direction) -> list[TrialRecord]:
+        """The study's trials as its own model fits them beside the sources: its stopped trials too (the final
+        values the model over steps predicts for them, or the highest rung they reached), since on complete trials
+        alone a scheduled study has almost none and the sources kept all the weight."""
+        if self.fidelity:
+            return with_predicted_finals(space, records, direction, self.surrogate.transform)
+        return highest_rung(records, min_points=len(space.params) + 2)
+
     def proposer(self) -> Proposer:
         """What proposes the optimizer's own next trial, with the model it chose it with: the transfer surrogate
-        given sources, else the study's own model (over steps where trials were stopped early, by default)."""
+        given sources (on the study's trials as :meth:`_own` gives them), else the study's own model (over steps
+        where trials were stopped early, by default)."""
         if self.transfer is not None:
-            return self.transfer
+            return _WithSources(self.transfer, self._own)
         return OverSteps(self.surrogate) if self.fidelity else self.surrogate
 
     def _cost_model(self, ctx: ProposeContext) -> CostModel | None:
@@ -160,6 +165,26 @@ class BOStrategy(Strategy):
         if opener is not None and opener.config is not None:
             self._issued.add(ctx.space.key(opener.config))
         return opener
+
+
+@dataclass(frozen=True)
+class _WithSources:
+    """The transfer surrogate as a :class:`~.candidates.Proposer` that sees the study's trials as
+    :meth:`BOStrategy._surrogate_config` shows them to it, so that the candidates ``hybrid`` shows the model are
+    the optimizer's own next trials under a scheduler too."""
+
+    transfer: TransferSurrogate
+    own: Callable[[SearchSpace, Sequence[TrialRecord], Direction], list[TrialRecord]]
+
+    def proposal(
+        self,
+        space: SearchSpace,
+        records: Sequence[TrialRecord],
+        rng: random.Random,
+        also_taken: Collection[str] = (),
+        direction: Direction = "minimize",
+    ) -> tuple[dict[str, Choice], Surface | None]:
+        return self.transfer.proposal(space, self.own(space, records, direction), rng, also_taken, direction)
 
 
 def openers_for(n_sources: int) -> int:

@@ -197,3 +197,22 @@ def test_the_candidates_shown_to_the_model_are_the_model_over_steps_own() -> Non
     complete = [r for r in records if r.state == "complete"]
     assert not isinstance(proposer.proposal(LINE, complete, random.Random(0))[1], FidelitySurface)
     assert isinstance(BOStrategy(fidelity=False).proposer(), SurrogateModel)
+
+
+def test_learning_from_sources_the_candidates_shown_are_the_optimizers_own_next_trial() -> None:
+    """``hybrid`` learning from sources under a scheduler: the first candidate shown to the model is the trial the
+    optimizer's own round would run, the transfer surrogate fitted with the stopped trials' predicted finals. The
+    transfer surrogate on the raw trials (none complete: its own model has nothing, the source all the weight)
+    would have shown another."""
+    records = stopped_early(0)
+
+    def strategy() -> BOStrategy:
+        return BOStrategy(experience=[source("good")], budget=20, n_open=0)
+
+    for s in range(3):
+        first, surface = strategy().proposer().proposal(SPACE, records, random.Random(s))
+        ctx = ProposeContext(space=SPACE, records=records, rng=random.Random(s))
+        config, decision = strategy()._surrogate_config(ctx)
+        assert first == config and decision["fidelity"] is True and surface is not None
+        transfer = strategy().transfer
+        assert transfer is not None and transfer.proposal(SPACE, records, random.Random(s))[0] != config
