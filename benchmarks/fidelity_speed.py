@@ -4,9 +4,9 @@
     python benchmarks/fidelity_speed.py                      # 150, 500, 1000 and 2000 trials, 3 repeats
     python benchmarks/fidelity_speed.py --trials 1000 --repeats 1
 
-A study of a 6-parameter space scheduled as ASHA schedules one (rungs at 3, 9 and 27 epochs of 27: two thirds of
-the trials stop at 3, two thirds of the rest at 9, two thirds of those at 27... so about one in nine runs to the
-end), its curves a final value plus a gap that shrinks with the epochs. Timed: one proposal of ``bo``'s model over
+A study of a 6-parameter space scheduled as ASHA schedules one (rungs at 3 and 9 epochs of 27: two thirds of the
+trials stop at 3, two thirds of the rest at 9, and one in nine runs to the end), its curves a final value plus a
+gap that shrinks with the epochs. Timed: one proposal of ``bo``'s model over
 steps (:func:`~agent.strategies.fidelity.proposal_over_steps`: the fit, then expected improvement over its pool),
 on one thread as studies run it (:func:`agent._optuna.one_thread`). A fit costs about the cube of its points, so
 without the cap a study of 2,000 such trials spends minutes on each proposal; with it, about what a study of some

@@ -424,7 +424,7 @@ def recorded_runs(path: Path) -> dict[str, Run]:
             epochs=np.array(run["epochs"], dtype=np.float64),
             seconds=np.array(run["seconds"], dtype=np.float64),
             true_error=np.array([math.inf if x is None else x for x in run["true_error"]], dtype=np.float64),
-            pruned=run.get("pruned", -1),  # -1: not recorded (exports before 2026-12-07)
+            pruned=run.get("pruned", -1),  # -1: not recorded (exports made before --pool)
         )
         for name, run in data.items()
     }
@@ -559,7 +559,7 @@ async def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     pool(args.pool)
     if not args.report_only:
-        if "bo" not in arms and not has_studies(args.out, "bo"):
+        if "bo" not in arms and not (args.out / "bo.db").is_file():
             arms.insert(0, "bo")  # every arm is measured against it
         if any(ARM[a].learns for a in arms):
             await make_sources(args.out)
