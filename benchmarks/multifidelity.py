@@ -256,6 +256,11 @@ class Run:
         k = int(np.searchsorted(spent_, budget * (1 + 1e-9), side="right"))
         return float(self.true_error[k - 1]) if k else math.inf
 
+    @property
+    def pace(self) -> float:
+        """Recorded seconds per epoch over the whole run: how dear the configurations it chose were."""
+        return float(self.seconds[-1] / self.epochs[-1])
+
     def reach(self, target: float, by: str = "epochs") -> float:
         """The compute after which the incumbent's true error is at most ``target`` (inf: never in this run)."""
         spent_ = self.epochs if by == "epochs" else self.seconds
@@ -357,12 +362,14 @@ def results(out: Path, arms: Sequence[str], targets: Sequence[str], seeds: int) 
         f"trials, as a share of what `bo` spent on those {FULL} trials (inf: not reached within the arm's run, which",
         f"spends {FULL} full trials' epochs). Median over targets x seeds, and how many pairs reached it.",
         "",
-        "| arm | median share (epochs) | median share (seconds) | reached | pruned trials (median per study) |",
-        "|---|---|---|---|---|",
+        "| arm | median share (epochs) | median share (seconds) | reached | pruned trials (median per study) | "
+        "seconds per epoch / `bo`'s (median) |",
+        "|---|---|---|---|---|---|",
     ]
     for arm in arms:
         shares: dict[str, list[float]] = {"epochs": [], "seconds": []}
         pruned: list[int] = []
+        pace: list[float] = []
         for target in targets:
             for s in range(seeds):
                 a, ref = read_run(out, arm, target, s), read_run(out, "bo", target, s)
@@ -370,6 +377,7 @@ def results(out: Path, arms: Sequence[str], targets: Sequence[str], seeds: int) 
                     continue
                 goal = float(ref.true_error[FULL - 1])
                 pruned.append(a.pruned)
+                pace.append(a.pace / ref.pace)
                 for by in shares:
                     total = reference_budget(out, target, s, FULL, by)
                     shares[by].append(a.reach(goal, by) / total)
@@ -381,7 +389,8 @@ def results(out: Path, arms: Sequence[str], targets: Sequence[str], seeds: int) 
         if len(known) < len(pruned):
             median += f" ({len(known)} recorded)"
         lines.append(
-            f"| {arm} | {_share(shares['epochs'])} | {_share(shares['seconds'])} | {reached}/{len(pruned)} | {median} |"
+            f"| {arm} | {_share(shares['epochs'])} | {_share(shares['seconds'])} | {reached}/{len(pruned)} | "
+            f"{median} | {np.median(pace):.2f} |"
         )
     lines += [
         "",
@@ -398,7 +407,40 @@ def results(out: Path, arms: Sequence[str], targets: Sequence[str], seeds: int) 
             if sooner is not None:
                 p = metrics.sign_test(sooner[0], sooner[1])
                 lines.append(f"| {arm} | {other} | {'/'.join(map(str, sooner))} | {p:.2g} |")
+    paced = [
+        (arm, other, counts)
+        for arm in arms
+        for other in ("bo", f"{arm}-complete")
+        if other != arm and other in arms and arm.startswith("default")
+        if (counts := paired_pace(out, arm, other, targets, seeds)) is not None
+    ]
+    if paced:
+        lines += [
+            "",
+            "Paired by (target, seed), the seconds per epoch of the whole run (how dear the configurations chosen):",
+            "",
+            "| arm | against | dearer/cheaper/tied | p |",
+            "|---|---|---|---|",
+        ]
+        for arm, other, (dearer, cheaper, tied) in paced:
+            lines.append(f"| {arm} | {other} | {dearer}/{cheaper}/{tied} | {metrics.sign_test(dearer, cheaper):.2g} |")
     return lines
+
+
+def paired_pace(out: Path, arm: str, other: str, targets: Sequence[str], seeds: int) -> tuple[int, int, int] | None:
+    """(dearer, cheaper, tied): pairs where ``arm``'s run paid more, fewer or the same seconds per epoch than
+    ``other``'s; None where no pair ran."""
+    xs, ys = [], []
+    for target in targets:
+        for s in range(seeds):
+            a, b = read_run(out, arm, target, s), read_run(out, other, target, s)
+            if a is not None and b is not None:
+                xs.append(a.pace)
+                ys.append(b.pace)
+    if not xs:
+        return None
+    cheaper, dearer, tied = metrics.paired_outcomes(np.array(xs), np.array(ys))  # "better" is lower
+    return dearer, cheaper, tied
 
 
 def paired_reach(out: Path, arm: str, other: str, targets: Sequence[str], seeds: int) -> tuple[int, int, int] | None:

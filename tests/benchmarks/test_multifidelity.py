@@ -77,6 +77,32 @@ def test_who_reaches_bos_error_with_less_compute_paired_by_table_and_seed(monkey
     assert "; seeds 10..12. True error" in mf.results(Path("."), ["bo"], ["digits"], 20)[2]
 
 
+def test_how_dear_the_chosen_configurations_were_per_epoch_paired_by_table_and_seed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    epochs = np.arange(1.0, mf.FULL + 1.0) * 27
+
+    def run(rate: float) -> mf.Run:
+        return mf.Run(epochs=epochs, seconds=epochs * rate, true_error=np.full(mf.FULL, 0.1), pruned=0)
+
+    runs = {("bo", "digits", s): run(1.0) for s in range(3)} | {
+        ("default-asha", "digits", 0): run(1.5),
+        ("default-asha-complete", "digits", 0): run(1.0),
+        ("default-asha", "digits", 1): run(1.2),
+        ("default-asha-complete", "digits", 1): run(1.1),
+        ("default-asha", "digits", 2): run(0.9),
+        ("default-asha-complete", "digits", 2): run(0.9),
+    }
+    monkeypatch.setattr(mf, "read_run", lambda out, arm, target, seed: runs.get((arm, target, seed)))
+    assert mf.paired_pace(Path("."), "default-asha", "default-asha-complete", ["digits"], 3) == (2, 0, 1)
+    assert mf.paired_pace(Path("."), "default-asha", "tpe-hyperband", ["digits"], 3) is None
+    lines = mf.results(Path("."), ["bo", "default-asha", "default-asha-complete"], ["digits"], 3)
+    assert "| default-asha | default-asha-complete | 2/0/1 | 0.5 |" in lines
+    assert "| default-asha | bo | 2/1/0 | 1 |" in lines
+    row = next(line for line in lines if line.startswith("| default-asha | ") and line.count("|") == 7)
+    assert row.endswith("| 1.20 |"), row  # the median of 1.5, 1.2 and 0.9 against bo's 1.0
+
+
 def test_an_arm_is_paired_with_an_earlier_measurements_recorded_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -117,7 +143,7 @@ def test_seeds_measured_in_other_folders_are_pooled_into_one_report(tmp_path: Pa
         assert "; seeds 0..1. True error" in lines[2]
         assert "| default-asha | bo | epochs | 30 | 2/0/0 | 0.5 | 0.1000 | 0.2000 |" in lines
         row = next(line for line in lines if line.startswith("| default-asha | 0.") and "/2 |" in line)
-        assert row.endswith("| 2/2 | 40 (1 recorded) |"), row  # one recording says how many were pruned
+        assert row.endswith("| 2/2 | 40 (1 recorded) | 1.00 |"), row  # one recording says how many were pruned
     finally:
         mf._POOLED.clear()
         mf.read_run.cache_clear()
