@@ -10,7 +10,7 @@ weights it was made with. ``llm-bo`` and ``hybrid`` build on this class and inhe
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import optuna
@@ -21,7 +21,7 @@ from agent.space import Choice, SearchSpace
 from .base import BuildContext, Proposal, ProposeContext, Strategy, StrategySpec, resumed_seed
 from .candidates import Proposer, Surface
 from .cost import CostModel, per_second
-from .fidelity import OverSteps, proposal_over_steps, with_predicted_finals
+from .fidelity import proposal_over_steps, with_predicted_finals
 from .opening import Openers
 from .rungs import highest_rung
 from .surrogate import SurrogateModel, surrogate_for
@@ -99,41 +99,47 @@ class BOStrategy(Strategy):
     def _surrogate_config(self, ctx: ProposeContext) -> tuple[dict[str, Choice], dict[str, object]]:
         """The optimizer's next configuration, and what to record of how it chose (the sources' weights;
         ``startup``: drawn at random, its model having too few trials)."""
-        decision: dict[str, object] = {}
         taken = self._issued | {ctx.space.key(r.config) for r in ctx.records}
+        choice = self._choose(ctx.space, ctx.records, ctx.rng, taken, ctx.direction, ctx.time_left)
+        self._issued.add(ctx.space.key(choice.config))
+        return choice.config, choice.decision
+
+    def _choose(
+        self,
+        space: SearchSpace,
+        records: Sequence[TrialRecord],
+        rng: random.Random,
+        taken: Collection[str],
+        direction: Direction,
+        time_left: float | None,
+    ) -> _Choice:
+        """The one door every proposal of the optimizer passes, its rounds' and the first candidate ``hybrid`` shows
+        the model alike: the configuration, the model it was chosen with and what to record of how."""
         if self.transfer is not None:
-            own = self._own(ctx.space, ctx.records, ctx.direction)
-            if self.fidelity and any(mine is not theirs for mine, theirs in zip(own, ctx.records, strict=True)):
+            own = self._own(space, records, direction)
+            decision: dict[str, object] = {}
+            if self.fidelity and any(mine is not theirs for mine, theirs in zip(own, records, strict=True)):
                 decision["fidelity"] = True
-            p = self.transfer.propose_weighted(ctx.space, own, ctx.rng, taken, ctx.direction)
-            config, decision["weights"] = p.config, rounded(p.weights)
+            p = self.transfer.propose_weighted(space, own, rng, taken, direction)
+            decision["weights"] = rounded(p.weights)
             if p.startup:
                 decision["startup"] = True
-        else:
-            records: Sequence[TrialRecord] = ctx.records
-            over_steps = self._fidelity_config(ctx, taken) if self.fidelity else None
-            if over_steps is not None:
-                self._issued.add(ctx.space.key(over_steps))
-                return over_steps, {"fidelity": True}
-            if self.rungs:
-                records = highest_rung(ctx.records, min_points=len(ctx.space.params) + 2)
-            if self.surrogate.starting(ctx.space, records, ctx.direction):
-                decision["startup"] = True
-            config, surface = self.surrogate.proposal(
-                ctx.space, records, ctx.rng, also_taken=taken, direction=ctx.direction
-            )
-            cost = self._cost_model(ctx) if surface is not None else None
-            if cost is not None and surface is not None and ctx.time_left is not None:
-                config = per_second(ctx.space, surface, config, cost, ctx.time_left, ctx.rng, taken)
-                decision["cost_weight"] = round(ctx.time_left, 3)
-        self._issued.add(ctx.space.key(config))
-        return config, decision
-
-    def _fidelity_config(self, ctx: ProposeContext, taken: set[str]) -> dict[str, Choice] | None:
-        """The configuration of most expected improvement at the last step under the model over (configuration,
-        step) (:mod:`~agent.strategies.fidelity`); None where it has none (no trial stopped early, its startup)."""
-        p = proposal_over_steps(ctx.space, ctx.records, ctx.rng, taken, ctx.direction, self.surrogate.transform)
-        return None if p is None else p[0]
+            return _Choice(p.config, p.surface, decision)
+        over_steps = (
+            proposal_over_steps(space, records, rng, taken, direction, self.surrogate.transform)
+            if self.fidelity
+            else None
+        )
+        if over_steps is not None:
+            return _Choice(*over_steps, {"fidelity": True})
+        fitted = highest_rung(records, min_points=len(space.params) + 2) if self.rungs else records
+        decision = {"startup": True} if self.surrogate.starting(space, fitted, direction) else {}
+        config, surface = self.surrogate.proposal(space, fitted, rng, also_taken=taken, direction=direction)
+        cost = self._cost_model(space, records, time_left) if surface is not None else None
+        if cost is not None and surface is not None and time_left is not None:
+            config = per_second(space, surface, config, cost, time_left, rng, taken)
+            decision["cost_weight"] = round(time_left, 3)
+        return _Choice(config, surface, decision)
 
     def _own(self, space: SearchSpace, records: Sequence[TrialRecord], direction: Direction) -> list[TrialRecord]:
         """The study's trials as its own model fits them beside the sources: its stopped trials too (the final
@@ -143,21 +149,20 @@ class BOStrategy(Strategy):
             return with_predicted_finals(space, records, direction, self.surrogate.transform)
         return highest_rung(records, min_points=len(space.params) + 2)
 
-    def proposer(self) -> Proposer:
-        """What proposes the optimizer's own next trial, with the model it chose it with: the transfer surrogate
-        given sources (on the study's trials as :meth:`_own` gives them), else the study's own model (over steps
-        where trials were stopped early, by default)."""
-        if self.transfer is not None:
-            return _WithSources(self.transfer, self._own)
-        return OverSteps(self.surrogate) if self.fidelity else self.surrogate
+    def proposer(self, time_left: float | None = None) -> Proposer:
+        """What proposes the optimizer's own next trial, with the model it chose it with: its rounds' door
+        (:meth:`_choose`), ``time_left`` the share of the study's time budget left (None without one)."""
+        return _Door(self, time_left)
 
-    def _cost_model(self, ctx: ProposeContext) -> CostModel | None:
+    def _cost_model(
+        self, space: SearchSpace, records: Sequence[TrialRecord], time_left: float | None
+    ) -> CostModel | None:
         """The model of what configurations cost, where proposals weigh it: under a time budget, in a study
         whose trials report no steps (a scheduler's study pays for what it does not stop; not measured there),
         with complete trials whose costs differ (:mod:`agent.strategies.cost`)."""
-        if ctx.time_left is None or not self.cost_aware or any(r.curve for r in ctx.records):
+        if time_left is None or not self.cost_aware or any(r.curve for r in records):
             return None
-        return CostModel.of(ctx.space, ctx.records)
+        return CostModel.of(space, records)
 
     def _next_opener(self, ctx: ProposeContext) -> Proposal | None:
         """The next of the sources' best configurations while fewer than ``n_open`` opened the study."""
@@ -168,13 +173,20 @@ class BOStrategy(Strategy):
 
 
 @dataclass(frozen=True)
-class _WithSources:
-    """The transfer surrogate as a :class:`~.candidates.Proposer` that sees the study's trials as
-    :meth:`BOStrategy._surrogate_config` shows them to it, so that the candidates ``hybrid`` shows the model are
-    the optimizer's own next trials under a scheduler too."""
+class _Choice:
+    config: dict[str, Choice]
+    surface: Surface | None
+    decision: dict[str, object]
 
-    transfer: TransferSurrogate
-    own: Callable[[SearchSpace, Sequence[TrialRecord], Direction], list[TrialRecord]]
+
+@dataclass(frozen=True)
+class _Door:
+    """:meth:`BOStrategy._choose` as a :class:`~.candidates.Proposer`: the candidates ``hybrid`` shows the model
+    start with exactly the trial the optimizer's own round would run (scheduled, learning from sources, fitting
+    the highest rung, weighing cost under a time budget alike)."""
+
+    strategy: BOStrategy
+    time_left: float | None
 
     def proposal(
         self,
@@ -184,7 +196,9 @@ class _WithSources:
         also_taken: Collection[str] = (),
         direction: Direction = "minimize",
     ) -> tuple[dict[str, Choice], Surface | None]:
-        return self.transfer.proposal(space, self.own(space, records, direction), rng, also_taken, direction)
+        taken = {space.key(r.config) for r in records} | set(also_taken)
+        choice = self.strategy._choose(space, records, rng, taken, direction, self.time_left)
+        return choice.config, choice.surface
 
 
 def openers_for(n_sources: int) -> int:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,14 +27,13 @@ from agent._optuna import GaussianProcess
 from agent.records import Direction, Transform, TrialRecord
 from agent.space import Choice, SearchSpace, UnitEncoder
 
-from .candidates import Surface, best_by_ei, distinct
-from .surrogate import SurrogateModel, scores, untried, values_of
+from .candidates import best_by_ei, distinct
+from .surrogate import scores, untried, values_of
 from .warp import DEFAULT, Warped
 
 __all__ = [
     "MAX_POINTS",
     "FidelitySurface",
-    "OverSteps",
     "fidelity_points",
     "proposal_over_steps",
     "with_predicted_finals",
@@ -189,28 +187,6 @@ def proposal_over_steps(
     taken = {space.key(r.config) for r in records} | set(also_taken)
     picked = best_by_ei(space, surface, rng, taken, 1)
     return (picked[0] if picked else untried(space, taken, rng)), surface
-
-
-@dataclass(frozen=True)
-class OverSteps:
-    """A proposer (:class:`~.candidates.Proposer`) that reads stopped trials: the model over (configuration, step)
-    where a trial was stopped early, else ``complete``, the model of the complete trials. What the candidates
-    shown to the model (``hybrid``) come from, so that they are the optimizer's own next trials."""
-
-    complete: SurrogateModel
-
-    def proposal(
-        self,
-        space: SearchSpace,
-        records: Sequence[TrialRecord],
-        rng: random.Random,
-        also_taken: Collection[str] = (),
-        direction: Direction = "minimize",
-    ) -> tuple[dict[str, Choice], Surface | None]:
-        over_steps = proposal_over_steps(space, records, rng, also_taken, direction, self.complete.transform)
-        if over_steps is not None:
-            return over_steps
-        return self.complete.proposal(space, records, rng, also_taken, direction)
 
 
 def with_predicted_finals(

@@ -89,7 +89,7 @@ class HybridStrategy(LLMBOStrategy):
             source: ProposalSource = "random" if how.get("startup") else "surrogate"
             return Proposal(config=config, source=source, decision=decision | how | {"round": "optimizer"})
         candidates = optimizer_candidates(
-            self.proposer(), ctx.space, ctx.records, ctx.rng, CANDIDATES, self._issued, ctx.direction
+            self.proposer(ctx.time_left), ctx.space, ctx.records, ctx.rng, CANDIDATES, self._issued, ctx.direction
         )
         self.take.offer([c.config for c in candidates])
         state = self._state(ctx, candidates)

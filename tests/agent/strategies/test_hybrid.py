@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import random
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,9 +15,11 @@ from agent.messages import ChatMessage
 from agent.optimize import optimize
 from agent.providers.scripted import ConfigProvider, ScriptedProvider
 from agent.records import TrialRecord
-from agent.strategies.credit import arm_of
+from agent.strategies.base import ProposeContext
+from agent.strategies.credit import Arm, ArmCredit, Credit, arm_of
 from agent.strategies.hybrid import CANDIDATES, HybridStrategy
 from agent.strategies.registry import make_strategy
+from agent.strategies.surrogate import SurrogateModel
 from agent.study import StudyStore
 from agent.tasks import Task, build_task
 
@@ -118,3 +122,78 @@ async def test_a_strong_model_takes_over_and_a_useless_one_fades(tmp_path: Path)
     shares = [r.proposal.decision["share"] for r in useless[1:]]
     assert shares[-1] < shares[0]
     assert json.dumps(useless[-1].proposal.decision)  # stored as JSON
+
+
+class ModelRounds(ArmCredit):
+    """A bandit that gives every round to the model (what the model is shown is the test's subject)."""
+
+    def share(self, credit: dict[Arm, Credit], rng: random.Random, left: float = 1.0) -> float:
+        return 1.0
+
+
+def branin(x1: float, x2: float) -> float:
+    return (
+        (x2 - 5.1 / (4 * math.pi**2) * x1**2 + 5 / math.pi * x1 - 6) ** 2
+        + 10 * (1 - 1 / (8 * math.pi)) * math.cos(x1)
+        + 10
+    )
+
+
+def branin_trials(case: str) -> list[TrialRecord]:
+    """Eight Branin trials: ``cost``: complete, their recorded seconds growing with ``x2`` (1 s to ~400 s);
+    ``rungs``: none complete, six stopped at step 3 (their value there is Branin's) and two at step 1."""
+    rng = random.Random(7)
+    space = build_task("toy-branin").space
+    out = []
+    for i in range(8):
+        c = space.sample(rng)
+        x1, x2 = float(c["x1"]), float(c["x2"])  # type: ignore[arg-type]
+        v = branin(x1, x2)
+        if case == "cost":
+            out.append(TrialRecord(number=i, config=c, state="complete", value=v, cost_s=math.exp(0.4 * x2)))
+        else:
+            curve = {1: v + 5.0, 3: v} if i < 6 else {1: v + 5.0}
+            out.append(TrialRecord(number=i, config=c, state="pruned", curve=curve))
+    return out
+
+
+@pytest.mark.parametrize("case", ["cost", "rungs"])
+async def test_the_first_candidate_shown_is_the_trial_the_optimizers_round_would_run(tmp_path: Path, case: str) -> None:
+    """One door for the optimizer's rounds and the candidates ``hybrid`` shows the model: under a time budget
+    (expected improvement per second) and fitting the highest rung (``rungs``, without the model over steps), the
+    model's first candidate is the optimizer's own next trial; the plain surrogate on the raw trials (what was
+    shown before) picks another on some seed."""
+    task = build_task("toy-branin")
+    records = branin_trials(case)
+    time_left = 0.9 if case == "cost" else None
+    store = open_store(tmp_path, task)
+
+    def hybrid() -> HybridStrategy:
+        provider = ScriptedProvider([takes_the_first])
+        strategy = make_strategy(
+            "hybrid", task=task, budget=30, seed=0, provider=provider, records=store.records, events=store.events
+        )
+        assert isinstance(strategy, HybridStrategy)
+        strategy.rungs, strategy.fidelity, strategy.credit = case == "rungs", case != "rungs", ModelRounds()
+        return strategy
+
+    def context(s: int) -> ProposeContext:
+        return ProposeContext(space=task.space, records=records, rng=random.Random(s), time_left=time_left)
+
+    old_door_differs = []
+    try:
+        for s in range(3):
+            ctx = context(s)
+            ctx.rng.random()  # the draw a model round takes before the optimizer proposes
+            config, how = hybrid()._surrogate_config(ctx)
+            assert ("cost_weight" in how) == (case == "cost"), how
+            shown = await hybrid().propose(context(s))
+            assert shown.decision["round"] == "model" and shown.decision["choice"] == "candidate 1", shown.decision
+            assert shown.config is not None and task.space.key(shown.config) == task.space.key(config)
+            ctx = context(s)
+            ctx.rng.random()
+            old = SurrogateModel().proposal(task.space, records, ctx.rng)[0]
+            old_door_differs.append(task.space.key(old) != task.space.key(config))
+    finally:
+        store.close()
+    assert any(old_door_differs), "the trials here tell the two doors apart"
