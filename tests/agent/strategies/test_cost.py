@@ -143,3 +143,41 @@ async def test_a_study_short_of_time_runs_more_and_cheaper_trials_than_one_blind
     assert len(weighed) > len(blind), (len(weighed), len(blind))
     after_startup = statistics.median(r.compute_s or 0.0 for r in weighed[3:])
     assert after_startup < statistics.median(r.compute_s or 0.0 for r in blind[3:])
+
+
+def scheduled(n: int = 16) -> list[TrialRecord]:
+    """``n`` trials whose values depend on ``y`` alone and whose every step costs :func:`seconds`: a quarter ran
+    to step 27, the others were stopped at step 3 or 9 (their recorded seconds those of the steps they ran)."""
+    rng = random.Random(5)
+    out = []
+    for i in range(n):
+        c = SPACE.sample(rng)
+        stop = 27 if i < n // 4 else (3 if i % 2 else 9)
+        curve = {s: (float(c["y"]) - 0.5) ** 2 + 1.0 / s for s in (1, 3, 9, 27) if s <= stop}  # type: ignore[arg-type]
+        state = "complete" if stop == 27 else "pruned"
+        value = curve[27] if stop == 27 else None
+        out.append(TrialRecord(number=i, config=c, state=state, value=value, curve=curve, cost_s=stop * seconds(c)))
+    return out
+
+
+@pytest.mark.anyio
+async def test_in_a_scheduled_study_the_cost_of_a_step_is_learnt_from_stopped_trials_too_and_weighed_when_asked() -> (
+    None
+):
+    """The variant the bench measures (``cost_over_steps``): the seconds per step of the trials, stopped ones
+    included, make the cost model; the model over steps then prefers, under a time budget, what is cheap where
+    values tell nothing. Off by default: a scheduled study does not weigh cost."""
+    records = scheduled()
+    model = CostModel.of(SPACE, records, per_step=True)
+    assert model is not None
+    cheap, dear = model.log_seconds([{"x": 0.1, "y": 0.5}, {"x": 0.9, "y": 0.5}])
+    assert dear - cheap > 2.0, (cheap, dear)
+    picks: dict[bool, list[float]] = {False: [], True: []}
+    for s in range(6):
+        for weighs in (False, True):
+            ctx = ProposeContext(space=SPACE, records=records, rng=random.Random(s), time_left=0.9)
+            p = await BOStrategy(cost_over_steps=weighs).propose(ctx)
+            assert p.config is not None and p.decision.get("fidelity") is True
+            assert ("cost_weight" in p.decision) == weighs, p.decision
+            picks[weighs].append(seconds(p.config))
+    assert statistics.median(picks[True]) < statistics.median(picks[False]) / 5, picks
