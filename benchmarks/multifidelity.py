@@ -22,10 +22,7 @@ seconds). Arms, each a study per target and seed:
   (``--learn-from``, leave one dataset out; same space, so no model call maps them), its own model fitted on the
   final values the GP over (configuration, step) predicts for its stopped trials;
 - ``default-asha-complete`` and ``default-loto-complete``: the two above as the default was before the GP over
-  (configuration, step): its model fit on the complete trials alone (with sources, on the highest rung);
-- ``default-asha-cost``: ``default-asha`` under a time budget of ``bo``'s 30 full trials' recorded seconds (counted
-  in recorded seconds alone), its GP over steps choosing by expected improvement per second of a step
-  (:mod:`agent.strategies.cost`, ``cost_over_steps``): whether weighing cost pays in a scheduled study.
+  (configuration, step): its model fit on the complete trials alone (with sources, on the highest rung).
 
 A scheduled arm runs, in chunks of trials, until it has spent the epochs of 30 full trials. Scores are TRUE
 errors (the table's mean over its seeds after the last epoch) of the incumbent, the best COMPLETE trial (a
@@ -56,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import anyio  # noqa: E402
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
-from _variants import default_with, with_recorded_budget  # noqa: E402
+from _variants import default_with  # noqa: E402
 
 from agent import metrics  # noqa: E402
 from agent.bench import run_seed  # noqa: E402
@@ -81,7 +78,6 @@ ARMS = (
     "default-asha-rungs",
     "default-asha-complete",
     "default-loto-complete",
-    "default-asha-cost",
 )
 FULL = 30  # the reference's trials, and the compute (in full trials) every scheduled arm spends
 REPORTED = (10, 30)  # equal compute, in full trials' worth
@@ -98,8 +94,6 @@ class Arm:
     #: ``hyperband`` its HyperbandPruner(3, 27, 3).
     pruner: PrunerName
     learns: bool = False
-    #: Proposals see a time budget of ``bo``'s 30 full trials' recorded seconds (:func:`with_recorded_budget`).
-    timed: bool = False
 
 
 ARM = {
@@ -112,7 +106,6 @@ ARM = {
     "default-asha-rungs": Arm("default-asha-rungs", "llm-bo-rungs", "asha"),
     "default-asha-complete": Arm("default-asha-complete", "llm-bo-complete", "asha"),
     "default-loto-complete": Arm("default-loto-complete", "llm-bo-complete", "asha", learns=True),
-    "default-asha-cost": Arm("default-asha-cost", "llm-bo-cost", "asha", timed=True),
 }
 
 
@@ -122,10 +115,7 @@ RUNGS = default_with("llm-bo-rungs", rungs=True, fidelity=False)
 #: The default before the Gaussian process over (configuration, step): its model fit on the complete trials
 #: alone (with sources, on the highest rung), the stopped ones unused.
 COMPLETE = default_with("llm-bo-complete", fidelity=False)
-#: The default weighing what a configuration's steps cost (expected improvement per second) in a scheduled
-#: study too, under a time budget: a variant measured here before it may become the default.
-COST = default_with("llm-bo-cost", cost_over_steps=True)
-VARIANTS = {v.name: v for v in (RUNGS, COMPLETE, COST)}
+VARIANTS = {v.name: v for v in (RUNGS, COMPLETE)}
 #: ``bo`` fitting its GP on the complete trials alone: what made the source studies (:func:`make_sources`).
 SOURCE_BO = default_with("bo-complete", base=BO, fidelity=False)
 
@@ -224,13 +214,9 @@ async def run_arm(out: Path, arm: Arm, targets: Sequence[str], seeds: range, pro
                     break
                 budget = FULL if arm.pruner == "none" else n + CHUNK
                 learn = tuple(str(source_folder(out, d)) for d in curve_datasets() if d != target) if arm.learns else ()
-                strategy = spec(arm.strategy)
-                if arm.timed:
-                    assert isinstance(strategy, StrategySpec)
-                    strategy = with_recorded_budget(strategy, reference_budget(out, target, s, FULL, "seconds"))
                 config = StudyConfig(
                     task=build_task(task_name, seed=seed),
-                    strategy=strategy,
+                    strategy=spec(arm.strategy),
                     budget=budget,
                     seed=seed,
                     save_dir=out / "studies" / arm.name / target / f"seed{s}",

@@ -50,7 +50,6 @@ class BOStrategy(Strategy):
         rungs: bool = False,
         fidelity: bool = True,
         cost_aware: bool = True,
-        cost_over_steps: bool = False,
     ) -> None:
         """``transfer``: the surrogate over ``experience`` (default: :class:`TransferSurrogate`'s RGPE);
         ``n_open``: how many of the sources' best open the study (default :func:`openers_for`).
@@ -62,13 +61,10 @@ class BOStrategy(Strategy):
         (:func:`~agent.strategies.rungs.highest_rung`, BOHB-style) instead of the complete trials alone; with
         sources and ``fidelity=False`` the study's own model always does. ``cost_aware``: under a time budget,
         weigh what a configuration is expected to cost (expected improvement per second,
-        :mod:`~agent.strategies.cost`; the study's own model only, not yet with sources). ``cost_over_steps``: in
-        a scheduled study too, the model over steps weighing the seconds per step its trials cost (a variant the
-        bench measures; off)."""
+        :mod:`~agent.strategies.cost`; the study's own model only, not yet with sources)."""
         self.rungs = rungs
         self.fidelity = fidelity
         self.cost_aware = cost_aware
-        self.cost_over_steps = cost_over_steps
         self.surrogate = surrogate or SurrogateModel()
         self.transfer = (
             (transfer or TransferSurrogate(tuple(experience), transform=self.surrogate.transform))
@@ -135,13 +131,7 @@ class BOStrategy(Strategy):
             else None
         )
         if over_steps is not None:
-            config, over = over_steps
-            decision = {"fidelity": True}
-            cost = self._cost_model(space, records, time_left)
-            if cost is not None and time_left is not None:
-                config = per_second(space, over, config, cost, time_left, rng, taken)
-                decision["cost_weight"] = round(time_left, 3)
-            return _Choice(config, over, decision)
+            return _Choice(*over_steps, {"fidelity": True})
         fitted = highest_rung(records, min_points=len(space.params) + 2) if self.rungs else records
         decision = {"startup": True} if self.surrogate.starting(space, fitted, direction) else {}
         config, surface = self.surrogate.proposal(space, fitted, rng, also_taken=taken, direction=direction)
@@ -170,10 +160,8 @@ class BOStrategy(Strategy):
         """The model of what configurations cost, where proposals weigh it: under a time budget, in a study
         whose trials report no steps (a scheduler's study pays for what it does not stop; not measured there),
         with complete trials whose costs differ (:mod:`agent.strategies.cost`)."""
-        if time_left is None or not self.cost_aware:
+        if time_left is None or not self.cost_aware or any(r.curve for r in records):
             return None
-        if any(r.curve for r in records):
-            return CostModel.of(space, records, per_step=True) if self.cost_over_steps else None
         return CostModel.of(space, records)
 
     def _next_opener(self, ctx: ProposeContext) -> Proposal | None:

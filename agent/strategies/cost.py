@@ -48,19 +48,13 @@ class CostModel:
     gp: GaussianProcess
 
     @classmethod
-    def of(cls, space: SearchSpace, records: Sequence[TrialRecord], per_step: bool = False) -> CostModel | None:
+    def of(cls, space: SearchSpace, records: Sequence[TrialRecord]) -> CostModel | None:
         """The model of the complete trials' costs, or None where there is nothing to weigh: fewer than 3 with
-        a cost, or all costing alike. ``per_step`` (a scheduled study, whose trials report steps): the seconds
-        each step cost, from the trials stopped early too (a stopped trial's seconds are those of the steps it
-        ran); a whole run costs the steps times that, alike for every configuration, so it weighs alike."""
+        a cost, or all costing alike."""
         paid = [
-            (r.config, r.compute_s / (max(r.curve) if per_step else 1))
+            (r.config, r.compute_s)
             for r in records
-            if (r.state == "complete" or (per_step and r.state == "pruned"))
-            and (r.curve or not per_step)
-            and r.compute_s is not None
-            and r.compute_s > 0
-            and math.isfinite(r.compute_s)
+            if r.state == "complete" and r.compute_s is not None and r.compute_s > 0 and math.isfinite(r.compute_s)
         ]
         if len(paid) < _MIN_TRIALS:
             return None
