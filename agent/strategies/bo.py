@@ -99,8 +99,7 @@ class BOStrategy(Strategy):
     def _surrogate_config(self, ctx: ProposeContext) -> tuple[dict[str, Choice], dict[str, object]]:
         """The optimizer's next configuration, and what to record of how it chose (the sources' weights;
         ``startup``: drawn at random, its model having too few trials)."""
-        taken = self._issued | {ctx.space.key(r.config) for r in ctx.records}
-        choice = self._choose(ctx.space, ctx.records, ctx.rng, taken, ctx.direction, ctx.time_left)
+        choice = self._choose(ctx.space, ctx.records, ctx.rng, self._issued, ctx.direction, ctx.time_left)
         self._issued.add(ctx.space.key(choice.config))
         return choice.config, choice.decision
 
@@ -109,12 +108,14 @@ class BOStrategy(Strategy):
         space: SearchSpace,
         records: Sequence[TrialRecord],
         rng: random.Random,
-        taken: Collection[str],
+        also_taken: Collection[str],
         direction: Direction,
         time_left: float | None,
     ) -> _Choice:
         """The one door every proposal of the optimizer passes, its rounds' and the first candidate ``hybrid`` shows
-        the model alike: the configuration, the model it was chosen with and what to record of how."""
+        the model alike: the configuration (not one of ``records`` nor ``also_taken``), the model it was chosen with
+        and what to record of how."""
+        taken = {space.key(r.config) for r in records} | set(also_taken)
         if self.transfer is not None:
             own = self._own(space, records, direction)
             decision: dict[str, object] = {}
@@ -158,8 +159,9 @@ class BOStrategy(Strategy):
         self, space: SearchSpace, records: Sequence[TrialRecord], time_left: float | None
     ) -> CostModel | None:
         """The model of what configurations cost, where proposals weigh it: under a time budget, in a study
-        whose trials report no steps (a scheduler's study pays for what it does not stop; not measured there),
-        with complete trials whose costs differ (:mod:`agent.strategies.cost`)."""
+        whose trials report no steps (a scheduler's study pays for what it does not stop; weighing its costs too
+        measured level with not: docs/multifidelity.md), with complete trials whose costs differ
+        (:mod:`agent.strategies.cost`)."""
         if time_left is None or not self.cost_aware or any(r.curve for r in records):
             return None
         return CostModel.of(space, records)
@@ -196,8 +198,7 @@ class _Door:
         also_taken: Collection[str] = (),
         direction: Direction = "minimize",
     ) -> tuple[dict[str, Choice], Surface | None]:
-        taken = {space.key(r.config) for r in records} | set(also_taken)
-        choice = self.strategy._choose(space, records, rng, taken, direction, self.time_left)
+        choice = self.strategy._choose(space, records, rng, also_taken, direction, self.time_left)
         return choice.config, choice.surface
 
 
