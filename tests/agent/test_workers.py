@@ -18,10 +18,39 @@ from agent.study import open_storage, study_records
 ROOT = Path(__file__).resolve().parents[2]
 
 
+#: An objective whose first evaluation in each process waits until two processes have begun one (a rendezvous,
+#: at most a minute): both workers take part however slowly one of them starts on a loaded machine.
+RENDEZVOUS = """\
+import os
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def error(config):
+    mark = HERE / f"started-{os.getpid()}"
+    if not mark.exists():
+        mark.touch()
+        waited = time.monotonic() + 60
+        while len(list(HERE.glob("started-*"))) < 2 and time.monotonic() < waited:
+            time.sleep(0.01)
+    return {"error": (config["x"] - 0.3) ** 2}
+"""
+
+TASK = """\
+description: An error that is least at x = 0.3.
+space:
+  x: {type: float, low: -1.0, high: 1.0}
+metric: error
+objective: rendezvous:error
+"""
+
+
 def _worker(
-    spawn: Callable[..., subprocess.Popen[bytes]], save_dir: Path, storage: str, budget: int, seed: int
+    spawn: Callable[..., subprocess.Popen[bytes]], task: Path, save_dir: Path, storage: str, budget: int, seed: int
 ) -> subprocess.Popen[bytes]:
-    args = ["--task", "hpobench-kc1", "--strategy", "random", "--budget", str(budget), "--seed", str(seed)]
+    args = ["--task", str(task), "--strategy", "random", "--budget", str(budget), "--seed", str(seed)]
     args += ["--save_dir", str(save_dir), "--storage", storage, "--study-name", "shared", "--quiet"]
     return spawn(
         [sys.executable, "-m", "agent", *args],
@@ -37,10 +66,13 @@ def _worker(
 def test_two_workers_on_one_study_share_the_budget_exactly(
     tmp_path: Path, kind: str, spawn: Callable[..., subprocess.Popen[bytes]]
 ) -> None:
-    budget = 200  # instant trials: enough that the second worker starts before the first is done
+    budget = 200  # instant trials after the first: the two workers race for every claim, the last ones too
+    (tmp_path / "rendezvous.py").write_text(RENDEZVOUS)
+    task = tmp_path / "rendezvous.yaml"
+    task.write_text(TASK)
     storage = str(tmp_path / "study.log") if kind == "journal" else f"sqlite:///{tmp_path / 'study.db'}"
     # Different seeds: the two workers' samplers draw different configurations, as separate machines would.
-    procs = [_worker(spawn, tmp_path / f"w{i}", storage, budget, seed=i) for i in range(2)]
+    procs = [_worker(spawn, task, tmp_path / f"w{i}", storage, budget, seed=i) for i in range(2)]
     errors = [p.communicate(timeout=300)[1].decode() for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errors
 
