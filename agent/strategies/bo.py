@@ -176,6 +176,9 @@ class BOStrategy(Strategy):
 
 @dataclass(frozen=True)
 class _Choice:
+    """What :meth:`BOStrategy._choose` chose: the configuration, the model it was chosen with (None while the
+    model has none), and the decision a trial records of it."""
+
     config: dict[str, Choice]
     surface: Surface | None
     decision: dict[str, object]
